@@ -1,0 +1,493 @@
+/* answer: JSON answers, written entry by entry into the client's output
+ * evbuffer.  Small values go through jansson's encoder (json_dump_callback)
+ * so escaping is jansson's, never ours; upstream JSON bodies that parse are
+ * copied in verbatim, so numbers keep their exact upstream spelling. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+
+#include "answer.h"
+
+static const char *const type_names[] = {
+	[OUTCOME_PENDING] = "pending",
+	[OUTCOME_OK] = "ok",
+	[OUTCOME_CANCELLED] = "cancelled",
+	[OUTCOME_HTTP_STATUS] = "http_status",
+	[OUTCOME_RATE_LIMITED] = "rate_limited",
+	[OUTCOME_TIMEOUT] = "timeout",
+	[OUTCOME_CONNECT] = "connect",
+	[OUTCOME_DNS] = "dns",
+	[OUTCOME_TLS] = "tls",
+	[OUTCOME_PROTOCOL] = "protocol",
+	[OUTCOME_TOO_LARGE] = "too_large",
+	[OUTCOME_FORBIDDEN] = "forbidden",
+};
+
+const char *outcome_type_name(enum outcome_type t)
+{
+	return type_names[t];
+}
+
+void outcome_init(struct outcome *o)
+{
+	memset(o, 0, sizeof *o);
+	o->retry_after_s = -1;
+}
+
+void outcome_clear(struct outcome *o)
+{
+	free(o->message);
+	json_decref(o->headers);
+	if (o->body != NULL)
+		evbuffer_free(o->body);
+	outcome_init(o);
+}
+
+bool outcome_is_failure(const struct outcome *o)
+{
+	return o->type != OUTCOME_PENDING && o->type != OUTCOME_OK &&
+	       o->type != OUTCOME_CANCELLED;
+}
+
+/* --- headers and Retry-After ------------------------------------------ */
+
+/* Length of the valid UTF-8 sequence at p (RFC 3629), or 0. */
+static size_t utf8_seq(const unsigned char *p)
+{
+	size_t n, i;
+	unsigned c = p[0];
+	unsigned lo = 0x80, hi = 0xbf;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	/* the second byte's range excludes overlongs, surrogates, > U+10FFFF */
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (p[1] < lo || p[1] > hi)
+		return 0;
+	for (i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* A JSON string for text that should be UTF-8 but may not be (upstream
+ * header values, reason phrases): bytes that break it become '?'. */
+static json_t *text_value(const char *s)
+{
+	json_t *v = json_string(s);
+	char *copy;
+	size_t i, n;
+
+	if (v != NULL)
+		return v;
+	copy = strdup(s);
+	for (i = 0; copy[i] != '\0'; i += n) {
+		n = utf8_seq((const unsigned char *)copy + i);
+		if (n == 0) {
+			copy[i] = '?';
+			n = 1;
+		}
+	}
+	v = json_string(copy);
+	free(copy);
+	return v;
+}
+
+void answer_add_header(json_t *headers, const char *name, const char *value)
+{
+	char lname[256];
+	const char *old;
+	char *joined;
+	size_t i;
+
+	for (i = 0; name[i] != '\0' && i < sizeof lname - 1; i++)
+		lname[i] = (char)tolower((unsigned char)name[i]);
+	lname[i] = '\0';
+	old = json_string_value(json_object_get(headers, lname));
+	if (old == NULL) {
+		json_object_set_new(headers, lname, text_value(value));
+		return;
+	}
+	if (asprintf(&joined, "%s, %s", old, value) < 0)
+		abort();
+	json_object_set_new(headers, lname, text_value(joined));
+	free(joined);
+}
+
+int answer_parse_retry_after(const char *value, time_t now, long *out)
+{
+	struct tm tm;
+	const char *end;
+	char *num_end;
+	long n;
+
+	while (*value == ' ' || *value == '\t')
+		value++;
+	if (isdigit((unsigned char)*value)) {
+		errno = 0;
+		n = strtol(value, &num_end, 10);
+		if (errno == ERANGE)
+			return -1;
+		while (*num_end == ' ' || *num_end == '\t')
+			num_end++;
+		if (*num_end != '\0' || n < 0)
+			return -1;
+		*out = n;
+		return 0;
+	}
+	/* RFC 9110 5.6.7: the IMF-fixdate, and the two obsolete forms */
+	static const char *const formats[] = {
+		"%a, %d %b %Y %H:%M:%S GMT",
+		"%A, %d-%b-%y %H:%M:%S GMT",
+		"%a %b %e %H:%M:%S %Y",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof formats / sizeof *formats; i++) {
+		memset(&tm, 0, sizeof tm);
+		end = strptime(value, formats[i], &tm);
+		while (end != NULL && (*end == ' ' || *end == '\t'))
+			end++;
+		if (end == NULL || *end != '\0')
+			continue;
+		n = (long)(timegm(&tm) - now);
+		*out = n > 0 ? n : 0;
+		return 0;
+	}
+	return -1;
+}
+
+/* --- low-level writers ------------------------------------------------- */
+
+static int to_evbuffer(const char *buf, size_t size, void *data)
+{
+	return evbuffer_add(data, buf, size);
+}
+
+static void put_json(struct evbuffer *out, const json_t *v)
+{
+	json_dump_callback(v, to_evbuffer, out, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+/* A JSON string of len bytes of valid UTF-8 (checked by jansson). */
+static bool put_string_n(struct evbuffer *out, const char *s, size_t len)
+{
+	json_t *v = json_stringn(s, len);
+
+	if (v == NULL)
+		return false;
+	put_json(out, v);
+	json_decref(v);
+	return true;
+}
+
+/* A string we wrote or got from the client or an upstream. */
+static void put_string(struct evbuffer *out, const char *s)
+{
+	json_t *v = text_value(s);
+
+	put_json(out, v);
+	json_decref(v);
+}
+
+static void put_key(struct evbuffer *out, const char *key)
+{
+	evbuffer_add_printf(out, ",\"%s\":", key);
+}
+
+static void put_ms(struct evbuffer *out, const char *key, double ms)
+{
+	evbuffer_add_printf(out, ",\"%s\":%.1f", key, ms < 0 ? 0.0 : ms);
+}
+
+/* --- bodies ------------------------------------------------------------ */
+
+static bool is_json_type(const char *ct)
+{
+	size_t n;
+
+	if (ct == NULL)
+		return false;
+	n = strcspn(ct, "; \t");
+	if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+		return true;
+	return n >= 5 && strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+static void put_base64(struct evbuffer *out, const unsigned char *p, size_t len)
+{
+	size_t cap = 4 * ((len + 2) / 3) + 1;
+	unsigned char *b64 = malloc(cap);
+	int n;
+
+	if (b64 == NULL)
+		abort();
+	n = EVP_EncodeBlock(b64, p, (int)len);
+	evbuffer_add(out, "\"", 1);
+	evbuffer_add(out, b64, (size_t)n);
+	evbuffer_add(out, "\"", 1);
+	free(b64);
+}
+
+/* ,"body":…,"encoding":"json|text|base64".  The body is consumed: a JSON
+ * body's bytes move into out without a copy, any other is freed once
+ * written, so the answer never holds a body twice. */
+static void put_body(struct evbuffer *out, struct outcome *o)
+{
+	const char *ct = json_string_value(json_object_get(o->headers, "content-type"));
+	size_t len = o->body ? evbuffer_get_length(o->body) : 0;
+	const char *p = len ? (const char *)evbuffer_pullup(o->body, -1) : "";
+	const char *encoding = "text";
+	json_t *parsed;
+
+	put_key(out, "body");
+	if (len > 0 && is_json_type(ct)) {
+		/* only a check: the body is copied verbatim, so integers past
+		 * 64 bits are fine as reals here */
+		parsed = json_loadb(p, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL);
+		if (parsed != NULL) {
+			json_decref(parsed);
+			evbuffer_add_buffer(out, o->body);
+			encoding = "json";
+		}
+	}
+	if (strcmp(encoding, "json") != 0 && !put_string_n(out, p, len)) {
+		put_base64(out, (const unsigned char *)p, len);
+		encoding = "base64";
+	}
+	evbuffer_add_printf(out, ",\"encoding\":\"%s\"", encoding);
+	if (o->body != NULL) {
+		evbuffer_free(o->body);
+		o->body = NULL;
+	}
+}
+
+/* --- entries ----------------------------------------------------------- */
+
+/* {"index":N[,"id":…],"url":"…" — the entry is left open. */
+static void put_entry_head(struct evbuffer *out, size_t index, const struct request_item *it)
+{
+	evbuffer_add_printf(out, "{\"index\":%zu", index);
+	if (it->id != NULL) {
+		put_key(out, "id");
+		put_json(out, it->id);
+	}
+	put_key(out, "url");
+	put_string(out, it->url);
+}
+
+static void put_timing(struct evbuffer *out, const struct outcome *o)
+{
+	put_ms(out, "elapsed_ms", o->timing.total_ms);
+	evbuffer_add_printf(out, ",\"timing\":{\"queued_ms\":%.1f,\"connect_ms\":%.1f,"
+	                    "\"ttfb_ms\":%.1f,\"total_ms\":%.1f}",
+	                    o->timing.queued_ms, o->timing.connect_ms,
+	                    o->timing.ttfb_ms, o->timing.total_ms);
+	evbuffer_add_printf(out, ",\"reused\":%s", o->reused ? "true" : "false");
+}
+
+static void put_response(struct evbuffer *out, struct outcome *o)
+{
+	if (o->headers == NULL)
+		return;
+	put_key(out, "headers");
+	put_json(out, o->headers);
+	put_body(out, o);
+}
+
+/* "type":…,"message":… and the fields that go with the type; no leading
+ * comma, so it can open an object. */
+static void put_error_fields(struct evbuffer *out, const struct outcome *o)
+{
+	evbuffer_add_printf(out, "\"type\":\"%s\"", outcome_type_name(o->type));
+	if (o->status > 0)
+		evbuffer_add_printf(out, ",\"status\":%d", o->status);
+	put_key(out, "message");
+	put_string(out, o->message ? o->message : outcome_type_name(o->type));
+	if (o->phase != NULL)
+		evbuffer_add_printf(out, ",\"phase\":\"%s\"", o->phase);
+	if (o->type == OUTCOME_RATE_LIMITED && o->retry_after_s >= 0)
+		evbuffer_add_printf(out, ",\"retry_after_s\":%ld", o->retry_after_s);
+}
+
+static void put_success(struct evbuffer *out, size_t index, const struct request_item *it,
+                        struct outcome *o)
+{
+	put_entry_head(out, index, it);
+	evbuffer_add_printf(out, ",\"status\":%d", o->status);
+	put_timing(out, o);
+	put_response(out, o);
+	evbuffer_add(out, "}", 1);
+}
+
+/* An element of "errors" in mode all: the error fields sit in the entry. */
+static void put_group_error(struct evbuffer *out, size_t index,
+                            const struct request_item *it, struct outcome *o)
+{
+	put_entry_head(out, index, it);
+	evbuffer_add(out, ",", 1);
+	put_error_fields(out, o);
+	put_timing(out, o);
+	put_response(out, o);
+	evbuffer_add(out, "}", 1);
+}
+
+/* An element of "results" in mode settled that did not succeed. */
+static void put_settled_error(struct evbuffer *out, size_t index,
+                              const struct request_item *it, struct outcome *o)
+{
+	put_entry_head(out, index, it);
+	evbuffer_add_printf(out, ",\"error\":{");
+	put_error_fields(out, o);
+	put_response(out, o);
+	evbuffer_add(out, "}", 1);
+	put_timing(out, o);
+	evbuffer_add(out, "}", 1);
+}
+
+/* --- whole answers ----------------------------------------------------- */
+
+static void count(const struct outcome *outcomes, size_t n, size_t *failed,
+                  size_t *cancelled)
+{
+	size_t i;
+
+	*failed = *cancelled = 0;
+	for (i = 0; i < n; i++) {
+		if (outcome_is_failure(&outcomes[i]))
+			(*failed)++;
+		else if (outcomes[i].type != OUTCOME_OK)
+			(*cancelled)++;
+	}
+}
+
+/* ,"name":[i,j,…] of the indices whose outcome satisfies keep(). */
+static void put_index_list(struct evbuffer *out, const char *name,
+                           const struct outcome *outcomes, size_t n,
+                           bool (*keep)(const struct outcome *))
+{
+	const char *sep = "";
+	size_t i;
+
+	evbuffer_add_printf(out, ",\"%s\":[", name);
+	for (i = 0; i < n; i++) {
+		if (!keep(&outcomes[i]))
+			continue;
+		evbuffer_add_printf(out, "%s%zu", sep, i);
+		sep = ",";
+	}
+	evbuffer_add(out, "]", 1);
+}
+
+static bool is_ok(const struct outcome *o) { return o->type == OUTCOME_OK; }
+static bool is_not_done(const struct outcome *o)
+{
+	return o->type == OUTCOME_CANCELLED || o->type == OUTCOME_PENDING;
+}
+
+static int write_all_ok(struct evbuffer *out, const struct batch_request *br,
+                        struct outcome *outcomes, double elapsed_ms)
+{
+	size_t i;
+
+	evbuffer_add_printf(out, "{\"ok\":true,\"elapsed_ms\":%.1f,\"results\":[", elapsed_ms);
+	for (i = 0; i < br->n; i++) {
+		if (i > 0)
+			evbuffer_add(out, ",", 1);
+		put_success(out, i, &br->items[i], &outcomes[i]);
+	}
+	evbuffer_add(out, "]}", 2);
+	return 200;
+}
+
+static int write_group(struct evbuffer *out, const struct batch_request *br,
+                       struct outcome *outcomes, double elapsed_ms,
+                       size_t failed, size_t cancelled)
+{
+	const char *sep = "";
+	size_t i;
+
+	if (failed > 0) {
+		evbuffer_add_printf(out, "{\"ok\":false,\"error\":\"batch_failed\","
+		                    "\"message\":\"%zu of %zu requests failed, %zu cancelled\"",
+		                    failed, br->n, cancelled);
+	} else {
+		evbuffer_add_printf(out, "{\"ok\":false,\"error\":\"draining\","
+		                    "\"message\":\"fanoutd is shutting down: %zu of %zu "
+		                    "requests cancelled\"", cancelled, br->n);
+	}
+	put_ms(out, "elapsed_ms", elapsed_ms);
+	evbuffer_add_printf(out, ",\"errors\":[");
+	for (i = 0; i < br->n; i++) {
+		if (!outcome_is_failure(&outcomes[i]))
+			continue;
+		evbuffer_add_printf(out, "%s", sep);
+		put_group_error(out, i, &br->items[i], &outcomes[i]);
+		sep = ",";
+	}
+	evbuffer_add(out, "]", 1);
+	put_index_list(out, "completed", outcomes, br->n, is_ok);
+	put_index_list(out, "cancelled", outcomes, br->n, is_not_done);
+	evbuffer_add(out, "}", 1);
+	return failed > 0 ? 502 : 503;
+}
+
+static int write_settled(struct evbuffer *out, const struct batch_request *br,
+                         struct outcome *outcomes, double elapsed_ms,
+                         size_t failed, size_t cancelled)
+{
+	size_t i;
+
+	evbuffer_add_printf(out, "{\"ok\":%s,\"elapsed_ms\":%.1f,\"results\":[",
+	                    failed + cancelled == 0 ? "true" : "false", elapsed_ms);
+	for (i = 0; i < br->n; i++) {
+		if (i > 0)
+			evbuffer_add(out, ",", 1);
+		if (outcomes[i].type == OUTCOME_OK)
+			put_success(out, i, &br->items[i], &outcomes[i]);
+		else
+			put_settled_error(out, i, &br->items[i], &outcomes[i]);
+	}
+	evbuffer_add(out, "]}", 2);
+	return 200;
+}
+
+int answer_write_batch(struct evbuffer *out, const struct batch_request *br,
+                       struct outcome *outcomes, double elapsed_ms)
+{
+	size_t failed, cancelled;
+
+	count(outcomes, br->n, &failed, &cancelled);
+	if (br->mode == BATCH_MODE_SETTLED)
+		return write_settled(out, br, outcomes, elapsed_ms, failed, cancelled);
+	if (failed + cancelled == 0)
+		return write_all_ok(out, br, outcomes, elapsed_ms);
+	return write_group(out, br, outcomes, elapsed_ms, failed, cancelled);
+}
+
+void answer_write_error(struct evbuffer *out, const char *error, const char *message)
+{
+	evbuffer_add_printf(out, "{\"ok\":false,\"error\":\"%s\",\"message\":", error);
+	put_string(out, message);
+	evbuffer_add(out, "}", 1);
+}

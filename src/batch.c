@@ -1,0 +1,227 @@
+/* batch: TaskGroup semantics over a set of fetches.  Mode "all" fails
+ * fast: the first failure cancels the queued requests, then aborts the
+ * ones in flight, then answers.  Mode "settled" waits for every outcome.
+ *
+ *   running -> finishing (answer scheduled) -> freed */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "answer.h"
+#include "batch.h"
+#include "log.h"
+
+enum batch_state {
+	BATCH_RUNNING,     /* fetches under way */
+	BATCH_FINISHING,   /* outcome known; answer and free scheduled */
+};
+
+/* The batch's own limit for one upstream (max_concurrency). */
+struct batch_cap {
+	struct upstream *up;           /* NULL = free table slot */
+	struct limit_sem sem;
+};
+
+struct batch {
+	enum batch_state state;
+	struct batch_request req;      /* owned */
+	struct outcome *outcomes;      /* owned, one per item */
+	struct fetch *fetches;         /* owned, one per item */
+	struct batch_cap *caps;        /* owned hash table, NULL without a cap */
+	size_t ncaps;                  /* its size: a power of two > items */
+	size_t pending;                /* fetches not done */
+	double t_start;
+	struct event *deadline;        /* batch timeout */
+	struct event *finish_ev;       /* deferred answer + free */
+	batch_answer_fn answer;        /* NULL once the client is gone */
+	void *answer_arg;
+};
+
+static void on_finish(evutil_socket_t fd, short what, void *arg);
+static void on_deadline(evutil_socket_t fd, short what, void *arg);
+static void on_fetch_done(struct fetch *f, void *arg);
+
+/* The cap semaphore for u, created on first use (open addressing on the
+ * upstream's address: a batch may name thousands of upstreams). */
+static struct limit_sem *cap_for(struct batch *b, struct upstream *u)
+{
+	size_t i = ((uintptr_t)u >> 4) & (b->ncaps - 1);
+
+	while (b->caps[i].up != NULL && b->caps[i].up != u)
+		i = (i + 1) & (b->ncaps - 1);
+	if (b->caps[i].up == NULL) {
+		b->caps[i].up = u;
+		limit_sem_init(&b->caps[i].sem, (size_t)b->req.max_concurrency);
+	}
+	return &b->caps[i].sem;
+}
+
+static void make_caps(struct batch *b)
+{
+	if (b->req.max_concurrency <= 0)
+		return;
+	b->ncaps = 16;
+	while (b->ncaps <= 2 * b->req.n)
+		b->ncaps *= 2;
+	b->caps = calloc(b->ncaps, sizeof *b->caps);
+	if (b->caps == NULL)
+		abort();
+}
+
+struct batch *batch_new(struct batch_request *br, struct upstream_registry *reg,
+                        const struct fetch_env *env, const struct batch_settings *bs,
+                        batch_answer_fn answer, void *arg)
+{
+	struct batch *b = calloc(1, sizeof *b);
+	struct timeval tv;
+	long timeout_ms;
+	size_t i, n = br->n;
+
+	if (b == NULL)
+		abort();
+	b->req = *br;
+	memset(br, 0, sizeof *br);
+	b->outcomes = calloc(n ? n : 1, sizeof *b->outcomes);
+	b->fetches = calloc(n ? n : 1, sizeof *b->fetches);
+	if (b->outcomes == NULL || b->fetches == NULL)
+		abort();
+	make_caps(b);
+	for (i = 0; i < n; i++) {
+		const struct request_item *it = &b->req.items[i];
+		struct upstream *u = upstream_get(reg, it->upstream_key, it->host, it->port,
+		                                  it->tls);
+
+		outcome_init(&b->outcomes[i]);
+		fetch_init(&b->fetches[i], i, it, &b->outcomes[i], u,
+		           b->caps ? cap_for(b, u) : NULL, env, on_fetch_done, b);
+	}
+	b->pending = n;
+	b->answer = answer;
+	b->answer_arg = arg;
+	b->finish_ev = evtimer_new(env->base, on_finish, b);
+	b->deadline = evtimer_new(env->base, on_deadline, b);
+	timeout_ms = b->req.timeout_ms > 0 ? b->req.timeout_ms : bs->batch_timeout_ms;
+	tv.tv_sec = timeout_ms / 1000;
+	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	evtimer_add(b->deadline, &tv);
+	return b;
+}
+
+size_t batch_size(const struct batch *b)
+{
+	return b->req.n;
+}
+
+static void schedule_finish(struct batch *b)
+{
+	if (b->state == BATCH_FINISHING)
+		return;
+	b->state = BATCH_FINISHING;
+	evtimer_del(b->deadline);
+	event_active(b->finish_ev, EV_TIMEOUT, 0);
+}
+
+/* Stop every fetch not done, queued ones first: aborting an in-flight
+ * one frees a slot, which must not go to a queued sibling. */
+static void stop_all(struct batch *b, enum outcome_type type, const char *message)
+{
+	size_t i;
+
+	/* a slot freed below must not start a sibling held by the batch's cap */
+	for (i = 0; i < b->ncaps; i++)
+		if (b->caps[i].up != NULL)
+			limit_sem_set_limit(&b->caps[i].sem, 0);
+	for (i = 0; i < b->req.n; i++)
+		if (b->fetches[i].state <= FETCH_QUEUED)
+			fetch_abort(&b->fetches[i], type, message);
+	for (i = 0; i < b->req.n; i++)
+		fetch_abort(&b->fetches[i], type, message);
+	b->pending = 0;
+}
+
+static void on_fetch_done(struct fetch *f, void *arg)
+{
+	struct batch *b = arg;
+
+	b->pending--;
+	if (b->state != BATCH_RUNNING)
+		return;
+	if (b->req.mode == BATCH_MODE_ALL && outcome_is_failure(f->out)) {
+		stop_all(b, OUTCOME_CANCELLED, NULL);
+		schedule_finish(b);
+		return;
+	}
+	if (b->pending == 0)
+		schedule_finish(b);
+}
+
+void batch_start(struct batch *b)
+{
+	size_t i;
+
+	b->t_start = fetch_now_ms();
+	for (i = 0; i < b->req.n && b->state == BATCH_RUNNING; i++)
+		if (b->fetches[i].state == FETCH_IDLE)
+			fetch_start(&b->fetches[i]);
+	if (b->req.n == 0)
+		schedule_finish(b);
+}
+
+/* Every request still queued or in flight at the deadline times out. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct batch *b = arg;
+
+	(void)fd;
+	(void)what;
+	stop_all(b, OUTCOME_TIMEOUT, "batch deadline (timeout_ms / batch_timeout) reached");
+	schedule_finish(b);
+}
+
+void batch_abandon(struct batch *b)
+{
+	b->answer = NULL;
+	stop_all(b, OUTCOME_CANCELLED, NULL);
+	schedule_finish(b);
+}
+
+void batch_cancel(struct batch *b)
+{
+	stop_all(b, OUTCOME_CANCELLED, "fanoutd is shutting down");
+	schedule_finish(b);
+}
+
+static void batch_free(struct batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->req.n; i++) {
+		fetch_cleanup(&b->fetches[i]);
+		outcome_clear(&b->outcomes[i]);
+	}
+	free(b->fetches);
+	free(b->outcomes);
+	free(b->caps);
+	request_free(&b->req);
+	event_free(b->deadline);
+	event_free(b->finish_ev);
+	free(b);
+}
+
+static void on_finish(evutil_socket_t fd, short what, void *arg)
+{
+	struct batch *b = arg;
+	struct evbuffer *body;
+	int status;
+
+	(void)fd;
+	(void)what;
+	if (b->answer != NULL) {
+		body = evbuffer_new();
+		status = answer_write_batch(body, &b->req, b->outcomes,
+		                            fetch_now_ms() - b->t_start);
+		b->answer(b, status, body, b->answer_arg);
+		evbuffer_free(body);
+	}
+	batch_free(b);
+}

@@ -1,0 +1,79 @@
+/* config: the daemon's settings.  Owns struct config and everything hung
+ * off it (listener strings, upstream sections, lists); parses the INI file
+ * with inih against one table of keys.  The value syntax ("5s", "250ms",
+ * "8M", "20/s", addresses) is units.h. */
+#ifndef FANOUTD_CONFIG_H
+#define FANOUTD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONFIG_MAX_LISTEN 16
+
+/* One [upstream "scheme://host[:port]"] section.  Fields left at -1 (or
+ * rate_per_s 0) fall back to the [fanoutd] values. */
+struct config_upstream {
+	char *key;                 /* normalised "scheme://host:port", owned */
+	long concurrency;          /* -1 = use upstream_concurrency */
+	double rate_per_s;         /* 0 = no rate limit */
+	long burst;                /* -1 = ceil(rate_per_s), at least 1 */
+	long request_timeout_ms;   /* -1 = global */
+	long connect_timeout_ms;   /* -1 = global */
+	int tls_verify;            /* -1 = global, 0 or 1 */
+	char *ca_file;             /* NULL = global, owned */
+};
+
+struct config {
+	char *listen[CONFIG_MAX_LISTEN];   /* owned strings */
+	size_t nlisten;
+	long max_batch_size;
+	uint64_t max_request_body;         /* bytes */
+	uint64_t max_response_body;        /* bytes */
+	long request_timeout_ms;
+	long connect_timeout_ms;
+	long batch_timeout_ms;
+	long shutdown_timeout_ms;
+	long client_timeout_ms;
+	long upstream_concurrency;
+	long global_concurrency;
+	long max_queued;
+	long keepalive_timeout_ms;
+	bool tls_verify;
+	char *ca_file;                     /* NULL = system store, owned */
+	char *auth_token_file;             /* NULL = no auth, owned */
+	char **allow_hosts;                /* NULL-terminated globs, owned */
+	char **deny_networks;              /* NULL-terminated CIDRs, owned */
+	bool access_log;
+	long socket_mode;                  /* unix listener mode, e.g. 0660 */
+
+	struct config_upstream *upstreams; /* owned array */
+	size_t nupstreams;
+};
+
+/* Fill *cfg with the embedded defaults.  Never fails. */
+void config_defaults(struct config *cfg);
+
+/* Free everything *cfg owns and zero it. */
+void config_free(struct config *cfg);
+
+/* Read FILE on top of the defaults into *cfg (which must be freshly
+ * initialised with config_defaults).  On failure returns -1 and writes
+ * "FILE:LINE: message" into err; *cfg is then freed. */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Replace the listeners with the given list (from -l). */
+int config_set_listeners(struct config *cfg, char *const *listen, size_t n,
+                         char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* The section for an upstream key ("http://127.0.0.1:8080"), or NULL. */
+const struct config_upstream *config_find_upstream(const struct config *cfg,
+                                                   const char *key);
+
+/* Print the effective configuration as an INI file (for -t -v). */
+void config_dump(const struct config *cfg, FILE *out);
+
+#endif

@@ -1,0 +1,357 @@
+/* config_load: reading the INI file into struct config.  inih splits the
+ * file into lines and key = value pairs; this file checks each line, tracks
+ * sections and line numbers itself, and hands each value to
+ * config_set_value (config.c).  Errors come out as "FILE:LINE: message". */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "config.h"
+#include "config_internal.h"
+#include "units.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+/* ---- keys and upstream sections --------------------------------------- */
+
+static const struct config_key *find_key(const struct config_key *t, size_t n,
+                                         const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(t[i].name, name) == 0)
+			return &t[i];
+	return NULL;
+}
+
+static bool is_list(const struct config_key *k)
+{
+	return k->type == CONFIG_KEY_LISTEN || k->type == CONFIG_KEY_HOSTS ||
+	       k->type == CONFIG_KEY_CIDRS;
+}
+
+static void upstream_init(struct config_upstream *u, char *key)
+{
+	memset(u, 0, sizeof *u);
+	u->key = key;
+	u->concurrency = -1;
+	u->rate_per_s = 0;
+	u->burst = -1;
+	u->request_timeout_ms = -1;
+	u->connect_timeout_ms = -1;
+	u->tls_verify = -1;
+	u->ca_file = NULL;
+}
+
+/* ---- loading ---------------------------------------------------------- */
+
+enum section {
+	SEC_NONE,      /* before the first section header */
+	SEC_FANOUTD,   /* [fanoutd] */
+	SEC_UPSTREAM,  /* [upstream "..."]: ld->cur is the index */
+};
+
+struct upstream_lines {
+	int header;                    /* line of the section header */
+	int key[CONFIG_N_UPSTREAM_KEYS];  /* first line each key was set, 0 = not */
+};
+
+struct load {
+	struct config *cfg;
+	const char *path;
+	char *dir;                     /* for relative paths */
+	FILE *f;
+	int lineno;                    /* of the line inih is working on */
+	int read_errno;
+	enum section sec;
+	size_t cur;
+	char secname[256];             /* as written, for messages */
+	int fanoutd_line;
+	int key_line[CONFIG_N_FANOUTD_KEYS];
+	struct upstream_lines *ulines; /* parallel to cfg->upstreams */
+	bool failed;
+	int err_line;
+	char *err;
+	size_t errlen;
+};
+
+static void fail(struct load *ld, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void fail(struct load *ld, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (ld->failed)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	ld->failed = true;
+	ld->err_line = ld->lineno;
+	snprintf(ld->err, ld->errlen, "%s:%d: %s", ld->path, ld->lineno, msg);
+}
+
+static char *skip_ws(char *p)
+{
+	while (*p && isspace((unsigned char)*p))
+		p++;
+	return p;
+}
+
+static bool at_line_end(const char *p)
+{
+	return *p == '\0' || *p == ';' || *p == '#';
+}
+
+/* A "[...]" line: switch sections, creating upstream entries. */
+static void start_section(struct load *ld, char *line)
+{
+	char *p = skip_ws(line + 1), *q;
+	char msg[256];
+
+	if (strncmp(p, "fanoutd", 7) == 0 && (p[7] == ']' || isspace((unsigned char)p[7]))) {
+		p = skip_ws(p + 7);
+		if (*p != ']') {
+			fail(ld, "bad section header (use [fanoutd])");
+			return;
+		}
+		if (!at_line_end(skip_ws(p + 1))) {
+			fail(ld, "unexpected text after [fanoutd]");
+			return;
+		}
+		if (ld->fanoutd_line) {
+			fail(ld, "duplicate section [fanoutd] (first at line %d)", ld->fanoutd_line);
+			return;
+		}
+		ld->fanoutd_line = ld->lineno;
+		ld->sec = SEC_FANOUTD;
+		snprintf(ld->secname, sizeof ld->secname, "[fanoutd]");
+		return;
+	}
+	if (strncmp(p, "upstream", 8) == 0 && (p[8] == '"' || isspace((unsigned char)p[8]))) {
+		char *url, key[UNITS_UPSTREAM_KEY_MAX];
+		struct config *cfg = ld->cfg;
+		p = skip_ws(p + 8);
+		q = *p == '"' ? strchr(p + 1, '"') : NULL;
+		if (!q) {
+			fail(ld, "bad section header (put the URL in double quotes: "
+			     "[upstream \"https://api.example.com\"])");
+			return;
+		}
+		url = p + 1;
+		*q = '\0';
+		p = skip_ws(q + 1);
+		if (*p != ']') {
+			fail(ld, "bad section header [upstream \"%s\" (missing ])", url);
+			return;
+		}
+		if (!at_line_end(skip_ws(p + 1))) {
+			fail(ld, "unexpected text after [upstream \"%s\"]", url);
+			return;
+		}
+		if (units_normalise_upstream(url, key, msg, sizeof msg) < 0) {
+			fail(ld, "[upstream \"%s\"]: %s", url, msg);
+			return;
+		}
+		for (size_t i = 0; i < cfg->nupstreams; i++) {
+			if (strcmp(cfg->upstreams[i].key, key) == 0) {
+				fail(ld, "duplicate section [upstream \"%s\"] (first at line %d; both are %s)",
+				     url, ld->ulines[i].header, key);
+				return;
+			}
+		}
+		cfg->upstreams = units_xrealloc(cfg->upstreams, (cfg->nupstreams + 1) * sizeof *cfg->upstreams);
+		ld->ulines = units_xrealloc(ld->ulines, (cfg->nupstreams + 1) * sizeof *ld->ulines);
+		upstream_init(&cfg->upstreams[cfg->nupstreams], units_xstrdup(key));
+		memset(&ld->ulines[cfg->nupstreams], 0, sizeof *ld->ulines);
+		ld->ulines[cfg->nupstreams].header = ld->lineno;
+		ld->cur = cfg->nupstreams++;
+		ld->sec = SEC_UPSTREAM;
+		snprintf(ld->secname, sizeof ld->secname, "[upstream \"%s\"]", url);
+		return;
+	}
+	q = p + strcspn(p, "]");
+	while (q > p && isspace((unsigned char)q[-1]))
+		q--;
+	fail(ld, "unknown section [%.*s] (use [fanoutd] or [upstream \"URL\"])", (int)(q - p), p);
+}
+
+/* inih's line reader: counts lines and checks what inih lets through
+ * (indented continuation lines, over-long lines, section headers that it
+ * would truncate).  Returning NULL stops inih after our first error. */
+static char *read_line(char *buf, int size, void *stream)
+{
+	struct load *ld = stream;
+	char *p, *work;
+	size_t n;
+
+	if (ld->failed)
+		return NULL;
+	if (!fgets(buf, size, ld->f)) {
+		if (ferror(ld->f))
+			ld->read_errno = errno ? errno : EIO;
+		return NULL;
+	}
+	ld->lineno++;
+	n = strlen(buf);
+	if (n == (size_t)size - 1 && buf[n - 1] != '\n') {
+		int c = getc(ld->f);
+		if (c != EOF) {
+			fail(ld, "line too long (at most %d characters)", size - 2);
+			return NULL;
+		}
+	}
+	p = buf;
+	if (ld->lineno == 1 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+		p += 3;
+	if (at_line_end(skip_ws(p)))
+		return buf;                 /* blank or comment */
+	if (isspace((unsigned char)*p)) {
+		fail(ld, "indented line (inih would read it as a continuation of the "
+		     "previous value); start keys and sections in the first column");
+		return NULL;
+	}
+	if (*p == '[') {
+		work = units_xstrdup(p);
+		start_section(ld, work);
+		free(work);
+		return ld->failed ? NULL : buf;
+	}
+	/* inih's own test for a key line: '=' or ':' before any inline comment */
+	for (char *c = p; *c; c++) {
+		if (*c == '=' || *c == ':')
+			return buf;
+		if (*c == ';' && c > p && isspace((unsigned char)c[-1]))
+			break;
+	}
+	n = strcspn(p, "\r\n");
+	fail(ld, "syntax error: expected \"key = value\", \"[section]\" or a comment, got \"%.*s\"",
+	     (int)n, p);
+	return NULL;
+}
+
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct load *ld = user;
+	const struct config_key *table, *k;
+	size_t nkeys;
+	int *lines;
+	void *base;
+	char msg[512];
+
+	(void)section;  /* inih truncates long names; ld->sec is the truth */
+	if (ld->failed)
+		return 0;
+	switch (ld->sec) {
+	case SEC_FANOUTD:
+		table = config_fanoutd_keys;
+		nkeys = CONFIG_N_FANOUTD_KEYS;
+		lines = ld->key_line;
+		base = ld->cfg;
+		break;
+	case SEC_UPSTREAM:
+		table = config_upstream_keys;
+		nkeys = CONFIG_N_UPSTREAM_KEYS;
+		lines = ld->ulines[ld->cur].key;
+		base = &ld->cfg->upstreams[ld->cur];
+		break;
+	case SEC_NONE:
+	default:
+		fail(ld, "key \"%s\" outside any section (put it under [fanoutd])", name);
+		return 0;
+	}
+	k = find_key(table, nkeys, name);
+	if (!k) {
+		fail(ld, "unknown key \"%s\" in %s", name, ld->secname);
+		return 0;
+	}
+	if (lines[k - table] && !is_list(k)) {
+		fail(ld, "%s: set twice (first at line %d)", name, lines[k - table]);
+		return 0;
+	}
+	if (config_set_value(k, base, value, lines[k - table] != 0, ld->dir, msg, sizeof msg) < 0) {
+		fail(ld, "%s", msg);
+		return 0;
+	}
+	if (!lines[k - table])
+		lines[k - table] = ld->lineno;
+	return 1;
+}
+
+/* Checks that need the whole section. */
+static void check_upstreams(struct load *ld)
+{
+	const struct config *cfg = ld->cfg;
+	const size_t iburst = (size_t)(find_key(config_upstream_keys, CONFIG_N_UPSTREAM_KEYS,
+	                                        "burst") - config_upstream_keys);
+
+	for (size_t i = 0; i < cfg->nupstreams && !ld->failed; i++) {
+		if (cfg->upstreams[i].burst >= 0 && cfg->upstreams[i].rate_per_s == 0) {
+			ld->lineno = ld->ulines[i].key[iburst];
+			fail(ld, "burst: needs rate in the same section");
+		}
+	}
+}
+
+static char *config_dir(const char *path)
+{
+	char *copy = units_xstrdup(path), *dir, *real;
+
+	dir = dirname(copy);
+	real = realpath(dir, NULL);
+	if (!real)
+		real = units_xstrdup(dir);
+	free(copy);
+	return real;
+}
+
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct load ld;
+	int ret;
+
+	memset(&ld, 0, sizeof ld);
+	ld.cfg = cfg;
+	ld.path = path;
+	ld.err = err;
+	ld.errlen = errlen;
+	ld.f = fopen(path, "r");
+	if (!ld.f) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		config_free(cfg);
+		return -1;
+	}
+	ld.dir = config_dir(path);
+	errno = 0;
+	ret = ini_parse_stream(read_line, &ld, on_key, &ld);
+	if (ret > 0 && (!ld.failed || ret < ld.err_line)) {
+		/* inih found an error on a line before ours */
+		ld.failed = false;
+		ld.lineno = ret;
+		fail(&ld, "syntax error");
+	} else if (ret < 0 && !ld.failed) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		ld.failed = true;
+	} else if (ld.read_errno && !ld.failed) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(ld.read_errno));
+		ld.failed = true;
+	}
+	if (!ld.failed)
+		check_upstreams(&ld);
+	fclose(ld.f);
+	free(ld.dir);
+	free(ld.ulines);
+	if (ld.failed) {
+		config_free(cfg);
+		return -1;
+	}
+	return 0;
+}

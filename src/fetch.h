@@ -1,0 +1,91 @@
+/* fetch: one upstream request of a batch, from the wait for a slot to the
+ * recorded outcome.  A fetch lives inside its batch's array and borrows
+ * the request item and the outcome slot from the batch; it owns only its
+ * timers, its DNS request and, while busy, one pooled connection. */
+#ifndef FANOUTD_FETCH_H
+#define FANOUTD_FETCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "answer.h"
+#include "limits.h"
+#include "pool.h"
+#include "request.h"
+#include "upstream.h"
+
+enum fetch_state {
+	FETCH_IDLE = 0,    /* not started */
+	FETCH_QUEUED,      /* waiting for a slot of the upstream's semaphore */
+	FETCH_RESOLVING,   /* slot held; resolving the host name */
+	FETCH_CONNECTING,  /* slot held; TCP connect in progress */
+	FETCH_WAITING,     /* connected; request sent, no answer byte yet */
+	FETCH_RECEIVING,   /* status and headers in, body arriving */
+	FETCH_DONE,        /* outcome recorded; slot and connection handed back */
+};
+
+struct fetch;
+typedef void (*fetch_done_fn)(struct fetch *f, void *arg);
+
+struct fetch_env {
+	struct event_base *base;
+	struct evdns_base *dns;
+	uint64_t max_response_body;
+};
+
+struct fetch {
+	enum fetch_state state;
+	size_t index;                      /* position in the batch */
+	const struct request_item *item;   /* borrowed from the batch */
+	struct outcome *out;               /* borrowed slot in the batch */
+	struct upstream *up;
+	const struct fetch_env *env;
+	fetch_done_fn done;                /* natural end only, not abort */
+	void *done_arg;
+
+	struct limit_sem *batch_sem;       /* the batch's own cap, or NULL */
+	struct limit_waiter waiter;        /* in batch_sem's queue, then up->sem's */
+	bool has_batch_slot;
+	bool has_slot;                     /* a slot of up->sem */
+	struct pool_conn *conn;            /* while busy */
+	struct evhttp_request *req;        /* owned by evhttp once made */
+	struct evdns_getaddrinfo_request *dns_req;
+	struct event *timer;               /* connect, then request deadline */
+	struct event *connect_watch;       /* fd writable: connect finished */
+
+	long timeout_ms;
+	long connect_timeout_ms;
+	double t_start, t_granted, t_sent, t_connected;
+	uint64_t body_len;
+	int evhttp_error;                  /* from the error callback, -1 none */
+	int sock_errno;                    /* errno seen with that error */
+	bool refused;                      /* connect watcher saw no peer */
+	enum outcome_type pending_type;    /* a failure we caused (too_large) */
+};
+
+double fetch_now_ms(void);
+
+/* batch_sem, when given, is the batch's max_concurrency for this
+ * upstream: the fetch takes a slot of it first, then a slot of the
+ * upstream's shared semaphore, so the shared FIFO order still holds. */
+void fetch_init(struct fetch *f, size_t index, const struct request_item *item,
+                struct outcome *out, struct upstream *up, struct limit_sem *batch_sem,
+                const struct fetch_env *env, fetch_done_fn done, void *done_arg);
+
+/* Queue for a slot; the request goes out when the slot is granted. */
+void fetch_start(struct fetch *f);
+
+/* Stop a fetch that is not done: remove it from its queue or abort its
+ * exchange (the connection is closed, not reused) and record type (with
+ * the current phase for a timeout).  The done callback is not called. */
+void fetch_abort(struct fetch *f, enum outcome_type type, const char *message);
+
+/* Free the timers; the fetch must be done or idle. */
+void fetch_cleanup(struct fetch *f);
+
+bool fetch_is_done(const struct fetch *f);
+
+#endif

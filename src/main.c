@@ -1,0 +1,280 @@
+/* main: command line, config, the event loop, signals.  Owns the config,
+ * the event base, the DNS base, the upstream registry and the server, and
+ * frees them in reverse order at exit. */
+#include "autoconf.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "fetch.h"
+#include "log.h"
+#include "server.h"
+#include "upstream.h"
+
+enum exit_code {
+	EXIT_OK = 0,          /* clean shutdown */
+	EXIT_CONFIG = 1,      /* bad config or arguments */
+	EXIT_RUNTIME = 2,     /* e.g. cannot bind */
+};
+
+/* How far shutdown has gone. */
+enum shutdown_mode {
+	SHUTDOWN_NONE,        /* serving */
+	SHUTDOWN_DRAINING,    /* not accepting; running batches may finish */
+	SHUTDOWN_FORCED,      /* second signal: exit now */
+};
+
+struct daemon {
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct config cfg;
+	const char *config_path;        /* NULL = embedded defaults */
+	char **cli_listen;              /* -l values, borrowed from argv */
+	size_t ncli_listen;
+	struct fetch_env env;
+	struct upstream_registry *reg;
+	struct server *srv;
+	struct event *sig_term, *sig_int, *sig_hup;
+	struct event *shutdown_timer;
+	enum shutdown_mode shutdown;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: fanoutd [-c FILE] [-l LISTEN]... [-t] [-v|-q] [-V] [-h]\n"
+	        "  -c, --config FILE    read the INI config FILE (default: embedded defaults)\n"
+	        "  -l, --listen ADDR    listen on ADDR (repeatable; replaces `listen`):\n"
+	        "                       127.0.0.1:8642, [::1]:8642, unix:/run/fanoutd.sock\n"
+	        "  -t, --test           check the config and exit\n"
+	        "  -v, --verbose        log debug detail\n"
+	        "  -q, --quiet          log errors only\n"
+	        "  -V, --version        print the version and exit\n"
+	        "  -h, --help           print this help and exit\n");
+}
+
+/* Config from the file (or the defaults) with -l applied on top. */
+static int load_config(struct daemon *d, struct config *cfg)
+{
+	char err[1024];
+
+	config_defaults(cfg);
+	if (d->config_path != NULL &&
+	    config_load(cfg, d->config_path, err, sizeof err) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (d->ncli_listen > 0 &&
+	    config_set_listeners(cfg, d->cli_listen, d->ncli_listen, err, sizeof err) < 0) {
+		log_error("%s", err);
+		config_free(cfg);
+		return -1;
+	}
+	return 0;
+}
+
+static void apply_config(struct daemon *d)
+{
+	d->env.max_response_body = d->cfg.max_response_body;
+	upstream_registry_configure(d->reg, &d->cfg);
+	server_configure(d->srv, &d->cfg);
+}
+
+/* --- signals ----------------------------------------------------------- */
+
+static void on_idle(void *arg)
+{
+	struct daemon *d = arg;
+
+	log_info("all batches answered; exiting");
+	event_base_loopexit(d->base, NULL);
+}
+
+static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	(void)fd;
+	(void)what;
+	log_warn("shutdown_timeout reached: cancelling the batches still running");
+	server_cancel_all(d->srv);
+}
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct timeval tv;
+
+	(void)what;
+	if (d->shutdown != SHUTDOWN_NONE) {
+		log_warn("second signal: exiting now");
+		d->shutdown = SHUTDOWN_FORCED;
+		event_base_loopbreak(d->base);
+		return;
+	}
+	log_info("signal %d: shutting down (up to %ld ms for running batches)",
+	         (int)sig, d->cfg.shutdown_timeout_ms);
+	d->shutdown = SHUTDOWN_DRAINING;
+	tv.tv_sec = d->cfg.shutdown_timeout_ms / 1000;
+	tv.tv_usec = (d->cfg.shutdown_timeout_ms % 1000) * 1000;
+	d->shutdown_timer = evtimer_new(d->base, on_shutdown_timeout, d);
+	evtimer_add(d->shutdown_timer, &tv);
+	server_drain(d->srv, on_idle, d);
+}
+
+/* All or nothing: a bad file leaves the running config untouched. */
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+	struct config fresh;
+
+	(void)sig;
+	(void)what;
+	if (d->config_path == NULL) {
+		log_info("SIGHUP: no config file to reload");
+		return;
+	}
+	if (load_config(d, &fresh) < 0) {
+		log_error("reload failed; keeping the running config");
+		return;
+	}
+	config_free(&d->cfg);
+	d->cfg = fresh;
+	apply_config(d);
+	log_info("reloaded %s", d->config_path);
+}
+
+/* --- set-up and tear-down ---------------------------------------------- */
+
+static struct evdns_base *new_dns(struct event_base *base)
+{
+	struct evdns_base *dns;
+
+	dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	                     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (dns != NULL)
+		return dns;
+	/* no usable resolv.conf: still honour /etc/hosts */
+	log_warn("no nameservers from /etc/resolv.conf; only /etc/hosts names resolve");
+	dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (dns != NULL)
+		evdns_base_load_hosts(dns, NULL);
+	return dns;
+}
+
+static int start(struct daemon *d)
+{
+	char err[1024];
+
+	signal(SIGPIPE, SIG_IGN);
+	d->base = event_base_new();
+	d->dns = d->base ? new_dns(d->base) : NULL;
+	if (d->base == NULL || d->dns == NULL) {
+		log_error("cannot set up the event loop");
+		return -1;
+	}
+	d->env.base = d->base;
+	d->env.dns = d->dns;
+	d->env.max_response_body = d->cfg.max_response_body;
+	d->reg = upstream_registry_new(d->base, &d->cfg);
+	d->srv = server_new(d->base, &d->cfg, d->reg, &d->env);
+	if (server_listen(d->srv, err, sizeof err) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	d->sig_term = evsignal_new(d->base, SIGTERM, on_term, d);
+	d->sig_int = evsignal_new(d->base, SIGINT, on_term, d);
+	d->sig_hup = evsignal_new(d->base, SIGHUP, on_hup, d);
+	evsignal_add(d->sig_term, NULL);
+	evsignal_add(d->sig_int, NULL);
+	evsignal_add(d->sig_hup, NULL);
+	log_info("fanoutd %s ready", PACKAGE_VERSION);
+	return 0;
+}
+
+static void stop(struct daemon *d)
+{
+	if (d->srv != NULL)
+		server_free(d->srv);
+	/* let abandoned batches run their deferred frees */
+	if (d->base != NULL)
+		event_base_loop(d->base, EVLOOP_NONBLOCK);
+	if (d->reg != NULL)
+		upstream_registry_free(d->reg);
+	if (d->sig_term != NULL) {
+		event_free(d->sig_term);
+		event_free(d->sig_int);
+		event_free(d->sig_hup);
+	}
+	if (d->shutdown_timer != NULL)
+		event_free(d->shutdown_timer);
+	if (d->dns != NULL)
+		evdns_base_free(d->dns, 0);
+	if (d->base != NULL)
+		event_base_free(d->base);
+	config_free(&d->cfg);
+	free(d->cli_listen);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "test", no_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct daemon d;
+	bool test_only = false;
+	int c, rc;
+
+	memset(&d, 0, sizeof d);
+	d.cli_listen = calloc((size_t)argc, sizeof *d.cli_listen);
+	while ((c = getopt_long(argc, argv, "c:l:tvqVh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': d.config_path = optarg; break;
+		case 'l': d.cli_listen[d.ncli_listen++] = optarg; break;
+		case 't': test_only = true; break;
+		case 'v': log_set_level(LOG_LEVEL_DEBUG); break;
+		case 'q': log_set_level(LOG_LEVEL_ERROR); break;
+		case 'V': printf("fanoutd %s\n", PACKAGE_VERSION); free(d.cli_listen); return EXIT_OK;
+		case 'h': usage(stdout); free(d.cli_listen); return EXIT_OK;
+		default: usage(stderr); free(d.cli_listen); return EXIT_CONFIG;
+		}
+	}
+	if (optind < argc) {
+		log_error("unexpected argument \"%s\"", argv[optind]);
+		usage(stderr);
+		free(d.cli_listen);
+		return EXIT_CONFIG;
+	}
+	if (load_config(&d, &d.cfg) < 0) {
+		free(d.cli_listen);
+		return EXIT_CONFIG;
+	}
+	if (test_only) {
+		fprintf(stderr, "fanoutd: configuration %s is ok\n",
+		        d.config_path ? d.config_path : "(embedded defaults)");
+		stop(&d);
+		return EXIT_OK;
+	}
+	rc = start(&d) < 0 ? EXIT_RUNTIME : EXIT_OK;
+	if (rc == EXIT_OK)
+		event_base_dispatch(d.base);
+	stop(&d);
+	if (rc == EXIT_OK)
+		log_info("bye");
+	return rc;
+}

@@ -1,0 +1,182 @@
+/* pool: keep-alive evhttp connections of one upstream.  An idle
+ * connection is reused LIFO (the most recently used is the least likely
+ * to have been closed by the upstream); it is dropped when its idle
+ * timer fires or when the upstream closes it (evhttp's closecb). */
+#include <stdlib.h>
+
+#include "log.h"
+#include "pool.h"
+
+struct pool {
+	struct event_base *base;
+	struct pool_settings settings;
+	struct pool_conn *idle_head;       /* most recently released first */
+	unsigned nidle;
+	unsigned long opened;
+	struct pool_conn *dead;            /* waiting for the reaper */
+	struct event *reaper;
+};
+
+static void reap(evutil_socket_t fd, short what, void *arg);
+
+struct pool *pool_new(struct event_base *base, const struct pool_settings *ps)
+{
+	struct pool *p = calloc(1, sizeof *p);
+
+	if (p == NULL)
+		abort();
+	p->base = base;
+	p->settings = *ps;
+	p->reaper = evtimer_new(base, reap, p);
+	return p;
+}
+
+static void free_conn(struct pool_conn *c)
+{
+	evhttp_connection_free(c->evcon);
+	event_free(c->idle_timer);
+	free(c);
+}
+
+static void unlink_idle(struct pool_conn *c)
+{
+	struct pool *p = c->pool;
+
+	if (!c->idle)
+		return;
+	if (c->prev_idle != NULL)
+		c->prev_idle->next_idle = c->next_idle;
+	else
+		p->idle_head = c->next_idle;
+	if (c->next_idle != NULL)
+		c->next_idle->prev_idle = c->prev_idle;
+	c->next_idle = c->prev_idle = NULL;
+	c->idle = false;
+	p->nidle--;
+	evtimer_del(c->idle_timer);
+}
+
+/* Free later: we may be inside one of this connection's callbacks. */
+static void retire(struct pool_conn *c)
+{
+	struct pool *p = c->pool;
+
+	unlink_idle(c);
+	c->open = false;
+	c->next_dead = p->dead;
+	p->dead = c;
+	event_active(p->reaper, EV_TIMEOUT, 0);
+}
+
+static void reap(evutil_socket_t fd, short what, void *arg)
+{
+	struct pool *p = arg;
+	struct pool_conn *c;
+
+	(void)fd;
+	(void)what;
+	while ((c = p->dead) != NULL) {
+		p->dead = c->next_dead;
+		free_conn(c);
+	}
+}
+
+static void on_close(struct evhttp_connection *evcon, void *arg)
+{
+	struct pool_conn *c = arg;
+
+	(void)evcon;
+	c->open = false;
+	if (c->idle)
+		retire(c);
+}
+
+static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	retire(arg);
+}
+
+struct pool_conn *pool_take_idle(struct pool *p)
+{
+	struct pool_conn *c = p->idle_head;
+
+	if (c == NULL)
+		return NULL;
+	unlink_idle(c);
+	c->in_use = true;
+	return c;
+}
+
+struct pool_conn *pool_open(struct pool *p, const char *addr, int port)
+{
+	struct pool_conn *c = calloc(1, sizeof *c);
+	struct timeval tv;
+
+	if (c == NULL)
+		abort();
+	c->evcon = evhttp_connection_base_new(p->base, NULL, addr, (unsigned short)port);
+	if (c->evcon == NULL) {
+		free(c);
+		return NULL;
+	}
+	c->pool = p;
+	c->idle_timer = evtimer_new(p->base, on_idle_timeout, c);
+	c->in_use = true;
+	tv.tv_sec = p->settings.io_timeout_ms / 1000;
+	tv.tv_usec = (p->settings.io_timeout_ms % 1000) * 1000;
+	evhttp_connection_set_timeout_tv(c->evcon, &tv);
+	evhttp_connection_set_max_body_size(c->evcon, (ev_ssize_t)p->settings.max_response_body);
+	evhttp_connection_set_max_headers_size(c->evcon, 64 * 1024);
+	evhttp_connection_set_closecb(c->evcon, on_close, c);
+	p->opened++;
+	return c;
+}
+
+void pool_release(struct pool_conn *c, bool reusable)
+{
+	struct pool *p = c->pool;
+	struct timeval tv;
+
+	c->in_use = false;
+	c->used = true;
+	if (!reusable || !c->open) {
+		retire(c);
+		return;
+	}
+	c->idle = true;
+	c->prev_idle = NULL;
+	c->next_idle = p->idle_head;
+	if (p->idle_head != NULL)
+		p->idle_head->prev_idle = c;
+	p->idle_head = c;
+	p->nidle++;
+	tv.tv_sec = p->settings.keepalive_timeout_ms / 1000;
+	tv.tv_usec = (p->settings.keepalive_timeout_ms % 1000) * 1000;
+	evtimer_add(c->idle_timer, &tv);
+}
+
+unsigned pool_idle_count(const struct pool *p)
+{
+	return p->nidle;
+}
+
+unsigned long pool_opened_count(const struct pool *p)
+{
+	return p->opened;
+}
+
+/* Only called once no fetch holds a connection (at exit). */
+void pool_free(struct pool *p)
+{
+	struct pool_conn *c;
+
+	while ((c = p->idle_head) != NULL) {
+		unlink_idle(c);
+		free_conn(c);
+	}
+	reap(-1, 0, p);
+	event_free(p->reaper);
+	free(p);
+}

@@ -1,0 +1,69 @@
+/* request: parses and validates one batch request body (the short form, a
+ * JSON array of URLs, or the long form object) into a struct
+ * batch_request.  Pure: no I/O.  Everything is checked here, before any
+ * byte goes upstream; the caller owns the result and frees it with
+ * request_free(). */
+#ifndef FANOUTD_REQUEST_H
+#define FANOUTD_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+enum batch_mode {
+	BATCH_MODE_ALL,        /* fail fast: the first failure cancels the rest */
+	BATCH_MODE_SETTLED,    /* wait for every outcome */
+};
+
+/* The methods evhttp can send; the order matches nothing outside. */
+enum request_method {
+	METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_PUT,
+	METHOD_DELETE, METHOD_OPTIONS, METHOD_PATCH,
+};
+
+struct request_header {
+	char *name;            /* owned; as the client wrote it */
+	char *value;           /* owned */
+};
+
+struct request_item {
+	char *url;             /* as given (owned) */
+	json_t *id;            /* client tag or NULL (one reference owned) */
+	enum request_method method;
+	bool tls;              /* https */
+	char *host;            /* lower-case, IPv6 without brackets (owned) */
+	int port;              /* explicit or the scheme's default */
+	char *target;          /* "/path?query", never empty (owned) */
+	char *upstream_key;    /* "http://host:port", [v6] bracketed (owned) */
+	char *host_header;     /* Host: value, port only if not default (owned) */
+	struct request_header *headers; /* batch headers merged in (owned) */
+	size_t nheaders;
+	char *body;            /* NULL = no body (owned) */
+	size_t body_len;
+	long timeout_ms;       /* -1 = the configured request_timeout */
+};
+
+struct batch_request {
+	struct request_item *items;   /* owned array of n items */
+	size_t n;
+	enum batch_mode mode;
+	long timeout_ms;              /* -1 = the configured batch_timeout */
+	long max_concurrency;         /* -1 = no per-batch cap */
+};
+
+struct request_limits {
+	size_t max_batch_size;
+};
+
+/* Parse len bytes of data.  On success returns 0 and fills *out.  On a
+ * bad request returns -1, leaves *out empty and writes a message naming
+ * the offending element (e.g. `[3]: unsupported scheme "ftp"`) into err. */
+int request_parse(const char *data, size_t len, const struct request_limits *lim,
+                  struct batch_request *out, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+void request_free(struct batch_request *br);
+
+const char *request_method_name(enum request_method m);
+
+#endif

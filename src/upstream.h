@@ -1,0 +1,49 @@
+/* upstream: one scheme+host+port that fanoutd talks to, and the registry
+ * of all of them.  An upstream owns its FIFO semaphore (shared by every
+ * batch of every client), its connection pool and its counters; the
+ * registry owns the upstreams and frees them at exit. */
+#ifndef FANOUTD_UPSTREAM_H
+#define FANOUTD_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <event2/event.h>
+
+#include "answer.h"
+#include "config.h"
+#include "limits.h"
+#include "pool.h"
+
+struct upstream {
+	char *key;                  /* "http://host:port" (owned) */
+	char *host;                 /* as in the URL, no brackets (owned) */
+	int port;
+	bool tls;
+	struct limit_sem sem;       /* concurrency limit, FIFO */
+	struct pool *pool;          /* keep-alive connections (owned) */
+	long request_timeout_ms;
+	long connect_timeout_ms;
+	unsigned long totals[OUTCOME_FORBIDDEN + 1];  /* finished requests by outcome */
+	struct upstream *next;      /* hash chain */
+};
+
+struct upstream_registry;
+
+struct upstream_registry *upstream_registry_new(struct event_base *base,
+                                                const struct config *cfg);
+void upstream_registry_free(struct upstream_registry *reg);
+
+/* The upstream for key, created on first use with the limits the config
+ * gives it. */
+struct upstream *upstream_get(struct upstream_registry *reg, const char *key,
+                              const char *host, int port, bool tls);
+
+/* Apply a new config to every existing upstream (reload); the registry
+ * keeps a pointer to cfg for upstreams created later. */
+void upstream_registry_configure(struct upstream_registry *reg, const struct config *cfg);
+
+/* Call fn for each upstream, in no particular order. */
+void upstream_foreach(struct upstream_registry *reg,
+                      void (*fn)(struct upstream *u, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,832 @@
+/* check_request: unit tests of batch request parsing and validation
+ * (src/request.c).  Every error case asserts the exact message and that
+ * the batch is left empty. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+#include <jansson.h>
+
+#include "request.h"
+
+static const struct request_limits lim = { .max_batch_size = 100 };
+
+static void parse_ok_n(const char *data, size_t len, struct batch_request *br)
+{
+	char err[1024] = "";
+
+	if (request_parse(data, len, &lim, br, err, sizeof err) != 0)
+		ck_abort_msg("request_parse(%s) failed: %s", data, err);
+}
+
+static void parse_ok(const char *data, struct batch_request *br)
+{
+	parse_ok_n(data, strlen(data), br);
+}
+
+/* Parse with limits l, expect failure; returns the message (static). */
+static const char *parse_err_lim(const char *data, size_t len,
+                                 const struct request_limits *l)
+{
+	static char err[1024];
+	struct batch_request br;
+	int rc;
+
+	strcpy(err, "(untouched)");
+	rc = request_parse(data, len, l, &br, err, sizeof err);
+	if (rc == 0) {
+		request_free(&br);
+		ck_abort_msg("request_parse(%s) succeeded, expected an error", data);
+	}
+	ck_assert_int_eq(rc, -1);
+	/* nothing is left behind after an error */
+	ck_assert_uint_eq(br.n, 0);
+	ck_assert_ptr_null(br.items);
+	return err;
+}
+
+static const char *parse_err(const char *data)
+{
+	return parse_err_lim(data, strlen(data), &lim);
+}
+
+static void expect_err(const char *data, const char *msg)
+{
+	ck_assert_str_eq(parse_err(data), msg);
+}
+
+/* Value of header name (exact spelling) of it, NULL if absent. */
+static const char *hdr(const struct request_item *it, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < it->nheaders; i++)
+		if (strcmp(it->headers[i].name, name) == 0)
+			return it->headers[i].value;
+	return NULL;
+}
+
+/* --- short form ------------------------------------------------------- */
+
+START_TEST(test_short_form_fields)
+{
+	struct batch_request br;
+	const struct request_item *it;
+
+	parse_ok("[\"http://Example.COM\", \"https://api.example.com:8443/a/b?x=1&y=%20\","
+	         " \"http://h.example:80/p\", \"HTTPS://H.example:443\"]", &br);
+	ck_assert_uint_eq(br.n, 4);
+	ck_assert_int_eq(br.mode, BATCH_MODE_ALL);
+	ck_assert_int_eq(br.timeout_ms, -1);
+	ck_assert_int_eq(br.max_concurrency, -1);
+
+	it = &br.items[0];
+	ck_assert_str_eq(it->url, "http://Example.COM");
+	ck_assert(!it->tls);
+	ck_assert_str_eq(it->host, "example.com");
+	ck_assert_int_eq(it->port, 80);
+	ck_assert_str_eq(it->target, "/");
+	ck_assert_str_eq(it->upstream_key, "http://example.com:80");
+	ck_assert_str_eq(it->host_header, "example.com");
+	ck_assert_int_eq(it->method, METHOD_GET);
+	ck_assert_ptr_null(it->id);
+	ck_assert_uint_eq(it->nheaders, 0);
+	ck_assert_ptr_null(it->body);
+	ck_assert_uint_eq(it->body_len, 0);
+	ck_assert_int_eq(it->timeout_ms, -1);
+
+	it = &br.items[1];
+	ck_assert_str_eq(it->url, "https://api.example.com:8443/a/b?x=1&y=%20");
+	ck_assert(it->tls);
+	ck_assert_str_eq(it->host, "api.example.com");
+	ck_assert_int_eq(it->port, 8443);
+	ck_assert_str_eq(it->target, "/a/b?x=1&y=%20");
+	ck_assert_str_eq(it->upstream_key, "https://api.example.com:8443");
+	ck_assert_str_eq(it->host_header, "api.example.com:8443");
+
+	/* an explicit default port is left out of Host */
+	it = &br.items[2];
+	ck_assert_int_eq(it->port, 80);
+	ck_assert_str_eq(it->target, "/p");
+	ck_assert_str_eq(it->upstream_key, "http://h.example:80");
+	ck_assert_str_eq(it->host_header, "h.example");
+
+	/* the scheme is case-insensitive; the key uses the lower-case one */
+	it = &br.items[3];
+	ck_assert(it->tls);
+	ck_assert_int_eq(it->port, 443);
+	ck_assert_str_eq(it->host, "h.example");
+	ck_assert_str_eq(it->upstream_key, "https://h.example:443");
+	ck_assert_str_eq(it->host_header, "h.example");
+	ck_assert_str_eq(it->target, "/");
+	request_free(&br);
+	ck_assert_uint_eq(br.n, 0);
+	ck_assert_ptr_null(br.items);
+}
+END_TEST
+
+START_TEST(test_short_form_query_fragment)
+{
+	struct batch_request br;
+
+	parse_ok("[\"http://h/?q=1\", \"http://h?q=2\", \"http://h/x#frag\", "
+	         "\"https://h:80/\", \"http://h:443/\"]", &br);
+	ck_assert_uint_eq(br.n, 5);
+	ck_assert_str_eq(br.items[0].target, "/?q=1");
+	ck_assert_str_eq(br.items[1].target, "/?q=2");
+	ck_assert_str_eq(br.items[2].target, "/x");          /* never sent */
+	/* the other scheme's default port is not a default */
+	ck_assert_str_eq(br.items[3].upstream_key, "https://h:80");
+	ck_assert_str_eq(br.items[3].host_header, "h:80");
+	ck_assert_str_eq(br.items[4].upstream_key, "http://h:443");
+	ck_assert_str_eq(br.items[4].host_header, "h:443");
+	request_free(&br);
+}
+END_TEST
+
+START_TEST(test_short_form_ipv6)
+{
+	struct batch_request br;
+	const struct request_item *it;
+
+	parse_ok("[\"http://[::1]:8080/x\", \"https://[2001:DB8::1]/\", "
+	         "\"http://127.0.0.1:9/\"]", &br);
+	ck_assert_uint_eq(br.n, 3);
+	it = &br.items[0];
+	ck_assert_str_eq(it->host, "::1");
+	ck_assert_int_eq(it->port, 8080);
+	ck_assert_str_eq(it->target, "/x");
+	ck_assert_str_eq(it->upstream_key, "http://[::1]:8080");
+	ck_assert_str_eq(it->host_header, "[::1]:8080");
+	it = &br.items[1];
+	ck_assert_str_eq(it->host, "2001:db8::1");
+	ck_assert_int_eq(it->port, 443);
+	ck_assert_str_eq(it->upstream_key, "https://[2001:db8::1]:443");
+	ck_assert_str_eq(it->host_header, "[2001:db8::1]");
+	it = &br.items[2];
+	ck_assert_str_eq(it->host, "127.0.0.1");
+	ck_assert_str_eq(it->upstream_key, "http://127.0.0.1:9");
+	ck_assert_str_eq(it->host_header, "127.0.0.1:9");
+	request_free(&br);
+}
+END_TEST
+
+START_TEST(test_empty_array)
+{
+	struct batch_request br;
+
+	parse_ok("[]", &br);
+	ck_assert_uint_eq(br.n, 0);
+	request_free(&br);
+	parse_ok(" [ ] \n", &br);
+	ck_assert_uint_eq(br.n, 0);
+	request_free(&br);
+	parse_ok("{\"requests\": []}", &br);
+	ck_assert_uint_eq(br.n, 0);
+	request_free(&br);
+}
+END_TEST
+
+START_TEST(test_invalid_json)
+{
+	const char *e;
+
+	e = parse_err("[\"http://h/\",");
+	ck_assert_msg(strncmp(e, "invalid JSON at line 1, column ", 31) == 0, "got: %s", e);
+	e = parse_err("");
+	ck_assert_msg(strncmp(e, "invalid JSON at line 1", 22) == 0, "got: %s", e);
+	e = parse_err("[\"http://h/\"]\n[\"x\"]");
+	ck_assert_msg(strncmp(e, "invalid JSON at line 2", 22) == 0, "got: %s", e);
+	e = parse_err("[\"http://h/\" \"http://i/\"]");
+	ck_assert_msg(strncmp(e, "invalid JSON at line 1, column ", 31) == 0, "got: %s", e);
+	e = parse_err("[\"http://h/\",");
+	ck_assert_msg(strncmp(e, "invalid JSON at line 1, column 13: ", 35) == 0, "got: %s", e);
+	/* trailing bytes: not a prefix of a valid document */
+	e = parse_err_lim("[]\0[", 4, &lim);
+	ck_assert_msg(strncmp(e, "invalid JSON at line 1", 22) == 0, "got: %s", e);
+}
+END_TEST
+
+START_TEST(test_top_level_not_array_or_object)
+{
+	const char *msg = "the batch must be a JSON array of URLs "
+	                  "or an object with \"requests\"";
+
+	expect_err("42", msg);
+	expect_err("\"http://example.com/\"", msg);
+	expect_err("null", msg);
+	expect_err("true", msg);
+}
+END_TEST
+
+START_TEST(test_short_form_element_errors)
+{
+	expect_err("[1]", "[0]: must be a URL string");
+	expect_err("[\"http://a/\", {\"url\": \"http://b/\"}]", "[1]: must be a URL string");
+	expect_err("[\"http://a/\", null]", "[1]: must be a URL string");
+	expect_err("[[\"http://a/\"]]", "[0]: must be a URL string");
+	expect_err("[\"http://a/\\u0000\"]", "[0]: must be a URL string");
+	expect_err("[\"http://a/\", \"http://b/c d\"]", "[1]: cannot parse URL \"http://b/c d\"");
+	expect_err("[\"http://h:99999/\"]", "[0]: cannot parse URL \"http://h:99999/\"");
+	expect_err("[\"http://[::1/\"]", "[0]: cannot parse URL \"http://[::1/\"");
+	expect_err("[\"/relative/path\"]",
+	           "[0]: not an absolute URL \"/relative/path\" (want http:// or https://)");
+	expect_err("[\"example.com/x\"]",
+	           "[0]: not an absolute URL \"example.com/x\" (want http:// or https://)");
+	expect_err("[\"//example.com/x\"]",
+	           "[0]: not an absolute URL \"//example.com/x\" (want http:// or https://)");
+	expect_err("[\"http://a/\", \"http://b/\", \"http://c/\", \"ftp://d/x\"]",
+	           "[3]: unsupported scheme \"ftp\"");
+	expect_err("[\"file:///etc/passwd\"]", "[0]: unsupported scheme \"file\"");
+	expect_err("[\"http:///x\"]", "[0]: URL has no host \"http:///x\"");
+	expect_err("[\"http:/x\"]", "[0]: URL has no host \"http:/x\"");
+	expect_err("[\"https://user:pw@h/\"]",
+	           "[0]: credentials in the URL are not supported; send an Authorization header");
+	expect_err("[\"http://h:0/\"]", "[0]: port 0 in \"http://h:0/\"");
+}
+END_TEST
+
+/* CR/LF cannot reach the request line through the URL. */
+START_TEST(test_url_crlf_rejected)
+{
+	expect_err("[\"http://h/a\\r\\nX-Evil: 1\"]",
+	           "[0]: cannot parse URL \"http://h/a\r\nX-Evil: 1\"");
+	expect_err("[\"http://h/a\\tb\"]", "[0]: cannot parse URL \"http://h/a\tb\"");
+}
+END_TEST
+
+START_TEST(test_url_too_long)
+{
+	size_t n = 9000;
+	char *doc = malloc(n + 16);
+	char *p;
+
+	ck_assert_ptr_nonnull(doc);
+	p = doc + sprintf(doc, "[\"http://h/");
+	memset(p, 'a', n - 10);
+	strcpy(p + n - 10, "\"]");
+	expect_err(doc, "[0]: URL longer than 8192 bytes");
+	free(doc);
+}
+END_TEST
+
+START_TEST(test_max_batch_size)
+{
+	const struct request_limits two = { .max_batch_size = 2 };
+	struct batch_request br;
+	char err[256];
+	const char *e;
+
+	ck_assert_int_eq(request_parse("[\"http://a/\",\"http://b/\"]", 25, &two, &br,
+	                               err, sizeof err), 0);
+	ck_assert_uint_eq(br.n, 2);
+	request_free(&br);
+	e = parse_err_lim("[\"http://a/\",\"http://b/\",\"http://c/\"]", 37, &two);
+	ck_assert_str_eq(e, "batch: too many requests: 3 (max_batch_size is 2)");
+	ck_assert_ptr_nonnull(strstr(e, "max_batch_size"));
+	e = parse_err_lim("{\"requests\":[\"http://a/\",\"http://b/\",\"http://c/\"]}", 50, &two);
+	ck_assert_str_eq(e, "requests: too many requests: 3 (max_batch_size is 2)");
+}
+END_TEST
+
+/* The error names the first bad element; the good ones before it are freed. */
+START_TEST(test_error_after_good_items)
+{
+	expect_err("[\"http://a/\", \"https://b:8443/x?y\", \"http://[::1]/\", \"gopher://c/\"]",
+	           "[3]: unsupported scheme \"gopher\"");
+	expect_err("{\"headers\": {\"X-A\": \"1\"}, \"requests\": ["
+	           "{\"url\": \"http://a/\", \"json\": {\"k\": [1]}, \"id\": \"t\"},"
+	           "\"http://b/\", {\"url\": \"http://c/\", \"method\": \"BREW\"}]}",
+	           "requests[2].method: unsupported method \"BREW\" "
+	           "(GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH)");
+}
+END_TEST
+
+/* --- long form --------------------------------------------------------- */
+
+START_TEST(test_long_form_defaults)
+{
+	struct batch_request br;
+
+	parse_ok("{\"requests\": [\"http://a/\", {\"url\": \"https://b/x\"}]}", &br);
+	ck_assert_uint_eq(br.n, 2);
+	ck_assert_int_eq(br.mode, BATCH_MODE_ALL);
+	ck_assert_int_eq(br.timeout_ms, -1);
+	ck_assert_int_eq(br.max_concurrency, -1);
+	ck_assert_str_eq(br.items[0].url, "http://a/");
+	ck_assert_str_eq(br.items[0].upstream_key, "http://a:80");
+	ck_assert_int_eq(br.items[0].method, METHOD_GET);
+	ck_assert_int_eq(br.items[0].timeout_ms, -1);
+	ck_assert_str_eq(br.items[1].url, "https://b/x");
+	ck_assert_str_eq(br.items[1].upstream_key, "https://b:443");
+	ck_assert_str_eq(br.items[1].target, "/x");
+	ck_assert_int_eq(br.items[1].method, METHOD_GET);
+	ck_assert_int_eq(br.items[1].timeout_ms, -1);
+	ck_assert_ptr_null(br.items[1].body);
+	ck_assert_ptr_null(br.items[1].id);
+	ck_assert_uint_eq(br.items[1].nheaders, 0);
+	request_free(&br);
+}
+END_TEST
+
+START_TEST(test_long_form_batch_fields)
+{
+	struct batch_request br;
+
+	parse_ok("{\"requests\": [\"http://a/\"], \"mode\": \"settled\", "
+	         "\"timeout_ms\": 30000, \"max_concurrency\": 5}", &br);
+	ck_assert_int_eq(br.mode, BATCH_MODE_SETTLED);
+	ck_assert_int_eq(br.timeout_ms, 30000);
+	ck_assert_int_eq(br.max_concurrency, 5);
+	request_free(&br);
+	parse_ok("{\"mode\": \"all\", \"requests\": [], \"timeout_ms\": 86400000, "
+	         "\"max_concurrency\": 100000}", &br);
+	ck_assert_int_eq(br.mode, BATCH_MODE_ALL);
+	ck_assert_int_eq(br.timeout_ms, 86400000);
+	ck_assert_int_eq(br.max_concurrency, 100000);
+	request_free(&br);
+	parse_ok("{\"requests\": [], \"timeout_ms\": 1, \"max_concurrency\": 1}", &br);
+	ck_assert_int_eq(br.timeout_ms, 1);
+	ck_assert_int_eq(br.max_concurrency, 1);
+	request_free(&br);
+}
+END_TEST
+
+START_TEST(test_long_form_batch_errors)
+{
+	expect_err("{}", "requests: missing (the list of URLs or request objects)");
+	expect_err("{\"mode\": \"all\"}",
+	           "requests: missing (the list of URLs or request objects)");
+	expect_err("{\"requests\": \"http://a/\"}", "requests: must be an array");
+	expect_err("{\"requests\": {}}", "requests: must be an array");
+	expect_err("{\"requests\": [], \"extra\": 1}", "unknown key \"extra\"");
+	expect_err("{\"requests\": [], \"Mode\": \"all\"}", "unknown key \"Mode\"");
+	expect_err("{\"requests\": [], \"mode\": \"race\"}", "mode: must be \"all\" or \"settled\"");
+	expect_err("{\"requests\": [], \"mode\": \"ALL\"}", "mode: must be \"all\" or \"settled\"");
+	expect_err("{\"requests\": [], \"mode\": 1}", "mode: must be \"all\" or \"settled\"");
+	expect_err("{\"requests\": [], \"timeout_ms\": 0}", "timeout_ms: 0 out of range 1..86400000");
+	expect_err("{\"requests\": [], \"timeout_ms\": -5}", "timeout_ms: -5 out of range 1..86400000");
+	expect_err("{\"requests\": [], \"timeout_ms\": 86400001}",
+	           "timeout_ms: 86400001 out of range 1..86400000");
+	expect_err("{\"requests\": [], \"timeout_ms\": 1.5}", "timeout_ms: must be an integer");
+	expect_err("{\"requests\": [], \"timeout_ms\": \"100\"}", "timeout_ms: must be an integer");
+	expect_err("{\"requests\": [], \"max_concurrency\": 0}",
+	           "max_concurrency: 0 out of range 1..100000");
+	expect_err("{\"requests\": [], \"max_concurrency\": 100001}",
+	           "max_concurrency: 100001 out of range 1..100000");
+	expect_err("{\"requests\": [], \"max_concurrency\": 2.0}",
+	           "max_concurrency: must be an integer");
+	expect_err("{\"requests\": [], \"headers\": [\"X-A: 1\"]}",
+	           "headers: must be an object of strings");
+	expect_err("{\"requests\": [], \"headers\": {\"X-A\": 1}}",
+	           "headers.X-A: header value must be a string");
+	expect_err("{\"requests\": [], \"headers\": {\"X-A\": \"a\\nb\"}}",
+	           "headers.X-A: CR, LF or NUL in header value");
+	expect_err("{\"requests\": [], \"headers\": {\"Connection\": \"close\"}}",
+	           "headers.Connection: header is set by fanoutd");
+}
+END_TEST
+
+START_TEST(test_method)
+{
+	struct batch_request br;
+
+	parse_ok("{\"requests\": ["
+	         "{\"url\": \"http://a/\", \"method\": \"get\"},"
+	         "{\"url\": \"http://a/\", \"method\": \"Head\"},"
+	         "{\"url\": \"http://a/\", \"method\": \"post\"},"
+	         "{\"url\": \"http://a/\", \"method\": \"PUT\"},"
+	         "{\"url\": \"http://a/\", \"method\": \"delete\"},"
+	         "{\"url\": \"http://a/\", \"method\": \"options\"},"
+	         "{\"url\": \"http://a/\", \"method\": \"pAtCh\"}]}", &br);
+	ck_assert_uint_eq(br.n, 7);
+	ck_assert_int_eq(br.items[0].method, METHOD_GET);
+	ck_assert_int_eq(br.items[1].method, METHOD_HEAD);
+	ck_assert_int_eq(br.items[2].method, METHOD_POST);
+	ck_assert_int_eq(br.items[3].method, METHOD_PUT);
+	ck_assert_int_eq(br.items[4].method, METHOD_DELETE);
+	ck_assert_int_eq(br.items[5].method, METHOD_OPTIONS);
+	ck_assert_int_eq(br.items[6].method, METHOD_PATCH);
+	ck_assert_str_eq(request_method_name(br.items[1].method), "HEAD");
+	ck_assert_str_eq(request_method_name(br.items[6].method), "PATCH");
+	ck_assert_str_eq(request_method_name(METHOD_GET), "GET");
+	ck_assert_str_eq(request_method_name(METHOD_POST), "POST");
+	ck_assert_str_eq(request_method_name(METHOD_PUT), "PUT");
+	ck_assert_str_eq(request_method_name(METHOD_DELETE), "DELETE");
+	ck_assert_str_eq(request_method_name(METHOD_OPTIONS), "OPTIONS");
+	request_free(&br);
+
+	expect_err("{\"requests\": [\"http://a/\", {\"url\": \"http://a/\", \"method\": \"TRACE\"}]}",
+	           "requests[1].method: unsupported method \"TRACE\" "
+	           "(GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH)");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"method\": \"CONNECT\"}]}",
+	           "requests[0].method: unsupported method \"CONNECT\" "
+	           "(GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH)");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"method\": \"\"}]}",
+	           "requests[0].method: unsupported method \"\" "
+	           "(GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH)");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"method\": 1}]}",
+	           "requests[0].method: must be a string");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"method\": \"GET\\u0000\"}]}",
+	           "requests[0].method: must be a string");
+}
+END_TEST
+
+START_TEST(test_headers_merged)
+{
+	struct batch_request br;
+	const struct request_item *it;
+
+	parse_ok("{\"headers\": {\"Authorization\": \"Bearer T\", \"X-Batch\": \"b\"},"
+	         " \"requests\": [\"http://a/\","
+	         " {\"url\": \"http://b/\", \"headers\": {\"authorization\": \"Bearer U\","
+	         "  \"Accept\": \"text/plain\"}},"
+	         " {\"url\": \"http://c/\", \"headers\": {}},"
+	         " {\"url\": \"http://d/\"}]}", &br);
+	ck_assert_uint_eq(br.n, 4);
+
+	it = &br.items[0];     /* plain string element: batch headers only */
+	ck_assert_uint_eq(it->nheaders, 2);
+	ck_assert_str_eq(it->headers[0].name, "Authorization");
+	ck_assert_str_eq(it->headers[0].value, "Bearer T");
+	ck_assert_str_eq(it->headers[1].name, "X-Batch");
+	ck_assert_str_eq(it->headers[1].value, "b");
+
+	it = &br.items[1];     /* own headers first, override case-insensitive */
+	ck_assert_uint_eq(it->nheaders, 3);
+	ck_assert_str_eq(it->headers[0].name, "authorization");
+	ck_assert_str_eq(it->headers[0].value, "Bearer U");
+	ck_assert_str_eq(it->headers[1].name, "Accept");
+	ck_assert_str_eq(it->headers[1].value, "text/plain");
+	ck_assert_str_eq(it->headers[2].name, "X-Batch");
+	ck_assert_str_eq(it->headers[2].value, "b");
+	ck_assert_ptr_null(hdr(it, "Authorization"));
+
+	ck_assert_uint_eq(br.items[2].nheaders, 2);
+	ck_assert_str_eq(hdr(&br.items[2], "Authorization"), "Bearer T");
+	ck_assert_uint_eq(br.items[3].nheaders, 2);
+	ck_assert_str_eq(hdr(&br.items[3], "X-Batch"), "b");
+	request_free(&br);
+}
+END_TEST
+
+START_TEST(test_header_values_allowed)
+{
+	struct batch_request br;
+
+	parse_ok("{\"requests\": [{\"url\": \"http://a/\", \"headers\": {"
+	         "\"X-Empty\": \"\", \"X-Tab\": \"a\\tb\", \"X-Utf8\": \"caf\\u00e9\","
+	         " \"!#$%&'*+-.^_`|~09azAZ\": \"v\"}}]}", &br);
+	ck_assert_uint_eq(br.items[0].nheaders, 4);
+	ck_assert_str_eq(hdr(&br.items[0], "X-Empty"), "");
+	ck_assert_str_eq(hdr(&br.items[0], "X-Tab"), "a\tb");
+	ck_assert_str_eq(hdr(&br.items[0], "X-Utf8"), "caf\xc3\xa9");
+	ck_assert_str_eq(hdr(&br.items[0], "!#$%&'*+-.^_`|~09azAZ"), "v");
+	request_free(&br);
+}
+END_TEST
+
+START_TEST(test_reserved_headers)
+{
+	static const char *const names[] = {
+		"Content-Length", "content-length", "Transfer-Encoding", "Connection",
+		"Keep-Alive", "Upgrade", "TE", "Trailer", "Proxy-Connection",
+	};
+	char doc[256], msg[256];
+	size_t i;
+
+	for (i = 0; i < sizeof names / sizeof *names; i++) {
+		snprintf(doc, sizeof doc, "{\"requests\": [\"http://a/\", {\"url\": \"http://b/\","
+		         " \"headers\": {\"X-Ok\": \"1\", \"%s\": \"5\"}}]}", names[i]);
+		snprintf(msg, sizeof msg, "requests[1].headers.%s: header is set by fanoutd",
+		         names[i]);
+		expect_err(doc, msg);
+		snprintf(doc, sizeof doc, "{\"headers\": {\"%s\": \"5\"}, \"requests\": []}",
+		         names[i]);
+		snprintf(msg, sizeof msg, "headers.%s: header is set by fanoutd", names[i]);
+		expect_err(doc, msg);
+	}
+}
+END_TEST
+
+START_TEST(test_header_errors)
+{
+	expect_err("{\"requests\": [\"http://a/\", {\"url\": \"http://b/\","
+	           " \"headers\": {\"X-A\": \"1\\r\\nX-B: 2\"}}]}",
+	           "requests[1].headers.X-A: CR, LF or NUL in header value");
+	expect_err("{\"requests\": [{\"url\": \"http://b/\", \"headers\": {\"X-A\": \"1\\r\"}}]}",
+	           "requests[0].headers.X-A: CR, LF or NUL in header value");
+	expect_err("{\"requests\": [{\"url\": \"http://b/\", \"headers\": {\"X-A\": \"\\n\"}}]}",
+	           "requests[0].headers.X-A: CR, LF or NUL in header value");
+	expect_err("{\"requests\": [{\"url\": \"http://b/\", \"headers\": {\"X-A\": \"a\\u0000b\"}}]}",
+	           "requests[0].headers.X-A: CR, LF or NUL in header value");
+	expect_err("{\"requests\": [{\"url\": \"http://b/\", \"headers\": {\"X A\": \"1\"}}]}",
+	           "requests[0].headers.X A: invalid character in header name");
+	expect_err("{\"requests\": [{\"url\": \"http://b/\", \"headers\": {\"X:A\": \"1\"}}]}",
+	           "requests[0].headers.X:A: invalid character in header name");
+	expect_err("{\"requests\": [{\"url\": \"http://b/\", \"headers\": {\"X-A\\r\\nY\": \"1\"}}]}",
+	           "requests[0].headers.X-A\r\nY: invalid character in header name");
+	expect_err("{\"requests\": [{\"url\": \"http://b/\", \"headers\": {\"caf\\u00e9\": \"1\"}}]}",
+	           "requests[0].headers.caf\xc3\xa9: invalid character in header name");
+	expect_err("{\"requests\": [{\"url\": \"http://b/\", \"headers\": {\"\": \"1\"}}]}",
+	           "requests[0].headers: empty header name");
+	expect_err("{\"requests\": [{\"url\": \"http://b/\", \"headers\": {\"X-A\": 1}}]}",
+	           "requests[0].headers.X-A: header value must be a string");
+	expect_err("{\"requests\": [{\"url\": \"http://b/\", \"headers\": {\"X-A\": null}}]}",
+	           "requests[0].headers.X-A: header value must be a string");
+	expect_err("{\"requests\": [{\"url\": \"http://b/\", \"headers\": {\"X-A\": [\"1\"]}}]}",
+	           "requests[0].headers.X-A: header value must be a string");
+	expect_err("{\"requests\": [{\"url\": \"http://b/\", \"headers\": \"X-A: 1\"}]}",
+	           "requests[0].headers: must be an object of strings");
+	/* batch headers are checked even when the list is empty */
+	expect_err("{\"requests\": [], \"headers\": {\"X-A\": \"\\u0000\"}}",
+	           "headers.X-A: CR, LF or NUL in header value");
+}
+END_TEST
+
+START_TEST(test_body_string)
+{
+	struct batch_request br;
+	const struct request_item *it;
+
+	parse_ok("{\"requests\": [{\"url\": \"http://a/\", \"method\": \"POST\","
+	         " \"body\": \"a\\u0000b\\n\\u00e9\"},"
+	         " {\"url\": \"http://a/\", \"method\": \"PUT\", \"body\": \"\"}]}", &br);
+	it = &br.items[0];
+	ck_assert_ptr_nonnull(it->body);
+	ck_assert_uint_eq(it->body_len, 6);
+	ck_assert_mem_eq(it->body, "a\0b\n\xc3\xa9", 6);
+	ck_assert_uint_eq(it->nheaders, 0);       /* no Content-Type invented */
+	it = &br.items[1];
+	ck_assert_ptr_nonnull(it->body);           /* empty body, not no body */
+	ck_assert_uint_eq(it->body_len, 0);
+	ck_assert_str_eq(it->body, "");
+	request_free(&br);
+}
+END_TEST
+
+START_TEST(test_body_json)
+{
+	struct batch_request br;
+	const struct request_item *it;
+
+	parse_ok("{\"requests\": ["
+	         " {\"url\": \"http://a/\", \"method\": \"POST\","
+	         "  \"json\": {\"name\" : \"Ada\",  \"n\": [1, 2, 3], \"t\": true, \"z\": null}},"
+	         " {\"url\": \"http://a/\", \"method\": \"POST\", \"json\": \"x\","
+	         "  \"headers\": {\"content-type\": \"application/vnd.x+json\"}},"
+	         " {\"url\": \"http://a/\", \"method\": \"POST\", \"json\": 42},"
+	         " {\"url\": \"http://a/\", \"json\": null}]}", &br);
+	it = &br.items[0];
+	ck_assert_str_eq(it->body, "{\"name\":\"Ada\",\"n\":[1,2,3],\"t\":true,\"z\":null}");
+	ck_assert_uint_eq(it->body_len, strlen(it->body));
+	ck_assert_uint_eq(it->nheaders, 1);
+	ck_assert_str_eq(it->headers[0].name, "Content-Type");
+	ck_assert_str_eq(it->headers[0].value, "application/json");
+	it = &br.items[1];
+	ck_assert_str_eq(it->body, "\"x\"");
+	ck_assert_uint_eq(it->body_len, 3);
+	ck_assert_uint_eq(it->nheaders, 1);
+	ck_assert_str_eq(it->headers[0].name, "content-type");
+	ck_assert_str_eq(it->headers[0].value, "application/vnd.x+json");
+	it = &br.items[2];
+	ck_assert_str_eq(it->body, "42");
+	ck_assert_uint_eq(it->body_len, 2);
+	it = &br.items[3];
+	ck_assert_str_eq(it->body, "null");
+	ck_assert_str_eq(hdr(it, "Content-Type"), "application/json");
+	request_free(&br);
+
+	/* a batch Content-Type counts as given */
+	parse_ok("{\"headers\": {\"Content-Type\": \"text/x-json\"}, \"requests\": ["
+	         " {\"url\": \"http://a/\", \"json\": [\"\\u00e9\", \"\\n\"]}]}", &br);
+	it = &br.items[0];
+	ck_assert_str_eq(it->body, "[\"\xc3\xa9\",\"\\n\"]");
+	ck_assert_uint_eq(it->nheaders, 1);
+	ck_assert_str_eq(hdr(it, "Content-Type"), "text/x-json");
+	request_free(&br);
+}
+END_TEST
+
+/* A JSON body must reach the upstream with the numbers the client wrote:
+ * 1.1 must not turn into 1.1000000000000001 (jansson's %.17g). */
+START_TEST(test_body_json_real_spelling)
+{
+	struct batch_request br;
+	char body[256];
+
+	parse_ok("{\"requests\": [{\"url\": \"http://a/\", \"method\": \"POST\","
+	         " \"json\": {\"price\": 1.1, \"r\": [0.1, 2.5, 1e-3]}}]}", &br);
+	snprintf(body, sizeof body, "%s", br.items[0].body);
+	request_free(&br);     /* before asserting: a failure must not leak */
+	ck_assert_str_eq(body, "{\"price\":1.1,\"r\":[0.1,2.5,0.001]}");
+}
+END_TEST
+
+/* jansson keeps integers in 64 bits: a bigger one is refused with a clear
+ * message (documented in fanoutd(8)) rather than silently rounded. */
+START_TEST(test_body_json_big_integer)
+{
+	struct batch_request br;
+	char err[512];
+	int rc;
+
+	rc = request_parse("{\"requests\": [{\"url\": \"http://a/\", \"method\": \"POST\","
+	                   " \"json\": {\"id\": 18446744073709551615}}]}",
+	                   strlen("{\"requests\": [{\"url\": \"http://a/\", \"method\": \"POST\","
+	                          " \"json\": {\"id\": 18446744073709551615}}]}"),
+	                   &lim, &br, err, sizeof err);
+	ck_assert_int_eq(rc, -1);
+	ck_assert_uint_eq(br.n, 0);
+	ck_assert_msg(strstr(err, "too big integer") != NULL, "got: %s", err);
+	ck_assert_msg(strncmp(err, "invalid JSON at line 1, column ", 31) == 0, "got: %s", err);
+}
+END_TEST
+
+START_TEST(test_body_errors)
+{
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"body\": \"x\", \"json\": {}}]}",
+	           "requests[0]: give either body or json, not both");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"body\": \"x\", \"json\": null}]}",
+	           "requests[0]: give either body or json, not both");
+	expect_err("{\"requests\": [\"http://a/\", {\"url\": \"http://a/\", \"body\": {\"a\": 1}}]}",
+	           "requests[1].body: must be a string (use json for JSON)");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"body\": null}]}",
+	           "requests[0].body: must be a string (use json for JSON)");
+}
+END_TEST
+
+START_TEST(test_item_timeout)
+{
+	struct batch_request br;
+
+	parse_ok("{\"requests\": [{\"url\": \"http://a/\", \"timeout_ms\": 2000},"
+	         " {\"url\": \"http://a/\", \"timeout_ms\": 86400000},"
+	         " {\"url\": \"http://a/\", \"timeout_ms\": 1}]}", &br);
+	ck_assert_int_eq(br.items[0].timeout_ms, 2000);
+	ck_assert_int_eq(br.items[1].timeout_ms, 86400000);
+	ck_assert_int_eq(br.items[2].timeout_ms, 1);
+	request_free(&br);
+
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"timeout_ms\": 0}]}",
+	           "requests[0].timeout_ms: 0 out of range 1..86400000");
+	expect_err("{\"requests\": [\"http://a/\", {\"url\": \"http://a/\", \"timeout_ms\": -1}]}",
+	           "requests[1].timeout_ms: -1 out of range 1..86400000");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"timeout_ms\": 86400001}]}",
+	           "requests[0].timeout_ms: 86400001 out of range 1..86400000");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"timeout_ms\": 100.5}]}",
+	           "requests[0].timeout_ms: must be an integer");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"timeout_ms\": \"5s\"}]}",
+	           "requests[0].timeout_ms: must be an integer");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"timeout_ms\": null}]}",
+	           "requests[0].timeout_ms: must be an integer");
+}
+END_TEST
+
+START_TEST(test_id)
+{
+	struct batch_request br;
+
+	parse_ok("{\"requests\": [{\"url\": \"http://a/\", \"id\": \"user-1\"},"
+	         " {\"url\": \"http://a/\", \"id\": 17},"
+	         " {\"url\": \"http://a/\", \"id\": 2.5},"
+	         " {\"url\": \"http://a/\"}]}", &br);
+	ck_assert(json_is_string(br.items[0].id));
+	ck_assert_str_eq(json_string_value(br.items[0].id), "user-1");
+	ck_assert(json_is_integer(br.items[1].id));
+	ck_assert_int_eq(json_integer_value(br.items[1].id), 17);
+	ck_assert(json_is_real(br.items[2].id));
+	ck_assert_double_eq(json_real_value(br.items[2].id), 2.5);
+	ck_assert_ptr_null(br.items[3].id);
+	request_free(&br);
+
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"id\": {\"k\": 1}}]}",
+	           "requests[0].id: must be a string or a number");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"id\": [1]}]}",
+	           "requests[0].id: must be a string or a number");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"id\": true}]}",
+	           "requests[0].id: must be a string or a number");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"id\": null}]}",
+	           "requests[0].id: must be a string or a number");
+}
+END_TEST
+
+START_TEST(test_item_errors)
+{
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"methd\": \"GET\"}]}",
+	           "requests[0]: unknown key \"methd\"");
+	expect_err("{\"requests\": [\"http://a/\", {\"method\": \"GET\"}]}",
+	           "requests[1]: missing url");
+	expect_err("{\"requests\": [{}]}", "requests[0]: missing url");
+	expect_err("{\"requests\": [{\"url\": 5}]}", "requests[0].url: must be a string");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\\u0000\"}]}",
+	           "requests[0].url: must be a string");
+	expect_err("{\"requests\": [\"http://a/\", \"http://b/\", \"http://c/\","
+	           " {\"url\": \"ftp://d/\"}]}",
+	           "requests[3].url: unsupported scheme \"ftp\"");
+	expect_err("{\"requests\": [{\"url\": \"http://u@a/\"}]}",
+	           "requests[0].url: credentials in the URL are not supported; "
+	           "send an Authorization header");
+	expect_err("{\"requests\": [{\"url\": \"rel/x\"}]}",
+	           "requests[0].url: not an absolute URL \"rel/x\" (want http:// or https://)");
+	expect_err("{\"requests\": [\"ftp://a/\"]}", "requests[0]: unsupported scheme \"ftp\"");
+	expect_err("{\"requests\": [\"http://a:0/\"]}", "requests[0]: port 0 in \"http://a:0/\"");
+	expect_err("{\"requests\": [1]}", "requests[0]: must be a URL string or a request object");
+	expect_err("{\"requests\": [\"http://a/\", null]}",
+	           "requests[1]: must be a URL string or a request object");
+	expect_err("{\"requests\": [[\"http://a/\"]]}",
+	           "requests[0]: must be a URL string or a request object");
+}
+END_TEST
+
+/* Element strings in the long form are full requests with the batch
+ * headers. */
+START_TEST(test_long_form_string_elements)
+{
+	struct batch_request br;
+	const struct request_item *it;
+
+	parse_ok("{\"requests\": [\"https://[::1]:8443/a?b\", \"http://X.example/\"],"
+	         " \"headers\": {\"X-T\": \"1\"}}", &br);
+	ck_assert_uint_eq(br.n, 2);
+	it = &br.items[0];
+	ck_assert_str_eq(it->url, "https://[::1]:8443/a?b");
+	ck_assert_str_eq(it->host, "::1");
+	ck_assert_str_eq(it->upstream_key, "https://[::1]:8443");
+	ck_assert_str_eq(it->host_header, "[::1]:8443");
+	ck_assert_str_eq(it->target, "/a?b");
+	ck_assert_uint_eq(it->nheaders, 1);
+	ck_assert_str_eq(it->headers[0].name, "X-T");
+	ck_assert_str_eq(it->headers[0].value, "1");
+	ck_assert_ptr_null(it->body);
+	it = &br.items[1];
+	ck_assert_str_eq(it->host, "x.example");
+	ck_assert_str_eq(it->host_header, "x.example");
+	request_free(&br);
+}
+END_TEST
+
+START_TEST(test_request_free_twice)
+{
+	struct batch_request br;
+
+	parse_ok("[\"http://a/\"]", &br);
+	request_free(&br);
+	request_free(&br);      /* emptied by the first call: harmless */
+	ck_assert_uint_eq(br.n, 0);
+}
+END_TEST
+
+static Suite *request_suite(void)
+{
+	Suite *s = suite_create("request");
+	TCase *tc;
+
+	tc = tcase_create("short");
+	tcase_add_test(tc, test_short_form_fields);
+	tcase_add_test(tc, test_short_form_query_fragment);
+	tcase_add_test(tc, test_short_form_ipv6);
+	tcase_add_test(tc, test_empty_array);
+	tcase_add_test(tc, test_invalid_json);
+	tcase_add_test(tc, test_top_level_not_array_or_object);
+	tcase_add_test(tc, test_short_form_element_errors);
+	tcase_add_test(tc, test_url_crlf_rejected);
+	tcase_add_test(tc, test_url_too_long);
+	tcase_add_test(tc, test_max_batch_size);
+	tcase_add_test(tc, test_error_after_good_items);
+	tcase_add_test(tc, test_request_free_twice);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("long");
+	tcase_add_test(tc, test_long_form_defaults);
+	tcase_add_test(tc, test_long_form_batch_fields);
+	tcase_add_test(tc, test_long_form_batch_errors);
+	tcase_add_test(tc, test_method);
+	tcase_add_test(tc, test_headers_merged);
+	tcase_add_test(tc, test_header_values_allowed);
+	tcase_add_test(tc, test_reserved_headers);
+	tcase_add_test(tc, test_header_errors);
+	tcase_add_test(tc, test_body_string);
+	tcase_add_test(tc, test_body_json);
+	tcase_add_test(tc, test_body_json_real_spelling);
+	tcase_add_test(tc, test_body_json_big_integer);
+	tcase_add_test(tc, test_body_errors);
+	tcase_add_test(tc, test_item_timeout);
+	tcase_add_test(tc, test_id);
+	tcase_add_test(tc, test_item_errors);
+	tcase_add_test(tc, test_long_form_string_elements);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(request_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
+}

@@ -1,0 +1,138 @@
+"""Per-upstream FIFO semaphore shared by all batches; keep-alive reuse;
+many clients at once."""
+
+import json
+import os
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+
+def in_threads(fns):
+    """Run callables at once; return their results in order."""
+    results = [None] * len(fns)
+    errors = []
+
+    def run(i, fn):
+        try:
+            results[i] = fn()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(fns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    if errors:
+        raise errors[0]
+    return results
+
+
+class Limits(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.up = harness.Upstream()
+        cls.up2 = harness.Upstream()
+        cls.fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 5\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.fd.stop()
+        cls.up.stop()
+        cls.up2.stop()
+
+    def setUp(self):
+        self.up.reset()
+        self.up2.reset()
+
+    def test_limit_5_holds_and_paces(self):
+        t0 = time.time()
+        status, ans = self.fd.batch([self.up.url("/delay/100")] * 50)
+        took = time.time() - t0
+        self.assertEqual(status, 200, ans)
+        st = self.up.stats()
+        self.assertEqual(st["max_in_flight"], 5)
+        self.assertEqual(st["requests"], 50)
+        # 10 waves of 100 ms: about 1 s, not 0.1 s, not 5 s
+        self.assertGreater(took, 0.95)
+        self.assertLess(took, 2.5)
+        queued = [r["timing"]["queued_ms"] for r in ans["results"]]
+        self.assertLess(max(queued[:5]), 50)
+        self.assertGreater(max(queued[45:]), 800)   # the last wave waited ~900 ms
+
+    def test_two_batches_share_the_limit_and_second_upstream_is_free(self):
+        slow = [self.up.url("/delay/100")] * 40
+        t_other = []
+
+        def other():
+            time.sleep(0.1)
+            t0 = time.time()
+            r = self.fd.batch([self.up2.url("/delay/50")] * 5)
+            t_other.append(time.time() - t0)
+            return r
+
+        res = in_threads([lambda: self.fd.batch(slow), lambda: self.fd.batch(slow), other])
+        for status, ans in res:
+            self.assertEqual(status, 200, ans)
+        self.assertEqual(self.up.stats()["max_in_flight"], 5)
+        self.assertEqual(self.up.stats()["requests"], 80)
+        # the busy first upstream does not slow the second one
+        self.assertLess(t_other[0], 0.5)
+
+    def test_fifo_small_batch_not_starved(self):
+        big = [self.up.url("/delay/50")] * 100
+        t_small = []
+
+        def small():
+            time.sleep(0.1)
+            t0 = time.time()
+            r = self.fd.batch([self.up.url("/delay/50")] * 5)
+            t_small.append(time.time() - t0)
+            return r
+
+        res = in_threads([lambda: self.fd.batch(big), small])
+        self.assertEqual([s for s, _ in res], [200, 200])
+        # FIFO: the small batch waits behind what was queued before it
+        # (~1 s of the big one) but finishes long before the big one ends
+        self.assertLess(t_small[0], 1.6)
+
+    def test_keepalive_reuse_opens_at_most_limit_connections(self):
+        fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 10\n")
+        try:
+            status, ans = fd.batch([self.up.url("/delay/5")] * 100)
+            self.assertEqual(status, 200)
+            self.assertLessEqual(self.up.stats()["connections"], 10)
+            self.assertGreaterEqual(sum(r["reused"] for r in ans["results"]), 90)
+            # a second batch reuses the idle connections
+            fd.batch([self.up.url("/json")] * 10)
+            self.assertLessEqual(self.up.stats()["connections"], 10)
+            reused = [r for r in ans["results"] if r["reused"]]
+            self.assertEqual({r["timing"]["connect_ms"] for r in reused}, {0})
+        finally:
+            fd.stop()
+
+    def test_2000_urls_and_50_clients(self):
+        fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 64\n")
+        try:
+            big = [self.up.url("/json?i=%d" % i) for i in range(2000)]
+            clients = [lambda: fd.batch(big, timeout=60)]
+            clients += [lambda i=i: fd.batch([self.up2.url("/delay/%d" % (i % 20))] * 10)
+                        for i in range(50)]
+            res = in_threads(clients)
+            for status, ans in res:
+                self.assertEqual(status, 200)
+                self.assertIs(ans["ok"], True)
+            self.assertEqual(len(res[0][1]["results"]), 2000)
+            self.assertEqual([r["index"] for r in res[0][1]["results"]], list(range(2000)))
+            self.assertLessEqual(self.up2.stats()["max_in_flight"], 64)
+        finally:
+            fd.stop()
+
+
+if __name__ == "__main__":
+    harness.main()

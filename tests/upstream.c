@@ -1,0 +1,1435 @@
+/*
+ * upstream.c - the test upstream that fanoutd's integration tests start.
+ *
+ * A small single-threaded HTTP/1.1 (or, with --tls, HTTPS) server written on
+ * raw libevent bufferevents rather than evhttp, because several endpoints
+ * misbehave on purpose and need byte-level control of the socket.
+ *
+ *   upstream [--listen ADDR:PORT] [--tls CERT.pem KEY.pem]
+ *
+ * Listens on 127.0.0.1:0 by default ("[::1]:0" works too), prints the actual
+ * port and "\n" on stdout (the only thing ever printed there), and serves
+ * until SIGTERM/SIGINT, then frees everything and exits 0.
+ *
+ * Endpoints (a query string may follow; "?delay=MS" delays any answer except
+ * /stats and /stats/reset by MS first):
+ *   /delay/MS      200 {"delay":MS} after MS milliseconds
+ *   /status/CODE   CODE (200..599), "status CODE\n"; ?retry_after=N adds
+ *                  Retry-After; 3xx adds Location: /json; 204/304 have no body
+ *   /hang          never answers
+ *   /reset         TCP reset (SO_LINGER 0), no bytes
+ *   /garbage       "this is not http\r\n\r\n", then close
+ *   /bytes/N       N bytes of a..z repeated (N <= 64 MiB)
+ *   /binary        the 256 bytes 0x00..0xff
+ *   /json          {"name":"Ada","n":[1,2,3]}
+ *   /chunked       "hello, chunked world" in 3 chunks, a few ms apart
+ *   /headers       "ok" with X-Dup: a, X-Dup: b, X-Mixed-Case: Value
+ *   /echo          the request as JSON (method, path, headers, body or
+ *                  body_base64 when the body is not UTF-8)
+ *   /close         "bye" with Connection: close, then close
+ *   /badlength     Content-Length: 100 but 10 bytes, then close
+ *   /stats         the counters below, as JSON
+ *   /stats/reset   zero the counters, answers {}
+ *   anything else  404 "not found\n"
+ * A malformed request (bad request line or header, head over 64 KiB) gets
+ * 400 and the connection is closed.
+ *
+ * Counters (/stats):
+ *   requests          requests (headers complete) on paths other than /stats*
+ *   in_flight         of those, not yet fully answered and not closed
+ *   max_in_flight     the highest in_flight seen (reset to the current value)
+ *   connections       TCP connections accepted
+ *   open_connections  TCP connections currently open
+ *   aborted           requests whose client closed before the full answer
+ *   handshakes        completed TLS handshakes
+ * A connection whose FIRST request is /stats or /stats/reset is the test's
+ * observer: it is taken back out of connections, open_connections and
+ * handshakes, so a test that reads /stats on a fresh connection sees only the
+ * connections fanoutd made.  /stats/reset zeroes the totals; the gauges
+ * (in_flight, open_connections) keep their current values.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE     /* strndup, strcasecmp, suseconds_t under -std=c11 */
+#endif
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+/* The build puts src/ on the include path, where src/limits.h shadows the
+ * system <limits.h> that <openssl/err.h> needs for INT_MAX. */
+#ifndef INT_MAX
+#define INT_MAX __INT_MAX__
+#endif
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
+#define MAX_HEAD        (64 * 1024)          /* request line + headers */
+#define MAX_BODY        (64 * 1024 * 1024)   /* request body */
+#define MAX_BYTES       (64LL * 1024 * 1024) /* /bytes/N */
+#define MAX_DELAY_MS    (3600LL * 1000)
+#define CHUNK_GAP_MS    5                    /* pause between /chunked parts */
+#define LINGER_SECONDS  2                    /* wait for EOF after a 400 */
+#define PATTERN_LEN     (26 * 2521)          /* ~64 KiB of a..z, whole cycles */
+#define REFILL_CHUNKS   16                   /* /bytes: pattern refs per refill */
+
+static char pattern[PATTERN_LEN];
+
+struct stats {
+	long long requests, in_flight, max_in_flight;
+	long long connections, open_connections, aborted, handshakes;
+};
+
+struct server {
+	struct event_base *base;
+	struct evconnlistener *listener;
+	SSL_CTX *ssl_ctx;
+	struct event *sig_term, *sig_int;
+	TAILQ_HEAD(conn_list, conn) conns;
+	struct stats st;
+	unsigned generation;            /* bumped by /stats/reset */
+};
+
+struct header {
+	char *name;                     /* lower-cased */
+	char *value;
+};
+
+struct request {
+	char *method, *target, *path;   /* path = target without the query */
+	int minor;                      /* HTTP/1.minor */
+	struct header *hdrs;
+	size_t nhdrs, cap;
+	size_t head_bytes;
+	struct evbuffer *body;
+	uint64_t body_left;             /* Content-Length or chunk bytes to go */
+	int is_head;
+	int counted;                    /* in requests/in_flight, not answered */
+};
+
+enum conn_state {
+	ST_HEAD,        /* reading the request line and headers */
+	ST_BODY,        /* reading a Content-Length body */
+	ST_CHUNK_SIZE,  /* chunked body: size line */
+	ST_CHUNK_DATA,  /* chunked body: data */
+	ST_CHUNK_CRLF,  /* chunked body: CRLF after the data */
+	ST_TRAILERS,    /* chunked body: trailer lines up to the empty one */
+	ST_RESPOND,     /* request complete, answer pending or being written */
+	ST_CLOSING      /* answer written, waiting for the client's EOF */
+};
+
+struct conn {
+	struct server *srv;
+	struct bufferevent *bev;
+	TAILQ_ENTRY(conn) link;
+	enum conn_state state;
+	struct request req;
+	int is_tls;
+	int nrequests;                  /* requests seen on this connection */
+
+	/* stats bookkeeping for the observer rule */
+	int in_open;
+	unsigned gen, hs_gen;
+	int handshaken;
+
+	/* answer in progress */
+	struct event *timer;
+	void (*on_timer)(struct conn *);
+	long long delay_ms;
+	int chunk_step;
+	long long stream_left;          /* /bytes: bytes still to queue */
+	int finishing;                  /* all queued: done when output drains */
+	int close_after;                /* close once the answer is written */
+	int linger;                     /* ...but wait for the client's EOF */
+};
+
+static void process_input(struct conn *c);
+
+/* ---------------------------------------------------------------- utils */
+
+static int parse_num(const char *s, long long max, long long *out)
+{
+	long long v = 0;
+
+	if (!*s)
+		return -1;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		v = v * 10 + (*s - '0');
+		if (v > max)
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Looks up KEY in the query string of TARGET.  Returns 1 and copies the value
+ * to OUT if present (an over-long value is copied as ""), else 0. */
+static int query_param(const char *target, const char *key, char *out,
+		       size_t outlen)
+{
+	const char *p = strchr(target, '?');
+	size_t klen = strlen(key);
+
+	if (!p)
+		return 0;
+	for (p++; *p;) {
+		const char *end = strchr(p, '&');
+
+		if (!end)
+			end = p + strlen(p);
+		if ((size_t)(end - p) > klen && !strncmp(p, key, klen) &&
+		    p[klen] == '=') {
+			size_t vlen = (size_t)(end - p) - klen - 1;
+
+			if (vlen >= outlen)
+				vlen = 0;
+			memcpy(out, p + klen + 1, vlen);
+			out[vlen] = '\0';
+			return 1;
+		}
+		p = *end ? end + 1 : end;
+	}
+	return 0;
+}
+
+static int is_tchar(int ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static int is_token(const char *s, size_t n)
+{
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!is_tchar((unsigned char)s[i]))
+			return 0;
+	return 1;
+}
+
+/* Does the comma-separated header value LIST contain TOKEN? */
+static int has_token(const char *list, const char *token)
+{
+	size_t tlen = strlen(token);
+
+	while (*list) {
+		while (*list == ' ' || *list == '\t' || *list == ',')
+			list++;
+		size_t n = strcspn(list, ",");
+		size_t m = n;
+		while (m && (list[m - 1] == ' ' || list[m - 1] == '\t'))
+			m--;
+		if (m == tlen && !strncasecmp(list, token, tlen))
+			return 1;
+		list += n;
+	}
+	return 0;
+}
+
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned ch = s[i];
+		size_t len;
+		unsigned cp;
+
+		if (ch < 0x80) {
+			i++;
+			continue;
+		} else if (ch >= 0xc2 && ch <= 0xdf) {
+			len = 2, cp = ch & 0x1f;
+		} else if (ch >= 0xe0 && ch <= 0xef) {
+			len = 3, cp = ch & 0x0f;
+		} else if (ch >= 0xf0 && ch <= 0xf4) {
+			len = 4, cp = ch & 0x07;
+		} else {
+			return 0;
+		}
+		if (n - i < len)
+			return 0;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
+/* Appends S as a JSON string.  S must be valid UTF-8 unless LATIN1 is set,
+ * in which case every byte >= 0x80 is emitted as \u00XX. */
+static void json_str(struct evbuffer *o, const char *str, size_t n, int latin1)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t run = 0;     /* start of the pending run of plain bytes */
+
+	evbuffer_add(o, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned ch = s[i];
+		const char *esc = NULL;
+
+		switch (ch) {
+		case '"':  esc = "\\\""; break;
+		case '\\': esc = "\\\\"; break;
+		case '\n': esc = "\\n"; break;
+		case '\r': esc = "\\r"; break;
+		case '\t': esc = "\\t"; break;
+		case '\b': esc = "\\b"; break;
+		case '\f': esc = "\\f"; break;
+		default:
+			if (ch >= 0x20 && ch != 0x7f && (ch < 0x80 || !latin1))
+				continue;
+		}
+		evbuffer_add(o, s + run, i - run);
+		run = i + 1;
+		if (esc)
+			evbuffer_add(o, esc, strlen(esc));
+		else
+			evbuffer_add_printf(o, "\\u%04x", ch);
+	}
+	evbuffer_add(o, s + run, n - run);
+	evbuffer_add(o, "\"", 1);
+}
+
+static void json_text(struct evbuffer *o, const char *s)
+{
+	size_t n = strlen(s);
+
+	json_str(o, s, n, !utf8_valid((const unsigned char *)s, n));
+}
+
+static const char *reason(int code)
+{
+	static const struct { int code; const char *text; } tab[] = {
+		{100, "Continue"}, {200, "OK"}, {201, "Created"},
+		{202, "Accepted"}, {204, "No Content"}, {205, "Reset Content"},
+		{206, "Partial Content"}, {300, "Multiple Choices"},
+		{301, "Moved Permanently"}, {302, "Found"}, {303, "See Other"},
+		{304, "Not Modified"}, {307, "Temporary Redirect"},
+		{308, "Permanent Redirect"}, {400, "Bad Request"},
+		{401, "Unauthorized"}, {402, "Payment Required"},
+		{403, "Forbidden"}, {404, "Not Found"},
+		{405, "Method Not Allowed"}, {406, "Not Acceptable"},
+		{408, "Request Timeout"}, {409, "Conflict"}, {410, "Gone"},
+		{411, "Length Required"}, {413, "Content Too Large"},
+		{414, "URI Too Long"}, {415, "Unsupported Media Type"},
+		{418, "I'm a teapot"}, {422, "Unprocessable Content"},
+		{429, "Too Many Requests"}, {500, "Internal Server Error"},
+		{501, "Not Implemented"}, {502, "Bad Gateway"},
+		{503, "Service Unavailable"}, {504, "Gateway Timeout"},
+	};
+
+	for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+		if (tab[i].code == code)
+			return tab[i].text;
+	return "Unknown";
+}
+
+/* -------------------------------------------------------------- request */
+
+static void request_clear(struct request *r)
+{
+	free(r->method);
+	free(r->target);
+	free(r->path);
+	for (size_t i = 0; i < r->nhdrs; i++) {
+		free(r->hdrs[i].name);
+		free(r->hdrs[i].value);
+	}
+	free(r->hdrs);
+	if (r->body)
+		evbuffer_free(r->body);
+	memset(r, 0, sizeof *r);
+}
+
+static const char *req_header(const struct request *r, const char *name)
+{
+	for (size_t i = 0; i < r->nhdrs; i++)
+		if (!strcmp(r->hdrs[i].name, name))
+			return r->hdrs[i].value;
+	return NULL;
+}
+
+static int is_stats_path(const struct request *r)
+{
+	return !strcmp(r->path, "/stats") || !strcmp(r->path, "/stats/reset");
+}
+
+/* ---------------------------------------------------------------- stats */
+
+static void stats_request_begin(struct server *s, struct request *r)
+{
+	s->st.requests++;
+	s->st.in_flight++;
+	if (s->st.in_flight > s->st.max_in_flight)
+		s->st.max_in_flight = s->st.in_flight;
+	r->counted = 1;
+}
+
+static void stats_request_end(struct server *s, struct request *r)
+{
+	if (r->counted)
+		s->st.in_flight--;
+	r->counted = 0;
+}
+
+/* The connection turned out to be the test's /stats observer. */
+static void stats_forget_conn(struct conn *c)
+{
+	struct server *s = c->srv;
+
+	if (c->in_open)
+		s->st.open_connections--;
+	c->in_open = 0;
+	if (c->gen == s->generation)
+		s->st.connections--;
+	if (c->handshaken && c->hs_gen == s->generation)
+		s->st.handshakes--;
+}
+
+static void stats_reset(struct server *s)
+{
+	s->st.requests = 0;
+	s->st.connections = 0;
+	s->st.aborted = 0;
+	s->st.handshakes = 0;
+	s->st.max_in_flight = s->st.in_flight;
+	s->generation++;
+}
+
+/* ----------------------------------------------------------- connection */
+
+static void conn_free(struct conn *c)
+{
+	struct server *s = c->srv;
+
+	stats_request_end(s, &c->req);
+	if (c->in_open)
+		s->st.open_connections--;
+	TAILQ_REMOVE(&s->conns, c, link);
+	if (c->timer)
+		event_free(c->timer);
+	bufferevent_free(c->bev);
+	request_clear(&c->req);
+	free(c);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	void (*fn)(struct conn *) = c->on_timer;
+
+	(void)fd, (void)what;
+	c->on_timer = NULL;
+	if (fn)
+		fn(c);
+}
+
+static void start_timer(struct conn *c, long long ms, void (*fn)(struct conn *))
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	if (!c->timer)
+		c->timer = evtimer_new(c->srv->base, timer_cb, c);
+	c->on_timer = fn;
+	evtimer_add(c->timer, &tv);
+}
+
+/* Closes after a fully written answer: at once, or (after a 400) once the
+ * client has stopped sending, so that our answer is not lost to an RST. */
+static void conn_close_gracefully(struct conn *c)
+{
+	struct timeval tv = { LINGER_SECONDS, 0 };
+
+	if (c->is_tls) {
+		SSL_shutdown(bufferevent_openssl_get_ssl(c->bev));
+		ERR_clear_error();
+		conn_free(c);
+		return;
+	}
+	if (!c->linger) {
+		conn_free(c);
+		return;
+	}
+	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	c->state = ST_CLOSING;
+	bufferevent_set_timeouts(c->bev, &tv, NULL);
+	process_input(c);
+}
+
+/* The whole answer has left our buffers. */
+static void answer_done(struct conn *c)
+{
+	stats_request_end(c->srv, &c->req);
+	c->finishing = 0;
+	if (c->close_after) {
+		conn_close_gracefully(c);
+		return;
+	}
+	request_clear(&c->req);
+	c->chunk_step = 0;
+	c->stream_left = 0;
+	c->state = ST_HEAD;
+	process_input(c);       /* the next request may already be here */
+}
+
+/* ------------------------------------------------------------- answering */
+
+static struct evbuffer *out_of(struct conn *c)
+{
+	return bufferevent_get_output(c->bev);
+}
+
+/* Queues the status line and headers.  CLEN < 0: no Content-Length.  EXTRA:
+ * more header lines, each ending in "\r\n", or NULL. */
+static void put_head(struct conn *c, int code, const char *ctype,
+		     long long clen, const char *extra)
+{
+	struct evbuffer *out = out_of(c);
+
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", code, reason(code));
+	if (ctype)
+		evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+	if (clen >= 0)
+		evbuffer_add_printf(out, "Content-Length: %lld\r\n", clen);
+	if (extra)
+		evbuffer_add(out, extra, strlen(extra));
+	evbuffer_add_printf(out, "Connection: %s\r\n\r\n",
+			    c->close_after ? "close" : "keep-alive");
+}
+
+/* Queues body bytes (none for HEAD). */
+static void put_body(struct conn *c, const void *data, size_t len)
+{
+	if (!c->req.is_head)
+		evbuffer_add(out_of(c), data, len);
+}
+
+/* Everything is queued; answer_done() runs once it has been written. */
+static void finish(struct conn *c)
+{
+	c->finishing = 1;
+}
+
+static void reply(struct conn *c, int code, const char *ctype,
+		  const char *body, size_t len, const char *extra)
+{
+	put_head(c, code, ctype, (long long)len, extra);
+	put_body(c, body, len);
+	finish(c);
+}
+
+static void reply_text(struct conn *c, int code, const char *text)
+{
+	reply(c, code, "text/plain", text, strlen(text), NULL);
+}
+
+static void reply_json_buf(struct conn *c, int code, struct evbuffer *json)
+{
+	put_head(c, code, "application/json",
+		 (long long)evbuffer_get_length(json), NULL);
+	if (!c->req.is_head)
+		evbuffer_add_buffer(out_of(c), json);
+	evbuffer_free(json);
+	finish(c);
+}
+
+/* A protocol error: answer CODE and close. */
+static void reject(struct conn *c, int code, const char *text)
+{
+	c->state = ST_RESPOND;
+	c->close_after = 1;
+	c->linger = 1;
+	reply_text(c, code, text);
+}
+
+/* -------------------------------------------------------------- endpoints */
+
+static void delay_done(struct conn *c)
+{
+	char body[64];
+	int n = snprintf(body, sizeof body, "{\"delay\":%lld}", c->delay_ms);
+
+	reply(c, 200, "application/json", body, (size_t)n, NULL);
+}
+
+static void h_delay(struct conn *c, const char *arg)
+{
+	if (parse_num(arg, MAX_DELAY_MS, &c->delay_ms) < 0) {
+		reply_text(c, 400, "bad delay\n");
+		return;
+	}
+	start_timer(c, c->delay_ms, delay_done);
+}
+
+static void h_status(struct conn *c, const char *arg)
+{
+	long long code;
+	char ra[32], extra[128] = "", body[32];
+	int n;
+
+	if (parse_num(arg, 599, &code) < 0 || code < 200) {
+		reply_text(c, 400, "bad status code\n");
+		return;
+	}
+	if (query_param(c->req.target, "retry_after", ra, sizeof ra)) {
+		long long secs;
+
+		if (parse_num(ra, 999999999, &secs) < 0) {
+			reply_text(c, 400, "bad retry_after\n");
+			return;
+		}
+		snprintf(extra, sizeof extra, "Retry-After: %lld\r\n", secs);
+	}
+	if (code >= 300 && code < 400)
+		strcat(extra, "Location: /json\r\n");
+	if (code == 204 || code == 304) {       /* these never have a body */
+		put_head(c, (int)code, NULL, -1, extra);
+		finish(c);
+		return;
+	}
+	n = code == 205 ? 0 : snprintf(body, sizeof body, "status %lld\n", code);
+	reply(c, (int)code, "text/plain", body, (size_t)n, extra);
+}
+
+static void h_hang(struct conn *c, const char *arg)
+{
+	(void)c, (void)arg;     /* never answer; EOF from the client ends it */
+}
+
+static void h_reset(struct conn *c, const char *arg)
+{
+	struct linger lg = { 1, 0 };
+
+	(void)arg;
+	if (setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER,
+		       &lg, sizeof lg) < 0)
+		perror("upstream: SO_LINGER");
+	conn_free(c);   /* close() with linger 0 sends the RST */
+}
+
+static void h_garbage(struct conn *c, const char *arg)
+{
+	static const char text[] = "this is not http\r\n\r\n";
+
+	(void)arg;
+	c->close_after = 1;
+	evbuffer_add(out_of(c), text, sizeof text - 1);
+	finish(c);
+}
+
+/* Queues the next slice of a /bytes answer; the pattern is referenced, not
+ * copied, so a 64 MiB answer never holds more than ~1 MiB of buffers. */
+static void bytes_refill(struct conn *c)
+{
+	struct evbuffer *out = out_of(c);
+
+	for (int i = 0; i < REFILL_CHUNKS && c->stream_left > 0; i++) {
+		size_t n = c->stream_left < PATTERN_LEN ?
+			   (size_t)c->stream_left : PATTERN_LEN;
+
+		evbuffer_add_reference(out, pattern, n, NULL, NULL);
+		c->stream_left -= (long long)n;
+	}
+	if (c->stream_left == 0)
+		finish(c);
+}
+
+static void h_bytes(struct conn *c, const char *arg)
+{
+	long long n;
+
+	if (parse_num(arg, MAX_BYTES, &n) < 0) {
+		reply_text(c, 400, "bad byte count\n");
+		return;
+	}
+	put_head(c, 200, "text/plain", n, NULL);
+	c->stream_left = c->req.is_head ? 0 : n;
+	bytes_refill(c);
+}
+
+static void h_binary(struct conn *c, const char *arg)
+{
+	char body[256];
+
+	(void)arg;
+	for (int i = 0; i < 256; i++)
+		body[i] = (char)i;
+	reply(c, 200, "application/octet-stream", body, sizeof body, NULL);
+}
+
+static void h_json(struct conn *c, const char *arg)
+{
+	static const char body[] = "{\"name\":\"Ada\",\"n\":[1,2,3]}";
+
+	(void)arg;
+	reply(c, 200, "application/json", body, sizeof body - 1, NULL);
+}
+
+static void chunked_next(struct conn *c)
+{
+	static const char *const parts[] = { "hello, ", "chunked ", "world" };
+	const char *p = parts[c->chunk_step++];
+
+	evbuffer_add_printf(out_of(c), "%zx\r\n%s\r\n", strlen(p), p);
+	if (c->chunk_step < 3) {
+		start_timer(c, CHUNK_GAP_MS, chunked_next);
+		return;
+	}
+	evbuffer_add(out_of(c), "0\r\n\r\n", 5);
+	finish(c);
+}
+
+static void h_chunked(struct conn *c, const char *arg)
+{
+	(void)arg;
+	put_head(c, 200, "text/plain", -1, "Transfer-Encoding: chunked\r\n");
+	if (c->req.is_head)
+		finish(c);
+	else
+		chunked_next(c);
+}
+
+static void h_headers(struct conn *c, const char *arg)
+{
+	(void)arg;
+	reply(c, 200, "text/plain", "ok", 2, "X-Dup: a\r\nX-Dup: b\r\n"
+	      "X-Mixed-Case: Value\r\n");
+}
+
+/* "headers":{...}: lower-cased names in order of first appearance, repeated
+ * headers joined with ", ". */
+static void echo_headers(struct evbuffer *o, const struct request *r)
+{
+	int first = 1;
+
+	evbuffer_add_printf(o, "\"headers\":{");
+	for (size_t i = 0; i < r->nhdrs; i++) {
+		struct evbuffer *val;
+		size_t j;
+
+		for (j = 0; j < i; j++)
+			if (!strcmp(r->hdrs[j].name, r->hdrs[i].name))
+				break;
+		if (j < i)
+			continue;       /* already emitted with the first one */
+		val = evbuffer_new();
+		for (j = i; j < r->nhdrs; j++) {
+			if (strcmp(r->hdrs[j].name, r->hdrs[i].name))
+				continue;
+			if (evbuffer_get_length(val))
+				evbuffer_add(val, ", ", 2);
+			evbuffer_add(val, r->hdrs[j].value,
+				     strlen(r->hdrs[j].value));
+		}
+		evbuffer_add(val, "", 1);       /* NUL-terminate */
+		if (!first)
+			evbuffer_add(o, ",", 1);
+		first = 0;
+		json_text(o, r->hdrs[i].name);
+		evbuffer_add(o, ":", 1);
+		json_text(o, (const char *)evbuffer_pullup(val, -1));
+		evbuffer_free(val);
+	}
+	evbuffer_add(o, "}", 1);
+}
+
+static void echo_body(struct evbuffer *o, struct evbuffer *body)
+{
+	size_t n = body ? evbuffer_get_length(body) : 0;
+	const unsigned char *b = n ? evbuffer_pullup(body, -1) :
+				     (const unsigned char *)"";
+	unsigned char *b64;
+
+	if (utf8_valid(b, n)) {
+		evbuffer_add(o, "\"body\":", 7);
+		json_str(o, (const char *)b, n, 0);
+		return;
+	}
+	b64 = malloc(4 * ((n + 2) / 3) + 1);
+	EVP_EncodeBlock(b64, b, (int)n);
+	evbuffer_add_printf(o, "\"body_base64\":\"%s\"", (const char *)b64);
+	free(b64);
+}
+
+static void h_echo(struct conn *c, const char *arg)
+{
+	struct evbuffer *o = evbuffer_new();
+
+	(void)arg;
+	evbuffer_add(o, "{\"method\":", 10);
+	json_text(o, c->req.method);
+	evbuffer_add(o, ",\"path\":", 8);
+	json_text(o, c->req.target);
+	evbuffer_add(o, ",", 1);
+	echo_headers(o, &c->req);
+	evbuffer_add(o, ",", 1);
+	echo_body(o, c->req.body);
+	evbuffer_add(o, "}", 1);
+	reply_json_buf(c, 200, o);
+}
+
+static void h_close(struct conn *c, const char *arg)
+{
+	(void)arg;
+	c->close_after = 1;
+	reply_text(c, 200, "bye");
+}
+
+static void h_badlength(struct conn *c, const char *arg)
+{
+	(void)arg;
+	c->close_after = 1;
+	put_head(c, 200, "text/plain", 100, NULL);
+	put_body(c, "0123456789", 10);
+	finish(c);
+}
+
+static void h_stats(struct conn *c, const char *arg)
+{
+	const struct stats *st = &c->srv->st;
+	struct evbuffer *o = evbuffer_new();
+
+	(void)arg;
+	evbuffer_add_printf(o, "{\"requests\":%lld,\"in_flight\":%lld,"
+			    "\"max_in_flight\":%lld,\"connections\":%lld,"
+			    "\"open_connections\":%lld,\"aborted\":%lld,"
+			    "\"handshakes\":%lld}", st->requests, st->in_flight,
+			    st->max_in_flight, st->connections,
+			    st->open_connections, st->aborted, st->handshakes);
+	reply_json_buf(c, 200, o);
+}
+
+static void h_stats_reset(struct conn *c, const char *arg)
+{
+	(void)arg;
+	stats_reset(c->srv);
+	reply(c, 200, "application/json", "{}", 2, NULL);
+}
+
+static void h_not_found(struct conn *c, const char *arg)
+{
+	(void)arg;
+	reply_text(c, 404, "not found\n");
+}
+
+/* A path ending in '/' is a prefix; the rest of the path is the argument. */
+static const struct route {
+	const char *path;
+	void (*fn)(struct conn *, const char *arg);
+} routes[] = {
+	{ "/delay/", h_delay },       { "/status/", h_status },
+	{ "/bytes/", h_bytes },       { "/hang", h_hang },
+	{ "/reset", h_reset },        { "/garbage", h_garbage },
+	{ "/binary", h_binary },      { "/json", h_json },
+	{ "/chunked", h_chunked },    { "/headers", h_headers },
+	{ "/echo", h_echo },          { "/close", h_close },
+	{ "/badlength", h_badlength }, { "/stats", h_stats },
+	{ "/stats/reset", h_stats_reset },
+};
+
+static void route(struct conn *c)
+{
+	const char *path = c->req.path;
+
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		const char *p = routes[i].path;
+		size_t n = strlen(p);
+
+		if (p[n - 1] == '/' ? !strncmp(path, p, n) : !strcmp(path, p)) {
+			routes[i].fn(c, path + (p[n - 1] == '/' ? n : 0));
+			return;
+		}
+	}
+	h_not_found(c, path);
+}
+
+/* The request is complete: apply ?delay=MS, then route it. */
+static void dispatch(struct conn *c)
+{
+	char val[32];
+	long long ms;
+
+	c->state = ST_RESPOND;
+	if (is_stats_path(&c->req) ||
+	    !query_param(c->req.target, "delay", val, sizeof val)) {
+		route(c);
+		return;
+	}
+	if (parse_num(val, MAX_DELAY_MS, &ms) < 0) {
+		reply_text(c, 400, "bad delay\n");
+		return;
+	}
+	start_timer(c, ms, route);
+}
+
+/* ---------------------------------------------------------------- parsing */
+
+/* Parser step results. */
+enum { P_MORE, P_PROGRESS, P_COMPLETE, P_ERROR };
+
+static int parse_request_line(struct conn *c, char *line)
+{
+	struct request *r = &c->req;
+	char *sp1 = strchr(line, ' ');
+	char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
+	const char *q;
+
+	if (!sp2 || strchr(sp2 + 1, ' '))
+		return P_ERROR;
+	*sp1 = *sp2 = '\0';
+	if (!is_token(line, strlen(line)) || sp1[1] != '/')
+		return P_ERROR;
+	for (const unsigned char *t = (unsigned char *)sp1 + 1; *t; t++)
+		if (*t < 0x21 || *t == 0x7f)
+			return P_ERROR;
+	if (!strcmp(sp2 + 1, "HTTP/1.1"))
+		r->minor = 1;
+	else if (!strcmp(sp2 + 1, "HTTP/1.0"))
+		r->minor = 0;
+	else
+		return P_ERROR;
+	r->method = strdup(line);
+	r->target = strdup(sp1 + 1);
+	q = strchr(r->target, '?');
+	r->path = strndup(r->target, q ? (size_t)(q - r->target) : strlen(r->target));
+	r->is_head = !strcmp(r->method, "HEAD");
+	return P_PROGRESS;
+}
+
+static int parse_header_line(struct conn *c, char *line)
+{
+	struct request *r = &c->req;
+	char *colon = strchr(line, ':');
+	char *v, *end;
+
+	if (!colon || !is_token(line, (size_t)(colon - line)))
+		return P_ERROR;         /* also rejects obs-fold and "name :" */
+	*colon = '\0';
+	for (char *p = line; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+		;
+	for (end = v + strlen(v); end > v && (end[-1] == ' ' || end[-1] == '\t'); end--)
+		;
+	*end = '\0';
+	for (const unsigned char *p = (unsigned char *)v; *p; p++)
+		if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			return P_ERROR;
+	if (r->nhdrs == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 16;
+		struct header *h = realloc(r->hdrs, cap * sizeof *h);
+
+		if (!h)
+			return P_ERROR;
+		r->hdrs = h;
+		r->cap = cap;
+	}
+	r->hdrs[r->nhdrs].name = strdup(line);
+	r->hdrs[r->nhdrs].value = strdup(v);
+	r->nhdrs++;
+	return P_PROGRESS;
+}
+
+/* Content-Length: every instance must agree.  Returns -1 if malformed. */
+static long long content_length(const struct request *r)
+{
+	long long len = 0;
+	int seen = 0;
+
+	for (size_t i = 0; i < r->nhdrs; i++) {
+		long long v;
+
+		if (strcmp(r->hdrs[i].name, "content-length"))
+			continue;
+		if (parse_num(r->hdrs[i].value, (1LL << 53), &v) < 0 ||
+		    (seen && v != len))
+			return -1;
+		len = v;
+		seen = 1;
+	}
+	return len;
+}
+
+/* The empty line after the headers: decide framing, count the request. */
+static int headers_complete(struct conn *c)
+{
+	struct request *r = &c->req;
+	struct server *s = c->srv;
+	const char *te = req_header(r, "transfer-encoding");
+	const char *conn = req_header(r, "connection");
+	const char *expect = req_header(r, "expect");
+	long long clen = content_length(r);
+
+	if (clen < 0 || (te && req_header(r, "content-length")))
+		return P_ERROR;
+	if (te && strcasecmp(te, "chunked")) {
+		reject(c, 501, "unsupported transfer-encoding\n");
+		return P_MORE;
+	}
+	if (clen > MAX_BODY) {
+		reject(c, 413, "body too large\n");
+		return P_MORE;
+	}
+	if (r->minor == 0)
+		c->close_after = !(conn && has_token(conn, "keep-alive"));
+	else
+		c->close_after = conn && has_token(conn, "close");
+
+	if (c->nrequests++ == 0 && is_stats_path(r))
+		stats_forget_conn(c);
+	if (!is_stats_path(r))
+		stats_request_begin(s, r);
+
+	r->body = evbuffer_new();
+	if ((te || clen > 0) && r->minor == 1 && expect &&
+	    !strcasecmp(expect, "100-continue"))
+		evbuffer_add_printf(out_of(c), "HTTP/1.1 100 Continue\r\n\r\n");
+	if (te) {
+		c->state = ST_CHUNK_SIZE;
+		return P_PROGRESS;
+	}
+	if (clen > 0) {
+		r->body_left = (uint64_t)clen;
+		c->state = ST_BODY;
+		return P_PROGRESS;
+	}
+	return P_COMPLETE;
+}
+
+/* Reads one line of the head (or trailers) into *LINE, enforcing MAX_HEAD.
+ * Returns P_PROGRESS with a line to free, P_MORE, or P_ERROR. */
+static int read_head_line(struct conn *c, struct evbuffer *in, char **line,
+			  size_t *len)
+{
+	*line = evbuffer_readln(in, len, EVBUFFER_EOL_CRLF);
+	if (!*line)
+		return c->req.head_bytes + evbuffer_get_length(in) > MAX_HEAD ?
+		       P_ERROR : P_MORE;
+	c->req.head_bytes += *len + 2;
+	if (c->req.head_bytes > MAX_HEAD || strlen(*line) != *len) {
+		free(*line);
+		return P_ERROR;
+	}
+	return P_PROGRESS;
+}
+
+static int parse_head(struct conn *c, struct evbuffer *in)
+{
+	char *line;
+	size_t len;
+	int r = read_head_line(c, in, &line, &len);
+
+	if (r != P_PROGRESS)
+		return r;
+	if (!c->req.method)     /* empty lines before a request are ignored */
+		r = len ? parse_request_line(c, line) : P_PROGRESS;
+	else if (len == 0)
+		r = headers_complete(c);
+	else
+		r = parse_header_line(c, line);
+	free(line);
+	return r;
+}
+
+/* Moves up to body_left bytes of body from IN. */
+static size_t take_body(struct conn *c, struct evbuffer *in)
+{
+	size_t avail = evbuffer_get_length(in);
+	size_t n = avail < c->req.body_left ? avail : (size_t)c->req.body_left;
+
+	evbuffer_remove_buffer(in, c->req.body, n);
+	c->req.body_left -= n;
+	return n;
+}
+
+static int read_body(struct conn *c, struct evbuffer *in)
+{
+	take_body(c, in);
+	return c->req.body_left == 0 ? P_COMPLETE : P_MORE;
+}
+
+static int read_chunk_size(struct conn *c, struct evbuffer *in)
+{
+	size_t len;
+	char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
+	uint64_t size = 0;
+	size_t i;
+
+	if (!line)
+		return evbuffer_get_length(in) > 1024 ? P_ERROR : P_MORE;
+	for (i = 0; i < len && strchr("0123456789abcdefABCDEF", line[i]) && line[i]; i++) {
+		int ch = line[i];
+
+		size = size * 16 + (uint64_t)(ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10);
+		if (size > MAX_BODY)
+			break;
+	}
+	if (i == 0 || (i < len && line[i] != ';' && line[i] != ' ' && line[i] != '\t')) {
+		free(line);
+		return P_ERROR;
+	}
+	free(line);
+	if (size + evbuffer_get_length(c->req.body) > MAX_BODY) {
+		reject(c, 413, "body too large\n");
+		return P_MORE;
+	}
+	c->req.body_left = size;
+	c->state = size ? ST_CHUNK_DATA : ST_TRAILERS;
+	return P_PROGRESS;
+}
+
+static int read_chunk_data(struct conn *c, struct evbuffer *in)
+{
+	take_body(c, in);
+	if (c->req.body_left)
+		return P_MORE;
+	c->state = ST_CHUNK_CRLF;
+	return P_PROGRESS;
+}
+
+static int read_chunk_crlf(struct conn *c, struct evbuffer *in)
+{
+	size_t len;
+	char *line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF);
+
+	if (!line)
+		return evbuffer_get_length(in) > 2 ? P_ERROR : P_MORE;
+	free(line);
+	if (len)
+		return P_ERROR;
+	c->state = ST_CHUNK_SIZE;
+	return P_PROGRESS;
+}
+
+static int read_trailer(struct conn *c, struct evbuffer *in)
+{
+	char *line;
+	size_t len;
+	int r = read_head_line(c, in, &line, &len);
+
+	if (r != P_PROGRESS)
+		return r;
+	free(line);             /* trailers are read and dropped */
+	return len ? P_PROGRESS : P_COMPLETE;
+}
+
+/* Runs the parser over whatever input is buffered.  May free C. */
+static void process_input(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	for (;;) {
+		int r;
+
+		switch (c->state) {
+		case ST_HEAD:       r = parse_head(c, in); break;
+		case ST_BODY:       r = read_body(c, in); break;
+		case ST_CHUNK_SIZE: r = read_chunk_size(c, in); break;
+		case ST_CHUNK_DATA: r = read_chunk_data(c, in); break;
+		case ST_CHUNK_CRLF: r = read_chunk_crlf(c, in); break;
+		case ST_TRAILERS:   r = read_trailer(c, in); break;
+		case ST_CLOSING:
+			evbuffer_drain(in, evbuffer_get_length(in));
+			return;
+		case ST_RESPOND:
+		default:
+			return;     /* later bytes wait for the answer to finish */
+		}
+		if (r == P_MORE)
+			return;
+		if (r == P_ERROR) {
+			reject(c, 400, "bad request\n");
+			return;
+		}
+		if (r == P_COMPLETE) {
+			dispatch(c);
+			return;
+		}
+	}
+}
+
+/* -------------------------------------------------------- libevent glue */
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	process_input(arg);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	size_t pending = evbuffer_get_length(bufferevent_get_output(bev));
+
+	if (c->stream_left > 0 && pending == 0)
+		bytes_refill(c);
+	else if (c->finishing && pending == 0)
+		answer_done(c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct server *s = c->srv;
+
+	if (what & BEV_EVENT_CONNECTED) {       /* TLS handshake done */
+		s->st.handshakes++;
+		c->handshaken = 1;
+		c->hs_gen = s->generation;
+		return;
+	}
+	if (c->is_tls && (what & BEV_EVENT_ERROR)) {
+		unsigned long e = bufferevent_get_openssl_error(bev);
+
+		char msg[256];
+
+		if (e) {
+			ERR_error_string_n(e, msg, sizeof msg);
+			fprintf(stderr, "upstream: TLS: %s\n", msg);
+		}
+	}
+	if (c->state != ST_CLOSING && c->req.counted)
+		s->st.aborted++;        /* the client gave up on this request */
+	conn_free(c);
+}
+
+static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
+		      struct sockaddr *sa, int salen, void *arg)
+{
+	struct server *s = arg;
+	struct conn *c = calloc(1, sizeof *c);
+	int one = 1;
+	const int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
+
+	(void)lis, (void)sa, (void)salen;
+	if (!c) {
+		evutil_closesocket(fd);
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (s->ssl_ctx) {
+		SSL *ssl = SSL_new(s->ssl_ctx);
+
+		c->is_tls = 1;
+		c->bev = ssl ? bufferevent_openssl_socket_new(s->base, fd, ssl,
+				BUFFEREVENT_SSL_ACCEPTING, opts) : NULL;
+	} else {
+		c->bev = bufferevent_socket_new(s->base, fd, opts);
+	}
+	if (!c->bev) {
+		fprintf(stderr, "upstream: cannot set up a connection\n");
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	c->srv = s;
+	c->state = ST_HEAD;
+	c->in_open = 1;
+	c->gen = s->generation;
+	s->st.connections++;
+	s->st.open_connections++;
+	TAILQ_INSERT_TAIL(&s->conns, c, link);
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void accept_error_cb(struct evconnlistener *lis, void *arg)
+{
+	(void)lis, (void)arg;
+	fprintf(stderr, "upstream: accept: %s\n",
+		evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *s = arg;
+
+	(void)sig, (void)what;
+	event_base_loopbreak(s->base);
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static SSL_CTX *tls_context(const char *cert, const char *key)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	char msg[256];
+
+	if (!ctx || !SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) ||
+	    SSL_CTX_use_certificate_chain_file(ctx, cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		ERR_error_string_n(ERR_get_error(), msg, sizeof msg);
+		fprintf(stderr, "upstream: cannot use %s / %s: %s\n", cert, key,
+			msg);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* "IPv4:PORT" or "[IPv6]:PORT" (port 0 allowed, which
+ * evutil_parse_sockaddr_port refuses). */
+static int parse_listen_addr(const char *addr, struct sockaddr_storage *ss,
+			     int *len)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	const char *colon = strrchr(addr, ':');
+	char host[64];
+	size_t hlen;
+	long long port;
+
+	if (!colon || parse_num(colon + 1, 65535, &port) < 0)
+		return -1;
+	hlen = (size_t)(colon - addr);
+	if (addr[0] == '[') {
+		if (hlen < 2 || addr[hlen - 1] != ']')
+			return -1;
+		addr++;
+		hlen -= 2;
+	}
+	if (hlen >= sizeof host)
+		return -1;
+	memcpy(host, addr, hlen);
+	host[hlen] = '\0';
+	memset(ss, 0, sizeof *ss);
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		*len = (int)sizeof *sin;
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		*len = (int)sizeof *sin6;
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+static int start_listening(struct server *s, const char *addr)
+{
+	struct sockaddr_storage ss;
+	int len;
+	socklen_t slen = sizeof ss;
+	int port;
+
+	if (parse_listen_addr(addr, &ss, &len) < 0) {
+		fprintf(stderr, "upstream: bad listen address '%s'\n", addr);
+		return -1;
+	}
+	s->listener = evconnlistener_new_bind(s->base, accept_cb, s,
+			LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, -1,
+			(struct sockaddr *)&ss, len);
+	if (!s->listener) {
+		fprintf(stderr, "upstream: cannot listen on %s: %s\n", addr,
+			strerror(errno));
+		return -1;
+	}
+	evconnlistener_set_error_cb(s->listener, accept_error_cb);
+	if (getsockname(evconnlistener_get_fd(s->listener),
+			(struct sockaddr *)&ss, &slen) < 0)
+		return -1;
+	port = ss.ss_family == AF_INET6 ?
+	       ntohs(((struct sockaddr_in6 *)&ss)->sin6_port) :
+	       ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	printf("%d\n", port);
+	fflush(stdout);
+	return 0;
+}
+
+static void server_free(struct server *s)
+{
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&s->conns)))
+		conn_free(c);
+	if (s->listener)
+		evconnlistener_free(s->listener);
+	if (s->sig_term)
+		event_free(s->sig_term);
+	if (s->sig_int)
+		event_free(s->sig_int);
+	if (s->base)
+		event_base_free(s->base);
+	SSL_CTX_free(s->ssl_ctx);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: upstream [--listen ADDR:PORT] "
+		"[--tls CERT.pem KEY.pem]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	struct server s;
+	const char *addr = "127.0.0.1:0", *cert = NULL, *key = NULL;
+	int rc = 1;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--listen") && i + 1 < argc) {
+			addr = argv[++i];
+		} else if (!strcmp(argv[i], "--tls") && i + 2 < argc) {
+			cert = argv[++i];
+			key = argv[++i];
+		} else {
+			usage();
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < PATTERN_LEN; i++)
+		pattern[i] = (char)('a' + i % 26);
+
+	memset(&s, 0, sizeof s);
+	TAILQ_INIT(&s.conns);
+	s.base = event_base_new();
+	if (!s.base)
+		goto out;
+	if (cert && !(s.ssl_ctx = tls_context(cert, key)))
+		goto out;
+	if (start_listening(&s, addr) < 0)
+		goto out;
+	s.sig_term = evsignal_new(s.base, SIGTERM, signal_cb, &s);
+	s.sig_int = evsignal_new(s.base, SIGINT, signal_cb, &s);
+	if (!s.sig_term || !s.sig_int || evsignal_add(s.sig_term, NULL) < 0 ||
+	    evsignal_add(s.sig_int, NULL) < 0)
+		goto out;
+	if (event_base_dispatch(s.base) == 0 || event_base_got_break(s.base))
+		rc = 0;
+out:
+	server_free(&s);
+	libevent_global_shutdown();
+	return rc;
+}
