@@ -700,6 +700,7 @@ START_TEST(test_invalid_utf8_only_bad_bytes_replaced)
 	ck_assert_str_eq(output(), "{\"ok\":false,\"error\":\"draining\","
 	                 "\"message\":\"caf\xc3\xa9 / caf?\"}");
 
+	json_decref(g_json);   /* the parsed output of the first half */
 	g_json = json_object();
 	answer_add_header(g_json, "X-Name", "Jos\xc3\xa9");
 	answer_add_header(g_json, "X-Name", "Jos\xe9");
