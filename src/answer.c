@@ -4,6 +4,7 @@
  * copied in verbatim, so numbers keep their exact upstream spelling. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +44,61 @@ void outcome_clear(struct outcome *o)
 {
 	free(o->message);
 	json_decref(o->headers);
-	if (o->body != NULL)
-		evbuffer_free(o->body);
+	free(o->headers_json);
+	free(o->content_type);
+	free(o->body);
 	outcome_init(o);
+}
+
+void outcome_seal(struct outcome *o)
+{
+	const char *ct;
+
+	if (o->headers == NULL)
+		return;
+	ct = json_string_value(json_object_get(o->headers, "content-type"));
+	o->content_type = ct ? strdup(ct) : NULL;
+	o->headers_json = json_dumps(o->headers, JSON_COMPACT);
+	json_decref(o->headers);
+	o->headers = NULL;
+}
+
+void outcome_body_reserve(struct outcome *o, size_t n)
+{
+	char *p;
+
+	if (n <= o->body_cap)
+		return;
+	p = realloc(o->body, n);
+	if (p == NULL)
+		abort();
+	o->body = p;
+	o->body_cap = n;
+}
+
+void outcome_body_append(struct outcome *o, struct evbuffer *in)
+{
+	size_t len = evbuffer_get_length(in);
+	size_t cap = o->body_cap ? o->body_cap : 1024;
+
+	while (cap < o->body_len + len)
+		cap *= 2;
+	outcome_body_reserve(o, cap);
+	evbuffer_remove(in, o->body + o->body_len, len);
+	o->body_len += len;
+}
+
+void outcome_body_trim(struct outcome *o)
+{
+	char *p;
+
+	if (o->body == NULL || o->body_cap == o->body_len || o->body_len == 0)
+		return;
+	p = realloc(o->body, o->body_len);
+	if (p == NULL)
+		return;   /* keeping the larger block is fine */
+	o->body = p;
+	o->body_cap = o->body_len;
 }
 
 bool outcome_is_failure(const struct outcome *o)
@@ -249,14 +302,21 @@ static void put_base64(struct evbuffer *out, const unsigned char *p, size_t len)
 	free(b64);
 }
 
+static void free_body(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
 /* ,"body":…,"encoding":"json|text|base64".  The body is consumed: a JSON
- * body's bytes move into out without a copy, any other is freed once
+ * body is handed to out by reference (no copy), any other is freed once
  * written, so the answer never holds a body twice. */
 static void put_body(struct evbuffer *out, struct outcome *o)
 {
-	const char *ct = json_string_value(json_object_get(o->headers, "content-type"));
-	size_t len = o->body ? evbuffer_get_length(o->body) : 0;
-	const char *p = len ? (const char *)evbuffer_pullup(o->body, -1) : "";
+	const char *ct = o->content_type;
+	size_t len = o->body ? o->body_len : 0;
+	const char *p = len ? o->body : "";
 	const char *encoding = "text";
 	json_t *parsed;
 
@@ -267,7 +327,8 @@ static void put_body(struct evbuffer *out, struct outcome *o)
 		parsed = json_loadb(p, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL);
 		if (parsed != NULL) {
 			json_decref(parsed);
-			evbuffer_add_buffer(out, o->body);
+			evbuffer_add_reference(out, o->body, len, free_body, NULL);
+			o->body = NULL;   /* out owns it now */
 			encoding = "json";
 		}
 	}
@@ -276,10 +337,9 @@ static void put_body(struct evbuffer *out, struct outcome *o)
 		encoding = "base64";
 	}
 	evbuffer_add_printf(out, ",\"encoding\":\"%s\"", encoding);
-	if (o->body != NULL) {
-		evbuffer_free(o->body);
-		o->body = NULL;
-	}
+	free(o->body);
+	o->body = NULL;
+	o->body_len = o->body_cap = 0;
 }
 
 /* --- entries ----------------------------------------------------------- */
@@ -308,10 +368,11 @@ static void put_timing(struct evbuffer *out, const struct outcome *o)
 
 static void put_response(struct evbuffer *out, struct outcome *o)
 {
-	if (o->headers == NULL)
+	outcome_seal(o);
+	if (o->headers_json == NULL)
 		return;
 	put_key(out, "headers");
-	put_json(out, o->headers);
+	evbuffer_add(out, o->headers_json, strlen(o->headers_json));
 	put_body(out, o);
 }
 
@@ -405,84 +466,114 @@ static bool is_not_done(const struct outcome *o)
 	return o->type == OUTCOME_CANCELLED || o->type == OUTCOME_PENDING;
 }
 
-static int write_all_ok(struct evbuffer *out, const struct batch_request *br,
-                        struct outcome *outcomes, double elapsed_ms)
+/* The opening of the answer, up to the "[" of its list of entries. */
+static void put_head(struct evbuffer *out, const struct answer_stream *s)
 {
-	size_t i;
+	const struct batch_request *br = s->br;
 
-	evbuffer_add_printf(out, "{\"ok\":true,\"elapsed_ms\":%.1f,\"results\":[", elapsed_ms);
-	for (i = 0; i < br->n; i++) {
-		if (i > 0)
-			evbuffer_add(out, ",", 1);
-		put_success(out, i, &br->items[i], &outcomes[i]);
+	switch (s->shape) {
+	case ANSWER_ALL_OK:
+		evbuffer_add_printf(out, "{\"ok\":true,\"elapsed_ms\":%.1f,\"results\":[",
+		                    s->elapsed_ms);
+		return;
+	case ANSWER_SETTLED:
+		evbuffer_add_printf(out, "{\"ok\":%s,\"elapsed_ms\":%.1f,\"results\":[",
+		                    s->failed + s->cancelled == 0 ? "true" : "false",
+		                    s->elapsed_ms);
+		return;
+	case ANSWER_GROUP:
+		if (s->failed > 0)
+			evbuffer_add_printf(out, "{\"ok\":false,\"error\":\"batch_failed\","
+			                    "\"message\":\"%zu of %zu requests failed, "
+			                    "%zu cancelled\"", s->failed, br->n, s->cancelled);
+		else
+			evbuffer_add_printf(out, "{\"ok\":false,\"error\":\"draining\","
+			                    "\"message\":\"fanoutd is shutting down: %zu of %zu "
+			                    "requests cancelled\"", s->cancelled, br->n);
+		put_ms(out, "elapsed_ms", s->elapsed_ms);
+		evbuffer_add_printf(out, ",\"errors\":[");
+		return;
 	}
-	evbuffer_add(out, "]}", 2);
-	return 200;
 }
 
-static int write_group(struct evbuffer *out, const struct batch_request *br,
-                       struct outcome *outcomes, double elapsed_ms,
-                       size_t failed, size_t cancelled)
+/* Entry i, if this shape lists it (an error group lists failures only). */
+static void put_entry(struct evbuffer *out, struct answer_stream *s, size_t i)
 {
-	const char *sep = "";
-	size_t i;
+	const struct request_item *it = &s->br->items[i];
+	struct outcome *o = &s->outcomes[i];
 
-	if (failed > 0) {
-		evbuffer_add_printf(out, "{\"ok\":false,\"error\":\"batch_failed\","
-		                    "\"message\":\"%zu of %zu requests failed, %zu cancelled\"",
-		                    failed, br->n, cancelled);
-	} else {
-		evbuffer_add_printf(out, "{\"ok\":false,\"error\":\"draining\","
-		                    "\"message\":\"fanoutd is shutting down: %zu of %zu "
-		                    "requests cancelled\"", cancelled, br->n);
-	}
-	put_ms(out, "elapsed_ms", elapsed_ms);
-	evbuffer_add_printf(out, ",\"errors\":[");
-	for (i = 0; i < br->n; i++) {
-		if (!outcome_is_failure(&outcomes[i]))
-			continue;
-		evbuffer_add_printf(out, "%s", sep);
-		put_group_error(out, i, &br->items[i], &outcomes[i]);
-		sep = ",";
+	if (s->shape == ANSWER_GROUP && !outcome_is_failure(o))
+		return;
+	if (s->entries++ > 0)
+		evbuffer_add(out, ",", 1);
+	if (s->shape == ANSWER_GROUP)
+		put_group_error(out, i, it, o);
+	else if (o->type == OUTCOME_OK)
+		put_success(out, i, it, o);
+	else
+		put_settled_error(out, i, it, o);
+}
+
+static void put_tail(struct evbuffer *out, const struct answer_stream *s)
+{
+	if (s->shape != ANSWER_GROUP) {
+		evbuffer_add(out, "]}", 2);
+		return;
 	}
 	evbuffer_add(out, "]", 1);
-	put_index_list(out, "completed", outcomes, br->n, is_ok);
-	put_index_list(out, "cancelled", outcomes, br->n, is_not_done);
+	put_index_list(out, "completed", s->outcomes, s->br->n, is_ok);
+	put_index_list(out, "cancelled", s->outcomes, s->br->n, is_not_done);
 	evbuffer_add(out, "}", 1);
-	return failed > 0 ? 502 : 503;
 }
 
-static int write_settled(struct evbuffer *out, const struct batch_request *br,
-                         struct outcome *outcomes, double elapsed_ms,
-                         size_t failed, size_t cancelled)
+void answer_stream_init(struct answer_stream *s, const struct batch_request *br,
+                        struct outcome *outcomes, double elapsed_ms)
 {
-	size_t i;
-
-	evbuffer_add_printf(out, "{\"ok\":%s,\"elapsed_ms\":%.1f,\"results\":[",
-	                    failed + cancelled == 0 ? "true" : "false", elapsed_ms);
-	for (i = 0; i < br->n; i++) {
-		if (i > 0)
-			evbuffer_add(out, ",", 1);
-		if (outcomes[i].type == OUTCOME_OK)
-			put_success(out, i, &br->items[i], &outcomes[i]);
-		else
-			put_settled_error(out, i, &br->items[i], &outcomes[i]);
+	memset(s, 0, sizeof *s);
+	s->br = br;
+	s->outcomes = outcomes;
+	s->elapsed_ms = elapsed_ms;
+	count(outcomes, br->n, &s->failed, &s->cancelled);
+	if (br->mode == BATCH_MODE_SETTLED) {
+		s->shape = ANSWER_SETTLED;
+		s->status = 200;
+	} else if (s->failed + s->cancelled == 0) {
+		s->shape = ANSWER_ALL_OK;
+		s->status = 200;
+	} else {
+		s->shape = ANSWER_GROUP;
+		s->status = s->failed > 0 ? 502 : 503;
 	}
-	evbuffer_add(out, "]}", 2);
-	return 200;
+}
+
+bool answer_stream_write(struct answer_stream *s, struct evbuffer *out, size_t budget)
+{
+	size_t goal = evbuffer_get_length(out) + budget;
+
+	if (!s->started) {
+		put_head(out, s);
+		s->started = true;
+	}
+	while (s->next < s->br->n) {
+		if (evbuffer_get_length(out) >= goal)
+			return false;
+		put_entry(out, s, s->next++);
+	}
+	if (!s->done) {
+		put_tail(out, s);
+		s->done = true;
+	}
+	return true;
 }
 
 int answer_write_batch(struct evbuffer *out, const struct batch_request *br,
                        struct outcome *outcomes, double elapsed_ms)
 {
-	size_t failed, cancelled;
+	struct answer_stream s;
 
-	count(outcomes, br->n, &failed, &cancelled);
-	if (br->mode == BATCH_MODE_SETTLED)
-		return write_settled(out, br, outcomes, elapsed_ms, failed, cancelled);
-	if (failed + cancelled == 0)
-		return write_all_ok(out, br, outcomes, elapsed_ms);
-	return write_group(out, br, outcomes, elapsed_ms, failed, cancelled);
+	answer_stream_init(&s, br, outcomes, elapsed_ms);
+	answer_stream_write(&s, out, SIZE_MAX);
+	return s.status;
 }
 
 void answer_write_error(struct evbuffer *out, const char *error, const char *message)

@@ -13,7 +13,8 @@
 
 enum batch_state {
 	BATCH_RUNNING,     /* fetches under way */
-	BATCH_FINISHING,   /* outcome known; answer and free scheduled */
+	BATCH_FINISHING,   /* outcome known; answer (or free) scheduled */
+	BATCH_ANSWERING,   /* handed to the caller, which pulls the answer */
 };
 
 /* The batch's own limit for one upstream (max_concurrency). */
@@ -30,11 +31,13 @@ struct batch {
 	struct batch_cap *caps;        /* owned hash table, NULL without a cap */
 	size_t ncaps;                  /* its size: a power of two > items */
 	size_t pending;                /* fetches not done */
+	uint64_t body_bytes;           /* response bodies held, all fetches */
 	double t_start;
 	struct event *deadline;        /* batch timeout */
 	struct event *finish_ev;       /* deferred answer + free */
 	batch_answer_fn answer;        /* NULL once the client is gone */
 	void *answer_arg;
+	struct answer_stream stream;   /* the answer, once finished */
 };
 
 static void on_finish(evutil_socket_t fd, short what, void *arg);
@@ -94,6 +97,7 @@ struct batch *batch_new(struct batch_request *br, struct upstream_registry *reg,
 		outcome_init(&b->outcomes[i]);
 		fetch_init(&b->fetches[i], i, it, &b->outcomes[i], u,
 		           b->caps ? cap_for(b, u) : NULL, env, on_fetch_done, b);
+		b->fetches[i].batch_bytes = &b->body_bytes;
 	}
 	b->pending = n;
 	b->answer = answer;
@@ -114,7 +118,7 @@ size_t batch_size(const struct batch *b)
 
 static void schedule_finish(struct batch *b)
 {
-	if (b->state == BATCH_FINISHING)
+	if (b->state != BATCH_RUNNING)
 		return;
 	b->state = BATCH_FINISHING;
 	evtimer_del(b->deadline);
@@ -191,7 +195,7 @@ void batch_cancel(struct batch *b)
 	schedule_finish(b);
 }
 
-static void batch_free(struct batch *b)
+void batch_free(struct batch *b)
 {
 	size_t i;
 
@@ -211,17 +215,19 @@ static void batch_free(struct batch *b)
 static void on_finish(evutil_socket_t fd, short what, void *arg)
 {
 	struct batch *b = arg;
-	struct evbuffer *body;
-	int status;
 
 	(void)fd;
 	(void)what;
-	if (b->answer != NULL) {
-		body = evbuffer_new();
-		status = answer_write_batch(body, &b->req, b->outcomes,
-		                            fetch_now_ms() - b->t_start);
-		b->answer(b, status, body, b->answer_arg);
-		evbuffer_free(body);
+	if (b->answer == NULL) {
+		batch_free(b);
+		return;
 	}
-	batch_free(b);
+	b->state = BATCH_ANSWERING;
+	answer_stream_init(&b->stream, &b->req, b->outcomes, fetch_now_ms() - b->t_start);
+	b->answer(b, b->stream.status, b->answer_arg);
+}
+
+bool batch_answer_more(struct batch *b, struct evbuffer *out, size_t budget)
+{
+	return answer_stream_write(&b->stream, out, budget);
 }

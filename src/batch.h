@@ -1,11 +1,13 @@
 /* batch: one client's batch from the first enqueue to the answer.  Owns
  * the parsed request, one fetch and one outcome per item, and its timers.
- * It answers exactly once through the callback (unless the client went
- * away), then frees itself from a deferred event, never from inside a
- * fetch callback. */
+ * It calls the answer callback exactly once, from a deferred event (never
+ * inside a fetch callback); from then on the caller owns it, pulls the
+ * answer with batch_answer_more() and frees it with batch_free().  If the
+ * client went away first (batch_abandon) it frees itself instead. */
 #ifndef FANOUTD_BATCH_H
 #define FANOUTD_BATCH_H
 
+#include <stdbool.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 
@@ -15,10 +17,8 @@
 
 struct batch;
 
-/* Called once with the HTTP status and the JSON answer (the callee may
- * move the buffer's contents); the batch is freed right after. */
-typedef void (*batch_answer_fn)(struct batch *b, int status, struct evbuffer *body,
-                                void *arg);
+/* Called once with the HTTP status of the answer; the callee now owns b. */
+typedef void (*batch_answer_fn)(struct batch *b, int status, void *arg);
 
 struct batch_settings {
 	long batch_timeout_ms;
@@ -39,5 +39,12 @@ void batch_abandon(struct batch *b);
 void batch_cancel(struct batch *b);
 
 size_t batch_size(const struct batch *b);
+
+/* Write more of the answer into out (at least budget bytes, unless it
+ * ends first); true once the answer is complete. */
+bool batch_answer_more(struct batch *b, struct evbuffer *out, size_t budget);
+
+/* Only after the answer callback: free the batch. */
+void batch_free(struct batch *b);
 
 #endif

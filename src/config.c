@@ -28,6 +28,8 @@ const struct config_key config_fanoutd_keys[] = {
 	  "largest batch request body: bytes or K, M, G, k, m, g (x1024); more -> 413" },
 	{ "max_response_body", CONFIG_KEY_SIZE, CFG(max_response_body), 1, 1024 * UNITS_GIB, true, "8M",
 	  "largest upstream response body (bytes, K, M, G); more -> error too_large" },
+	{ "max_batch_response", CONFIG_KEY_SIZE, CFG(max_batch_response), 1, 1024 * UNITS_GIB, true, "256M",
+	  "all response bodies of one batch together; more -> error too_large" },
 	{ "request_timeout", CONFIG_KEY_DURATION, CFG(request_timeout_ms), 1, UNITS_DAY_MS, true, "5s",
 	  "per upstream request: 250ms, 1.5s, 2m, 1h; bare number = seconds; max 24h" },
 	{ "connect_timeout", CONFIG_KEY_DURATION, CFG(connect_timeout_ms), 1, UNITS_DAY_MS, true, "5s",

@@ -31,6 +31,7 @@ struct config {
 	long max_batch_size;
 	uint64_t max_request_body;         /* bytes */
 	uint64_t max_response_body;        /* bytes */
+	uint64_t max_batch_response;       /* bytes, all bodies of one batch */
 	long request_timeout_ms;
 	long connect_timeout_ms;
 	long batch_timeout_ms;

@@ -62,10 +62,16 @@ static char *format_dup(const char *fmt, ...)
 	return s;
 }
 
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+
+/* The timer exists only while the fetch holds a slot: a batch of 10,000
+ * queued requests should not cost 10,000 events. */
 static void arm_timer(struct fetch *f, double ms)
 {
 	struct timeval tv;
 
+	if (f->timer == NULL)
+		f->timer = evtimer_new(f->env->base, on_timer, f);
 	if (ms < 0)
 		ms = 0;
 	tv.tv_sec = (time_t)(ms / 1000);
@@ -90,6 +96,14 @@ static const char *phase_of(enum fetch_state s)
 
 /* --- ending ------------------------------------------------------------ */
 
+static void stop_timer(struct fetch *f)
+{
+	if (f->timer != NULL) {
+		event_free(f->timer);   /* may be the running event: fine, not persistent */
+		f->timer = NULL;
+	}
+}
+
 static void stop_watch(struct fetch *f)
 {
 	if (f->connect_watch != NULL) {
@@ -105,7 +119,7 @@ static void stop_exchange(struct fetch *f)
 	struct evdns_getaddrinfo_request *dr = f->dns_req;
 	struct evhttp_request *req = f->req;
 
-	evtimer_del(f->timer);
+	stop_timer(f);
 	stop_watch(f);
 	if (dr != NULL) {
 		f->dns_req = NULL;
@@ -129,6 +143,8 @@ static void record(struct fetch *f, enum outcome_type type, char *message,
 	f->out->message = message;
 	f->out->phase = phase;
 	f->out->timing.total_ms = fetch_now_ms() - f->t_start;
+	outcome_body_trim(f->out);
+	outcome_seal(f->out);
 	f->up->totals[type]++;
 }
 
@@ -151,7 +167,7 @@ static void release_slots(struct fetch *f)
 static void finish(struct fetch *f, enum outcome_type type, char *message,
                    const char *phase, bool reusable)
 {
-	evtimer_del(f->timer);
+	stop_timer(f);
 	stop_watch(f);
 	if (f->conn != NULL) {
 		pool_release(f->conn, reusable);
@@ -343,6 +359,7 @@ static int on_headers(struct evhttp_request *req, void *arg)
 	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
 	struct evkeyval *kv;
 	const char *cl;
+	unsigned long long n;
 
 	if (f->state == FETCH_CONNECTING)
 		mark_connected(f);
@@ -353,10 +370,16 @@ static int on_headers(struct evhttp_request *req, void *arg)
 	TAILQ_FOREACH(kv, h, next)
 		answer_add_header(f->out->headers, kv->key, kv->value);
 	cl = evhttp_find_header(h, "Content-Length");
-	if (cl != NULL && strtoull(cl, NULL, 10) > f->env->max_response_body) {
+	if (cl == NULL)
+		return 0;
+	if (strtoull(cl, NULL, 10) > f->env->max_response_body) {
 		f->pending_type = OUTCOME_TOO_LARGE;
 		return -1;   /* evhttp fails the request: on_error, on_response */
 	}
+	/* size the body buffer once; a lying Content-Length costs at most 1 MiB
+	 * up front, past that the buffer grows as bytes really arrive */
+	n = strtoull(cl, NULL, 10);
+	outcome_body_reserve(f->out, (size_t)(n < (1u << 20) ? n : (1u << 20)));
 	return 0;
 }
 
@@ -373,8 +396,15 @@ static void on_chunk(struct evhttp_request *req, void *arg)
 		     "(%llu bytes)", (unsigned long long)f->env->max_response_body));
 		return;
 	}
+	if (*f->batch_bytes + len > f->env->max_batch_response) {
+		fail(f, OUTCOME_TOO_LARGE, format_dup("bodies of the batch over "
+		     "max_batch_response (%llu bytes)",
+		     (unsigned long long)f->env->max_batch_response));
+		return;
+	}
 	f->body_len += len;
-	evbuffer_add_buffer(f->out->body, in);
+	*f->batch_bytes += len;
+	outcome_body_append(f->out, in);
 }
 
 static void on_error(enum evhttp_request_error err, void *arg)
@@ -523,8 +553,6 @@ static void send_request(struct fetch *f)
 	if (f->item->body != NULL)
 		evbuffer_add(evhttp_request_get_output_buffer(req), f->item->body,
 		             f->item->body_len);
-	if (f->out->body == NULL)
-		f->out->body = evbuffer_new();
 	f->req = req;
 	f->evhttp_error = -1;
 	f->t_sent = fetch_now_ms();
@@ -600,7 +628,6 @@ void fetch_init(struct fetch *f, size_t index, const struct request_item *item,
 	f->timeout_ms = item->timeout_ms > 0 ? item->timeout_ms : up->request_timeout_ms;
 	f->connect_timeout_ms = up->connect_timeout_ms < f->timeout_ms
 	                        ? up->connect_timeout_ms : f->timeout_ms;
-	f->timer = evtimer_new(env->base, on_timer, f);
 	limit_waiter_init(&f->waiter, on_grant, f);
 }
 
@@ -619,7 +646,5 @@ bool fetch_is_done(const struct fetch *f)
 void fetch_cleanup(struct fetch *f)
 {
 	stop_watch(f);
-	if (f->timer != NULL)
-		event_free(f->timer);
-	f->timer = NULL;
+	stop_timer(f);
 }

@@ -34,6 +34,7 @@ struct fetch_env {
 	struct event_base *base;
 	struct evdns_base *dns;
 	uint64_t max_response_body;
+	uint64_t max_batch_response;
 };
 
 struct fetch {
@@ -60,6 +61,7 @@ struct fetch {
 	long connect_timeout_ms;
 	double t_start, t_granted, t_sent, t_connected;
 	uint64_t body_len;
+	uint64_t *batch_bytes;             /* the batch's running total of bodies */
 	int evhttp_error;                  /* from the error callback, -1 none */
 	int sock_errno;                    /* errno seen with that error */
 	bool refused;                      /* connect watcher saw no peer */

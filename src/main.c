@@ -84,6 +84,7 @@ static int load_config(struct daemon *d, struct config *cfg)
 static void apply_config(struct daemon *d)
 {
 	d->env.max_response_body = d->cfg.max_response_body;
+	d->env.max_batch_response = d->cfg.max_batch_response;
 	upstream_registry_configure(d->reg, &d->cfg);
 	server_configure(d->srv, &d->cfg);
 }
@@ -184,6 +185,7 @@ static int start(struct daemon *d)
 	d->env.base = d->base;
 	d->env.dns = d->dns;
 	d->env.max_response_body = d->cfg.max_response_body;
+	d->env.max_batch_response = d->cfg.max_batch_response;
 	d->reg = upstream_registry_new(d->base, &d->cfg);
 	d->srv = server_new(d->base, &d->cfg, d->reg, &d->env);
 	if (server_listen(d->srv, err, sizeof err) < 0) {

@@ -350,6 +350,22 @@ static int get_long(const json_t *v, const char *path, long min, long max, long 
 
 /* --- one element -------------------------------------------------------- */
 
+/* The first key of obj that is not in known[n], or NULL. */
+static const char *unknown_key(const json_t *obj, const char *const *known, size_t n)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	json_object_foreach((json_t *)obj, key, v) {
+		for (i = 0; i < n && strcmp(key, known[i]) != 0; i++)
+			;
+		if (i == n)
+			return key;
+	}
+	return NULL;
+}
+
 static int parse_method(struct request_item *it, const json_t *v, const char *path,
                         char *err, size_t errlen)
 {
@@ -401,15 +417,10 @@ static int parse_object_item(struct request_item *it, const json_t *obj, const c
 	const char *key, *url;
 	json_t *v, *headers;
 	char sub[96];
-	size_t i;
 
-	json_object_foreach((json_t *)obj, key, v) {
-		for (i = 0; i < sizeof known / sizeof *known; i++)
-			if (strcmp(key, known[i]) == 0)
-				break;
-		if (i == sizeof known / sizeof *known)
-			return fail(err, errlen, "%s: unknown key \"%s\"", path, key);
-	}
+	key = unknown_key(obj, known, sizeof known / sizeof *known);
+	if (key != NULL)
+		return fail(err, errlen, "%s: unknown key \"%s\"", path, key);
 	snprintf(sub, sizeof sub, "%s.url", path);
 	v = json_object_get(obj, "url");
 	if (v == NULL)
@@ -499,15 +510,10 @@ static int parse_long_form(struct batch_request *br, const json_t *obj,
 	};
 	const char *key, *mode;
 	json_t *v, *reqs, *headers;
-	size_t i;
 
-	json_object_foreach((json_t *)obj, key, v) {
-		for (i = 0; i < sizeof known / sizeof *known; i++)
-			if (strcmp(key, known[i]) == 0)
-				break;
-		if (i == sizeof known / sizeof *known)
-			return fail(err, errlen, "unknown key \"%s\"", key);
-	}
+	key = unknown_key(obj, known, sizeof known / sizeof *known);
+	if (key != NULL)
+		return fail(err, errlen, "unknown key \"%s\"", key);
 	reqs = json_object_get(obj, "requests");
 	if (reqs == NULL)
 		return fail(err, errlen, "requests: missing (the list of URLs or request objects)");

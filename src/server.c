@@ -28,12 +28,20 @@
 #include "request.h"
 #include "server.h"
 
+/* The answer goes out in pieces of about this size, the next one only
+ * when the client has taken most of the last: a 10,000-entry answer is
+ * never held whole. */
+#define ANSWER_WINDOW (64 * 1024)
+
 /* One running batch and the client request waiting for it. */
 struct client_batch {
 	TAILQ_ENTRY(client_batch) link;
 	struct server *srv;
 	evhtp_request_t *req;
-	struct batch *batch;
+	struct batch *batch;             /* ours once answering */
+	bool answering;                  /* the answer is being streamed */
+	struct event *pump;              /* writes the next piece */
+	struct evbuffer_cb_entry *drained; /* on the client's output buffer */
 };
 
 /* One open client connection: evhtp keeps no list, so at exit we free
@@ -106,18 +114,88 @@ static evhtp_res on_request_fini(evhtp_request_t *req, void *arg)
 	return EVHTP_RES_OK;
 }
 
-static void on_batch_answer(struct batch *b, int status, struct evbuffer *body, void *arg)
+/* The answer is out (or the client is gone): let go of everything. */
+static void end_answer(struct client_batch *cb)
 {
-	struct client_batch *cb = arg;
 	evhtp_request_t *req = cb->req;
 
-	(void)b;
 	TAILQ_REMOVE(&cb->srv->running, cb, link);
+	if (cb->drained != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_output(evhtp_request_get_bev(req)),
+		                         cb->drained);
+	if (cb->pump != NULL)
+		event_free(cb->pump);
+	batch_free(cb->batch);
 	/* the error hook points at cb, which goes now */
 	evhtp_request_set_hook(req, evhtp_hook_on_error, NULL, NULL);
-	reply_json(req, status, body);
 	evhtp_request_resume(req);
 	free(cb);
+}
+
+static void pump_answer(evutil_socket_t fd, short what, void *arg)
+{
+	struct client_batch *cb = arg;
+	struct evbuffer *piece = evbuffer_new();
+	bool done;
+
+	(void)fd;
+	(void)what;
+	done = batch_answer_more(cb->batch, piece, ANSWER_WINDOW);
+	evhtp_send_reply_chunk(cb->req, piece);
+	evbuffer_free(piece);
+	if (!done)
+		return;
+	evhtp_send_reply_chunk_end(cb->req);
+	end_answer(cb);
+}
+
+static void on_output_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                              void *arg)
+{
+	struct client_batch *cb = arg;
+
+	if (info->n_deleted > 0 && evbuffer_get_length(buf) < ANSWER_WINDOW / 2)
+		event_active(cb->pump, EV_TIMEOUT, 0);
+}
+
+/* Stream the rest with chunked encoding, paced by the client's reading; a
+ * client that stops reading for client_timeout is cut off. */
+static void start_stream(struct client_batch *cb, int status, struct evbuffer *first)
+{
+	struct server *s = cb->srv;
+	struct bufferevent *bev = evhtp_request_get_bev(cb->req);
+	struct timeval tv;
+
+	evhtp_send_reply_chunk_start(cb->req, (evhtp_res)status);
+	evhtp_send_reply_chunk(cb->req, first);
+	tv.tv_sec = s->cfg->client_timeout_ms / 1000;
+	tv.tv_usec = (s->cfg->client_timeout_ms % 1000) * 1000;
+	bufferevent_set_timeouts(bev, NULL, &tv);
+	cb->pump = event_new(s->base, -1, 0, pump_answer, cb);
+	cb->drained = evbuffer_add_cb(bufferevent_get_output(bev), on_output_drained, cb);
+}
+
+static void on_batch_answer(struct batch *b, int status, void *arg)
+{
+	struct client_batch *cb = arg;
+	struct evbuffer *first = evbuffer_new();
+	bool done;
+
+	cb->answering = true;
+	done = batch_answer_more(b, first, ANSWER_WINDOW);
+	add_header(cb->req, "Content-Type", "application/json");
+	/* an HTTP/1.0 client cannot take chunks: it gets the answer whole */
+	while (!done && cb->req->proto == EVHTP_PROTO_10)
+		done = batch_answer_more(b, first, ANSWER_WINDOW);
+	if (!done) {
+		start_stream(cb, status, first);
+		evbuffer_free(first);
+		return;
+	}
+	evbuffer_add_buffer(cb->req->buffer_out, first);
+	evbuffer_free(first);
+	evhtp_send_reply(cb->req, (evhtp_res)status);
+	end_answer(cb);
 }
 
 static void on_client_error(evhtp_request_t *req, evhtp_error_flags errtype, void *arg)
@@ -125,6 +203,11 @@ static void on_client_error(evhtp_request_t *req, evhtp_error_flags errtype, voi
 	struct client_batch *cb = arg;
 
 	(void)errtype;
+	if (cb->answering) {
+		log_debug("client went away while taking its answer");
+		end_answer(cb);
+		return;
+	}
 	log_debug("client went away: batch of %zu cancelled", batch_size(cb->batch));
 	TAILQ_REMOVE(&cb->srv->running, cb, link);
 	batch_abandon(cb->batch);
@@ -485,6 +568,10 @@ void server_free(struct server *s)
 	size_t i;
 
 	while ((cb = TAILQ_FIRST(&s->running)) != NULL) {
+		if (cb->answering) {
+			end_answer(cb);
+			continue;
+		}
 		TAILQ_REMOVE(&s->running, cb, link);
 		evhtp_request_set_hook(cb->req, evhtp_hook_on_error, NULL, NULL);
 		batch_abandon(cb->batch);

@@ -77,9 +77,15 @@ static void respond(struct outcome *o, enum outcome_type type, int status,
 	if (ct != NULL)
 		answer_add_header(o->headers, "Content-Type", ct);
 	if (body != NULL) {
-		o->body = evbuffer_new();
-		ck_assert_ptr_nonnull(o->body);
-		ck_assert_int_eq(evbuffer_add(o->body, body, len), 0);
+		struct evbuffer *in = evbuffer_new();
+
+		ck_assert_ptr_nonnull(in);
+		ck_assert_int_eq(evbuffer_add(in, body, len), 0);
+		outcome_body_append(o, in);
+		outcome_body_trim(o);
+		ck_assert_uint_eq(evbuffer_get_length(in), 0);
+		ck_assert_uint_eq(o->body_len, len);
+		evbuffer_free(in);
 	}
 }
 

@@ -104,6 +104,7 @@ static void assert_config_eq(const struct config *a, const struct config *b)
 	ck_assert_int_eq(a->max_batch_size, b->max_batch_size);
 	ck_assert_uint_eq(a->max_request_body, b->max_request_body);
 	ck_assert_uint_eq(a->max_response_body, b->max_response_body);
+	ck_assert_uint_eq(a->max_batch_response, b->max_batch_response);
 	ck_assert_int_eq(a->request_timeout_ms, b->request_timeout_ms);
 	ck_assert_int_eq(a->connect_timeout_ms, b->connect_timeout_ms);
 	ck_assert_int_eq(a->batch_timeout_ms, b->batch_timeout_ms);
@@ -332,6 +333,7 @@ START_TEST(defaults)
 	ck_assert_int_eq(cfg.max_batch_size, 10000);
 	ck_assert_uint_eq(cfg.max_request_body, 8 << 20);
 	ck_assert_uint_eq(cfg.max_response_body, 8 << 20);
+	ck_assert_uint_eq(cfg.max_batch_response, 256 << 20);
 	ck_assert_int_eq(cfg.request_timeout_ms, 5000);
 	ck_assert_int_eq(cfg.connect_timeout_ms, 5000);
 	ck_assert_int_eq(cfg.batch_timeout_ms, 60000);
@@ -368,6 +370,7 @@ START_TEST(every_key)
 	        "max_batch_size = 50\n"
 	        "max_request_body = 1G\n"
 	        "max_response_body = 512k\n"
+	        "max_batch_response = 2M\n"
 	        "request_timeout = 1.5s\n"
 	        "connect_timeout = 250ms\n"
 	        "batch_timeout = 2m\n"
@@ -391,6 +394,7 @@ START_TEST(every_key)
 	ck_assert_int_eq(cfg.max_batch_size, 50);
 	ck_assert_uint_eq(cfg.max_request_body, 1ULL << 30);
 	ck_assert_uint_eq(cfg.max_response_body, 512 * 1024);
+	ck_assert_uint_eq(cfg.max_batch_response, 2 << 20);
 	ck_assert_int_eq(cfg.request_timeout_ms, 1500);
 	ck_assert_int_eq(cfg.connect_timeout_ms, 250);
 	ck_assert_int_eq(cfg.batch_timeout_ms, 120000);

@@ -4,7 +4,9 @@ endpoint's routes, curl usage, client keep-alive."""
 import base64
 import json
 import os
+import socket
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -127,6 +129,55 @@ class Basic(unittest.TestCase):
             socks.add(id(c.sock))
         self.assertEqual(len(socks), 1)   # one client connection carried all three
         c.close()
+
+    def test_big_answer_streams_to_a_slow_reader(self):
+        urls = [self.up.url("/bytes/10000?i=%d" % i) for i in range(300)]
+        c = self.fd.connection()
+        c.request("POST", "/v1/batch", json.dumps(urls))
+        r = c.getresponse()
+        self.assertEqual(r.status, 200)
+        # streamed in pieces as the client reads, not built whole first
+        self.assertEqual(r.getheader("Transfer-Encoding"), "chunked")
+        data = b""
+        while True:
+            piece = r.read(65536)
+            if not piece:
+                break
+            data += piece
+            time.sleep(0.01)
+        ans = json.loads(data)
+        self.assertEqual(len(ans["results"]), 300)
+        self.assertEqual([x["index"] for x in ans["results"]], list(range(300)))
+        self.assertTrue(all(len(x["body"]) == 10000 for x in ans["results"]))
+        # the connection is still good for the next batch
+        c.request("POST", "/v1/batch", json.dumps([self.up.url("/json")]))
+        r = c.getresponse()
+        self.assertEqual((r.status, r.getheader("Content-Length") is not None), (200, True))
+        self.assertIs(json.loads(r.read())["ok"], True)
+        c.close()
+
+    def test_client_gone_mid_answer(self):
+        urls = [self.up.url("/bytes/50000?i=%d" % i) for i in range(200)]
+        body = json.dumps(urls).encode()
+        s = socket.create_connection(("127.0.0.1", self.fd.port))
+        s.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                  % len(body) + body)
+        first = s.recv(1000)
+        self.assertTrue(first.startswith(b"HTTP/1.1 200"), first)
+        s.close()   # 10 MB of answer left unread
+        status, _, data = self.fd.request("GET", "/healthz")
+        self.assertEqual(status, 200)
+        status, ans = self.fd.batch([self.up.url("/json")])
+        self.assertEqual(status, 200)
+
+    def test_http10_client_gets_content_length(self):
+        urls = [self.up.url("/bytes/10000?i=%d" % i) for i in range(100)]
+        rc, out = harness.curl("--http1.0", "-D", "-", "--data-binary", json.dumps(urls),
+                               "http://127.0.0.1:%d/v1/batch" % self.fd.port)
+        self.assertEqual(rc, 0)
+        head, body = out.split(b"\r\n\r\n", 1)
+        self.assertIn(b"Content-Length: %d" % len(body), head)
+        self.assertEqual(len(json.loads(body)["results"]), 100)
 
     def test_upstreams_endpoint(self):
         self.fd.batch([self.up.url("/json")])

@@ -116,6 +116,25 @@ class Limits(unittest.TestCase):
         finally:
             fd.stop()
 
+    def test_idle_connections_closed_after_keepalive_timeout(self):
+        up = harness.Upstream()
+        fd = harness.Fanoutd(config="[fanoutd]\nkeepalive_timeout = 300ms\n")
+        try:
+            fd.batch([up.url("/delay/10")] * 4)
+            self.assertEqual(up.stats()["open_connections"], 4)
+            status, _, data = fd.request("GET", "/v1/upstreams")
+            self.assertEqual(json.loads(data)["upstreams"][0]["idle_connections"], 4)
+            time.sleep(0.8)
+            self.assertEqual(up.stats()["open_connections"], 0)
+            status, _, data = fd.request("GET", "/v1/upstreams")
+            self.assertEqual(json.loads(data)["upstreams"][0]["idle_connections"], 0)
+            # and the next batch simply opens new ones
+            status, ans = fd.batch([up.url("/json")])
+            self.assertEqual((status, ans["results"][0]["reused"]), (200, False))
+        finally:
+            fd.stop()
+            up.stop()
+
     def test_2000_urls_and_50_clients(self):
         fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 64\n")
         try:

@@ -201,6 +201,23 @@ class LongForm(unittest.TestCase):
             fd.stop()
             up.stop()
 
+    def test_batch_total_is_capped(self):
+        fd = harness.Fanoutd(config="[fanoutd]\nmax_batch_response = 100K\n")
+        try:
+            status, ans = fd.batch([self.up.url("/bytes/40000")] * 3)
+            self.assertEqual(status, 502)
+            self.assertEqual(len(ans["errors"]), 1)
+            e = ans["errors"][0]
+            self.assertEqual(e["type"], "too_large")
+            self.assertEqual(e["message"],
+                             "bodies of the batch over max_batch_response (102400 bytes)")
+            self.assertEqual(len(ans["completed"]) + len(ans["cancelled"]), 2)
+            # under the cap the same batch succeeds
+            status, ans = fd.batch([self.up.url("/bytes/40000")] * 2)
+            self.assertEqual(status, 200)
+        finally:
+            fd.stop()
+
 
 if __name__ == "__main__":
     harness.main()
