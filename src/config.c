@@ -52,6 +52,8 @@ const struct config_key config_fanoutd_keys[] = {
 	  "check upstream certificates and host names: yes/no, on/off, true/false, 1/0" },
 	{ "ca_file", CONFIG_KEY_PATH, CFG(ca_file), 0, 0, true, "",
 	  "PEM CA bundle for upstream TLS; empty = system store; relative to this file" },
+	{ "resolv_conf", CONFIG_KEY_PATH, CFG(resolv_conf), 0, 0, false, "/etc/resolv.conf",
+	  "nameservers and search domains for upstream host names (hosts file first)" },
 	{ "auth_token_file", CONFIG_KEY_PATH, CFG(auth_token_file), 0, 0, true, "",
 	  "if set, clients must send Authorization: Bearer <token in this file>" },
 	{ "allow_hosts", CONFIG_KEY_HOSTS, CFG(allow_hosts), 0, 0, true, "*",
@@ -294,6 +296,7 @@ void config_free(struct config *cfg)
 		return;
 	clear_listen(cfg);
 	free(cfg->ca_file);
+	free(cfg->resolv_conf);
 	free(cfg->auth_token_file);
 	units_strv_free(cfg->allow_hosts);
 	units_strv_free(cfg->deny_networks);

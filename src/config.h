@@ -43,6 +43,7 @@ struct config {
 	long keepalive_timeout_ms;
 	bool tls_verify;
 	char *ca_file;                     /* NULL = system store, owned */
+	char *resolv_conf;                 /* nameservers, owned */
 	char *auth_token_file;             /* NULL = no auth, owned */
 	char **allow_hosts;                /* NULL-terminated globs, owned */
 	char **deny_networks;              /* NULL-terminated CIDRs, owned */

@@ -32,7 +32,7 @@ struct config_key {
 };
 
 /* The number of entries in each table (checked in config.c). */
-#define CONFIG_N_FANOUTD_KEYS 21
+#define CONFIG_N_FANOUTD_KEYS 22
 #define CONFIG_N_UPSTREAM_KEYS 7
 
 /* Keys of [fanoutd] (stored in struct config) and of [upstream "..."]

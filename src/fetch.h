@@ -7,11 +7,11 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 
 #include "answer.h"
+#include "dns.h"
 #include "limits.h"
 #include "pool.h"
 #include "request.h"
@@ -22,6 +22,7 @@ enum fetch_state {
 	FETCH_QUEUED,      /* waiting for a slot of the upstream's semaphore */
 	FETCH_RESOLVING,   /* slot held; resolving the host name */
 	FETCH_CONNECTING,  /* slot held; TCP connect in progress */
+	FETCH_HANDSHAKE,   /* https: TCP up, TLS handshake in progress */
 	FETCH_WAITING,     /* connected; request sent, no answer byte yet */
 	FETCH_RECEIVING,   /* status and headers in, body arriving */
 	FETCH_DONE,        /* outcome recorded; slot and connection handed back */
@@ -32,7 +33,7 @@ typedef void (*fetch_done_fn)(struct fetch *f, void *arg);
 
 struct fetch_env {
 	struct event_base *base;
-	struct evdns_base *dns;
+	struct dns *dns;
 	uint64_t max_response_body;
 	uint64_t max_batch_response;
 };
@@ -53,7 +54,9 @@ struct fetch {
 	bool has_slot;                     /* a slot of up->sem */
 	struct pool_conn *conn;            /* while busy */
 	struct evhttp_request *req;        /* owned by evhttp once made */
-	struct evdns_getaddrinfo_request *dns_req;
+	struct dns_request *dns_req;
+	struct dns_answer *addrs;          /* while connecting (owned) */
+	size_t addr_i;                     /* the address being tried */
 	struct event *timer;               /* connect, then request deadline */
 	struct event *connect_watch;       /* fd writable: connect finished */
 
@@ -65,6 +68,7 @@ struct fetch {
 	int evhttp_error;                  /* from the error callback, -1 none */
 	int sock_errno;                    /* errno seen with that error */
 	bool refused;                      /* connect watcher saw no peer */
+	bool retried;                      /* the stale keep-alive retry is spent */
 	enum outcome_type pending_type;    /* a failure we caused (too_large) */
 };
 

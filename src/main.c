@@ -10,12 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/dns.h>
 #include <event2/event.h>
 
 #include "config.h"
+#include "dns.h"
 #include "fetch.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 #include "upstream.h"
 
@@ -34,8 +35,9 @@ enum shutdown_mode {
 
 struct daemon {
 	struct event_base *base;
-	struct evdns_base *dns;
+	struct dns *dns;
 	struct config cfg;
+	char *token;                    /* from auth_token_file; NULL = no auth */
 	const char *config_path;        /* NULL = embedded defaults */
 	char **cli_listen;              /* -l values, borrowed from argv */
 	size_t ncli_listen;
@@ -57,15 +59,18 @@ static void usage(FILE *out)
 	        "  -t, --test           check the config and exit\n"
 	        "  -v, --verbose        log debug detail\n"
 	        "  -q, --quiet          log errors only\n"
-	        "  -V, --version        print the version and exit\n"
+	        "  -V, --version        print the version and exit (with -v: and \"+systemd\"\n"
+	        "                       when built with sd_notify and socket activation)\n"
 	        "  -h, --help           print this help and exit\n");
 }
 
-/* Config from the file (or the defaults) with -l applied on top. */
-static int load_config(struct daemon *d, struct config *cfg)
+/* Config from the file (or the defaults) with -l applied on top, and the
+ * token its auth_token_file names. */
+static int load_config(struct daemon *d, struct config *cfg, char **token)
 {
 	char err[1024];
 
+	*token = NULL;
 	config_defaults(cfg);
 	if (d->config_path != NULL &&
 	    config_load(cfg, d->config_path, err, sizeof err) < 0) {
@@ -78,15 +83,36 @@ static int load_config(struct daemon *d, struct config *cfg)
 		config_free(cfg);
 		return -1;
 	}
+	if (cfg->auth_token_file != NULL &&
+	    server_token_read(cfg->auth_token_file, token, err, sizeof err) < 0) {
+		log_error("%s", err);
+		config_free(cfg);
+		return -1;
+	}
 	return 0;
+}
+
+/* Verification off is for development only: say so loudly. */
+static void warn_insecure(const struct config *cfg)
+{
+	size_t i;
+
+	if (!cfg->tls_verify)
+		log_warn("tls_verify = no: upstream TLS certificates are NOT checked");
+	for (i = 0; i < cfg->nupstreams; i++)
+		if (cfg->upstreams[i].tls_verify == 0)
+			log_warn("tls_verify = no for %s: its TLS certificate is NOT checked",
+			         cfg->upstreams[i].key);
 }
 
 static void apply_config(struct daemon *d)
 {
 	d->env.max_response_body = d->cfg.max_response_body;
 	d->env.max_batch_response = d->cfg.max_batch_response;
+	warn_insecure(&d->cfg);
 	upstream_registry_configure(d->reg, &d->cfg);
 	server_configure(d->srv, &d->cfg);
+	server_set_token(d->srv, d->token);
 }
 
 /* --- signals ----------------------------------------------------------- */
@@ -123,6 +149,7 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 	}
 	log_info("signal %d: shutting down (up to %ld ms for running batches)",
 	         (int)sig, d->cfg.shutdown_timeout_ms);
+	notify_stopping();
 	d->shutdown = SHUTDOWN_DRAINING;
 	tv.tv_sec = d->cfg.shutdown_timeout_ms / 1000;
 	tv.tv_usec = (d->cfg.shutdown_timeout_ms % 1000) * 1000;
@@ -136,6 +163,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
 	struct config fresh;
+	char *token;
 
 	(void)sig;
 	(void)what;
@@ -143,32 +171,34 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 		log_info("SIGHUP: no config file to reload");
 		return;
 	}
-	if (load_config(d, &fresh) < 0) {
+	notify_reloading();
+	if (load_config(d, &fresh, &token) < 0) {
 		log_error("reload failed; keeping the running config");
+		notify_ready();
 		return;
 	}
 	config_free(&d->cfg);
 	d->cfg = fresh;
+	server_token_free(d->token);
+	d->token = token;
 	apply_config(d);
 	log_info("reloaded %s", d->config_path);
+	notify_ready();
 }
 
 /* --- set-up and tear-down ---------------------------------------------- */
 
-static struct evdns_base *new_dns(struct event_base *base)
+/* The sockets systemd passed (socket activation) win over `listen`/-l. */
+static int listen_all(struct daemon *d, char *err, size_t errlen)
 {
-	struct evdns_base *dns;
+	int fds[CONFIG_MAX_LISTEN];
+	size_t n = notify_listen_fds(fds, CONFIG_MAX_LISTEN);
 
-	dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-	                     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	if (dns != NULL)
-		return dns;
-	/* no usable resolv.conf: still honour /etc/hosts */
-	log_warn("no nameservers from /etc/resolv.conf; only /etc/hosts names resolve");
-	dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	if (dns != NULL)
-		evdns_base_load_hosts(dns, NULL);
-	return dns;
+	if (n == 0)
+		return server_listen(d->srv, err, errlen);
+	log_info("socket activation: %zu socket%s from systemd; `listen` not used",
+	         n, n == 1 ? "" : "s");
+	return server_listen_fds(d->srv, fds, n, err, errlen);
 }
 
 static int start(struct daemon *d)
@@ -177,7 +207,7 @@ static int start(struct daemon *d)
 
 	signal(SIGPIPE, SIG_IGN);
 	d->base = event_base_new();
-	d->dns = d->base ? new_dns(d->base) : NULL;
+	d->dns = d->base ? dns_new(d->base, d->cfg.resolv_conf) : NULL;
 	if (d->base == NULL || d->dns == NULL) {
 		log_error("cannot set up the event loop");
 		return -1;
@@ -188,7 +218,8 @@ static int start(struct daemon *d)
 	d->env.max_batch_response = d->cfg.max_batch_response;
 	d->reg = upstream_registry_new(d->base, &d->cfg);
 	d->srv = server_new(d->base, &d->cfg, d->reg, &d->env);
-	if (server_listen(d->srv, err, sizeof err) < 0) {
+	server_set_token(d->srv, d->token);
+	if (listen_all(d, err, sizeof err) < 0) {
 		log_error("%s", err);
 		return -1;
 	}
@@ -199,6 +230,7 @@ static int start(struct daemon *d)
 	evsignal_add(d->sig_int, NULL);
 	evsignal_add(d->sig_hup, NULL);
 	log_info("fanoutd %s ready", PACKAGE_VERSION);
+	notify_ready();
 	return 0;
 }
 
@@ -218,11 +250,11 @@ static void stop(struct daemon *d)
 	}
 	if (d->shutdown_timer != NULL)
 		event_free(d->shutdown_timer);
-	if (d->dns != NULL)
-		evdns_base_free(d->dns, 0);
+	dns_free(d->dns);
 	if (d->base != NULL)
 		event_base_free(d->base);
 	config_free(&d->cfg);
+	server_token_free(d->token);
 	free(d->cli_listen);
 }
 
@@ -239,7 +271,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct daemon d;
-	bool test_only = false;
+	bool test_only = false, show_version = false;
 	int c, rc;
 
 	memset(&d, 0, sizeof d);
@@ -251,10 +283,17 @@ int main(int argc, char **argv)
 		case 't': test_only = true; break;
 		case 'v': log_set_level(LOG_LEVEL_DEBUG); break;
 		case 'q': log_set_level(LOG_LEVEL_ERROR); break;
-		case 'V': printf("fanoutd %s\n", PACKAGE_VERSION); free(d.cli_listen); return EXIT_OK;
+		case 'V': show_version = true; break;
 		case 'h': usage(stdout); free(d.cli_listen); return EXIT_OK;
 		default: usage(stderr); free(d.cli_listen); return EXIT_CONFIG;
 		}
+	}
+	if (show_version) {
+		/* -v -V adds the build's optional features */
+		printf("fanoutd %s%s\n", PACKAGE_VERSION, log_get_level() < LOG_LEVEL_DEBUG ? "" :
+		       notify_available() ? " (+systemd)" : " (-systemd)");
+		free(d.cli_listen);
+		return EXIT_OK;
 	}
 	if (optind < argc) {
 		log_error("unexpected argument \"%s\"", argv[optind]);
@@ -262,7 +301,7 @@ int main(int argc, char **argv)
 		free(d.cli_listen);
 		return EXIT_CONFIG;
 	}
-	if (load_config(&d, &d.cfg) < 0) {
+	if (load_config(&d, &d.cfg, &d.token) < 0) {
 		free(d.cli_listen);
 		return EXIT_CONFIG;
 	}
@@ -272,6 +311,7 @@ int main(int argc, char **argv)
 		stop(&d);
 		return EXIT_OK;
 	}
+	warn_insecure(&d.cfg);
 	rc = start(&d) < 0 ? EXIT_RUNTIME : EXIT_OK;
 	if (rc == EXIT_OK)
 		event_base_dispatch(d.base);

@@ -4,8 +4,11 @@
  * timer fires or when the upstream closes it (evhttp's closecb). */
 #include <stdlib.h>
 
+#include <event2/bufferevent_ssl.h>
+
 #include "log.h"
 #include "pool.h"
+#include "tls.h"
 
 struct pool {
 	struct event_base *base;
@@ -13,6 +16,7 @@ struct pool {
 	struct pool_conn *idle_head;       /* most recently released first */
 	unsigned nidle;
 	unsigned long opened;
+	unsigned long handshakes;
 	struct pool_conn *dead;            /* waiting for the reaper */
 	struct event *reaper;
 };
@@ -31,8 +35,15 @@ struct pool *pool_new(struct event_base *base, const struct pool_settings *ps)
 	return p;
 }
 
+void pool_configure(struct pool *p, const struct pool_settings *ps)
+{
+	p->settings = *ps;
+}
+
 static void free_conn(struct pool_conn *c)
 {
+	if (c->ssl != NULL)
+		SSL_set_app_data(c->ssl, NULL);   /* the SSL may outlive c briefly */
 	evhttp_connection_free(c->evcon);
 	event_free(c->idle_timer);
 	free(c);
@@ -109,6 +120,45 @@ struct pool_conn *pool_take_idle(struct pool *p)
 	return c;
 }
 
+/* OpenSSL tells us the moment the handshake is done: that ends the
+ * connect phase of an https request. */
+static void on_ssl_info(const SSL *ssl, int where, int ret)
+{
+	struct pool_conn *c = SSL_get_app_data(ssl);
+
+	(void)ret;
+	if (!(where & SSL_CB_HANDSHAKE_DONE) || c == NULL || c->handshake_done)
+		return;
+	c->handshake_done = true;
+	c->pool->handshakes++;
+	if (c->on_handshake != NULL)
+		c->on_handshake(c, c->handshake_arg);
+}
+
+/* An evhttp connection over TLS: evhttp connects the socket of an
+ * OpenSSL bufferevent, which then runs the handshake. */
+static struct evhttp_connection *new_tls_evcon(struct pool *p, struct pool_conn *c,
+                                               const char *addr, int port)
+{
+	struct bufferevent *bev;
+	SSL *ssl = tls_new_ssl(p->settings.ssl_ctx, p->settings.tls_host,
+	                       p->settings.tls_verify);
+
+	if (ssl == NULL)
+		return NULL;
+	SSL_set_app_data(ssl, c);
+	SSL_set_info_callback(ssl, on_ssl_info);
+	bev = bufferevent_openssl_socket_new(p->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+	                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	c->ssl = ssl;
+	return evhttp_connection_base_bufferevent_new(p->base, NULL, bev, addr,
+	                                              (unsigned short)port);
+}
+
 struct pool_conn *pool_open(struct pool *p, const char *addr, int port)
 {
 	struct pool_conn *c = calloc(1, sizeof *c);
@@ -116,12 +166,15 @@ struct pool_conn *pool_open(struct pool *p, const char *addr, int port)
 
 	if (c == NULL)
 		abort();
-	c->evcon = evhttp_connection_base_new(p->base, NULL, addr, (unsigned short)port);
+	c->pool = p;
+	if (p->settings.ssl_ctx != NULL)
+		c->evcon = new_tls_evcon(p, c, addr, port);
+	else
+		c->evcon = evhttp_connection_base_new(p->base, NULL, addr, (unsigned short)port);
 	if (c->evcon == NULL) {
 		free(c);
 		return NULL;
 	}
-	c->pool = p;
 	c->idle_timer = evtimer_new(p->base, on_idle_timeout, c);
 	c->in_use = true;
 	tv.tv_sec = p->settings.io_timeout_ms / 1000;
@@ -165,6 +218,11 @@ unsigned pool_idle_count(const struct pool *p)
 unsigned long pool_opened_count(const struct pool *p)
 {
 	return p->opened;
+}
+
+unsigned long pool_handshake_count(const struct pool *p)
+{
+	return p->handshakes;
 }
 
 /* Only called once no fetch holds a connection (at exit). */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <openssl/ssl.h>
 
 struct pool;
 
@@ -20,6 +21,11 @@ struct pool_conn {
 	bool idle;         /* in the idle list */
 	bool in_use;       /* held by a fetch */
 	bool used;         /* has carried a request before (for "reused") */
+	SSL *ssl;          /* https: the connection's TLS state (the bev owns it) */
+	bool handshake_done;
+	/* told when the TLS handshake completes (set by the fetch using it) */
+	void (*on_handshake)(struct pool_conn *c, void *arg);
+	void *handshake_arg;
 	struct pool_conn *next_idle, *prev_idle;
 	struct pool_conn *next_dead;
 };
@@ -28,9 +34,15 @@ struct pool_settings {
 	long keepalive_timeout_ms;
 	uint64_t max_response_body;
 	long io_timeout_ms;      /* evhttp's own backstop; fetch timers come first */
+	SSL_CTX *ssl_ctx;        /* https upstreams: the context (borrowed), else NULL */
+	bool tls_verify;
+	const char *tls_host;    /* name for SNI and certificate checks (borrowed) */
 };
 
 struct pool *pool_new(struct event_base *base, const struct pool_settings *ps);
+
+/* New settings (reload) for connections opened from now on. */
+void pool_configure(struct pool *p, const struct pool_settings *ps);
 void pool_free(struct pool *p);
 
 /* An idle open connection, now in use, or NULL. */
@@ -47,5 +59,7 @@ void pool_release(struct pool_conn *c, bool reusable);
 unsigned pool_idle_count(const struct pool *p);
 /* Connections ever opened. */
 unsigned long pool_opened_count(const struct pool *p);
+/* TLS handshakes completed. */
+unsigned long pool_handshake_count(const struct pool *p);
 
 #endif

@@ -7,10 +7,12 @@
  * unseen; we re-enable reading on its bufferevent so evhtp's error hook
  * fires, and abandon the batch then (see shared NOTES). */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,6 +23,7 @@
 #include <event2/bufferevent.h>
 #include <event2/listener.h>
 #include <evhtp/evhtp.h>
+#include <openssl/crypto.h>
 
 #include "answer.h"
 #include "batch.h"
@@ -57,6 +60,7 @@ struct server {
 	const struct config *cfg;            /* borrowed; main owns it */
 	struct upstream_registry *reg;       /* borrowed */
 	const struct fetch_env *env;         /* borrowed */
+	const char *token;                   /* bearer token, borrowed; NULL = open */
 	evhtp_t *htp[CONFIG_MAX_LISTEN];     /* one per listener, owned */
 	char *unix_paths[CONFIG_MAX_LISTEN]; /* to unlink at exit, owned */
 	size_t nhtp;
@@ -100,6 +104,59 @@ static void reply_error(evhtp_request_t *req, int status, const char *error,
 	answer_write_error(body, error, message);
 	reply_json(req, status, body);
 	evbuffer_free(body);
+}
+
+/* --- auth ---------------------------------------------------------------- */
+
+enum auth_result {
+	AUTH_OK,          /* no token configured, or the right one sent */
+	AUTH_MISSING,     /* no "Authorization: Bearer ..." at all */
+	AUTH_WRONG,       /* a bearer token, but not ours */
+};
+
+/* The token is compared in constant time and never logged. */
+static enum auth_result auth_check(const struct server *s, evhtp_request_t *req)
+{
+	const char *h, *given;
+	size_t want, have;
+	int differ;
+
+	if (s->token == NULL)
+		return AUTH_OK;
+	h = evhtp_header_find(req->headers_in, "Authorization");
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+		return AUTH_MISSING;
+	given = h + 7;
+	while (*given == ' ')
+		given++;
+	want = strlen(s->token);
+	have = strlen(given);
+	/* always compare want bytes, so the time says nothing of the content */
+	differ = CRYPTO_memcmp(have == want ? given : s->token, s->token, want);
+	return have == want && differ == 0 ? AUTH_OK : AUTH_WRONG;
+}
+
+static void reply_unauthorized(evhtp_request_t *req, enum auth_result why)
+{
+	if (why == AUTH_MISSING) {
+		add_header(req, "WWW-Authenticate", "Bearer");
+		reply_error(req, 401, "unauthorized", "send \"Authorization: Bearer <token>\"");
+		return;
+	}
+	add_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+	reply_error(req, 401, "unauthorized", "wrong bearer token");
+}
+
+/* With auth_token_file set, every route but /healthz starts with this:
+ * false means it has answered 401. */
+static bool check_auth(const struct server *s, evhtp_request_t *req)
+{
+	enum auth_result why = auth_check(s, req);
+
+	if (why == AUTH_OK)
+		return true;
+	reply_unauthorized(req, why);
+	return false;
 }
 
 /* --- /v1/batch ----------------------------------------------------------- */
@@ -256,6 +313,8 @@ static void on_batch(evhtp_request_t *req, void *arg)
 	size_t len;
 	const char *data;
 
+	if (!check_auth(s, req))
+		return;
 	if (evhtp_request_get_method(req) != htp_method_POST) {
 		add_header(req, "Allow", "POST");
 		reply_error(req, 405, "method_not_allowed", "use POST for /v1/batch");
@@ -278,7 +337,7 @@ static void on_batch(evhtp_request_t *req, void *arg)
 	run_batch(s, req, &br);
 }
 
-/* Answer 413 from the headers alone, before the body is read. */
+/* Answer 401 or 413 from the headers alone, before the body is read. */
 static void resume_later(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -291,11 +350,17 @@ static evhtp_res on_batch_headers(evhtp_request_t *req, evhtp_headers_t *hdr, vo
 	struct server *s = arg;
 	const char *cl = evhtp_header_find(hdr, "Content-Length");
 	struct timeval zero = { 0, 0 };
+	enum auth_result why = auth_check(s, req);
 
-	if (cl == NULL || strtoull(cl, NULL, 10) <= s->cfg->max_request_body)
+	if (why == AUTH_OK &&
+	    (cl == NULL || strtoull(cl, NULL, 10) <= s->cfg->max_request_body))
 		return EVHTP_RES_OK;
+	/* too big, or from a client without the token: its body is never read */
 	evhtp_request_set_keepalive(req, 0);
-	reply_error(req, 413, "request_too_large", "request body over max_request_body");
+	if (why != AUTH_OK)
+		reply_unauthorized(req, why);
+	else
+		reply_error(req, 413, "request_too_large", "request body over max_request_body");
 	event_base_once(s->base, -1, EV_TIMEOUT, resume_later, req, &zero);
 	return EVHTP_RES_PAUSE;
 }
@@ -327,9 +392,10 @@ static void put_upstream(struct upstream *u, void *arg)
 
 	evbuffer_add_printf(out, "%s{\"upstream\":\"%s\",\"limit\":%zu,\"in_flight\":%zu,"
 	                    "\"queued\":%zu,\"idle_connections\":%u,"
-	                    "\"connections_opened\":%lu,\"totals\":{",
+	                    "\"connections_opened\":%lu,\"tls_handshakes\":%lu,\"totals\":{",
 	                    sep, u->key, u->sem.limit, u->sem.in_use, u->sem.nqueued,
-	                    pool_idle_count(u->pool), pool_opened_count(u->pool));
+	                    pool_idle_count(u->pool), pool_opened_count(u->pool),
+	                    pool_handshake_count(u->pool));
 	for (t = OUTCOME_OK; t <= OUTCOME_FORBIDDEN; t++)
 		evbuffer_add_printf(out, "%s\"%s\":%lu", t == OUTCOME_OK ? "" : ",",
 		                    outcome_type_name((enum outcome_type)t), u->totals[t]);
@@ -341,6 +407,8 @@ static void on_upstreams(evhtp_request_t *req, void *arg)
 	struct server *s = arg;
 	struct evbuffer *list, *body;
 
+	if (!check_auth(s, req))
+		return;
 	if (evhtp_request_get_method(req) != htp_method_GET) {
 		add_header(req, "Allow", "GET");
 		reply_error(req, 405, "method_not_allowed", "use GET for /v1/upstreams");
@@ -363,7 +431,8 @@ static void on_unknown(evhtp_request_t *req, void *arg)
 {
 	char msg[300];
 
-	(void)arg;
+	if (!check_auth(arg, req))
+		return;
 	snprintf(msg, sizeof msg, "no such endpoint: %.200s",
 	         req->uri && req->uri->path && req->uri->path->full ? req->uri->path->full : "?");
 	reply_error(req, 404, "not_found", msg);
@@ -460,25 +529,61 @@ static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t
 	return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -1;
 }
 
-static void log_bound(evhtp_t *htp, const char *spec)
+/* "listening on ADDR" with the address the socket really has (the port
+ * the kernel chose for :0); spec names it when getsockname cannot.  The
+ * integration tests read the port from this line. */
+static void log_bound(evhtp_t *htp, const char *spec, const char *how)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
 	char addr[INET6_ADDRSTRLEN];
 	evutil_socket_t fd = evconnlistener_get_fd(htp->server);
 
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 || ss.ss_family == AF_UNIX) {
-		log_info("listening on %s", spec);
+	memset(&ss, 0, sizeof ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+		log_info("listening on %s%s", spec, how);
 		return;
 	}
-	if (ss.ss_family == AF_INET6) {
+	switch (ss.ss_family) {
+	case AF_UNIX:
+		if (((struct sockaddr_un *)&ss)->sun_path[0] == '\0')
+			log_info("listening on %s%s", spec, how);   /* abstract or unnamed */
+		else
+			log_info("listening on unix:%s%s", ((struct sockaddr_un *)&ss)->sun_path, how);
+		return;
+	case AF_INET6:
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof addr);
-		log_info("listening on [%s]:%d", addr,
-		         ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+		log_info("listening on [%s]:%d%s", addr,
+		         ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), how);
 		return;
+	case AF_INET:
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof addr);
+		log_info("listening on %s:%d%s", addr,
+		         ntohs(((struct sockaddr_in *)&ss)->sin_port), how);
+		return;
+	default:
+		log_info("listening on %s%s", spec, how);
 	}
-	inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof addr);
-	log_info("listening on %s:%d", addr, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+}
+
+/* A socket file left behind by a fanoutd that died is removed; a live one
+ * (something accepts on it) or a file that is not a socket stays, and the
+ * bind then fails with "Address already in use". */
+static void remove_stale_socket(const struct sockaddr_un *sun)
+{
+	struct stat st;
+	int fd;
+
+	if (lstat(sun->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (connect(fd, (const struct sockaddr *)sun, sizeof *sun) < 0 && errno == ECONNREFUSED) {
+		log_info("removing the stale socket file %s", sun->sun_path);
+		unlink(sun->sun_path);
+	}
+	close(fd);
 }
 
 static int bind_one(struct server *s, const char *spec, char *err, size_t errlen)
@@ -486,27 +591,35 @@ static int bind_one(struct server *s, const char *spec, char *err, size_t errlen
 	struct sockaddr_storage ss;
 	socklen_t len;
 	evhtp_t *htp;
+	mode_t old_umask;
+	int rc, saved_errno;
 
 	if (parse_listen(spec, &ss, &len) < 0) {
 		snprintf(err, errlen, "cannot listen on %s: bad address", spec);
 		return -1;
 	}
 	if (ss.ss_family == AF_UNIX)
-		unlink(((struct sockaddr_un *)&ss)->sun_path);   /* a stale socket */
+		remove_stale_socket((struct sockaddr_un *)&ss);
 	htp = new_htp(s);
+	/* a unix socket is born with socket_mode: no window with the umask's */
+	old_umask = umask(0777 & ~(mode_t)s->cfg->socket_mode);
 	errno = 0;
-	if (evhtp_bind_sockaddr(htp, (struct sockaddr *)&ss, len, 1024) < 0) {
+	rc = evhtp_bind_sockaddr(htp, (struct sockaddr *)&ss, len, 1024);
+	saved_errno = errno;
+	umask(old_umask);
+	if (rc < 0) {
 		snprintf(err, errlen, "cannot listen on %s: %s", spec,
-		         errno ? strerror(errno) : "bind failed");
+		         saved_errno ? strerror(saved_errno) : "bind failed");
 		evhtp_free(htp);
 		return -1;
 	}
 	if (ss.ss_family == AF_UNIX) {
-		chmod(((struct sockaddr_un *)&ss)->sun_path, (mode_t)s->cfg->socket_mode);
+		if (chmod(((struct sockaddr_un *)&ss)->sun_path, (mode_t)s->cfg->socket_mode) < 0)
+			log_warn("chmod %s: %s", spec + 5, strerror(errno));
 		s->unix_paths[s->nhtp] = strdup(((struct sockaddr_un *)&ss)->sun_path);
 	}
 	s->htp[s->nhtp++] = htp;
-	log_bound(htp, spec);
+	log_bound(htp, spec, "");
 	return 0;
 }
 
@@ -536,9 +649,91 @@ int server_listen(struct server *s, char *err, size_t errlen)
 	return 0;
 }
 
+int server_listen_fds(struct server *s, const int *fds, size_t n, char *err, size_t errlen)
+{
+	evhtp_t *htp;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (s->nhtp == CONFIG_MAX_LISTEN) {
+			snprintf(err, errlen, "more than %d listeners", CONFIG_MAX_LISTEN);
+			return -1;
+		}
+		evutil_make_socket_nonblocking(fds[i]);
+		evutil_make_socket_closeonexec(fds[i]);
+		htp = new_htp(s);
+		/* backlog 0: the socket listens already, with systemd's Backlog= */
+		if (evhtp_accept_socket(htp, fds[i], 0) < 0) {
+			snprintf(err, errlen, "cannot listen on fd %d (socket activation): %s",
+			         fds[i], strerror(errno));
+			evhtp_free(htp);
+			return -1;
+		}
+		s->htp[s->nhtp++] = htp;
+		log_bound(htp, "a passed socket", " (socket activation)");
+	}
+	return 0;
+}
+
 void server_configure(struct server *s, const struct config *cfg)
 {
 	s->cfg = cfg;
+}
+
+void server_set_token(struct server *s, const char *token)
+{
+	s->token = token;
+}
+
+/* The longest token accepted; a real one is 32-64 characters. */
+#define TOKEN_MAX 4096
+
+int server_token_read(const char *path, char **token, char *err, size_t errlen)
+{
+	char buf[TOKEN_MAX + 1];
+	FILE *f;
+	size_t n, i;
+	int failed;
+
+	*token = NULL;
+	f = fopen(path, "re");
+	if (f == NULL) {
+		snprintf(err, errlen, "auth_token_file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	n = fread(buf, 1, sizeof buf, f);
+	failed = ferror(f) ? errno : 0;
+	fclose(f);
+	if (failed != 0 || n == sizeof buf) {
+		snprintf(err, errlen, "auth_token_file %s: %s", path,
+		         failed != 0 ? strerror(failed) : "longer than 4096 bytes");
+		OPENSSL_cleanse(buf, sizeof buf);
+		return -1;
+	}
+	while (n > 0 && isspace((unsigned char)buf[n - 1]))
+		n--;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)buf[i] <= ' ' || buf[i] == 0x7f)
+			break;
+	if (n == 0 || i < n) {
+		snprintf(err, errlen, "auth_token_file %s: %s", path,
+		         n == 0 ? "empty" : "the token holds a space or a control character");
+		OPENSSL_cleanse(buf, sizeof buf);
+		return -1;
+	}
+	*token = strndup(buf, n);
+	OPENSSL_cleanse(buf, sizeof buf);
+	if (*token == NULL)
+		abort();
+	return 0;
+}
+
+void server_token_free(char *token)
+{
+	if (token == NULL)
+		return;
+	OPENSSL_cleanse(token, strlen(token));
+	free(token);
 }
 
 void server_drain(struct server *s, void (*idle_cb)(void *), void *arg)

@@ -22,8 +22,28 @@ struct server *server_new(struct event_base *base, const struct config *cfg,
 int server_listen(struct server *s, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* Socket activation: serve on these already listening sockets (from
+ * systemd's LISTEN_FDS) instead of the config's listeners; the server owns
+ * them from now on.  Logs "listening on ADDR (socket activation)". */
+int server_listen_fds(struct server *s, const int *fds, size_t n, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 /* Use a new config for requests that arrive from now on (reload). */
 void server_configure(struct server *s, const struct config *cfg);
+
+/* Require "Authorization: Bearer <token>" on every endpoint but /healthz
+ * (NULL: no auth).  The token is borrowed; main owns it. */
+void server_set_token(struct server *s, const char *token);
+
+/* Read the token of auth_token_file into *token (owned by the caller; free
+ * it with server_token_free), trailing whitespace trimmed.  An unreadable or
+ * empty file, or a token with a space or control character in it, gives -1
+ * and "auth_token_file PATH: why" in err.  Nothing logs the token. */
+int server_token_read(const char *path, char **token, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/* Wipe and free a token from server_token_read (NULL is fine). */
+void server_token_free(char *token);
 
 /* Stop accepting; new batches on open connections get 503 draining.
  * idle_cb runs once no batch is left running (maybe at once). */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tls.h"
 #include "upstream.h"
 
 #define NBUCKETS 1024
@@ -11,6 +12,7 @@
 struct upstream_registry {
 	struct event_base *base;
 	const struct config *cfg;   /* borrowed; main owns it */
+	struct tls_cache *tls;      /* owned */
 	struct upstream *buckets[NBUCKETS];
 };
 
@@ -32,17 +34,45 @@ struct upstream_registry *upstream_registry_new(struct event_base *base,
 		abort();
 	reg->base = base;
 	reg->cfg = cfg;
+	reg->tls = tls_cache_new();
 	return reg;
 }
 
-/* Settings from the [fanoutd] section, overridden by the upstream's own. */
-static void configure(struct upstream *u, const struct config *cfg)
+static struct pool_settings pool_settings_for(struct upstream_registry *reg,
+                                              struct upstream *u, const char *ca_file)
 {
+	struct pool_settings ps;
+	char err[512];
+
+	memset(&ps, 0, sizeof ps);
+	ps.keepalive_timeout_ms = reg->cfg->keepalive_timeout_ms;
+	ps.max_response_body = reg->cfg->max_response_body;
+	/* evhttp's inactivity timeout only backs up our own timers */
+	ps.io_timeout_ms = 24L * 3600 * 1000 + 1000;
+	free(u->tls_error);
+	u->tls_error = NULL;
+	if (u->tls) {
+		ps.ssl_ctx = tls_context(reg->tls, u->tls_verify, ca_file, err, sizeof err);
+		if (ps.ssl_ctx == NULL)
+			u->tls_error = strdup(err);
+		ps.tls_verify = u->tls_verify;
+		ps.tls_host = u->host;
+	}
+	return ps;
+}
+
+/* Settings from the [fanoutd] section, overridden by the upstream's own. */
+static void configure(struct upstream_registry *reg, struct upstream *u)
+{
+	const struct config *cfg = reg->cfg;
 	const struct config_upstream *cu = config_find_upstream(cfg, u->key);
+	const char *ca_file = cfg->ca_file;
 	long limit = cfg->upstream_concurrency;
+	struct pool_settings ps;
 
 	u->request_timeout_ms = cfg->request_timeout_ms;
 	u->connect_timeout_ms = cfg->connect_timeout_ms;
+	u->tls_verify = cfg->tls_verify;
 	if (cu != NULL) {
 		if (cu->concurrency > 0)
 			limit = cu->concurrency;
@@ -50,8 +80,17 @@ static void configure(struct upstream *u, const struct config *cfg)
 			u->request_timeout_ms = cu->request_timeout_ms;
 		if (cu->connect_timeout_ms > 0)
 			u->connect_timeout_ms = cu->connect_timeout_ms;
+		if (cu->tls_verify >= 0)
+			u->tls_verify = cu->tls_verify;
+		if (cu->ca_file != NULL)
+			ca_file = cu->ca_file;
 	}
 	limit_sem_set_limit(&u->sem, (size_t)limit);
+	ps = pool_settings_for(reg, u, ca_file);
+	if (u->pool == NULL)
+		u->pool = pool_new(reg->base, &ps);
+	else
+		pool_configure(u->pool, &ps);
 }
 
 struct upstream *upstream_get(struct upstream_registry *reg, const char *key,
@@ -59,7 +98,6 @@ struct upstream *upstream_get(struct upstream_registry *reg, const char *key,
 {
 	unsigned b = hash(key);
 	struct upstream *u;
-	struct pool_settings ps;
 
 	for (u = reg->buckets[b]; u != NULL; u = u->next)
 		if (strcmp(u->key, key) == 0)
@@ -72,12 +110,7 @@ struct upstream *upstream_get(struct upstream_registry *reg, const char *key,
 	u->port = port;
 	u->tls = tls;
 	limit_sem_init(&u->sem, 1);
-	configure(u, reg->cfg);
-	ps.keepalive_timeout_ms = reg->cfg->keepalive_timeout_ms;
-	ps.max_response_body = reg->cfg->max_response_body;
-	/* evhttp's inactivity timeout only backs up our own timers */
-	ps.io_timeout_ms = 24L * 3600 * 1000 + 1000;
-	u->pool = pool_new(reg->base, &ps);
+	configure(reg, u);
 	u->next = reg->buckets[b];
 	reg->buckets[b] = u;
 	return u;
@@ -91,7 +124,7 @@ void upstream_registry_configure(struct upstream_registry *reg, const struct con
 	reg->cfg = cfg;
 	for (b = 0; b < NBUCKETS; b++)
 		for (u = reg->buckets[b]; u != NULL; u = u->next)
-			configure(u, cfg);
+			configure(reg, u);
 }
 
 void upstream_foreach(struct upstream_registry *reg,
@@ -114,10 +147,12 @@ void upstream_registry_free(struct upstream_registry *reg)
 		for (u = reg->buckets[b]; u != NULL; u = next) {
 			next = u->next;
 			pool_free(u->pool);
+			free(u->tls_error);
 			free(u->key);
 			free(u->host);
 			free(u);
 		}
 	}
+	tls_cache_free(reg->tls);
 	free(reg);
 }

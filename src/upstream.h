@@ -23,6 +23,8 @@ struct upstream {
 	struct pool *pool;          /* keep-alive connections (owned) */
 	long request_timeout_ms;
 	long connect_timeout_ms;
+	bool tls_verify;
+	char *tls_error;            /* why no TLS context could be made (owned) */
 	unsigned long totals[OUTCOME_FORBIDDEN + 1];  /* finished requests by outcome */
 	struct upstream *next;      /* hash chain */
 };

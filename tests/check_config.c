@@ -116,6 +116,7 @@ static void assert_config_eq(const struct config *a, const struct config *b)
 	ck_assert_int_eq(a->keepalive_timeout_ms, b->keepalive_timeout_ms);
 	ck_assert_int_eq(a->tls_verify, b->tls_verify);
 	assert_optstr_eq(a->ca_file, b->ca_file);
+	assert_optstr_eq(a->resolv_conf, b->resolv_conf);
 	assert_optstr_eq(a->auth_token_file, b->auth_token_file);
 	assert_strv_eq(a->allow_hosts, b->allow_hosts);
 	assert_strv_eq(a->deny_networks, b->deny_networks);
@@ -345,6 +346,7 @@ START_TEST(defaults)
 	ck_assert_int_eq(cfg.keepalive_timeout_ms, 30000);
 	ck_assert(cfg.tls_verify);
 	ck_assert_ptr_null(cfg.ca_file);
+	ck_assert_str_eq(cfg.resolv_conf, "/etc/resolv.conf");
 	ck_assert_ptr_null(cfg.auth_token_file);
 	assert_strv_eq(cfg.allow_hosts, (char *[]){ "*", NULL });
 	assert_strv_eq(cfg.deny_networks, (char *[]){ "169.254.0.0/16", "fe80::/10", NULL });
@@ -382,6 +384,7 @@ START_TEST(every_key)
 	        "keepalive_timeout = 1h\n"
 	        "tls_verify = no\n"
 	        "ca_file = /etc/ssl/ca.pem\n"
+	        "resolv_conf = /tmp/resolv.conf\n"
 	        "auth_token_file = token.txt\n"
 	        "allow_hosts = *.Example.com, api.test ,10.0.0.?\n"
 	        "deny_networks = 10.0.0.0/8, FD00:0::/8,192.168.1.1\n"
@@ -406,6 +409,7 @@ START_TEST(every_key)
 	ck_assert_int_eq(cfg.keepalive_timeout_ms, 3600000);
 	ck_assert(!cfg.tls_verify);
 	ck_assert_str_eq(cfg.ca_file, "/etc/ssl/ca.pem");
+	ck_assert_str_eq(cfg.resolv_conf, "/tmp/resolv.conf");
 	/* relative paths are taken from the config file's directory */
 	ck_assert_ptr_nonnull(realpath("/tmp", dir));
 	snprintf(want, sizeof want, "%s/token.txt", dir);

@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -84,7 +85,11 @@ class Upstream:
         return "%s://%s:%d%s" % (self.scheme, self.host, self.port, path)
 
     def _get(self, path):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        if self.scheme == "https":
+            c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10,
+                                            context=ssl._create_unverified_context())
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         c.request("GET", path)
         r = c.getresponse()
         body = r.read()
