@@ -76,10 +76,13 @@ static const char *phase_of(enum fetch_state s)
  * not cost 10,000 events. */
 static void arm_timer(struct fetch *f)
 {
-	long limit = connecting(f->state) ? f->connect_timeout_ms : f->timeout_ms;
-	double ms = f->t_granted + (double)limit - fetch_now_ms();
+	double deadline = f->t_slot + (double)f->timeout_ms;
+	double ms;
 	struct timeval tv;
 
+	if (connecting(f->state) && f->t_granted + (double)f->connect_timeout_ms < deadline)
+		deadline = f->t_granted + (double)f->connect_timeout_ms;
+	ms = deadline - fetch_now_ms();
 	if (f->timer == NULL)
 		f->timer = evtimer_new(f->env->base, on_timer, f);
 	if (ms < 0)
@@ -116,12 +119,27 @@ static void drop_conn(struct fetch *f, bool reusable)
 	f->conn = NULL;
 }
 
-/* Abort whatever is under way: DNS, connect or exchange.  The connection
- * is closed (evhttp_cancel_request) and dropped, never reused. */
+/* Leave whichever queue the waiter is in: the batch's cap, the
+ * upstream's slots, or its rate limit. */
+static void leave_queue(struct fetch *f)
+{
+	if (f->state != FETCH_QUEUED)
+		return;
+	if (f->batch_sem != NULL && !f->has_batch_slot)
+		limit_sem_cancel(f->batch_sem, &f->waiter);
+	else if (!f->has_slot)
+		limit_sem_cancel(&f->up->sem, &f->waiter);
+	else
+		upstream_cancel_token(f->up, &f->waiter);
+}
+
+/* Abort whatever is under way: queue, DNS, connect or exchange.  The
+ * connection is closed (evhttp_cancel_request) and dropped, never reused. */
 static void stop_exchange(struct fetch *f)
 {
 	struct evhttp_request *req = f->req;
 
+	leave_queue(f);
 	stop_timer(f);
 	stop_watch(f);
 	if (f->dns_req != NULL) {
@@ -192,12 +210,6 @@ void fetch_abort(struct fetch *f, enum outcome_type type, const char *message)
 
 	if (f->state == FETCH_DONE)
 		return;
-	if (f->state == FETCH_QUEUED) {
-		if (f->batch_sem != NULL && !f->has_batch_slot)
-			limit_sem_cancel(f->batch_sem, &f->waiter);
-		else
-			limit_sem_cancel(&f->up->sem, &f->waiter);
-	}
 	stop_exchange(f);
 	record(f, type, message ? strdup(message) : NULL,
 	       type == OUTCOME_TIMEOUT ? phase : NULL);
@@ -261,6 +273,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (f->state == FETCH_QUEUED) {   /* still waiting for a rate-limit token */
+		fetch_fail(f, OUTCOME_TIMEOUT, fetch_format("no rate-limit token within %ld ms",
+		           f->timeout_ms));
+		return;
+	}
 	/* the connect may have finished without the watcher seeing it */
 	if (f->state == FETCH_CONNECTING && socket_connected(f)) {
 		fetch_mark_connected(f);
@@ -396,8 +413,11 @@ static void begin(struct fetch *f)
 	open_new(f);
 }
 
-/* Take the batch's slot (if it has a cap), then the upstream's; either
- * may queue, and on_grant() comes back here. */
+/* Take the batch's slot (if it has a cap), then the upstream's slot, then
+ * a token of its rate limit (if it has one); each may queue, FIFO, and
+ * on_grant() comes back here.  The token comes last so that requests
+ * start no faster than the rate, and the wait for it counts against the
+ * request's timeout (phase "queued"). */
 static void acquire(struct fetch *f)
 {
 	if (f->batch_sem != NULL && !f->has_batch_slot) {
@@ -405,9 +425,16 @@ static void acquire(struct fetch *f)
 			return;
 		f->has_batch_slot = true;
 	}
-	if (!limit_sem_acquire(&f->up->sem, &f->waiter))
+	if (!f->has_slot) {
+		if (!limit_sem_acquire(&f->up->sem, &f->waiter))
+			return;
+		f->has_slot = true;
+		f->t_slot = fetch_now_ms();
+	}
+	if (!upstream_take_token(f->up, &f->waiter)) {
+		arm_timer(f);
 		return;
-	f->has_slot = true;
+	}
 	begin(f);
 }
 
@@ -418,11 +445,14 @@ static void on_grant(struct limit_waiter *w, void *arg)
 	(void)w;
 	if (f->batch_sem != NULL && !f->has_batch_slot) {
 		f->has_batch_slot = true;
-		acquire(f);
+	} else if (!f->has_slot) {
+		f->has_slot = true;
+		f->t_slot = fetch_now_ms();
+	} else {
+		begin(f);   /* the token */
 		return;
 	}
-	f->has_slot = true;
-	begin(f);
+	acquire(f);
 }
 
 void fetch_init(struct fetch *f, size_t index, const struct request_item *item,

@@ -52,6 +52,7 @@ struct fetch {
 	struct limit_waiter waiter;        /* in batch_sem's queue, then up->sem's */
 	bool has_batch_slot;
 	bool has_slot;                     /* a slot of up->sem */
+	bool has_token;                    /* the upstream's rate limit let it go */
 	struct pool_conn *conn;            /* while busy */
 	struct evhttp_request *req;        /* owned by evhttp once made */
 	struct dns_request *dns_req;
@@ -62,7 +63,10 @@ struct fetch {
 
 	long timeout_ms;
 	long connect_timeout_ms;
-	double t_start, t_granted, t_sent, t_connected;
+	double t_start;                    /* queued */
+	double t_slot;                     /* got its slot: the deadline counts from here */
+	double t_granted;                  /* started (slot and token) */
+	double t_sent, t_connected;
 	uint64_t body_len;
 	uint64_t *batch_bytes;             /* the batch's running total of bodies */
 	int evhttp_error;                  /* from the error callback, -1 none */

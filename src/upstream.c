@@ -1,8 +1,11 @@
 /* upstream: the per-upstream state shared by all batches, kept in a
  * chained hash table keyed by "scheme://host:port".  Upstreams live until
  * exit: their semaphores must outlive every waiter. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "fetch.h"
 
 #include "tls.h"
 #include "upstream.h"
@@ -61,6 +64,68 @@ static struct pool_settings pool_settings_for(struct upstream_registry *reg,
 	return ps;
 }
 
+/* --- rate limit ---------------------------------------------------------- */
+
+/* One timer per upstream: armed for the moment the queue head's token is
+ * due, rounded up so it never fires a hair early. */
+static void arm_bucket(struct upstream *u)
+{
+	double ms = limit_bucket_next_ms(&u->bucket, fetch_now_ms());
+	struct timeval tv;
+	long us;
+
+	if (ms < 0)
+		return;
+	us = (long)ceil(ms * 1000.0);
+	tv.tv_sec = us / 1000000;
+	tv.tv_usec = us % 1000000;
+	evtimer_add(u->bucket_timer, &tv);
+}
+
+static void on_bucket_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream *u = arg;
+
+	(void)fd;
+	(void)what;
+	limit_bucket_dispatch(&u->bucket, fetch_now_ms());
+	arm_bucket(u);
+}
+
+bool upstream_take_token(struct upstream *u, struct limit_waiter *w)
+{
+	if (!u->rate_limited)
+		return true;
+	if (limit_bucket_acquire(&u->bucket, w, fetch_now_ms()))
+		return true;
+	arm_bucket(u);
+	return false;
+}
+
+void upstream_cancel_token(struct upstream *u, struct limit_waiter *w)
+{
+	limit_bucket_cancel(&u->bucket, w);
+}
+
+/* rate 0 = no limit; burst defaults to the rate rounded up, at least 1 */
+static void configure_rate(struct upstream_registry *reg, struct upstream *u,
+                           const struct config_upstream *cu)
+{
+	double rate = cu ? cu->rate_per_s : 0;
+	double burst = cu && cu->burst > 0 ? (double)cu->burst : ceil(rate);
+
+	if (burst < 1)
+		burst = 1;
+	if (u->bucket_timer == NULL) {
+		u->bucket_timer = evtimer_new(reg->base, on_bucket_timer, u);
+		limit_bucket_init(&u->bucket, rate, burst, fetch_now_ms());
+	} else {
+		limit_bucket_set_rate(&u->bucket, rate, burst, fetch_now_ms());
+	}
+	u->rate_limited = rate > 0;
+	arm_bucket(u);
+}
+
 /* Settings from the [fanoutd] section, overridden by the upstream's own. */
 static void configure(struct upstream_registry *reg, struct upstream *u)
 {
@@ -86,6 +151,7 @@ static void configure(struct upstream_registry *reg, struct upstream *u)
 			ca_file = cu->ca_file;
 	}
 	limit_sem_set_limit(&u->sem, (size_t)limit);
+	configure_rate(reg, u, cu);
 	ps = pool_settings_for(reg, u, ca_file);
 	if (u->pool == NULL)
 		u->pool = pool_new(reg->base, &ps);
@@ -147,6 +213,7 @@ void upstream_registry_free(struct upstream_registry *reg)
 		for (u = reg->buckets[b]; u != NULL; u = next) {
 			next = u->next;
 			pool_free(u->pool);
+			event_free(u->bucket_timer);
 			free(u->tls_error);
 			free(u->key);
 			free(u->host);

@@ -20,6 +20,9 @@ struct upstream {
 	int port;
 	bool tls;
 	struct limit_sem sem;       /* concurrency limit, FIFO */
+	bool rate_limited;          /* rate = N/s in its section */
+	struct limit_bucket bucket; /* the token bucket when rate_limited */
+	struct event *bucket_timer; /* grants the next token (owned) */
 	struct pool *pool;          /* keep-alive connections (owned) */
 	long request_timeout_ms;
 	long connect_timeout_ms;
@@ -43,6 +46,14 @@ struct upstream *upstream_get(struct upstream_registry *reg, const char *key,
 /* Apply a new config to every existing upstream (reload); the registry
  * keeps a pointer to cfg for upstreams created later. */
 void upstream_registry_configure(struct upstream_registry *reg, const struct config *cfg);
+
+/* Take a rate-limit token for w: true if it got one now, else w is queued
+ * (FIFO) and its grant callback runs when a token comes. */
+bool upstream_take_token(struct upstream *u, struct limit_waiter *w)
+	__attribute__((warn_unused_result));
+
+/* Withdraw w from the token queue. */
+void upstream_cancel_token(struct upstream *u, struct limit_waiter *w);
 
 /* Call fn for each upstream, in no particular order. */
 void upstream_foreach(struct upstream_registry *reg,

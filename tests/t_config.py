@@ -1,0 +1,153 @@
+"""The config file at work: -t, per-upstream sections, rate limits,
+SIGHUP reload (good and bad)."""
+
+import os
+import signal
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+
+def check(config):
+    """fanoutd -t on this config: (exit code, log)."""
+    fd = harness.Fanoutd(config=config, listen=None, args=["-t"], wait=False)
+    rc = fd.wait_exit()
+    return rc, fd.read_log()
+
+
+class CheckConfig(unittest.TestCase):
+    def test_good_file(self):
+        rc, log = check("[fanoutd]\nupstream_concurrency = 3\n\n"
+                        '[upstream "http://127.0.0.1:8080"]\nconcurrency = 2\nrate = 5/s\n')
+        self.assertEqual(rc, 0)
+        self.assertRegex(log, r"configuration /\S+/fanoutd.conf is ok")
+
+    def test_errors_name_file_and_line(self):
+        cases = [
+            ("[fanoutd]\nfoo = 1\n", ':2: unknown key "foo" in [fanoutd]'),
+            ("[fanoutd]\n\n[nonsense]\n", ":3: unknown section"),
+            ("[fanoutd]\nrequest_timeout = 5x\n", ':2: request_timeout: bad duration "5x"'),
+            ('[upstream "ftp://x"]\n', ":1: "),
+            ('[fanoutd]\n[upstream "http://a"]\nrate = fast\n', ':3: rate: bad rate "fast"'),
+        ]
+        for config, fragment in cases:
+            rc, log = check(config)
+            self.assertEqual(rc, 1, config)
+            self.assertIn("fanoutd.conf" + fragment, log)
+
+
+class PerUpstream(unittest.TestCase):
+    def setUp(self):
+        self.up = harness.Upstream()
+
+    def tearDown(self):
+        self.up.stop()
+
+    def test_section_concurrency(self):
+        fd = harness.Fanoutd(config='[fanoutd]\nupstream_concurrency = 10\n\n'
+                                    '[upstream "http://127.0.0.1:%d"]\nconcurrency = 3\n'
+                                    % self.up.port)
+        try:
+            status, ans = fd.batch([self.up.url("/delay/100")] * 12)
+            self.assertEqual(status, 200)
+            self.assertEqual(self.up.stats()["max_in_flight"], 3)
+        finally:
+            fd.stop()
+
+    def test_rate_20_per_s_burst_1(self):
+        fd = harness.Fanoutd(config='[upstream "http://127.0.0.1:%d"]\nrate = 20/s\nburst = 1\n'
+                                    % self.up.port)
+        try:
+            t0 = time.time()
+            status, ans = fd.batch([self.up.url("/json?i=%d" % i) for i in range(40)])
+            took = time.time() - t0
+            self.assertEqual(status, 200, ans)
+            # 40 requests at 20/s with no burst: about 1.95 s
+            self.assertGreater(took, 1.8)
+            self.assertLess(took, 3.0)
+            starts = sorted(r["timing"]["queued_ms"] for r in ans["results"])
+            gaps = [b - a for a, b in zip(starts, starts[1:])]
+            self.assertGreater(min(gaps), 35)        # evenly spaced, 50 ms apart
+            self.assertLess(max(gaps), 90)
+            self.assertAlmostEqual(sum(gaps) / len(gaps), 50, delta=5)
+        finally:
+            fd.stop()
+
+    def test_rate_wait_counts_against_the_timeout(self):
+        fd = harness.Fanoutd(config='[fanoutd]\nrequest_timeout = 300ms\n\n'
+                                    '[upstream "http://127.0.0.1:%d"]\nrate = 2/s\nburst = 1\n'
+                                    % self.up.port)
+        try:
+            status, ans = fd.batch({"mode": "settled",
+                                    "requests": [self.up.url("/json")] * 3})
+            r = ans["results"]
+            self.assertEqual(r[0]["status"], 200)
+            self.assertEqual((r[1]["error"]["type"], r[1]["error"]["phase"]),
+                             ("timeout", "queued"))
+            self.assertEqual(self.up.stats()["requests"], 1)
+        finally:
+            fd.stop()
+
+
+class Reload(unittest.TestCase):
+    def setUp(self):
+        self.up = harness.Upstream()
+
+    def tearDown(self):
+        self.up.stop()
+
+    def write(self, fd, text):
+        with open(fd.config_path, "w") as f:
+            f.write(text)
+
+    def wait_log(self, fd, text, timeout=5):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if text in fd.read_log():
+                return
+            time.sleep(0.02)
+        self.fail("no %r in the log:\n%s" % (text, fd.read_log()))
+
+    def test_sighup_5_to_2_running_batch_completes(self):
+        fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 5\n")
+        try:
+            result = []
+            t = threading.Thread(target=lambda: result.append(
+                fd.batch([self.up.url("/delay/200")] * 20)))
+            t.start()
+            time.sleep(0.1)
+            self.assertEqual(self.up.stats()["in_flight"], 5)
+            self.write(fd, "[fanoutd]\nupstream_concurrency = 2\n")
+            fd.send_signal(signal.SIGHUP)
+            fd.signalled = False
+            self.wait_log(fd, "reloaded")
+            t.join(30)
+            self.assertEqual(result[0][0], 200)          # nothing dropped
+            self.up.reset()
+            status, ans = fd.batch([self.up.url("/delay/100")] * 8)
+            self.assertEqual(status, 200)
+            self.assertEqual(self.up.stats()["max_in_flight"], 2)
+        finally:
+            fd.stop()
+
+    def test_bad_file_keeps_the_old_config(self):
+        fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 4\n")
+        try:
+            self.write(fd, "[fanoutd]\nupstream_concurrency = lots\n")
+            fd.send_signal(signal.SIGHUP)
+            fd.signalled = False
+            self.wait_log(fd, "reload failed; keeping the running config")
+            self.assertIn("upstream_concurrency", fd.read_log())
+            status, ans = fd.batch([self.up.url("/delay/100")] * 12)
+            self.assertEqual(status, 200)
+            self.assertEqual(self.up.stats()["max_in_flight"], 4)
+        finally:
+            fd.stop()
+
+
+if __name__ == "__main__":
+    harness.main()
