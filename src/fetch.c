@@ -20,6 +20,7 @@
 
 #include <event2/bufferevent.h>
 
+#include "acl.h"
 #include "fetch_internal.h"
 #include "log.h"
 
@@ -119,18 +120,29 @@ static void drop_conn(struct fetch *f, bool reusable)
 	f->conn = NULL;
 }
 
-/* Leave whichever queue the waiter is in: the batch's cap, the
- * upstream's slots, or its rate limit. */
+/* Leave whichever queue the waiter is in. */
 static void leave_queue(struct fetch *f)
 {
 	if (f->state != FETCH_QUEUED)
 		return;
-	if (f->batch_sem != NULL && !f->has_batch_slot)
-		limit_sem_cancel(f->batch_sem, &f->waiter);
-	else if (!f->has_slot)
+	switch (f->stage) {
+	case STAGE_BATCH_CAP:
+		if (f->batch_sem != NULL)
+			limit_sem_cancel(f->batch_sem, &f->waiter);
+		break;
+	case STAGE_UPSTREAM:
 		limit_sem_cancel(&f->up->sem, &f->waiter);
-	else
+		break;
+	case STAGE_GLOBAL:
+		limit_sem_cancel(f->env->global, &f->waiter);
+		break;
+	case STAGE_TOKEN:
 		upstream_cancel_token(f->up, &f->waiter);
+		break;
+	case STAGE_STARTED:
+		break;
+	}
+	(*f->env->queued)--;
 }
 
 /* Abort whatever is under way: queue, DNS, connect or exchange.  The
@@ -168,17 +180,18 @@ static void record(struct fetch *f, enum outcome_type type, char *message,
 	f->up->totals[type]++;
 }
 
-/* Hand back the slots: the shared one first, then the batch's own. */
+/* Hand back the slots held, the widest first. */
 static void release_slots(struct fetch *f)
 {
-	if (f->has_slot) {
-		f->has_slot = false;
+	enum fetch_stage held = f->stage;
+
+	f->stage = STAGE_BATCH_CAP;
+	if (held > STAGE_GLOBAL)
+		limit_sem_release(f->env->global);
+	if (held > STAGE_UPSTREAM)
 		limit_sem_release(&f->up->sem);
-	}
-	if (f->has_batch_slot) {
-		f->has_batch_slot = false;
+	if (held > STAGE_BATCH_CAP && f->batch_sem != NULL)
 		limit_sem_release(f->batch_sem);
-	}
 }
 
 /* Hand back the connection, tell the batch, then hand back the slot, so
@@ -273,9 +286,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (f->state == FETCH_QUEUED) {   /* still waiting for a rate-limit token */
-		fetch_fail(f, OUTCOME_TIMEOUT, fetch_format("no rate-limit token within %ld ms",
-		           f->timeout_ms));
+	if (f->state == FETCH_QUEUED) {   /* still waiting: a global slot or a token */
+		fetch_fail(f, OUTCOME_TIMEOUT, fetch_format("not started within %ld ms "
+		           "(global_concurrency or rate limit)", f->timeout_ms));
 		return;
 	}
 	/* the connect may have finished without the watcher seeing it */
@@ -357,6 +370,7 @@ bool fetch_next_address(struct fetch *f)
 static void on_resolved(const char *error, const struct dns_answer *ans, void *arg)
 {
 	struct fetch *f = arg;
+	size_t i;
 
 	f->dns_req = NULL;
 	if (error != NULL) {
@@ -364,10 +378,19 @@ static void on_resolved(const char *error, const struct dns_answer *ans, void *a
 		           f->item->host, error));
 		return;
 	}
-	f->addrs = malloc(sizeof *f->addrs);
+	f->addrs = calloc(1, sizeof *f->addrs);
 	if (f->addrs == NULL)
 		abort();
-	*f->addrs = *ans;
+	/* never connect into deny_networks, however the name got there */
+	for (i = 0; i < ans->n; i++)
+		if (f->env->acl == NULL ||
+		    !acl_addr_denied(f->env->acl, (const struct sockaddr *)&ans->addr[i]))
+			f->addrs->addr[f->addrs->n++] = ans->addr[i];
+	if (f->addrs->n == 0) {
+		fetch_fail(f, OUTCOME_FORBIDDEN, fetch_format("%s resolves into deny_networks; "
+		           "nothing was sent", f->item->host));
+		return;
+	}
 	f->addr_i = 0;
 	connect_next(f);
 }
@@ -413,28 +436,41 @@ static void begin(struct fetch *f)
 	open_new(f);
 }
 
-/* Take the batch's slot (if it has a cap), then the upstream's slot, then
- * a token of its rate limit (if it has one); each may queue, FIFO, and
- * on_grant() comes back here.  The token comes last so that requests
- * start no faster than the rate, and the wait for it counts against the
- * request's timeout (phase "queued"). */
+/* Wait for w in the queue of stage s: true if granted at once. */
+static bool take(struct fetch *f, enum fetch_stage s)
+{
+	switch (s) {
+	case STAGE_BATCH_CAP:
+		return f->batch_sem == NULL || limit_sem_acquire(f->batch_sem, &f->waiter);
+	case STAGE_UPSTREAM:
+		return limit_sem_acquire(&f->up->sem, &f->waiter);
+	case STAGE_GLOBAL:
+		return limit_sem_acquire(f->env->global, &f->waiter);
+	case STAGE_TOKEN:
+		return upstream_take_token(f->up, &f->waiter);
+	default:
+		return true;
+	}
+}
+
+/* Go through the stages in order; a stage that queues comes back through
+ * on_grant().  The token comes last so that requests start no faster
+ * than the rate; the request deadline runs from the upstream slot on, so
+ * the wait for a global slot or a token counts against it (phase
+ * "queued"). */
 static void acquire(struct fetch *f)
 {
-	if (f->batch_sem != NULL && !f->has_batch_slot) {
-		if (!limit_sem_acquire(f->batch_sem, &f->waiter))
+	while (f->stage < STAGE_STARTED) {
+		if (!take(f, f->stage)) {
+			if (f->stage > STAGE_UPSTREAM)
+				arm_timer(f);
 			return;
-		f->has_batch_slot = true;
+		}
+		f->stage++;
+		if (f->stage == STAGE_GLOBAL)
+			f->t_slot = fetch_now_ms();
 	}
-	if (!f->has_slot) {
-		if (!limit_sem_acquire(&f->up->sem, &f->waiter))
-			return;
-		f->has_slot = true;
-		f->t_slot = fetch_now_ms();
-	}
-	if (!upstream_take_token(f->up, &f->waiter)) {
-		arm_timer(f);
-		return;
-	}
+	(*f->env->queued)--;
 	begin(f);
 }
 
@@ -443,15 +479,9 @@ static void on_grant(struct limit_waiter *w, void *arg)
 	struct fetch *f = arg;
 
 	(void)w;
-	if (f->batch_sem != NULL && !f->has_batch_slot) {
-		f->has_batch_slot = true;
-	} else if (!f->has_slot) {
-		f->has_slot = true;
+	f->stage++;
+	if (f->stage == STAGE_GLOBAL)
 		f->t_slot = fetch_now_ms();
-	} else {
-		begin(f);   /* the token */
-		return;
-	}
 	acquire(f);
 }
 
@@ -479,6 +509,7 @@ void fetch_start(struct fetch *f)
 {
 	f->t_start = fetch_now_ms();
 	f->state = FETCH_QUEUED;
+	(*f->env->queued)++;
 	acquire(f);
 }
 

@@ -28,12 +28,25 @@ enum fetch_state {
 	FETCH_DONE,        /* outcome recorded; slot and connection handed back */
 };
 
+/* What a queued fetch waits for next, in this order; each may queue, FIFO. */
+enum fetch_stage {
+	STAGE_BATCH_CAP = 0,   /* a slot of the batch's max_concurrency (if any) */
+	STAGE_UPSTREAM,        /* a slot of the upstream's shared semaphore */
+	STAGE_GLOBAL,          /* a slot of global_concurrency */
+	STAGE_TOKEN,           /* a token of the upstream's rate limit (if any) */
+	STAGE_STARTED,         /* all held: the request is under way */
+};
+
 struct fetch;
 typedef void (*fetch_done_fn)(struct fetch *f, void *arg);
 
+/* What every fetch shares; main owns it and what it points to. */
 struct fetch_env {
 	struct event_base *base;
 	struct dns *dns;
+	const struct acl *acl;             /* deny_networks on resolved addresses */
+	struct limit_sem *global;          /* global_concurrency */
+	size_t *queued;                    /* fetches waiting in any queue */
 	uint64_t max_response_body;
 	uint64_t max_batch_response;
 };
@@ -49,10 +62,8 @@ struct fetch {
 	void *done_arg;
 
 	struct limit_sem *batch_sem;       /* the batch's own cap, or NULL */
-	struct limit_waiter waiter;        /* in batch_sem's queue, then up->sem's */
-	bool has_batch_slot;
-	bool has_slot;                     /* a slot of up->sem */
-	bool has_token;                    /* the upstream's rate limit let it go */
+	struct limit_waiter waiter;        /* in the queue of stage, while queued */
+	enum fetch_stage stage;            /* the next thing to wait for */
 	struct pool_conn *conn;            /* while busy */
 	struct evhttp_request *req;        /* owned by evhttp once made */
 	struct dns_request *dns_req;

@@ -12,6 +12,7 @@
 
 #include <event2/event.h>
 
+#include "acl.h"
 #include "config.h"
 #include "dns.h"
 #include "fetch.h"
@@ -42,6 +43,9 @@ struct daemon {
 	char **cli_listen;              /* -l values, borrowed from argv */
 	size_t ncli_listen;
 	struct fetch_env env;
+	struct limit_sem global;        /* global_concurrency, shared by all */
+	size_t queued;                  /* fetches waiting, for max_queued */
+	struct acl *acl;                /* of the running config */
 	struct upstream_registry *reg;
 	struct server *srv;
 	struct event *sig_term, *sig_int, *sig_hup;
@@ -105,10 +109,20 @@ static void warn_insecure(const struct config *cfg)
 			         cfg->upstreams[i].key);
 }
 
-static void apply_config(struct daemon *d)
+/* The parts of the config every fetch reads, from d->cfg. */
+static void set_env(struct daemon *d)
 {
+	acl_free(d->acl);
+	d->acl = acl_new(d->cfg.allow_hosts, d->cfg.deny_networks);
+	d->env.acl = d->acl;
 	d->env.max_response_body = d->cfg.max_response_body;
 	d->env.max_batch_response = d->cfg.max_batch_response;
+	limit_sem_set_limit(&d->global, (size_t)d->cfg.global_concurrency);
+}
+
+static void apply_config(struct daemon *d)
+{
+	set_env(d);
 	warn_insecure(&d->cfg);
 	upstream_registry_configure(d->reg, &d->cfg);
 	server_configure(d->srv, &d->cfg);
@@ -214,8 +228,10 @@ static int start(struct daemon *d)
 	}
 	d->env.base = d->base;
 	d->env.dns = d->dns;
-	d->env.max_response_body = d->cfg.max_response_body;
-	d->env.max_batch_response = d->cfg.max_batch_response;
+	d->env.global = &d->global;
+	d->env.queued = &d->queued;
+	limit_sem_init(&d->global, 1);
+	set_env(d);
 	d->reg = upstream_registry_new(d->base, &d->cfg);
 	d->srv = server_new(d->base, &d->cfg, d->reg, &d->env);
 	server_set_token(d->srv, d->token);

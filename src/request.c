@@ -11,6 +11,7 @@
 
 #include <event2/http.h>
 
+#include "acl.h"
 #include "request.h"
 
 #define MAX_TIMEOUT_MS (24L * 3600 * 1000)
@@ -113,9 +114,23 @@ static char *format_dup(const char *fmt, ...)
 	return s;
 }
 
+/* allow_hosts and, for IP literals, deny_networks: refused before
+ * anything is sent (names are checked again once resolved). */
+static int check_acl(const struct request_item *it, const struct request_limits *lim,
+                     const char *path, char *err, size_t errlen)
+{
+	if (lim->acl == NULL)
+		return 0;
+	if (!acl_host_allowed(lim->acl, it->host))
+		return fail(err, errlen, "%s: host \"%s\" is not in allow_hosts", path, it->host);
+	if (acl_literal_denied(lim->acl, it->host))
+		return fail(err, errlen, "%s: address %s is in deny_networks", path, it->host);
+	return 0;
+}
+
 /* Fill the URL-derived fields of it from url. */
 static int parse_url(struct request_item *it, const char *url, const char *path,
-                     char *err, size_t errlen)
+                     const struct request_limits *lim, char *err, size_t errlen)
 {
 	struct evhttp_uri *u;
 	const char *scheme, *host, *p, *q;
@@ -177,7 +192,7 @@ static int parse_url(struct request_item *it, const char *url, const char *path,
 	p = evhttp_uri_get_path(u);
 	q = evhttp_uri_get_query(u);
 	it->target = format_dup("%s%s%s", (p && *p) ? p : "/", q ? "?" : "", q ? q : "");
-	rc = 0;
+	rc = check_acl(it, lim, path, err, errlen);
 out:
 	evhttp_uri_free(u);
 	return rc;
@@ -409,7 +424,8 @@ static int parse_body(struct request_item *it, const json_t *body, const json_t 
 }
 
 static int parse_object_item(struct request_item *it, const json_t *obj, const char *path,
-                             const json_t *batch_headers, char *err, size_t errlen)
+                             const json_t *batch_headers, const struct request_limits *lim,
+                             char *err, size_t errlen)
 {
 	static const char *const known[] = {
 		"url", "method", "headers", "body", "json", "timeout_ms", "id",
@@ -428,7 +444,7 @@ static int parse_object_item(struct request_item *it, const json_t *obj, const c
 	if ((url = plain_string(v)) == NULL)
 		return fail(err, errlen, "%s: must be a string", sub);
 	it->url = strdup(url);
-	if (parse_url(it, url, sub, err, errlen) < 0)
+	if (parse_url(it, url, sub, lim, err, errlen) < 0)
 		return -1;
 	v = json_object_get(obj, "method");
 	if (v != NULL && parse_method(it, v, path, err, errlen) < 0)
@@ -456,20 +472,20 @@ static int parse_object_item(struct request_item *it, const json_t *obj, const c
 
 static int parse_item(struct request_item *it, const json_t *v, const char *path,
                       bool long_form, const json_t *batch_headers,
-                      char *err, size_t errlen)
+                      const struct request_limits *lim, char *err, size_t errlen)
 {
 	const char *url;
 
 	it->method = METHOD_GET;
 	it->timeout_ms = -1;
 	if (long_form && json_is_object(v))
-		return parse_object_item(it, v, path, batch_headers, err, errlen);
+		return parse_object_item(it, v, path, batch_headers, lim, err, errlen);
 	url = plain_string(v);
 	if (url == NULL)
 		return fail(err, errlen, "%s: must be a URL string%s", path,
 		            long_form ? " or a request object" : "");
 	it->url = strdup(url);
-	if (parse_url(it, url, path, err, errlen) < 0)
+	if (parse_url(it, url, path, lim, err, errlen) < 0)
 		return -1;
 	merge_headers(it, NULL, batch_headers);
 	return 0;
@@ -496,7 +512,7 @@ static int parse_items(struct batch_request *br, const json_t *arr, const char *
 		br->n = i + 1;
 		snprintf(path, sizeof path, "%s[%zu]", prefix, i);
 		if (parse_item(&br->items[i], json_array_get(arr, i), path, long_form,
-		               batch_headers, err, errlen) < 0)
+		               batch_headers, lim, err, errlen) < 0)
 			return -1;
 	}
 	return 0;

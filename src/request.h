@@ -51,8 +51,11 @@ struct batch_request {
 	long max_concurrency;         /* -1 = no per-batch cap */
 };
 
+struct acl;
+
 struct request_limits {
 	size_t max_batch_size;
+	const struct acl *acl;        /* allow_hosts / deny_networks, or NULL */
 };
 
 /* Parse len bytes of data.  On success returns 0 and fills *out.  On a

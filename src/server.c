@@ -307,7 +307,8 @@ static void run_batch(struct server *s, evhtp_request_t *req, struct batch_reque
 static void on_batch(evhtp_request_t *req, void *arg)
 {
 	struct server *s = arg;
-	struct request_limits lim = { .max_batch_size = (size_t)s->cfg->max_batch_size };
+	struct request_limits lim = { .max_batch_size = (size_t)s->cfg->max_batch_size,
+	                              .acl = s->env->acl };
 	struct batch_request br;
 	char err[512];
 	size_t len;
@@ -332,6 +333,13 @@ static void on_batch(evhtp_request_t *req, void *arg)
 	data = len ? (const char *)evbuffer_pullup(req->buffer_in, -1) : "";
 	if (request_parse(data, len, &lim, &br, err, sizeof err) < 0) {
 		reply_error(req, 400, "invalid_request", err);
+		return;
+	}
+	if (*s->env->queued + br.n > (size_t)s->cfg->max_queued) {
+		snprintf(err, sizeof err, "%zu requests are waiting; %zu more would pass "
+		         "max_queued (%ld)", *s->env->queued, br.n, s->cfg->max_queued);
+		request_free(&br);
+		reply_error(req, 503, "overloaded", err);
 		return;
 	}
 	run_batch(s, req, &br);

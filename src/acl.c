@@ -1,0 +1,162 @@
+/* acl: host globs (fnmatch) and CIDR blocks.  The deny check runs on
+ * the address actually about to be connected to, so a name that resolves
+ * into a denied block (cloud metadata at 169.254.169.254, say) is caught
+ * however it is spelled. */
+#include <arpa/inet.h>
+#include <fnmatch.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acl.h"
+
+struct cidr {
+	int family;                  /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	unsigned prefix;             /* bits */
+};
+
+struct acl {
+	char **allow;                /* NULL-terminated globs (owned copies) */
+	struct cidr *deny;           /* owned array */
+	size_t ndeny;
+};
+
+static char **copy_strv(char *const *v)
+{
+	size_t n = 0, i;
+	char **c;
+
+	while (v != NULL && v[n] != NULL)
+		n++;
+	c = calloc(n + 1, sizeof *c);
+	if (c == NULL)
+		abort();
+	for (i = 0; i < n; i++)
+		c[i] = strdup(v[i]);
+	return c;
+}
+
+static int parse_cidr(const char *s, struct cidr *out)
+{
+	char buf[64];
+	char *slash;
+	size_t len = strlen(s);
+
+	if (len >= sizeof buf)
+		return -1;
+	memcpy(buf, s, len + 1);
+	slash = strchr(buf, '/');
+	if (slash == NULL)
+		return -1;
+	*slash = '\0';
+	out->prefix = (unsigned)strtoul(slash + 1, NULL, 10);
+	memset(out->addr, 0, sizeof out->addr);
+	if (inet_pton(AF_INET, buf, out->addr) == 1) {
+		out->family = AF_INET;
+		return out->prefix <= 32 ? 0 : -1;
+	}
+	if (inet_pton(AF_INET6, buf, out->addr) == 1) {
+		out->family = AF_INET6;
+		return out->prefix <= 128 ? 0 : -1;
+	}
+	return -1;
+}
+
+struct acl *acl_new(char *const *allow_hosts, char *const *deny_networks)
+{
+	struct acl *a = calloc(1, sizeof *a);
+	size_t n = 0, i;
+
+	if (a == NULL)
+		abort();
+	a->allow = copy_strv(allow_hosts);
+	while (deny_networks != NULL && deny_networks[n] != NULL)
+		n++;
+	a->deny = calloc(n ? n : 1, sizeof *a->deny);
+	if (a->deny == NULL)
+		abort();
+	for (i = 0; i < n; i++)
+		if (parse_cidr(deny_networks[i], &a->deny[a->ndeny]) == 0)
+			a->ndeny++;
+	return a;
+}
+
+void acl_free(struct acl *a)
+{
+	size_t i;
+
+	if (a == NULL)
+		return;
+	for (i = 0; a->allow[i] != NULL; i++)
+		free(a->allow[i]);
+	free(a->allow);
+	free(a->deny);
+	free(a);
+}
+
+bool acl_host_allowed(const struct acl *a, const char *host)
+{
+	size_t i;
+
+	for (i = 0; a->allow[i] != NULL; i++)
+		if (fnmatch(a->allow[i], host, 0) == 0)
+			return true;
+	return false;
+}
+
+static bool in_block(const struct cidr *c, const unsigned char *addr)
+{
+	unsigned full = c->prefix / 8, rest = c->prefix % 8;
+	unsigned char mask;
+
+	if (memcmp(c->addr, addr, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	mask = (unsigned char)(0xff << (8 - rest));
+	return (c->addr[full] & mask) == (addr[full] & mask);
+}
+
+bool acl_addr_denied(const struct acl *a, const struct sockaddr *sa)
+{
+	const unsigned char *addr;
+	unsigned char v4[4];
+	int family = sa->sa_family;
+	size_t i;
+
+	if (family == AF_INET) {
+		addr = (const unsigned char *)&((const struct sockaddr_in *)sa)->sin_addr;
+	} else {
+		addr = (const unsigned char *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
+		/* an IPv4-mapped IPv6 address is the IPv4 address */
+		if (IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)addr)) {
+			memcpy(v4, addr + 12, 4);
+			addr = v4;
+			family = AF_INET;
+		}
+	}
+	for (i = 0; i < a->ndeny; i++)
+		if (a->deny[i].family == family && in_block(&a->deny[i], addr))
+			return true;
+	return false;
+}
+
+bool acl_literal_denied(const struct acl *a, const char *host)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+
+	memset(&sin, 0, sizeof sin);
+	memset(&sin6, 0, sizeof sin6);
+	if (inet_pton(AF_INET, host, &sin.sin_addr) == 1) {
+		sin.sin_family = AF_INET;
+		return acl_addr_denied(a, (struct sockaddr *)&sin);
+	}
+	if (inet_pton(AF_INET6, host, &sin6.sin6_addr) == 1) {
+		sin6.sin6_family = AF_INET6;
+		return acl_addr_denied(a, (struct sockaddr *)&sin6);
+	}
+	return false;
+}
