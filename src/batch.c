@@ -116,6 +116,20 @@ size_t batch_size(const struct batch *b)
 	return b->req.n;
 }
 
+bool batch_first_failure(const struct batch *b, size_t *index, enum outcome_type *type)
+{
+	size_t i;
+
+	for (i = 0; i < b->req.n; i++) {
+		if (outcome_is_failure(&b->outcomes[i])) {
+			*index = i;
+			*type = b->outcomes[i].type;
+			return true;
+		}
+	}
+	return false;
+}
+
 static void schedule_finish(struct batch *b)
 {
 	if (b->state != BATCH_RUNNING)

@@ -40,6 +40,10 @@ void batch_cancel(struct batch *b);
 
 size_t batch_size(const struct batch *b);
 
+/* The first request, in input order, that failed by itself (cancelled
+ * ones are not failures): true and its index and type, or false. */
+bool batch_first_failure(const struct batch *b, size_t *index, enum outcome_type *type);
+
 /* Write more of the answer into out (at least budget bytes, unless it
  * ends first); true once the answer is complete. */
 bool batch_answer_more(struct batch *b, struct evbuffer *out, size_t budget);

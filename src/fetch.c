@@ -23,6 +23,7 @@
 #include "acl.h"
 #include "fetch_internal.h"
 #include "log.h"
+#include "metrics.h"
 
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void connect_next(struct fetch *f);
@@ -178,6 +179,7 @@ static void record(struct fetch *f, enum outcome_type type, char *message,
 	free(f->addrs);
 	f->addrs = NULL;
 	f->up->totals[type]++;
+	metrics_observe_request(f->env->metrics, f->out, f->t_granted > 0, f->body_len);
 }
 
 /* Hand back the slots held, the widest first. */

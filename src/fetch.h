@@ -38,6 +38,7 @@ enum fetch_stage {
 };
 
 struct fetch;
+struct metrics;
 typedef void (*fetch_done_fn)(struct fetch *f, void *arg);
 
 /* What every fetch shares; main owns it and what it points to. */
@@ -47,6 +48,7 @@ struct fetch_env {
 	const struct acl *acl;             /* deny_networks on resolved addresses */
 	struct limit_sem *global;          /* global_concurrency */
 	size_t *queued;                    /* fetches waiting in any queue */
+	struct metrics *metrics;           /* counts for /metrics, or NULL */
 	uint64_t max_response_body;
 	uint64_t max_batch_response;
 };

@@ -141,7 +141,8 @@ static void classify_failure(struct fetch *f, enum outcome_type *type, char **ms
 	switch (f->evhttp_error) {
 	case EVREQ_HTTP_INVALID_HEADER:
 		*type = OUTCOME_PROTOCOL;
-		*msg = strdup("malformed answer: bad status line or headers");
+		*msg = strdup("malformed answer: bad status line or headers "
+		              "(or more than 64 KiB of them)");
 		return;
 	case EVREQ_HTTP_DATA_TOO_LONG:
 		if (f->state == FETCH_RECEIVING) {

@@ -13,10 +13,12 @@
 #include <event2/event.h>
 
 #include "acl.h"
+#include "auth.h"
 #include "config.h"
 #include "dns.h"
 #include "fetch.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "server.h"
 #include "upstream.h"
@@ -46,6 +48,7 @@ struct daemon {
 	struct limit_sem global;        /* global_concurrency, shared by all */
 	size_t queued;                  /* fetches waiting, for max_queued */
 	struct acl *acl;                /* of the running config */
+	struct metrics *metrics;        /* for /metrics */
 	struct upstream_registry *reg;
 	struct server *srv;
 	struct event *sig_term, *sig_int, *sig_hup;
@@ -88,7 +91,7 @@ static int load_config(struct daemon *d, struct config *cfg, char **token)
 		return -1;
 	}
 	if (cfg->auth_token_file != NULL &&
-	    server_token_read(cfg->auth_token_file, token, err, sizeof err) < 0) {
+	    auth_token_read(cfg->auth_token_file, token, err, sizeof err) < 0) {
 		log_error("%s", err);
 		config_free(cfg);
 		return -1;
@@ -193,7 +196,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	}
 	config_free(&d->cfg);
 	d->cfg = fresh;
-	server_token_free(d->token);
+	auth_token_free(d->token);
 	d->token = token;
 	apply_config(d);
 	log_info("reloaded %s", d->config_path);
@@ -230,6 +233,8 @@ static int start(struct daemon *d)
 	d->env.dns = d->dns;
 	d->env.global = &d->global;
 	d->env.queued = &d->queued;
+	d->metrics = metrics_new();
+	d->env.metrics = d->metrics;
 	limit_sem_init(&d->global, 1);
 	set_env(d);
 	d->reg = upstream_registry_new(d->base, &d->cfg);
@@ -267,10 +272,13 @@ static void stop(struct daemon *d)
 	if (d->shutdown_timer != NULL)
 		event_free(d->shutdown_timer);
 	dns_free(d->dns);
+	metrics_free(d->metrics);
+	acl_free(d->acl);
+	d->acl = NULL;
 	if (d->base != NULL)
 		event_base_free(d->base);
 	config_free(&d->cfg);
-	server_token_free(d->token);
+	auth_token_free(d->token);
 	free(d->cli_listen);
 }
 

@@ -25,9 +25,14 @@
 #include <evhtp/evhtp.h>
 #include <openssl/crypto.h>
 
+#include "accesslog.h"
 #include "answer.h"
+#include "auth.h"
 #include "batch.h"
+#include "clients.h"
+#include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "request.h"
 #include "server.h"
 
@@ -45,14 +50,16 @@ struct client_batch {
 	bool answering;                  /* the answer is being streamed */
 	struct event *pump;              /* writes the next piece */
 	struct evbuffer_cb_entry *drained; /* on the client's output buffer */
+	bool settled;                    /* mode "settled", for the outcome */
+	double t_start;                  /* arrival, for elapsed_ms */
+	struct accesslog_entry log;      /* client, n, status; the rest at the end */
 };
 
-/* One open client connection: evhtp keeps no list, so at exit we free
- * the ones still open ourselves. */
-struct client_conn {
-	TAILQ_ENTRY(client_conn) link;
+/* Every route goes through dispatch() with one of these as its argument. */
+#define ROUTES 5
+struct route {
 	struct server *srv;
-	evhtp_connection_t *conn;
+	evhtp_callback_cb fn;
 };
 
 struct server {
@@ -61,13 +68,13 @@ struct server {
 	struct upstream_registry *reg;       /* borrowed */
 	const struct fetch_env *env;         /* borrowed */
 	const char *token;                   /* bearer token, borrowed; NULL = open */
-	evhtp_t *htp[CONFIG_MAX_LISTEN];     /* one per listener, owned */
-	char *unix_paths[CONFIG_MAX_LISTEN]; /* to unlink at exit, owned */
-	size_t nhtp;
+	struct route routes[ROUTES];         /* what each path runs */
+	struct listener *listeners[CONFIG_MAX_LISTEN];   /* owned */
+	size_t nlisteners;
 	bool draining;
 	size_t unanswered;                   /* batch requests not yet finished */
 	TAILQ_HEAD(, client_batch) running;
-	TAILQ_HEAD(, client_conn) conns;
+	struct clients *clients;             /* open connections (owned) */
 	void (*idle_cb)(void *);
 	void *idle_arg;
 };
@@ -99,42 +106,16 @@ static void reply_json(evhtp_request_t *req, int status, struct evbuffer *body)
 static void reply_error(evhtp_request_t *req, int status, const char *error,
                         const char *message)
 {
+	struct server *s = req->htp->arg;   /* see new_htp() */
 	struct evbuffer *body = evbuffer_new();
 
+	metrics_count_rejected(s->env->metrics, error);
 	answer_write_error(body, error, message);
 	reply_json(req, status, body);
 	evbuffer_free(body);
 }
 
 /* --- auth ---------------------------------------------------------------- */
-
-enum auth_result {
-	AUTH_OK,          /* no token configured, or the right one sent */
-	AUTH_MISSING,     /* no "Authorization: Bearer ..." at all */
-	AUTH_WRONG,       /* a bearer token, but not ours */
-};
-
-/* The token is compared in constant time and never logged. */
-static enum auth_result auth_check(const struct server *s, evhtp_request_t *req)
-{
-	const char *h, *given;
-	size_t want, have;
-	int differ;
-
-	if (s->token == NULL)
-		return AUTH_OK;
-	h = evhtp_header_find(req->headers_in, "Authorization");
-	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-		return AUTH_MISSING;
-	given = h + 7;
-	while (*given == ' ')
-		given++;
-	want = strlen(s->token);
-	have = strlen(given);
-	/* always compare want bytes, so the time says nothing of the content */
-	differ = CRYPTO_memcmp(have == want ? given : s->token, s->token, want);
-	return have == want && differ == 0 ? AUTH_OK : AUTH_WRONG;
-}
 
 static void reply_unauthorized(evhtp_request_t *req, enum auth_result why)
 {
@@ -151,7 +132,8 @@ static void reply_unauthorized(evhtp_request_t *req, enum auth_result why)
  * false means it has answered 401. */
 static bool check_auth(const struct server *s, evhtp_request_t *req)
 {
-	enum auth_result why = auth_check(s, req);
+	enum auth_result why = auth_check(s->token,
+	                                  evhtp_header_find(req->headers_in, "Authorization"));
 
 	if (why == AUTH_OK)
 		return true;
@@ -171,6 +153,25 @@ static evhtp_res on_request_fini(evhtp_request_t *req, void *arg)
 	return EVHTP_RES_OK;
 }
 
+/* The batch is over for its client: count it, and log it (access_log). */
+static void batch_over(struct client_batch *cb, enum metrics_batch_outcome how)
+{
+	enum outcome_type type;
+	size_t i;
+
+	metrics_count_batch(cb->srv->env->metrics, how);
+	if (!cb->srv->cfg->access_log)
+		return;
+	cb->log.outcome = metrics_batch_outcome_name(how);
+	cb->log.elapsed_ms = fetch_now_ms() - cb->t_start;
+	cb->log.failed_index = -1;
+	if (batch_first_failure(cb->batch, &i, &type)) {
+		cb->log.failed_index = (long)i;
+		cb->log.failed_type = outcome_type_name(type);
+	}
+	accesslog_write(&cb->log);
+}
+
 /* The answer is out (or the client is gone): let go of everything. */
 static void end_answer(struct client_batch *cb)
 {
@@ -185,6 +186,7 @@ static void end_answer(struct client_batch *cb)
 	batch_free(cb->batch);
 	/* the error hook points at cb, which goes now */
 	evhtp_request_set_hook(req, evhtp_hook_on_error, NULL, NULL);
+	clients_answered(req);
 	evhtp_request_resume(req);
 	free(cb);
 }
@@ -198,11 +200,13 @@ static void pump_answer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	done = batch_answer_more(cb->batch, piece, ANSWER_WINDOW);
+	metrics_count_bytes_out(cb->srv->env->metrics, evbuffer_get_length(piece));
 	evhtp_send_reply_chunk(cb->req, piece);
 	evbuffer_free(piece);
 	if (!done)
 		return;
 	evhtp_send_reply_chunk_end(cb->req);
+	batch_over(cb, metrics_batch_outcome_of(cb->log.status, cb->settled));
 	end_answer(cb);
 }
 
@@ -239,11 +243,13 @@ static void on_batch_answer(struct batch *b, int status, void *arg)
 	bool done;
 
 	cb->answering = true;
+	cb->log.status = status;
 	done = batch_answer_more(b, first, ANSWER_WINDOW);
 	add_header(cb->req, "Content-Type", "application/json");
 	/* an HTTP/1.0 client cannot take chunks: it gets the answer whole */
 	while (!done && cb->req->proto == EVHTP_PROTO_10)
 		done = batch_answer_more(b, first, ANSWER_WINDOW);
+	metrics_count_bytes_out(cb->srv->env->metrics, evbuffer_get_length(first));
 	if (!done) {
 		start_stream(cb, status, first);
 		evbuffer_free(first);
@@ -252,6 +258,7 @@ static void on_batch_answer(struct batch *b, int status, void *arg)
 	evbuffer_add_buffer(cb->req->buffer_out, first);
 	evbuffer_free(first);
 	evhtp_send_reply(cb->req, (evhtp_res)status);
+	batch_over(cb, metrics_batch_outcome_of(status, cb->settled));
 	end_answer(cb);
 }
 
@@ -262,10 +269,12 @@ static void on_client_error(evhtp_request_t *req, evhtp_error_flags errtype, voi
 	(void)errtype;
 	if (cb->answering) {
 		log_debug("client went away while taking its answer");
+		batch_over(cb, METRICS_BATCH_CLIENT_GONE);
 		end_answer(cb);
 		return;
 	}
 	log_debug("client went away: batch of %zu cancelled", batch_size(cb->batch));
+	batch_over(cb, METRICS_BATCH_CLIENT_GONE);
 	TAILQ_REMOVE(&cb->srv->running, cb, link);
 	batch_abandon(cb->batch);
 	evhtp_request_set_hook(req, evhtp_hook_on_error, NULL, NULL);
@@ -294,6 +303,11 @@ static void run_batch(struct server *s, evhtp_request_t *req, struct batch_reque
 		abort();
 	cb->srv = s;
 	cb->req = req;
+	cb->settled = br->mode == BATCH_MODE_SETTLED;
+	cb->t_start = fetch_now_ms();
+	cb->log.n = br->n;
+	accesslog_client(cb->log.client, sizeof cb->log.client,
+	                 evhtp_request_get_connection(req)->saddr);
 	cb->batch = batch_new(br, s->reg, s->env, &bs, on_batch_answer, cb);
 	TAILQ_INSERT_TAIL(&s->running, cb, link);
 	s->unanswered++;
@@ -326,6 +340,7 @@ static void on_batch(evhtp_request_t *req, void *arg)
 		return;
 	}
 	len = evbuffer_get_length(req->buffer_in);
+	metrics_count_bytes_in(s->env->metrics, len);
 	if (len > s->cfg->max_request_body) {
 		reply_error(req, 413, "request_too_large", "request body over max_request_body");
 		return;
@@ -353,20 +368,48 @@ static void resume_later(evutil_socket_t fd, short what, void *arg)
 	evhtp_request_resume(arg);
 }
 
+/* Request smuggling starts where two parts of a chain read the length of
+ * a body differently: refuse any request whose framing is ambiguous. */
+static const char *framing_problem(evhtp_headers_t *hdr)
+{
+	evhtp_header_t *h;
+	const char *te = NULL;
+	int cls = 0;
+
+	TAILQ_FOREACH(h, hdr, next) {
+		if (strcasecmp(h->key, "Content-Length") == 0)
+			cls++;
+		else if (strcasecmp(h->key, "Transfer-Encoding") == 0)
+			te = h->val;
+	}
+	if (cls > 1)
+		return "more than one Content-Length";
+	if (te != NULL && cls > 0)
+		return "both Content-Length and Transfer-Encoding";
+	if (te != NULL && strcasecmp(te, "chunked") != 0)
+		return "Transfer-Encoding other than chunked";
+	return NULL;
+}
+
+/* Answer from the headers alone, before the body is read: no token (401),
+ * a body declared too big (413), ambiguous framing (400).  The body is
+ * never read and the connection is closed after the answer. */
 static evhtp_res on_batch_headers(evhtp_request_t *req, evhtp_headers_t *hdr, void *arg)
 {
 	struct server *s = arg;
 	const char *cl = evhtp_header_find(hdr, "Content-Length");
+	const char *bad = framing_problem(hdr);
 	struct timeval zero = { 0, 0 };
-	enum auth_result why = auth_check(s, req);
+	enum auth_result why = auth_check(s->token, evhtp_header_find(hdr, "Authorization"));
 
-	if (why == AUTH_OK &&
+	if (why == AUTH_OK && bad == NULL &&
 	    (cl == NULL || strtoull(cl, NULL, 10) <= s->cfg->max_request_body))
 		return EVHTP_RES_OK;
-	/* too big, or from a client without the token: its body is never read */
 	evhtp_request_set_keepalive(req, 0);
 	if (why != AUTH_OK)
 		reply_unauthorized(req, why);
+	else if (bad != NULL)
+		reply_error(req, 400, "invalid_request", bad);
 	else
 		reply_error(req, 413, "request_too_large", "request body over max_request_body");
 	event_base_once(s->base, -1, EV_TIMEOUT, resume_later, req, &zero);
@@ -435,6 +478,22 @@ static void on_upstreams(evhtp_request_t *req, void *arg)
 	evbuffer_free(body);
 }
 
+static void on_metrics(evhtp_request_t *req, void *arg)
+{
+	struct server *s = arg;
+
+	if (!check_auth(s, req))
+		return;
+	if (evhtp_request_get_method(req) != htp_method_GET) {
+		add_header(req, "Allow", "GET");
+		reply_error(req, 405, "method_not_allowed", "use GET for /metrics");
+		return;
+	}
+	metrics_render(s->env->metrics, s->reg, s->env, req->buffer_out);
+	add_header(req, "Content-Type", METRICS_CONTENT_TYPE);
+	evhtp_send_reply(req, EVHTP_RES_OK);
+}
+
 static void on_unknown(evhtp_request_t *req, void *arg)
 {
 	char msg[300];
@@ -448,34 +507,42 @@ static void on_unknown(evhtp_request_t *req, void *arg)
 
 /* --- listeners ----------------------------------------------------------- */
 
-static evhtp_res on_connection_fini(evhtp_connection_t *conn, void *arg)
-{
-	struct client_conn *cc = arg;
-
-	(void)conn;
-	TAILQ_REMOVE(&cc->srv->conns, cc, link);
-	free(cc);
-	return EVHTP_RES_OK;
-}
-
 static evhtp_res on_accept(evhtp_connection_t *conn, void *arg)
 {
 	struct server *s = arg;
-	struct client_conn *cc = calloc(1, sizeof *cc);
 
-	if (cc == NULL)
-		abort();
-	cc->srv = s;
-	cc->conn = conn;
-	TAILQ_INSERT_TAIL(&s->conns, cc, link);
-	evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini,
-	                          (evhtp_hook)on_connection_fini, cc);
+	clients_accepted(s->clients, conn, s->cfg->client_timeout_ms);
 	return EVHTP_RES_OK;
+}
+
+/* Every route: the request is whole (stop the slow-client clock), run the
+ * handler, and restart the clock unless the request now waits for a batch
+ * (end_answer() restarts it then). */
+static void dispatch(evhtp_request_t *req, void *arg)
+{
+	struct route *r = arg;
+
+	clients_request_in(req);
+	r->fn(req, r->srv);
+	if (req->status != EVHTP_RES_PAUSE)
+		clients_answered(req);
+}
+
+static evhtp_callback_t *add_route(struct server *s, evhtp_t *htp, int i,
+                                   const char *path, evhtp_callback_cb fn)
+{
+	s->routes[i].srv = s;
+	s->routes[i].fn = fn;
+	if (path == NULL) {
+		evhtp_set_gencb(htp, dispatch, &s->routes[i]);
+		return NULL;
+	}
+	return evhtp_set_cb(htp, path, dispatch, &s->routes[i]);
 }
 
 static evhtp_t *new_htp(struct server *s)
 {
-	evhtp_t *htp = evhtp_new(s->base, NULL);
+	evhtp_t *htp = evhtp_new(s->base, s);   /* reply_error() finds s there */
 	evhtp_callback_t *cb;
 	struct timeval client_tv;
 
@@ -484,150 +551,21 @@ static evhtp_t *new_htp(struct server *s)
 	evhtp_set_timeouts(htp, &client_tv, &client_tv);
 	/* a backstop for chunked uploads; Content-Length is checked first */
 	evhtp_set_max_body_size(htp, s->cfg->max_request_body + 1);
-	cb = evhtp_set_cb(htp, "/v1/batch", on_batch, s);
+	cb = add_route(s, htp, 0, "/v1/batch", on_batch);
 	evhtp_callback_set_hook(cb, evhtp_hook_on_headers, (evhtp_hook)on_batch_headers, s);
-	evhtp_set_cb(htp, "/healthz", on_healthz, s);
-	evhtp_set_cb(htp, "/v1/upstreams", on_upstreams, s);
-	evhtp_set_gencb(htp, on_unknown, s);
+	add_route(s, htp, 1, "/healthz", on_healthz);
+	add_route(s, htp, 2, "/v1/upstreams", on_upstreams);
+	add_route(s, htp, 3, "/metrics", on_metrics);
+	add_route(s, htp, 4, NULL, on_unknown);
 	evhtp_set_post_accept_cb(htp, on_accept, s);
 	return htp;
 }
 
-/* "127.0.0.1:8642", "[::1]:8642", "*:8642", "localhost:8642", "unix:/p" */
-static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len)
+static int add_listener(struct server *s, struct listener *l)
 {
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-	struct sockaddr_un *sun = (struct sockaddr_un *)ss;
-	char host[256];
-	const char *colon;
-	long port;
-
-	memset(ss, 0, sizeof *ss);
-	if (strncmp(spec, "unix:", 5) == 0) {
-		if (strlen(spec + 5) >= sizeof sun->sun_path)
-			return -1;
-		sun->sun_family = AF_UNIX;
-		strcpy(sun->sun_path, spec + 5);
-		*len = sizeof *sun;
-		return 0;
-	}
-	colon = strrchr(spec, ':');
-	if (colon == NULL || (size_t)(colon - spec) >= sizeof host)
+	if (l == NULL)
 		return -1;
-	memcpy(host, spec, (size_t)(colon - spec));
-	host[colon - spec] = '\0';
-	port = strtol(colon + 1, NULL, 10);
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		host[strlen(host) - 1] = '\0';
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)port);
-		*len = sizeof *sin6;
-		return inet_pton(AF_INET6, host + 1, &sin6->sin6_addr) == 1 ? 0 : -1;
-	}
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons((uint16_t)port);
-	*len = sizeof *sin;
-	if (strcmp(host, "*") == 0 || host[0] == '\0') {
-		sin->sin_addr.s_addr = htonl(INADDR_ANY);
-		return 0;
-	}
-	if (strcmp(host, "localhost") == 0)
-		strcpy(host, "127.0.0.1");
-	return inet_pton(AF_INET, host, &sin->sin_addr) == 1 ? 0 : -1;
-}
-
-/* "listening on ADDR" with the address the socket really has (the port
- * the kernel chose for :0); spec names it when getsockname cannot.  The
- * integration tests read the port from this line. */
-static void log_bound(evhtp_t *htp, const char *spec, const char *how)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	char addr[INET6_ADDRSTRLEN];
-	evutil_socket_t fd = evconnlistener_get_fd(htp->server);
-
-	memset(&ss, 0, sizeof ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
-		log_info("listening on %s%s", spec, how);
-		return;
-	}
-	switch (ss.ss_family) {
-	case AF_UNIX:
-		if (((struct sockaddr_un *)&ss)->sun_path[0] == '\0')
-			log_info("listening on %s%s", spec, how);   /* abstract or unnamed */
-		else
-			log_info("listening on unix:%s%s", ((struct sockaddr_un *)&ss)->sun_path, how);
-		return;
-	case AF_INET6:
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof addr);
-		log_info("listening on [%s]:%d%s", addr,
-		         ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), how);
-		return;
-	case AF_INET:
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof addr);
-		log_info("listening on %s:%d%s", addr,
-		         ntohs(((struct sockaddr_in *)&ss)->sin_port), how);
-		return;
-	default:
-		log_info("listening on %s%s", spec, how);
-	}
-}
-
-/* A socket file left behind by a fanoutd that died is removed; a live one
- * (something accepts on it) or a file that is not a socket stays, and the
- * bind then fails with "Address already in use". */
-static void remove_stale_socket(const struct sockaddr_un *sun)
-{
-	struct stat st;
-	int fd;
-
-	if (lstat(sun->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
-		return;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	if (connect(fd, (const struct sockaddr *)sun, sizeof *sun) < 0 && errno == ECONNREFUSED) {
-		log_info("removing the stale socket file %s", sun->sun_path);
-		unlink(sun->sun_path);
-	}
-	close(fd);
-}
-
-static int bind_one(struct server *s, const char *spec, char *err, size_t errlen)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-	evhtp_t *htp;
-	mode_t old_umask;
-	int rc, saved_errno;
-
-	if (parse_listen(spec, &ss, &len) < 0) {
-		snprintf(err, errlen, "cannot listen on %s: bad address", spec);
-		return -1;
-	}
-	if (ss.ss_family == AF_UNIX)
-		remove_stale_socket((struct sockaddr_un *)&ss);
-	htp = new_htp(s);
-	/* a unix socket is born with socket_mode: no window with the umask's */
-	old_umask = umask(0777 & ~(mode_t)s->cfg->socket_mode);
-	errno = 0;
-	rc = evhtp_bind_sockaddr(htp, (struct sockaddr *)&ss, len, 1024);
-	saved_errno = errno;
-	umask(old_umask);
-	if (rc < 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", spec,
-		         saved_errno ? strerror(saved_errno) : "bind failed");
-		evhtp_free(htp);
-		return -1;
-	}
-	if (ss.ss_family == AF_UNIX) {
-		if (chmod(((struct sockaddr_un *)&ss)->sun_path, (mode_t)s->cfg->socket_mode) < 0)
-			log_warn("chmod %s: %s", spec + 5, strerror(errno));
-		s->unix_paths[s->nhtp] = strdup(((struct sockaddr_un *)&ss)->sun_path);
-	}
-	s->htp[s->nhtp++] = htp;
-	log_bound(htp, spec, "");
+	s->listeners[s->nlisteners++] = l;
 	return 0;
 }
 
@@ -643,7 +581,7 @@ struct server *server_new(struct event_base *base, const struct config *cfg,
 	s->reg = reg;
 	s->env = env;
 	TAILQ_INIT(&s->running);
-	TAILQ_INIT(&s->conns);
+	s->clients = clients_new(base);
 	return s;
 }
 
@@ -652,33 +590,23 @@ int server_listen(struct server *s, char *err, size_t errlen)
 	size_t i;
 
 	for (i = 0; i < s->cfg->nlisten; i++)
-		if (bind_one(s, s->cfg->listen[i], err, errlen) < 0)
+		if (add_listener(s, listener_bind(new_htp(s), s->cfg->listen[i],
+		                                  s->cfg->socket_mode, err, errlen)) < 0)
 			return -1;
 	return 0;
 }
 
 int server_listen_fds(struct server *s, const int *fds, size_t n, char *err, size_t errlen)
 {
-	evhtp_t *htp;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		if (s->nhtp == CONFIG_MAX_LISTEN) {
+		if (s->nlisteners == CONFIG_MAX_LISTEN) {
 			snprintf(err, errlen, "more than %d listeners", CONFIG_MAX_LISTEN);
 			return -1;
 		}
-		evutil_make_socket_nonblocking(fds[i]);
-		evutil_make_socket_closeonexec(fds[i]);
-		htp = new_htp(s);
-		/* backlog 0: the socket listens already, with systemd's Backlog= */
-		if (evhtp_accept_socket(htp, fds[i], 0) < 0) {
-			snprintf(err, errlen, "cannot listen on fd %d (socket activation): %s",
-			         fds[i], strerror(errno));
-			evhtp_free(htp);
+		if (add_listener(s, listener_adopt(new_htp(s), fds[i], err, errlen)) < 0)
 			return -1;
-		}
-		s->htp[s->nhtp++] = htp;
-		log_bound(htp, "a passed socket", " (socket activation)");
 	}
 	return 0;
 }
@@ -693,57 +621,6 @@ void server_set_token(struct server *s, const char *token)
 	s->token = token;
 }
 
-/* The longest token accepted; a real one is 32-64 characters. */
-#define TOKEN_MAX 4096
-
-int server_token_read(const char *path, char **token, char *err, size_t errlen)
-{
-	char buf[TOKEN_MAX + 1];
-	FILE *f;
-	size_t n, i;
-	int failed;
-
-	*token = NULL;
-	f = fopen(path, "re");
-	if (f == NULL) {
-		snprintf(err, errlen, "auth_token_file %s: %s", path, strerror(errno));
-		return -1;
-	}
-	n = fread(buf, 1, sizeof buf, f);
-	failed = ferror(f) ? errno : 0;
-	fclose(f);
-	if (failed != 0 || n == sizeof buf) {
-		snprintf(err, errlen, "auth_token_file %s: %s", path,
-		         failed != 0 ? strerror(failed) : "longer than 4096 bytes");
-		OPENSSL_cleanse(buf, sizeof buf);
-		return -1;
-	}
-	while (n > 0 && isspace((unsigned char)buf[n - 1]))
-		n--;
-	for (i = 0; i < n; i++)
-		if ((unsigned char)buf[i] <= ' ' || buf[i] == 0x7f)
-			break;
-	if (n == 0 || i < n) {
-		snprintf(err, errlen, "auth_token_file %s: %s", path,
-		         n == 0 ? "empty" : "the token holds a space or a control character");
-		OPENSSL_cleanse(buf, sizeof buf);
-		return -1;
-	}
-	*token = strndup(buf, n);
-	OPENSSL_cleanse(buf, sizeof buf);
-	if (*token == NULL)
-		abort();
-	return 0;
-}
-
-void server_token_free(char *token)
-{
-	if (token == NULL)
-		return;
-	OPENSSL_cleanse(token, strlen(token));
-	free(token);
-}
-
 void server_drain(struct server *s, void (*idle_cb)(void *), void *arg)
 {
 	size_t i;
@@ -751,8 +628,8 @@ void server_drain(struct server *s, void (*idle_cb)(void *), void *arg)
 	s->draining = true;
 	s->idle_cb = idle_cb;
 	s->idle_arg = arg;
-	for (i = 0; i < s->nhtp; i++)
-		evhtp_unbind_socket(s->htp[i]);
+	for (i = 0; i < s->nlisteners; i++)
+		listener_stop(s->listeners[i]);
 	check_idle(s);
 }
 
@@ -767,7 +644,6 @@ void server_cancel_all(struct server *s)
 void server_free(struct server *s)
 {
 	struct client_batch *cb;
-	struct client_conn *cc;
 	size_t i;
 
 	while ((cb = TAILQ_FIRST(&s->running)) != NULL) {
@@ -780,18 +656,8 @@ void server_free(struct server *s)
 		batch_abandon(cb->batch);
 		free(cb);
 	}
-	while ((cc = TAILQ_FIRST(&s->conns)) != NULL) {
-		TAILQ_REMOVE(&s->conns, cc, link);
-		evhtp_connection_set_hook(cc->conn, evhtp_hook_on_connection_fini, NULL, NULL);
-		evhtp_connection_free(cc->conn);
-		free(cc);
-	}
-	for (i = 0; i < s->nhtp; i++) {
-		evhtp_free(s->htp[i]);
-		if (s->unix_paths[i] != NULL) {
-			unlink(s->unix_paths[i]);
-			free(s->unix_paths[i]);
-		}
-	}
+	clients_free(s->clients);
+	for (i = 0; i < s->nlisteners; i++)
+		listener_free(s->listeners[i]);
 	free(s);
 }

@@ -32,18 +32,8 @@ int server_listen_fds(struct server *s, const int *fds, size_t n, char *err, siz
 void server_configure(struct server *s, const struct config *cfg);
 
 /* Require "Authorization: Bearer <token>" on every endpoint but /healthz
- * (NULL: no auth).  The token is borrowed; main owns it. */
+ * (NULL: no auth).  The token is borrowed; main owns it (auth.h). */
 void server_set_token(struct server *s, const char *token);
-
-/* Read the token of auth_token_file into *token (owned by the caller; free
- * it with server_token_free), trailing whitespace trimmed.  An unreadable or
- * empty file, or a token with a space or control character in it, gives -1
- * and "auth_token_file PATH: why" in err.  Nothing logs the token. */
-int server_token_read(const char *path, char **token, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
-
-/* Wipe and free a token from server_token_read (NULL is fine). */
-void server_token_free(char *token);
 
 /* Stop accepting; new batches on open connections get 503 draining.
  * idle_cb runs once no batch is left running (maybe at once). */

@@ -113,7 +113,8 @@ class Upstream:
 class Fanoutd:
     """A running fanoutd with its own temp dir, config and log file."""
 
-    def __init__(self, config=None, args=(), listen="127.0.0.1:0", wait=True, env=None):
+    def __init__(self, config=None, args=(), listen="127.0.0.1:0", wait=True, env=None,
+                 preexec=None):
         self.dir = tempfile.mkdtemp(prefix="fanoutd-")
         self.log_path = os.path.join(self.dir, "fanoutd.log")
         argv = [FANOUTD]
@@ -127,7 +128,7 @@ class Fanoutd:
         argv += list(args)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log,
-                                     env=env)
+                                     env=env, preexec_fn=preexec)
         _running.append(self.proc)
         self.port = None
         if wait:

@@ -70,10 +70,13 @@ class PerUpstream(unittest.TestCase):
             self.assertGreater(took, 1.8)
             self.assertLess(took, 3.0)
             starts = sorted(r["timing"]["queued_ms"] for r in ans["results"])
-            gaps = [b - a for a, b in zip(starts, starts[1:])]
-            self.assertGreater(min(gaps), 35)        # evenly spaced, 50 ms apart
-            self.assertLess(max(gaps), 90)
+            gaps = sorted(b - a for a, b in zip(starts, starts[1:]))
+            # evenly spaced, 50 ms apart; a timer that fires late on a busy
+            # machine hands out the tokens that came due together, so allow
+            # a few short gaps, but not bursts
+            self.assertAlmostEqual(gaps[len(gaps) // 2], 50, delta=10)
             self.assertAlmostEqual(sum(gaps) / len(gaps), 50, delta=5)
+            self.assertLessEqual(sum(1 for g in gaps if g < 25), 4)
         finally:
             fd.stop()
 

@@ -116,7 +116,8 @@ class Errors(unittest.TestCase):
         status, ans = self.fd.batch([self.up.url("/garbage")])
         e = ans["errors"][0]
         self.assertEqual((status, e["type"]), (502, "protocol"))
-        self.assertEqual(e["message"], "malformed answer: bad status line or headers")
+        self.assertEqual(e["message"], "malformed answer: bad status line or headers "
+                                       "(or more than 64 KiB of them)")
 
     def test_short_body_is_protocol(self):
         status, ans = self.fd.batch([self.up.url("/badlength")])

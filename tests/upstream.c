@@ -158,6 +158,7 @@ struct conn {
 	long long stream_left;          /* /bytes: bytes still to queue */
 	int finishing;                  /* all queued: done when output drains */
 	int close_after;                /* close once the answer is written */
+	int drop_next;                  /* /stale: close on the next request */
 	int linger;                     /* ...but wait for the client's EOF */
 };
 
@@ -812,6 +813,30 @@ static void h_badlength(struct conn *c, const char *arg)
 	finish(c);
 }
 
+/* Answers, keeps the connection, then drops it without a word when the
+ * next request arrives on it: the race of an upstream that closes an idle
+ * keep-alive connection just as the client reuses it. */
+static void h_stale(struct conn *c, const char *arg)
+{
+	(void)arg;
+	c->drop_next = 1;
+	reply_text(c, 200, "fresh");
+}
+
+/* 100 KiB of headers: more than any sane client accepts. */
+static void h_bigheaders(struct conn *c, const char *arg)
+{
+	char *big = malloc(100 * 1024 + 16);
+	size_t n = 100 * 1024;
+
+	(void)arg;
+	memcpy(big, "X-Big: ", 7);
+	memset(big + 7, 'a', n);
+	memcpy(big + 7 + n, "\r\n", 3);
+	reply(c, 200, "text/plain", "ok", 2, big);
+	free(big);
+}
+
 static void h_stats(struct conn *c, const char *arg)
 {
 	const struct stats *st = &c->srv->st;
@@ -852,7 +877,8 @@ static const struct route {
 	{ "/chunked", h_chunked },    { "/headers", h_headers },
 	{ "/echo", h_echo },          { "/close", h_close },
 	{ "/badlength", h_badlength }, { "/stats", h_stats },
-	{ "/stats/reset", h_stats_reset },
+	{ "/stats/reset", h_stats_reset }, { "/stale", h_stale },
+	{ "/bigheaders", h_bigheaders },
 };
 
 static void route(struct conn *c)
@@ -878,6 +904,10 @@ static void dispatch(struct conn *c)
 	long long ms;
 
 	c->state = ST_RESPOND;
+	if (c->drop_next) {
+		conn_free(c);   /* plain close: the client sees EOF, no answer */
+		return;
+	}
 	if (is_stats_path(&c->req) ||
 	    !query_param(c->req.target, "delay", val, sizeof val)) {
 		route(c);

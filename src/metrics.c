@@ -1,0 +1,312 @@
+/* metrics: the counts behind GET /metrics and their Prometheus text
+ * exposition (format 0.0.4: "# HELP", "# TYPE", one family's samples
+ * together, label values escaped).  Counters only grow; per-upstream
+ * values are read from the upstreams at render time, never copied. */
+#include "autoconf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dns.h"
+#include "fetch.h"
+#include "metrics.h"
+#include "notify.h"
+#include "upstream.h"
+
+/* Histogram bucket bounds: milliseconds to compare, seconds to print. */
+static const double bucket_ms[] = { 1, 2.5, 5, 10, 25, 50, 100, 250, 500,
+                                    1000, 2500, 5000, 10000 };
+static const char *const bucket_le[] = { "0.001", "0.0025", "0.005", "0.01", "0.025",
+                                         "0.05", "0.1", "0.25", "0.5", "1", "2.5",
+                                         "5", "10" };
+#define NBUCKETS (sizeof bucket_ms / sizeof bucket_ms[0])
+
+struct histogram {
+	unsigned long in_bucket[NBUCKETS + 1];   /* not cumulative; last = over all bounds */
+	unsigned long count;
+	double sum_ms;
+};
+
+static const char *const rejected_names[] = {
+	"invalid_request", "request_too_large", "unauthorized", "overloaded", "draining",
+	"not_found", "method_not_allowed",
+};
+#define NREJECTED (sizeof rejected_names / sizeof rejected_names[0])
+
+static const char *const outcome_names[METRICS_BATCH_NOUTCOMES] = {
+	[METRICS_BATCH_OK] = "ok",
+	[METRICS_BATCH_FAILED] = "failed",
+	[METRICS_BATCH_SETTLED] = "settled",
+	[METRICS_BATCH_DRAINING] = "draining",
+	[METRICS_BATCH_CLIENT_GONE] = "client_gone",
+};
+
+struct metrics {
+	double t_start;                                  /* monotonic ms */
+	unsigned long batches[METRICS_BATCH_NOUTCOMES];
+	unsigned long rejected[NREJECTED];
+	uint64_t bytes_in, bytes_out, upstream_bytes_in;
+	struct histogram latency, queue_wait;
+};
+
+struct metrics *metrics_new(void)
+{
+	struct metrics *m = calloc(1, sizeof *m);
+
+	if (m == NULL)
+		abort();
+	m->t_start = fetch_now_ms();
+	return m;
+}
+
+void metrics_free(struct metrics *m)
+{
+	free(m);
+}
+
+const char *metrics_batch_outcome_name(enum metrics_batch_outcome o)
+{
+	return outcome_names[o];
+}
+
+enum metrics_batch_outcome metrics_batch_outcome_of(int status, bool settled)
+{
+	if (status == 200)
+		return settled ? METRICS_BATCH_SETTLED : METRICS_BATCH_OK;
+	return status == 502 ? METRICS_BATCH_FAILED : METRICS_BATCH_DRAINING;
+}
+
+/* --- counting ------------------------------------------------------------ */
+
+void metrics_count_batch(struct metrics *m, enum metrics_batch_outcome o)
+{
+	if (m != NULL)
+		m->batches[o]++;
+}
+
+void metrics_count_rejected(struct metrics *m, const char *error)
+{
+	size_t i;
+
+	if (m == NULL)
+		return;
+	for (i = 0; i < NREJECTED; i++)
+		if (strcmp(error, rejected_names[i]) == 0)
+			m->rejected[i]++;
+}
+
+void metrics_count_bytes_in(struct metrics *m, size_t n)
+{
+	if (m != NULL)
+		m->bytes_in += n;
+}
+
+void metrics_count_bytes_out(struct metrics *m, size_t n)
+{
+	if (m != NULL)
+		m->bytes_out += n;
+}
+
+static void observe(struct histogram *h, double ms)
+{
+	size_t i = 0;
+
+	if (ms < 0)
+		ms = 0;
+	while (i < NBUCKETS && ms > bucket_ms[i])
+		i++;
+	h->in_bucket[i]++;
+	h->count++;
+	h->sum_ms += ms;
+}
+
+void metrics_observe_request(struct metrics *m, const struct outcome *o, bool started,
+                             uint64_t body_bytes)
+{
+	if (m == NULL)
+		return;
+	m->upstream_bytes_in += body_bytes;
+	if (!started || o->type == OUTCOME_CANCELLED)
+		return;
+	observe(&m->latency, o->timing.total_ms - o->timing.queued_ms);
+	observe(&m->queue_wait, o->timing.queued_ms);
+}
+
+/* --- the exposition ------------------------------------------------------ */
+
+static void family(struct evbuffer *out, const char *name, const char *type,
+                   const char *help)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static void put_value(struct evbuffer *out, const char *v)
+{
+	for (; *v != '\0'; v++) {
+		if (*v == '\\')
+			evbuffer_add(out, "\\\\", 2);
+		else if (*v == '"')
+			evbuffer_add(out, "\\\"", 2);
+		else if (*v == '\n')
+			evbuffer_add(out, "\\n", 2);
+		else
+			evbuffer_add(out, v, 1);
+	}
+}
+
+/* name{label="value"} n */
+static void sample(struct evbuffer *out, const char *name, const char *label,
+                   const char *value, unsigned long long n)
+{
+	evbuffer_add_printf(out, "%s{%s=\"", name, label);
+	put_value(out, value);
+	evbuffer_add_printf(out, "\"} %llu\n", n);
+}
+
+static void scalar(struct evbuffer *out, const char *name, const char *type,
+                   const char *help, unsigned long long n)
+{
+	family(out, name, type, help);
+	evbuffer_add_printf(out, "%s %llu\n", name, n);
+}
+
+static void histogram(struct evbuffer *out, const char *name, const char *help,
+                      const struct histogram *h)
+{
+	unsigned long cumulative = 0;
+	size_t i;
+
+	family(out, name, "histogram", help);
+	for (i = 0; i < NBUCKETS; i++) {
+		cumulative += h->in_bucket[i];
+		evbuffer_add_printf(out, "%s_bucket{le=\"%s\"} %lu\n", name, bucket_le[i],
+		                    cumulative);
+	}
+	evbuffer_add_printf(out, "%s_bucket{le=\"+Inf\"} %lu\n", name, h->count);
+	evbuffer_add_printf(out, "%s_sum %.9g\n%s_count %lu\n", name, h->sum_ms / 1000.0,
+	                    name, h->count);
+}
+
+/* One per-upstream family: a value read from the upstream. */
+struct upstream_family {
+	const char *name, *type, *help;
+	unsigned long (*value)(const struct upstream *u);
+};
+
+static unsigned long u_limit(const struct upstream *u) { return u->sem.limit; }
+static unsigned long u_in_flight(const struct upstream *u) { return u->sem.in_use; }
+static unsigned long u_queued(const struct upstream *u)
+{
+	return u->sem.nqueued + (u->rate_limited ? u->bucket.nqueued : 0);
+}
+static unsigned long u_idle(const struct upstream *u) { return pool_idle_count(u->pool); }
+static unsigned long u_opened(const struct upstream *u) { return pool_opened_count(u->pool); }
+static unsigned long u_handshakes(const struct upstream *u)
+{
+	return pool_handshake_count(u->pool);
+}
+
+static const struct upstream_family upstream_families[] = {
+	{ "fanoutd_upstream_limit", "gauge",
+	  "Concurrency limit of the upstream (its shared semaphore).", u_limit },
+	{ "fanoutd_upstream_in_flight", "gauge",
+	  "Requests holding a slot of the upstream's semaphore.", u_in_flight },
+	{ "fanoutd_upstream_queued", "gauge",
+	  "Requests waiting for a slot or a rate-limit token of the upstream.", u_queued },
+	{ "fanoutd_upstream_idle_connections", "gauge",
+	  "Keep-alive connections to the upstream waiting for a request.", u_idle },
+	{ "fanoutd_upstream_connections_opened_total", "counter",
+	  "Connections opened to the upstream.", u_opened },
+	{ "fanoutd_upstream_tls_handshakes_total", "counter",
+	  "TLS handshakes completed with the upstream.", u_handshakes },
+};
+
+struct render_ctx {
+	struct evbuffer *out;
+	const struct upstream_family *fam;
+};
+
+static void put_upstream_value(struct upstream *u, void *arg)
+{
+	struct render_ctx *rc = arg;
+
+	sample(rc->out, rc->fam->name, "upstream", u->key, rc->fam->value(u));
+}
+
+static void put_upstream_requests(struct upstream *u, void *arg)
+{
+	struct render_ctx *rc = arg;
+	int t;
+
+	for (t = OUTCOME_OK; t <= OUTCOME_FORBIDDEN; t++) {
+		evbuffer_add_printf(rc->out, "fanoutd_upstream_requests_total{upstream=\"");
+		put_value(rc->out, u->key);
+		evbuffer_add_printf(rc->out, "\",outcome=\"%s\"} %lu\n",
+		                    outcome_type_name((enum outcome_type)t), u->totals[t]);
+	}
+}
+
+static void render_upstreams(struct evbuffer *out, struct upstream_registry *reg)
+{
+	struct render_ctx rc = { .out = out };
+	size_t i;
+
+	family(out, "fanoutd_upstream_requests_total", "counter",
+	       "Upstream requests finished, by upstream and outcome type.");
+	upstream_foreach(reg, put_upstream_requests, &rc);
+	for (i = 0; i < sizeof upstream_families / sizeof upstream_families[0]; i++) {
+		rc.fam = &upstream_families[i];
+		family(out, rc.fam->name, rc.fam->type, rc.fam->help);
+		upstream_foreach(reg, put_upstream_value, &rc);
+	}
+}
+
+void metrics_render(const struct metrics *m, struct upstream_registry *reg,
+                    const struct fetch_env *env, struct evbuffer *out)
+{
+	size_t i;
+
+	family(out, "fanoutd_build_info", "gauge", "Always 1; the labels say which build.");
+	evbuffer_add_printf(out, "fanoutd_build_info{version=\"%s\",systemd=\"%s\"} 1\n",
+	                    PACKAGE_VERSION, notify_available() ? "yes" : "no");
+	family(out, "fanoutd_uptime_seconds", "gauge", "Seconds since fanoutd started.");
+	evbuffer_add_printf(out, "fanoutd_uptime_seconds %.3f\n",
+	                    m ? (fetch_now_ms() - m->t_start) / 1000.0 : 0.0);
+	if (m != NULL) {
+		family(out, "fanoutd_batches_total", "counter",
+		       "Batches finished, by how they ended for the client.");
+		for (i = 0; i < METRICS_BATCH_NOUTCOMES; i++)
+			sample(out, "fanoutd_batches_total", "outcome", outcome_names[i],
+			       m->batches[i]);
+		family(out, "fanoutd_rejected_requests_total", "counter",
+		       "Requests fanoutd answered with an error of its own, by error code.");
+		for (i = 0; i < NREJECTED; i++)
+			sample(out, "fanoutd_rejected_requests_total", "error", rejected_names[i],
+			       m->rejected[i]);
+		scalar(out, "fanoutd_client_request_bytes_total", "counter",
+		       "Bytes of batch request bodies read from clients.", m->bytes_in);
+		scalar(out, "fanoutd_client_answer_bytes_total", "counter",
+		       "Bytes of batch answer bodies sent to clients.", m->bytes_out);
+		scalar(out, "fanoutd_upstream_response_bytes_total", "counter",
+		       "Bytes of response bodies received from upstreams.", m->upstream_bytes_in);
+		histogram(out, "fanoutd_upstream_request_duration_seconds",
+		          "Upstream request time from its start to its end, queue excluded.",
+		          &m->latency);
+		histogram(out, "fanoutd_upstream_queue_wait_seconds",
+		          "Time upstream requests waited for a slot or a rate-limit token.",
+		          &m->queue_wait);
+	}
+	if (env != NULL && env->queued != NULL)
+		scalar(out, "fanoutd_queued_requests", "gauge",
+		       "Upstream requests waiting in any queue.", *env->queued);
+	if (env != NULL && env->global != NULL)
+		scalar(out, "fanoutd_in_flight_requests", "gauge",
+		       "Upstream requests holding a global_concurrency slot.", env->global->in_use);
+	if (env != NULL && env->dns != NULL)
+		scalar(out, "fanoutd_dns_queries_total", "counter",
+		       "Lookups sent to the nameservers.", dns_queries(env->dns));
+	render_upstreams(out, reg);
+}

@@ -1,0 +1,271 @@
+/* fuzz_answer: the answer encoder (src/answer.c) — how an upstream
+ * response (content type, headers, body) becomes an entry of the JSON
+ * answer, with its JSON / text / base64 body detection and header joining.
+ *
+ * Input layout (everything optional; missing parts are empty):
+ *   byte 0   flags: bit 0 mode settled, bits 1-4 outcome type (mod 12),
+ *            bit 5 no response (no headers object, so no body either),
+ *            bit 6 the item has an "id", bit 7 reused connection
+ *   byte 1,2 HTTP status, big endian, mod 1000
+ *   byte 3   number of NUL-terminated strings that follow (255: as many
+ *            as there are, up to 16384): the Content-Type ("" = none), the
+ *            failure message ("" = none), then header name / value pairs
+ *   rest     the body, any bytes
+ *
+ * The outcome goes through the functions the fetch code uses
+ * (answer_add_header, outcome_body_reserve/append/trim) and then
+ * answer_write_batch() for a 1-item batch.  Checks: the answer is JSON
+ * (jansson); the entry's body reads back as the upstream's bytes — "text"
+ * as the same string, "base64" decoding (EVP_DecodeBlock) to the same
+ * bytes and only when the body is not UTF-8 text, "json" as the same JSON
+ * value; the headers are an object with lower-case names.  The input as a
+ * string also goes to answer_parse_retry_after. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "fuzz.h"
+#include "answer.h"
+
+#include <ctype.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <openssl/evp.h>
+
+#define MAX_STRINGS 16384
+
+/* Parse the fixed requests once. */
+static struct batch_request br_plain, br_id;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	static const char plain[] = "[\"http://a/\"]";
+	static const char with_id[] = "{\"requests\":[{\"url\":\"http://a/\",\"id\":\"x\"}]}";
+	struct request_limits lim = { .max_batch_size = 1, .acl = NULL };
+	char err[256];
+
+	(void)argc;
+	(void)argv;
+	if (request_parse(plain, strlen(plain), &lim, &br_plain, err, sizeof err) < 0 ||
+	    request_parse(with_id, strlen(with_id), &lim, &br_id, err, sizeof err) < 0) {
+		fprintf(stderr, "fuzz_answer: fixed request: %s\n", err);
+		abort();
+	}
+	return 0;
+}
+
+/* The body of the entry must read back as the upstream's bytes. */
+static void check_body(const json_t *entry, const char *body, size_t len)
+{
+	const char *enc = json_string_value(json_object_get(entry, "encoding"));
+	const json_t *jb = json_object_get(entry, "body");
+
+	FUZZ_CHECK(enc != NULL && jb != NULL, "entry without body or encoding");
+	if (strcmp(enc, "text") == 0) {
+		FUZZ_CHECK(json_is_string(jb), "text body is not a string");
+		FUZZ_CHECK(json_string_length(jb) == len &&
+		           memcmp(json_string_value(jb), body, len) == 0,
+		           "text body differs (%zu bytes, want %zu)", json_string_length(jb), len);
+	} else if (strcmp(enc, "base64") == 0) {
+		const char *b64 = json_string_value(jb);
+		size_t n = json_string_length(jb), pad = 0;
+		unsigned char *dec;
+		json_t *as_text;
+		int m;
+
+		FUZZ_CHECK(b64 != NULL, "base64 body is not a string");
+		FUZZ_CHECK(n % 4 == 0, "base64 length %zu", n);
+		/* base64 only for what cannot be a JSON string */
+		as_text = json_stringn(body, len);
+		FUZZ_CHECK(as_text == NULL, "UTF-8 body sent as base64");
+		dec = malloc(n / 4 * 3 + 1);
+		FUZZ_CHECK(dec != NULL, "malloc");
+		m = EVP_DecodeBlock(dec, (const unsigned char *)b64, (int)n);
+		FUZZ_CHECK(m >= 0, "bad base64");
+		while (pad < 2 && n > pad && b64[n - 1 - pad] == '=')
+			pad++;
+		FUZZ_CHECK((size_t)m - pad == len && memcmp(dec, body, len) == 0,
+		           "base64 body decodes to %zu bytes, want %zu", (size_t)m - pad, len);
+		free(dec);
+	} else if (strcmp(enc, "json") == 0) {
+		json_t *want = json_loadb(body, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL);
+
+		FUZZ_CHECK(want != NULL, "json body is not JSON");
+		FUZZ_CHECK(json_equal(want, (json_t *)jb), "json body differs");
+		json_decref(want);
+	} else {
+		FUZZ_CHECK(0, "unknown encoding \"%s\"", enc);
+	}
+}
+
+static void check_headers(const json_t *h)
+{
+	const char *name;
+	json_t *v;
+
+	FUZZ_CHECK(json_is_object(h), "headers is not an object");
+	json_object_foreach((json_t *)h, name, v) {
+		FUZZ_CHECK(json_is_string(v), "header %s is not a string", name);
+		for (const char *p = name; *p; p++)
+			FUZZ_CHECK(!isupper((unsigned char)*p), "header name \"%s\" not lower case", name);
+	}
+}
+
+/* A JSON document, by jansson (\u0000 in a text body is fine). */
+static json_t *parse_answer(struct evbuffer *out)
+{
+	size_t len = evbuffer_get_length(out);
+	const char *p = (const char *)evbuffer_pullup(out, -1);
+	json_error_t jerr;
+	json_t *root;
+
+	root = json_loadb(p, len, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
+	FUZZ_CHECK(root != NULL, "answer is not JSON: %s at %d:%d\n%.*s", jerr.text,
+	           jerr.line, jerr.column, (int)(len < 2000 ? len : 2000), p);
+	return root;
+}
+
+static void retry_after(const char *s)
+{
+	long n = -7;
+
+	if (answer_parse_retry_after(s, (time_t)1700000000, &n) == 0)
+		FUZZ_CHECK(n >= 0, "Retry-After \"%s\" -> %ld", s, n);
+	else
+		FUZZ_CHECK(n == -7, "Retry-After \"%s\" failed but wrote %ld", s, n);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const char *strings[MAX_STRINGS];
+	size_t nstrings = 0, want = 0, pos = 0;
+	uint8_t flags = 0;
+	int status = 0;
+	struct batch_request *br;
+	enum batch_mode saved_mode;
+	struct outcome o;
+	struct evbuffer *in, *out;
+	char *copy, *body;
+	size_t body_len;
+	json_t *root, *list, *entry;
+	bool response, failure;
+	int http;
+
+	if (!br_plain.items)
+		LLVMFuzzerInitialize(NULL, NULL);
+
+	/* the input as a string: Retry-After */
+	copy = malloc(size + 1);
+	FUZZ_CHECK(copy != NULL, "malloc");
+	memcpy(copy, data, size);
+	copy[size] = '\0';
+	retry_after(copy);
+
+	if (size > 0)
+		flags = data[0];
+	if (size > 2)
+		status = ((data[1] << 8) | data[2]) % 1000;
+	if (size > 3)
+		want = data[3] == 255 ? MAX_STRINGS : data[3];
+	pos = size < 4 ? size : 4;
+	while (nstrings < want && pos < size) {
+		const char *nul = memchr(copy + pos, '\0', size - pos);
+		if (!nul)
+			break;
+		strings[nstrings++] = copy + pos;
+		pos = (size_t)(nul - copy) + 1;
+	}
+	body = copy + pos;
+	body_len = size - pos;
+
+	/* the outcome, as fetch.c builds it */
+	outcome_init(&o);
+	o.type = (enum outcome_type)(((flags >> 1) & 0xf) % (OUTCOME_FORBIDDEN + 1));
+	o.status = status;
+	o.reused = flags & 0x80;
+	o.timing.queued_ms = 0.5;
+	o.timing.connect_ms = 1.25;
+	o.timing.ttfb_ms = 3;
+	o.timing.total_ms = 4.5;
+	if (o.type == OUTCOME_TIMEOUT)
+		o.phase = "ttfb";
+	if (o.type == OUTCOME_RATE_LIMITED)
+		o.retry_after_s = status;
+	if (nstrings > 1 && strings[1][0])
+		o.message = strdup(strings[1]);
+	response = !(flags & 0x20);
+	if (response) {
+		o.headers = json_object();
+		if (nstrings > 0 && strings[0][0])
+			answer_add_header(o.headers, "Content-Type", strings[0]);
+		for (size_t i = 2; i + 1 < nstrings; i += 2) {
+			answer_add_header(o.headers, strings[i], strings[i + 1]);
+			retry_after(strings[i + 1]);
+		}
+		check_headers(o.headers);
+		/* the body as it arrives: Content-Length, then reads */
+		in = evbuffer_new();
+		FUZZ_CHECK(in != NULL, "evbuffer_new");
+		if (status & 1)   /* a Content-Length was given */
+			outcome_body_reserve(&o, body_len);
+		evbuffer_add(in, body, body_len / 2);
+		outcome_body_append(&o, in);
+		evbuffer_add(in, body + body_len / 2, body_len - body_len / 2);
+		outcome_body_append(&o, in);
+		outcome_body_trim(&o);
+		evbuffer_free(in);
+		FUZZ_CHECK(o.body_len == body_len && (body_len == 0 || memcmp(o.body, body, body_len) == 0),
+		           "outcome body differs");
+	}
+
+	/* the answer to a batch of one */
+	br = (flags & 0x40) ? &br_id : &br_plain;
+	saved_mode = br->mode;
+	br->mode = (flags & 1) ? BATCH_MODE_SETTLED : BATCH_MODE_ALL;
+	out = evbuffer_new();
+	FUZZ_CHECK(out != NULL, "evbuffer_new");
+	http = answer_write_batch(out, br, &o, 12.5);
+	FUZZ_CHECK(http == 200 || http == 502 || http == 503, "HTTP status %d", http);
+
+	root = parse_answer(out);
+	failure = outcome_is_failure(&o);
+	FUZZ_CHECK(json_is_boolean(json_object_get(root, "ok")), "no ok");
+	list = json_object_get(root, "results");
+	if (!list)
+		list = json_object_get(root, "errors");
+	FUZZ_CHECK(json_is_array(list), "no results or errors");
+	entry = json_array_get(list, 0);
+	if (br->mode == BATCH_MODE_ALL && o.type != OUTCOME_OK && !failure) {
+		/* cancelled or pending: listed by index only */
+		FUZZ_CHECK(http == 503 && json_array_size(list) == 0, "cancelled entry");
+	} else {
+		FUZZ_CHECK(json_array_size(list) == 1, "%zu entries", json_array_size(list));
+		FUZZ_CHECK(json_is_object(entry), "entry is not an object");
+		if (flags & 0x40)
+			FUZZ_CHECK(json_is_string(json_object_get(entry, "id")), "id lost");
+		if (br->mode == BATCH_MODE_SETTLED && o.type != OUTCOME_OK)
+			entry = json_object_get(entry, "error");
+		FUZZ_CHECK(json_is_object(entry), "error is not an object");
+		FUZZ_CHECK(o.body == NULL, "body not consumed");
+		if (response) {
+			check_headers(json_object_get(entry, "headers"));
+			check_body(entry, body, body_len);
+		} else {
+			FUZZ_CHECK(!json_object_get(entry, "body"), "body without response");
+		}
+		if (o.type != OUTCOME_OK)
+			FUZZ_CHECK(json_is_string(json_object_get(entry, "message")), "no message");
+	}
+	json_decref(root);
+	br->mode = saved_mode;
+
+	/* the small error answer, with the message as the text */
+	evbuffer_drain(out, evbuffer_get_length(out));
+	answer_write_error(out, "bad_request", nstrings > 1 ? strings[1] : copy);
+	json_decref(parse_answer(out));
+	evbuffer_free(out);
+
+	outcome_clear(&o);
+	free(copy);
+	return 0;
+}

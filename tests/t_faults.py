@@ -1,0 +1,187 @@
+"""Faults: stale keep-alive connections, broken upstream answers, slow
+clients, running out of file descriptors, signal storms under load."""
+
+import json
+import os
+import resource
+import signal
+import socket
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Upstreams(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.up = harness.Upstream()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.up.stop()
+
+    def setUp(self):
+        self.up.reset()
+        self.fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 1\n")
+
+    def tearDown(self):
+        self.fd.stop()
+
+    def test_stale_keepalive_get_is_retried(self):
+        for method in ("GET", "PUT", "DELETE", "HEAD"):
+            self.fd.batch([self.up.url("/stale")])   # leaves a connection the upstream drops
+            status, ans = self.fd.batch({"requests": [{"url": self.up.url("/json"),
+                                                       "method": method}]})
+            self.assertEqual(status, 200, (method, ans))
+            r = ans["results"][0]
+            self.assertEqual((r["status"], r["reused"]), (200, False))   # on a new connection
+
+    def test_stale_keepalive_post_is_not_retried(self):
+        self.fd.batch([self.up.url("/stale")])
+        status, ans = self.fd.batch({"requests": [{"url": self.up.url("/echo"),
+                                                   "method": "POST", "body": "x"}]})
+        self.assertEqual(status, 502)
+        e = ans["errors"][0]
+        self.assertEqual((e["type"], e["message"]),
+                         ("connect", "upstream closed the connection without answering"))
+
+    def test_broken_answers_are_protocol_and_discarded(self):
+        cases = {"/badlength": "upstream closed the connection before the end of the body",
+                 "/bigheaders": "malformed answer: bad status line or headers "
+                                "(or more than 64 KiB of them)",
+                 "/garbage": "malformed answer: bad status line or headers "
+                             "(or more than 64 KiB of them)"}
+        for path, message in cases.items():
+            status, ans = self.fd.batch([self.up.url(path)])
+            e = ans["errors"][0]
+            self.assertEqual((e["type"], e["message"]), ("protocol", message), path)
+        deadline = time.time() + 2
+        while time.time() < deadline and self.up.stats()["open_connections"] > 0:
+            time.sleep(0.02)
+        self.assertEqual(self.up.stats()["open_connections"], 0)   # none kept
+
+
+class Clients(unittest.TestCase):
+    def setUp(self):
+        self.up = harness.Upstream()
+
+    def tearDown(self):
+        self.up.stop()
+
+    def test_slowloris_is_cut_off(self):
+        fd = harness.Fanoutd(config="[fanoutd]\nclient_timeout = 1s\n")
+        try:
+            slow = socket.create_connection(("127.0.0.1", fd.port))
+            slow.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\n")
+            t0 = time.time()
+            cut = None
+            while time.time() - t0 < 5:
+                try:
+                    slow.sendall(b"X-Slow: 1\r\n")    # a byte of header now and then
+                except OSError:
+                    cut = time.time() - t0
+                    break
+                # others are served normally meanwhile
+                status, ans = fd.batch([self.up.url("/json")])
+                self.assertEqual(status, 200)
+                slow.settimeout(0.3)
+                try:
+                    if slow.recv(100) == b"":
+                        cut = time.time() - t0
+                        break
+                except socket.timeout:
+                    pass
+                except OSError:
+                    cut = time.time() - t0
+                    break
+            slow.close()
+            self.assertIsNotNone(cut, "the slow client was never cut off")
+            self.assertGreater(cut, 0.8)
+            self.assertLess(cut, 3)
+        finally:
+            fd.stop()
+
+    def test_fd_exhaustion_no_busy_loop_and_recovery(self):
+        limit = 48
+
+        def small_ulimit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+        fd = harness.Fanoutd(preexec=small_ulimit)
+        socks = []
+        try:
+            for _ in range(limit + 20):          # more clients than fds
+                s = socket.socket()
+                s.setblocking(False)
+                try:
+                    s.connect(("127.0.0.1", fd.port))
+                except BlockingIOError:
+                    pass
+                socks.append(s)
+            time.sleep(0.3)
+            before = cpu_seconds(fd.proc.pid)
+            time.sleep(1.0)
+            spent = cpu_seconds(fd.proc.pid) - before
+            self.assertLess(spent, 0.3, "fanoutd spins while out of descriptors")
+            for s in socks:
+                s.close()
+            socks = []
+            deadline = time.time() + 5
+            status = None
+            while time.time() < deadline:
+                try:
+                    status, ans = fd.batch([self.up.url("/json")], timeout=5)
+                    if status == 200:
+                        break
+                except OSError:
+                    time.sleep(0.2)
+            self.assertEqual(status, 200)          # recovered once load dropped
+        finally:
+            for s in socks:
+                s.close()
+            fd.stop()
+
+    def test_sighup_storm_and_sigterm_under_load(self):
+        fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 20\n"
+                                    "shutdown_timeout = 5s\n")
+        results = []
+        lock = threading.Lock()
+
+        def client(i):
+            try:
+                r = fd.batch([self.up.url("/delay/%d" % (100 + i * 7))] * 20, timeout=30)
+            except Exception as e:  # noqa: BLE001 - recorded and asserted below
+                r = ("exception", repr(e))
+            with lock:
+                results.append(r)
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(50)]
+        for t in threads:
+            t.start()
+        for _ in range(100):
+            fd.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.005)
+        time.sleep(0.2)
+        fd.send_signal(signal.SIGTERM)
+        for t in threads:
+            t.join(30)
+        self.assertEqual(len(results), 50)
+        for status, ans in results:
+            self.assertIn(status, (200, 502, 503), ans)
+            if status == 503:
+                self.assertEqual(ans["error"], "draining")
+        self.assertEqual(fd.stop(), 0)
+
+
+if __name__ == "__main__":
+    harness.main()
