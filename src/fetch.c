@@ -306,20 +306,40 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The socket became writable: the connect finished, one way or the other.
- * Don't read SO_ERROR: that would clear the error evhttp is about to see. */
+ * This runs before libevent's own write callback on the same socket (the
+ * event added last is activated first), so on a failure we read the real
+ * reason (SO_ERROR: refused, unreachable, ...) before evhttp's clean-up
+ * clobbers errno, and end the attempt ourselves; cancelling the request
+ * also removes libevent's pending callback. */
 static void on_connect_ready(evutil_socket_t fd, short what, void *arg)
 {
 	struct fetch *f = arg;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
+	int e = 0;
+	socklen_t elen = sizeof e;
 
 	(void)what;
 	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
 		fetch_mark_connected(f);
 		return;
 	}
-	f->refused = true;
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) < 0 || e == 0) {
+		event_add(f->connect_watch, NULL);   /* not finished after all */
+		return;
+	}
 	stop_watch(f);
+	f->connect_failed = true;
+	f->sock_errno = e;
+	if (f->req != NULL) {
+		struct evhttp_request *req = f->req;
+
+		f->req = NULL;
+		evhttp_cancel_request(req);
+	}
+	if (fetch_next_address(f))
+		return;
+	fetch_fail(f, OUTCOME_CONNECT, fetch_connect_message(f));
 }
 
 static void watch_connect(struct fetch *f)
@@ -351,7 +371,7 @@ static void connect_next(struct fetch *f)
 	}
 	f->conn->on_handshake = on_handshake;
 	f->conn->handshake_arg = f;
-	f->refused = false;
+	f->connect_failed = false;
 	f->state = FETCH_CONNECTING;
 	fetch_send(f);
 	if (f->state == FETCH_CONNECTING && f->connect_watch == NULL)

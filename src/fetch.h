@@ -84,7 +84,7 @@ struct fetch {
 	uint64_t *batch_bytes;             /* the batch's running total of bodies */
 	int evhttp_error;                  /* from the error callback, -1 none */
 	int sock_errno;                    /* errno seen with that error */
-	bool refused;                      /* connect watcher saw no peer */
+	bool connect_failed;               /* connect watcher saw no peer */
 	bool retried;                      /* the stale keep-alive retry is spent */
 	enum outcome_type pending_type;    /* a failure we caused (too_large) */
 };

@@ -97,18 +97,51 @@ static void on_error(enum evhttp_request_error err, void *arg)
 
 /* --- why it failed ----------------------------------------------------- */
 
-static char *connect_message(struct fetch *f)
+/* The reason a connect failed.  Our watcher reads it from SO_ERROR when
+ * it sees the failure first.  When libevent saw it first, the error was
+ * consumed there: the only error libevent fails a connect() with at once
+ * and reports later (by a deferred callback, errno by then evhttp's
+ * clean-up's, typically ENOTCONN) is ECONNREFUSED, as loopback gives;
+ * other immediate failures come back synchronously with errno intact. */
+static int connect_errno(int e)
 {
-	const char *why = "connection failed";
+	switch (e) {
+	case ECONNREFUSED:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case ETIMEDOUT:
+	case EADDRNOTAVAIL:
+	case EMFILE:
+	case ENFILE:
+		return e;
+	default:
+		return ECONNREFUSED;
+	}
+}
 
-	if (f->sock_errno == ECONNREFUSED || f->refused)
+char *fetch_connect_message(struct fetch *f)
+{
+	int e = connect_errno(f->sock_errno);
+	const char *why;
+
+	switch (e) {
+	case ECONNREFUSED:
 		why = "connection refused";
-	else if (f->sock_errno == EHOSTUNREACH || f->sock_errno == ENETUNREACH)
+		break;
+	case EHOSTUNREACH:
+	case ENETUNREACH:
 		why = "host unreachable";
-	else if (f->sock_errno == ECONNRESET)
+		break;
+	case ECONNRESET:
 		why = "connection reset";
-	else if (f->sock_errno == ETIMEDOUT)
+		break;
+	case ETIMEDOUT:
 		why = "connection timed out";
+		break;
+	default:
+		why = e ? strerror(e) : "connection failed";
+		break;
+	}
 	return fetch_format("cannot connect to %s: %s", f->up->key, why);
 }
 
@@ -128,9 +161,9 @@ static void classify_failure(struct fetch *f, enum outcome_type *type, char **ms
 		                    (unsigned long long)f->env->max_response_body);
 		return;
 	}
-	if (f->state == FETCH_CONNECTING || (f->refused && f->state != FETCH_HANDSHAKE)) {
+	if (f->state == FETCH_CONNECTING || (f->connect_failed && f->state != FETCH_HANDSHAKE)) {
 		*type = OUTCOME_CONNECT;
-		*msg = connect_message(f);
+		*msg = fetch_connect_message(f);
 		return;
 	}
 	if (f->state == FETCH_HANDSHAKE) {
@@ -205,8 +238,8 @@ static void on_response(struct evhttp_request *req, void *arg)
 	const char *ra, *line;
 	char *msg;
 
-	if (code == 0 && f->evhttp_error < 0)
-		f->sock_errno = errno;   /* a failed connect reports no error first */
+	if (code == 0 && f->evhttp_error < 0 && !f->connect_failed)
+		f->sock_errno = errno;
 	f->req = NULL;   /* evhttp frees it when we return */
 	if (f->state == FETCH_DONE)
 		return;

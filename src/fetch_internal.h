@@ -28,6 +28,9 @@ bool fetch_next_address(struct fetch *f);
 /* A reused connection turned out dead: do it again on a new one. */
 void fetch_reopen(struct fetch *f);
 
+/* "cannot connect to UPSTREAM: why", why from f->sock_errno. */
+char *fetch_connect_message(struct fetch *f);
+
 /* Build the request and hand it to evhttp on f->conn (fetch_http.c). */
 void fetch_send(struct fetch *f);
 

@@ -9,7 +9,8 @@ import threading
 
 class DNSServer:
     def __init__(self, records, ttl=1):
-        """records: {"name.": ["127.0.0.1", ...]} (lower-case names)."""
+        """records: {"name.": ["127.0.0.1", ...]} (lower-case names); a name
+        whose value is None is never answered (a nameserver that hangs)."""
         self.records = records
         self.ttl = ttl
         self.queries = []          # (name, qtype) in arrival order
@@ -55,6 +56,8 @@ class DNSServer:
         name = ".".join(labels) + "."
         self.queries.append((name, qtype))
         rd = flags & 0x0100
+        if name in self.records and self.records[name] is None:
+            return None
         if name not in self.records:
             return struct.pack("!HHHHHH", qid, 0x8183 | rd, 1, 0, 0, 0) + question
         answers = b""

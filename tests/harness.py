@@ -22,9 +22,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FANOUTD = os.environ.get("FANOUTD", os.path.join(HERE, "..", "src", "fanoutd"))
 UPSTREAM = os.environ.get("UPSTREAM", os.path.join(HERE, "upstream"))
 CURL = os.environ.get("CURL", "curl")
+# e.g. "valgrind --leak-check=full --error-exitcode=99" (make check-valgrind)
+WRAPPER = os.environ.get("FANOUTD_WRAPPER", "").split()
 
 _running = []          # every process started, for the atexit sweep
 
+# (under valgrind, --error-exitcode makes any report a non-zero exit)
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                    "runtime error:", "AddressSanitizer:", "UndefinedBehaviorSanitizer")
 
@@ -117,7 +120,7 @@ class Fanoutd:
                  preexec=None):
         self.dir = tempfile.mkdtemp(prefix="fanoutd-")
         self.log_path = os.path.join(self.dir, "fanoutd.log")
-        argv = [FANOUTD]
+        argv = WRAPPER + [FANOUTD]
         if config is not None:
             self.config_path = os.path.join(self.dir, "fanoutd.conf")
             with open(self.config_path, "w") as f:
@@ -134,7 +137,7 @@ class Fanoutd:
         if wait:
             self.port = self.wait_listening()
 
-    def wait_listening(self, timeout=10):
+    def wait_listening(self, timeout=30 if WRAPPER else 10):
         deadline = time.time() + timeout
         while time.time() < deadline:
             log = self.read_log()

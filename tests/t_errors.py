@@ -1,6 +1,7 @@
 """Fail fast: error types, the error group, aborts at the upstream."""
 
 import os
+import socket
 import sys
 import time
 import unittest
@@ -105,6 +106,32 @@ class Errors(unittest.TestCase):
                              "type": "connect",
                              "message": "cannot connect to http://127.0.0.1:%d: "
                                         "connection refused" % port})
+
+    def test_connect_timeout_phase(self):
+        # a listener whose backlog is full drops the next SYN: connect hangs
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(0)
+        port = srv.getsockname()[1]
+        fillers = []
+        for _ in range(3):
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            fillers.append(s)
+        try:
+            time.sleep(0.1)
+            status, ans = self.fd.batch(["http://127.0.0.1:%d/" % port])
+            e = ans["errors"][0]
+            self.assertEqual((e["type"], e["phase"]), ("timeout", "connect"))
+            self.assertEqual(e["message"], "no connection within 1000 ms")
+        finally:
+            for s in fillers:
+                s.close()
+            srv.close()
 
     def test_reset_is_connect(self):
         status, ans = self.fd.batch([self.up.url("/reset")])

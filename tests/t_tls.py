@@ -205,14 +205,16 @@ class DNSCache(unittest.TestCase):
     def setUpClass(cls):
         cls.up = harness.Upstream()
         cls.dns = DNSServer({"svc.fanoutd.test.": ["127.0.0.1"],
-                             "multi.fanoutd.test.": ["127.0.0.2", "127.0.0.1"]}, ttl=1)
+                             "multi.fanoutd.test.": ["127.0.0.2", "127.0.0.1"],
+                             "silent.fanoutd.test.": None}, ttl=1)
         cls.dir = tempfile.mkdtemp(prefix="fanoutd-dns-")
         resolv = os.path.join(cls.dir, "resolv.conf")
         with open(resolv, "w") as f:
             f.write("nameserver 127.0.0.1:%d\n" % cls.dns.port)
         # idle connections go quickly, so every batch needs new ones (and names)
         cls.fd = harness.Fanoutd(config="[fanoutd]\nresolv_conf = %s\n"
-                                        "keepalive_timeout = 100ms\n" % resolv)
+                                        "keepalive_timeout = 100ms\n"
+                                        "connect_timeout = 400ms\n" % resolv)
 
     @classmethod
     def tearDownClass(cls):
@@ -239,6 +241,12 @@ class DNSCache(unittest.TestCase):
         status, ans = self.fd.batch(["http://multi.fanoutd.test:%d/json" % self.up.port])
         self.assertEqual(status, 200, ans)
         self.assertEqual(ans["results"][0]["body"]["name"], "Ada")
+
+    def test_silent_nameserver_times_out_in_phase_dns(self):
+        status, ans = self.fd.batch(["http://silent.fanoutd.test/"])
+        e = ans["errors"][0]
+        self.assertEqual((e["type"], e["phase"]), ("timeout", "dns"))
+        self.assertEqual(e["message"], "no DNS answer within 400 ms")
 
     def test_nxdomain(self):
         status, ans = self.fd.batch(["http://nope.fanoutd.test/"])
