@@ -275,6 +275,35 @@ static void put_ms(struct evbuffer *out, const char *key, double ms)
 
 /* --- bodies ------------------------------------------------------------ */
 
+/* Deepest nesting of a JSON body passed through verbatim: the answer adds
+ * two levels, and clients parse it with limits of their own (jansson
+ * 2048, Python's json about 1000).  A deeper body goes out as text. */
+#define ANSWER_MAX_JSON_DEPTH 512
+
+/* Nesting depth of a JSON text: brackets outside strings. */
+static size_t json_depth(const char *p, size_t len)
+{
+	size_t i, depth = 0, max = 0;
+	bool in_string = false;
+
+	for (i = 0; i < len; i++) {
+		if (in_string) {
+			if (p[i] == '\\')
+				i++;
+			else if (p[i] == '"')
+				in_string = false;
+		} else if (p[i] == '"') {
+			in_string = true;
+		} else if (p[i] == '[' || p[i] == '{') {
+			if (++depth > max)
+				max = depth;
+		} else if ((p[i] == ']' || p[i] == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return max;
+}
+
 static bool is_json_type(const char *ct)
 {
 	size_t n;
@@ -321,7 +350,7 @@ static void put_body(struct evbuffer *out, struct outcome *o)
 	json_t *parsed;
 
 	put_key(out, "body");
-	if (len > 0 && is_json_type(ct)) {
+	if (len > 0 && is_json_type(ct) && json_depth(p, len) <= ANSWER_MAX_JSON_DEPTH) {
 		/* only a check: the body is copied verbatim, so integers past
 		 * 64 bits are fine as reals here */
 		parsed = json_loadb(p, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL);

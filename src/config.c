@@ -14,6 +14,7 @@
 #include <string.h>
 
 #define MAX_RATE_PER_S 1000000.0
+#define MIN_RATE_PER_S (0.000001 / 3600)   /* 0.000001/h; much less dumps as 0/s */
 #define DUMP_WRAP 150          /* list values are split over lines this long */
 
 #define CFG(f) offsetof(struct config, f)
@@ -220,6 +221,13 @@ int config_set_value(const struct config_key *k, void *base, const char *value,
 			nv = units_xstrdup(value);
 		else if (value[0] && asprintf(&nv, "%s/%s", dir, value) < 0)
 			abort();
+		/* config_dump writes "name = /absolute/path" on one line */
+		if (nv && strlen(k->name) + 3 + strlen(nv) > CONFIG_MAX_LINE) {
+			snprintf(msg, len, "%s: path too long (at most %zu characters once made absolute)",
+			         k->name, CONFIG_MAX_LINE - 3 - strlen(k->name));
+			free(nv);
+			return -1;
+		}
 		free(*p);
 		*p = nv;
 		return 0;
@@ -235,6 +243,15 @@ int config_set_value(const struct config_key *k, void *base, const char *value,
 		    ? units_parse_host_list(k->name, value, &v, msg, len) < 0
 		    : units_parse_cidr_list(k->name, value, &v, msg, len) < 0)
 			return -1;
+		/* config_dump writes at least one element per "name = " line */
+		for (size_t i = 0; v[i]; i++) {
+			if (strlen(k->name) + 3 + strlen(v[i]) > CONFIG_MAX_LINE) {
+				snprintf(msg, len, "%s: element too long (at most %zu characters)",
+				         k->name, CONFIG_MAX_LINE - 3 - strlen(k->name));
+				units_strv_free(v);
+				return -1;
+			}
+		}
 		if (append) {
 			for (size_t i = 0; v[i]; i++)
 				units_strv_push(p, v[i]);
@@ -262,8 +279,8 @@ int config_set_value(const struct config_key *k, void *base, const char *value,
 			snprintf(msg, len, "%s: bad rate \"%s\" (use e.g. 20/s, 100/m, 0.5/s)", k->name, value);
 			return -1;
 		}
-		if (!(d > 0) || d > MAX_RATE_PER_S) {
-			snprintf(msg, len, "%s: %s is out of range (more than 0, at most %.0f/s)",
+		if (!(d >= MIN_RATE_PER_S) || d > MAX_RATE_PER_S) {
+			snprintf(msg, len, "%s: %s is out of range (at least 0.000001/h, at most %.0f/s)",
 			         k->name, value, MAX_RATE_PER_S);
 			return -1;
 		}

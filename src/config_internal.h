@@ -31,6 +31,11 @@ struct config_key {
 	const char *desc;
 };
 
+/* The longest line config_load reads (inih's INI_MAX_LINE 200, less the
+ * line end and NUL).  config_dump must write every line within it, so a
+ * value that would not fit once normalised is refused. */
+#define CONFIG_MAX_LINE 198
+
 /* The number of entries in each table (checked in config.c). */
 #define CONFIG_N_FANOUTD_KEYS 22
 #define CONFIG_N_UPSTREAM_KEYS 7

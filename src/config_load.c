@@ -161,6 +161,12 @@ static void start_section(struct load *ld, char *line)
 			fail(ld, "[upstream \"%s\"]: %s", url, msg);
 			return;
 		}
+		/* config_dump writes [upstream "KEY"]: the normal form must fit */
+		if (strlen(key) + 13 > CONFIG_MAX_LINE) {
+			fail(ld, "[upstream \"%s\"]: URL too long (at most %d characters as %s)",
+			     url, CONFIG_MAX_LINE - 13, key);
+			return;
+		}
 		for (size_t i = 0; i < cfg->nupstreams; i++) {
 			if (strcmp(cfg->upstreams[i].key, key) == 0) {
 				fail(ld, "duplicate section [upstream \"%s\"] (first at line %d; both are %s)",

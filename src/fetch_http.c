@@ -20,6 +20,8 @@
 #include "fetch_internal.h"
 #include "tls.h"
 
+#define MAX_HEADER_LINES 1000
+
 static const enum evhttp_cmd_type evhttp_methods[] = {
 	[METHOD_GET] = EVHTTP_REQ_GET,
 	[METHOD_HEAD] = EVHTTP_REQ_HEAD,
@@ -39,14 +41,22 @@ static int on_headers(struct evhttp_request *req, void *arg)
 	struct evkeyval *kv;
 	const char *cl;
 	unsigned long long n;
+	int lines = 0;
 
 	fetch_mark_connected(f);   /* in case the watchers missed it */
 	f->state = FETCH_RECEIVING;
 	f->out->timing.ttfb_ms = fetch_now_ms() - f->t_granted;
 	f->out->status = evhttp_request_get_response_code(req);
 	f->out->headers = json_object();
-	TAILQ_FOREACH(kv, h, next)
+	TAILQ_FOREACH(kv, h, next) {
+		/* joining repeats costs time per line: a flood of header lines is
+		 * an attack on the event loop, not an answer */
+		if (++lines > MAX_HEADER_LINES) {
+			f->pending_type = OUTCOME_PROTOCOL;
+			return -1;
+		}
 		answer_add_header(f->out->headers, kv->key, kv->value);
+	}
 	cl = evhttp_find_header(h, "Content-Length");
 	if (cl == NULL)
 		return 0;
@@ -159,6 +169,12 @@ static void classify_failure(struct fetch *f, enum outcome_type *type, char **ms
 		*type = OUTCOME_TOO_LARGE;
 		*msg = fetch_format("Content-Length over max_response_body (%llu bytes)",
 		                    (unsigned long long)f->env->max_response_body);
+		return;
+	}
+	if (f->pending_type == OUTCOME_PROTOCOL) {
+		*type = OUTCOME_PROTOCOL;
+		*msg = fetch_format("malformed answer: more than %d header lines",
+		                    MAX_HEADER_LINES);
 		return;
 	}
 	if (f->state == FETCH_CONNECTING || (f->connect_failed && f->state != FETCH_HANDSHAKE)) {

@@ -9,12 +9,18 @@
 #include <string.h>
 #include <strings.h>
 
+#include <arpa/inet.h>
 #include <event2/http.h>
 
 #include "acl.h"
 #include "request.h"
 
 #define MAX_TIMEOUT_MS (24L * 3600 * 1000)
+/* Batch headers are copied into every request; these bound what a small
+ * request body can make fanoutd hold (100 KB of headers x 10,000 URLs
+ * would otherwise be 1 GB). */
+#define MAX_HEADER_VALUE 8192
+#define MAX_BATCH_HEADER_BYTES (32u << 20)
 #define MAX_CONCURRENCY 100000
 
 static const char *const method_names[] = {
@@ -176,9 +182,20 @@ static int parse_url(struct request_item *it, const char *url, const char *path,
 	 * and put the brackets back where the syntax needs them. */
 	v6 = host[0] == '[';
 	if (v6) {
+		/* an IPv6 address (not an IPvFuture "[v1.x]"), in the canonical
+		 * form config sections get, so one upstream has one key */
 		char *bare = strndup(host + 1, strlen(host) - 2);
-		it->host = lower_dup(bare);
+		char canon[INET6_ADDRSTRLEN];
+		unsigned char bin[16];
+		bool ok = inet_pton(AF_INET6, bare, bin) == 1 &&
+		          inet_ntop(AF_INET6, bin, canon, sizeof canon) != NULL;
+
 		free(bare);
+		if (!ok) {
+			fail(err, errlen, "%s: bad IPv6 address in \"%s\"", path, url);
+			goto out;
+		}
+		it->host = strdup(canon);
 	} else {
 		it->host = lower_dup(host);
 	}
@@ -225,6 +242,9 @@ static int check_header(const char *path, const char *name, const json_t *value,
 	v = json_string_value(value);
 	if (strlen(v) != json_string_length(value) || strpbrk(v, "\r\n") != NULL)
 		return fail(err, errlen, "%s.%s: CR, LF or NUL in header value", path, name);
+	if (strlen(v) > MAX_HEADER_VALUE)
+		return fail(err, errlen, "%s.%s: header value longer than %d bytes", path, name,
+		            MAX_HEADER_VALUE);
 	return 0;
 }
 
@@ -274,6 +294,15 @@ static void merge_headers(struct request_item *it, const json_t *own, const json
 		json_object_foreach((json_t *)batch, name, value)
 			if (!has_header(it, name))
 				add_header(it, name, json_string_value(value));
+}
+
+static size_t item_header_bytes(const struct request_item *it)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < it->nheaders; i++)
+		n += strlen(it->headers[i].name) + strlen(it->headers[i].value);
+	return n;
 }
 
 /* --- the json body ------------------------------------------------------- */
@@ -498,7 +527,7 @@ static int parse_items(struct batch_request *br, const json_t *arr, const char *
                        char *err, size_t errlen)
 {
 	char path[64];
-	size_t i, n = json_array_size(arr);
+	size_t i, n = json_array_size(arr), header_bytes = 0;
 
 	if (n > lim->max_batch_size)
 		return fail(err, errlen, "%s: too many requests: %zu (max_batch_size is %zu)",
@@ -514,6 +543,11 @@ static int parse_items(struct batch_request *br, const json_t *arr, const char *
 		if (parse_item(&br->items[i], json_array_get(arr, i), path, long_form,
 		               batch_headers, lim, err, errlen) < 0)
 			return -1;
+		header_bytes += item_header_bytes(&br->items[i]);
+		if (header_bytes > MAX_BATCH_HEADER_BYTES)
+			return fail(err, errlen, "%s: the headers of the requests add up to more "
+			            "than %u MiB (batch headers are sent with every request)",
+			            prefix[0] ? prefix : "batch", MAX_BATCH_HEADER_BYTES >> 20);
 	}
 	return 0;
 }

@@ -860,9 +860,9 @@ START_TEST(upstream_errors)
 	expect_error("[upstream \"http://a\"]\nrate = 20\n", 2,
 	             "rate: bad rate \"20\" (use e.g. 20/s, 100/m, 0.5/s)");
 	expect_error("[upstream \"http://a\"]\nrate = 0/s\n", 2,
-	             "rate: 0/s is out of range (more than 0, at most 1000000/s)");
+	             "rate: 0/s is out of range (at least 0.000001/h, at most 1000000/s)");
 	expect_error("[upstream \"http://a\"]\nrate = 1000001/s\n", 2,
-	             "rate: 1000001/s is out of range (more than 0, at most 1000000/s)");
+	             "rate: 1000001/s is out of range (at least 0.000001/h, at most 1000000/s)");
 	expect_error("[upstream \"http://a\"]\nburst = 1000001\n", 2,
 	             "burst: 1000001 is out of range (1..1000000)");
 	expect_error("[upstream \"http://a\"]\ntls_verify = sometimes\n", 2,

@@ -778,6 +778,24 @@ START_TEST(test_request_free_twice)
 }
 END_TEST
 
+/* Every spelling of an IPv6 address is one upstream (one key, one limit). */
+START_TEST(test_ipv6_canonical)
+{
+	struct batch_request br;
+
+	parse_ok("[\"http://[0:0::1]:8080/a\", \"http://[::1]:8080/b\", "
+	         "\"http://[2001:DB8::0001]/\"]", &br);
+	ck_assert_str_eq(br.items[0].upstream_key, "http://[::1]:8080");
+	ck_assert_str_eq(br.items[1].upstream_key, "http://[::1]:8080");
+	ck_assert_str_eq(br.items[0].host, "::1");
+	ck_assert_str_eq(br.items[2].upstream_key, "http://[2001:db8::1]:80");
+	ck_assert_str_eq(br.items[2].host_header, "[2001:db8::1]");
+	request_free(&br);
+	expect_err("[\"http://[v1.example.com]/\"]",
+	           "[0]: bad IPv6 address in \"http://[v1.example.com]/\"");
+}
+END_TEST
+
 static Suite *request_suite(void)
 {
 	Suite *s = suite_create("request");
@@ -810,6 +828,7 @@ static Suite *request_suite(void)
 	tcase_add_test(tc, test_body_string);
 	tcase_add_test(tc, test_body_json);
 	tcase_add_test(tc, test_body_json_real_spelling);
+	tcase_add_test(tc, test_ipv6_canonical);
 	tcase_add_test(tc, test_body_json_big_integer);
 	tcase_add_test(tc, test_body_errors);
 	tcase_add_test(tc, test_item_timeout);

@@ -57,6 +57,7 @@ class Upstreams(unittest.TestCase):
 
     def test_broken_answers_are_protocol_and_discarded(self):
         cases = {"/badlength": "upstream closed the connection before the end of the body",
+                 "/manyheaders": "malformed answer: more than 1000 header lines",
                  "/bigheaders": "malformed answer: bad status line or headers "
                                 "(or more than 64 KiB of them)",
                  "/garbage": "malformed answer: bad status line or headers "

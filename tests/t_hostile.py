@@ -84,6 +84,24 @@ class Hostile(unittest.TestCase):
         self.assertEqual(self.status_of(reply), 413)
         self.assertIn(b'"request_too_large"', reply)
 
+    def test_batch_headers_times_many_requests(self):
+        # 8 KiB of batch headers, copied to 10,000 requests: 80 MB; refused
+        big = {"X-Big-%d" % i: "v" * 8000 for i in range(1)}
+        payload = {"headers": big, "requests": [self.up.url("/json")] * 5000}
+        status, ans = self.fd.batch(payload)
+        self.assertEqual(status, 400)
+        self.assertEqual(ans["message"], "requests: the headers of the requests add up to "
+                                         "more than 32 MiB (batch headers are sent with "
+                                         "every request)")
+        status, ans = self.fd.batch({"headers": {"X-A": "v" * 9000},
+                                     "requests": [self.up.url("/json")]})
+        self.assertEqual(ans["message"], "headers.X-A: header value longer than 8192 bytes")
+
+    def test_ipv6_spellings(self):
+        status, ans = self.fd.batch(["http://[v1.example.com]/"])
+        self.assertEqual((status, ans["message"]),
+                         (400, '[0]: bad IPv6 address in "http://[v1.example.com]/"'))
+
     def test_invalid_utf8(self):
         status, ans = self.fd.batch(b'["http://127.0.0.1/\xff\xfe"]')
         self.assertEqual(status, 400)

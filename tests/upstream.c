@@ -837,6 +837,19 @@ static void h_bigheaders(struct conn *c, const char *arg)
 	free(big);
 }
 
+/* 2,000 short header lines (about 14 KiB): a flood of lines, not bytes. */
+static void h_manyheaders(struct conn *c, const char *arg)
+{
+	struct evbuffer *h = evbuffer_new();
+
+	(void)arg;
+	for (int i = 0; i < 2000; i++)
+		evbuffer_add_printf(h, "Set-Cookie: c%d=1\r\n", i);
+	evbuffer_add(h, "", 1);
+	reply(c, 200, "text/plain", "ok", 2, (const char *)evbuffer_pullup(h, -1));
+	evbuffer_free(h);
+}
+
 static void h_stats(struct conn *c, const char *arg)
 {
 	const struct stats *st = &c->srv->st;
@@ -878,7 +891,7 @@ static const struct route {
 	{ "/echo", h_echo },          { "/close", h_close },
 	{ "/badlength", h_badlength }, { "/stats", h_stats },
 	{ "/stats/reset", h_stats_reset }, { "/stale", h_stale },
-	{ "/bigheaders", h_bigheaders },
+	{ "/bigheaders", h_bigheaders }, { "/manyheaders", h_manyheaders },
 };
 
 static void route(struct conn *c)

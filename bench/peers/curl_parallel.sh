@@ -19,7 +19,7 @@ n=$(grep -c . "$urlfile")
 
 t0=$EPOCHREALTIME
 rc=0
-curl --silent --show-error --fail --fail-early \
+curl --silent --no-progress-meter --show-error --fail --fail-early \
 	--parallel --parallel-max "$c" \
 	--write-out '%{http_code} %{size_download}\n' \
 	--config "$tmp/urls.cfg" > "$tmp/status" || rc=$?
