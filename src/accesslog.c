@@ -3,7 +3,6 @@
  *   {"time":"2026-11-26T01:02:03.456Z","client":"127.0.0.1:51234","n":20,
  *    "outcome":"failed","status":502,"elapsed_ms":23.4,"failed_index":3,
  *    "failed_type":"http_status"} */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +66,7 @@ void accesslog_write(const struct accesslog_entry *e)
 	json_object_set_new(line, "n", json_integer((json_int_t)e->n));
 	json_object_set_new(line, "outcome", json_string(e->outcome));
 	json_object_set_new(line, "status", json_integer(e->status));
-	json_object_set_new(line, "elapsed_ms", json_real(round(e->elapsed_ms * 10) / 10));
+	json_object_set_new(line, "elapsed_ms", json_real((double)(long long)(e->elapsed_ms * 10 + 0.5) / 10));
 	if (e->failed_index >= 0) {
 		json_object_set_new(line, "failed_index", json_integer(e->failed_index));
 		json_object_set_new(line, "failed_type", json_string(e->failed_type));

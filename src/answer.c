@@ -280,6 +280,9 @@ static void put_ms(struct evbuffer *out, const char *key, double ms)
  * 2048, Python's json about 1000).  A deeper body goes out as text. */
 #define ANSWER_MAX_JSON_DEPTH 512
 
+/* JSON bodies at least this big go into the answer by reference. */
+#define ANSWER_COPY_BELOW 4096
+
 /* Nesting depth of a JSON text: brackets outside strings. */
 static size_t json_depth(const char *p, size_t len)
 {
@@ -356,8 +359,14 @@ static void put_body(struct evbuffer *out, struct outcome *o)
 		parsed = json_loadb(p, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL);
 		if (parsed != NULL) {
 			json_decref(parsed);
-			evbuffer_add_reference(out, o->body, len, free_body, NULL);
-			o->body = NULL;   /* out owns it now */
+			/* a big body changes hands; a small one is cheaper copied
+			 * than kept as a chain of its own */
+			if (len < ANSWER_COPY_BELOW) {
+				evbuffer_add(out, o->body, len);
+			} else {
+				evbuffer_add_reference(out, o->body, len, free_body, NULL);
+				o->body = NULL;   /* out owns it now */
+			}
 			encoding = "json";
 		}
 	}

@@ -218,12 +218,28 @@ static int listen_all(struct daemon *d, char *err, size_t errlen)
 	return server_listen_fds(d->srv, fds, n, err, errlen);
 }
 
+/* epoll with libevent's change list: evhttp deletes and re-adds a socket's
+ * events around every request, and the change list folds those into one
+ * epoll_ctl per socket per loop turn (a fifth of the CPU of a batch of
+ * small answers went to epoll_ctl without it).  fanoutd never dup()s a
+ * socket, the case the change list gets wrong. */
+static struct event_base *new_base(void)
+{
+	struct event_config *ec = event_config_new();
+	struct event_base *base;
+
+	event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	return base;
+}
+
 static int start(struct daemon *d)
 {
 	char err[1024];
 
 	signal(SIGPIPE, SIG_IGN);
-	d->base = event_base_new();
+	d->base = new_base();
 	d->dns = d->base ? dns_new(d->base, d->cfg.resolv_conf) : NULL;
 	if (d->base == NULL || d->dns == NULL) {
 		log_error("cannot set up the event loop");

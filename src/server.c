@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,9 +76,31 @@ struct server {
 	size_t unanswered;                   /* batch requests not yet finished */
 	TAILQ_HEAD(, client_batch) running;
 	struct clients *clients;             /* open connections (owned) */
+	struct event *trim;                  /* hands freed memory back when idle */
 	void (*idle_cb)(void *);
 	void *idle_arg;
 };
+
+/* A big batch leaves its memory in malloc's free lists: a second after
+ * the last batch ends, give it back to the system (an idle sidecar should
+ * look idle), unless work came in meanwhile. */
+static void on_trim(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (TAILQ_EMPTY(&s->running))
+		malloc_trim(0);
+}
+
+static void batch_gone(struct server *s)
+{
+	struct timeval second = { 1, 0 };
+
+	if (TAILQ_EMPTY(&s->running))
+		evtimer_add(s->trim, &second);
+}
 
 static void check_idle(struct server *s)
 {
@@ -178,6 +201,7 @@ static void end_answer(struct client_batch *cb)
 	evhtp_request_t *req = cb->req;
 
 	TAILQ_REMOVE(&cb->srv->running, cb, link);
+	batch_gone(cb->srv);
 	if (cb->drained != NULL)
 		evbuffer_remove_cb_entry(bufferevent_get_output(evhtp_request_get_bev(req)),
 		                         cb->drained);
@@ -276,6 +300,7 @@ static void on_client_error(evhtp_request_t *req, evhtp_error_flags errtype, voi
 	log_debug("client went away: batch of %zu cancelled", batch_size(cb->batch));
 	batch_over(cb, METRICS_BATCH_CLIENT_GONE);
 	TAILQ_REMOVE(&cb->srv->running, cb, link);
+	batch_gone(cb->srv);
 	batch_abandon(cb->batch);
 	evhtp_request_set_hook(req, evhtp_hook_on_error, NULL, NULL);
 	evhtp_request_resume(req);
@@ -582,6 +607,7 @@ struct server *server_new(struct event_base *base, const struct config *cfg,
 	s->env = env;
 	TAILQ_INIT(&s->running);
 	s->clients = clients_new(base);
+	s->trim = evtimer_new(base, on_trim, s);
 	return s;
 }
 
@@ -657,6 +683,7 @@ void server_free(struct server *s)
 		free(cb);
 	}
 	clients_free(s->clients);
+	event_free(s->trim);
 	for (i = 0; i < s->nlisteners; i++)
 		listener_free(s->listeners[i]);
 	free(s);

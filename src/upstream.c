@@ -1,7 +1,6 @@
 /* upstream: the per-upstream state shared by all batches, kept in a
  * chained hash table keyed by "scheme://host:port".  Upstreams live until
  * exit: their semaphores must outlive every waiter. */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,7 +75,7 @@ static void arm_bucket(struct upstream *u)
 
 	if (ms < 0)
 		return;
-	us = (long)ceil(ms * 1000.0);
+	us = (long)(ms * 1000.0) + 1;   /* rounded up: never a hair early */
 	tv.tv_sec = us / 1000000;
 	tv.tv_usec = us % 1000000;
 	evtimer_add(u->bucket_timer, &tv);
@@ -112,7 +111,9 @@ static void configure_rate(struct upstream_registry *reg, struct upstream *u,
                            const struct config_upstream *cu)
 {
 	double rate = cu ? cu->rate_per_s : 0;
-	double burst = cu && cu->burst > 0 ? (double)cu->burst : ceil(rate);
+	double whole = (double)(long)rate;
+	double burst = cu && cu->burst > 0 ? (double)cu->burst
+	               : whole + (whole < rate ? 1 : 0);   /* the rate rounded up */
 
 	if (burst < 1)
 		burst = 1;
