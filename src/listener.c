@@ -23,6 +23,7 @@
 struct listener {
 	evhtp_t *htp;            /* owned */
 	char *unix_path;         /* a socket file we created (owned), or NULL */
+	char *spec;              /* as in the config (owned), NULL if adopted */
 	struct event *resume;    /* re-enables accepting after a pause */
 	struct listener *next;   /* in all_listeners */
 };
@@ -208,6 +209,7 @@ struct listener *listener_bind(evhtp_t *htp, const char *spec, long socket_mode,
 		return NULL;
 	}
 	l = wrap(htp);
+	l->spec = strdup(spec);
 	if (ss.ss_family == AF_UNIX) {
 		if (chmod(((struct sockaddr_un *)&ss)->sun_path, (mode_t)socket_mode) < 0)
 			log_warn("chmod %s: %s", spec + 5, strerror(errno));
@@ -232,6 +234,11 @@ struct listener *listener_adopt(evhtp_t *htp, int fd, char *err, size_t errlen)
 	return wrap(htp);
 }
 
+const char *listener_spec(const struct listener *l)
+{
+	return l->spec;
+}
+
 void listener_stop(struct listener *l)
 {
 	evtimer_del(l->resume);
@@ -250,11 +257,13 @@ void listener_free(struct listener *l)
 			break;
 		}
 	}
+	listener_stop(l);   /* evhtp_free alone leaves the socket open */
 	event_free(l->resume);
 	evhtp_free(l->htp);
 	if (l->unix_path != NULL) {
 		unlink(l->unix_path);
 		free(l->unix_path);
 	}
+	free(l->spec);
 	free(l);
 }

@@ -20,6 +20,9 @@ struct listener *listener_bind(evhtp_t *htp, const char *spec, long socket_mode,
 /* Serve htp on an already listening socket (systemd socket activation). */
 struct listener *listener_adopt(evhtp_t *htp, int fd, char *err, size_t errlen);
 
+/* The spec it was bound to ("127.0.0.1:8642"), or NULL when adopted. */
+const char *listener_spec(const struct listener *l);
+
 /* Stop accepting (shutdown); open connections stay. */
 void listener_stop(struct listener *l);
 

@@ -180,7 +180,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	struct daemon *d = arg;
 	struct config fresh;
-	char *token;
+	char *token, err[1024];
 
 	(void)sig;
 	(void)what;
@@ -191,6 +191,13 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	notify_reloading();
 	if (load_config(d, &fresh, &token) < 0) {
 		log_error("reload failed; keeping the running config");
+		notify_ready();
+		return;
+	}
+	if (server_relisten(d->srv, &fresh, err, sizeof err) < 0) {
+		log_error("%s; reload failed, keeping the running config", err);
+		config_free(&fresh);
+		auth_token_free(token);
 		notify_ready();
 		return;
 	}

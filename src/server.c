@@ -637,6 +637,50 @@ int server_listen_fds(struct server *s, const int *fds, size_t n, char *err, siz
 	return 0;
 }
 
+static struct listener *find_listener(struct listener **ls, size_t n, const char *spec)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (ls[i] != NULL && listener_spec(ls[i]) != NULL &&
+		    strcmp(listener_spec(ls[i]), spec) == 0)
+			return ls[i];
+	return NULL;
+}
+
+int server_relisten(struct server *s, const struct config *cfg, char *err, size_t errlen)
+{
+	struct listener *next[CONFIG_MAX_LISTEN], *l;
+	bool fresh[CONFIG_MAX_LISTEN] = { false };
+	size_t i, j;
+
+	if (s->nlisteners > 0 && listener_spec(s->listeners[0]) == NULL)
+		return 0;   /* socket activation: systemd owns the sockets */
+	for (i = 0; i < cfg->nlisten; i++) {
+		next[i] = find_listener(s->listeners, s->nlisteners, cfg->listen[i]);
+		if (next[i] != NULL)
+			continue;
+		next[i] = listener_bind(new_htp(s), cfg->listen[i], cfg->socket_mode, err, errlen);
+		fresh[i] = true;
+		if (next[i] == NULL) {
+			for (j = 0; j < i; j++)
+				if (fresh[j])
+					listener_free(next[j]);
+			return -1;
+		}
+	}
+	for (i = 0; i < s->nlisteners; i++) {
+		l = s->listeners[i];
+		if (find_listener(next, cfg->nlisten, listener_spec(l)) == NULL) {
+			log_info("no longer listening on %s", listener_spec(l));
+			listener_free(l);
+		}
+	}
+	memcpy(s->listeners, next, cfg->nlisten * sizeof *next);
+	s->nlisteners = cfg->nlisten;
+	return 0;
+}
+
 void server_configure(struct server *s, const struct config *cfg)
 {
 	s->cfg = cfg;

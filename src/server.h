@@ -28,6 +28,13 @@ int server_listen(struct server *s, char *err, size_t errlen)
 int server_listen_fds(struct server *s, const int *fds, size_t n, char *err, size_t errlen)
 	__attribute__((warn_unused_result));
 
+/* Reload: bind the listeners of cfg that are not open yet and close the
+ * ones cfg no longer has; the others keep their sockets.  All or nothing:
+ * on a bind failure nothing changes and err says why.  Listeners that
+ * came from socket activation are left alone. */
+int server_relisten(struct server *s, const struct config *cfg, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
 /* Use a new config for requests that arrive from now on (reload). */
 void server_configure(struct server *s, const struct config *cfg);
 

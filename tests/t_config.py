@@ -137,6 +137,37 @@ class Reload(unittest.TestCase):
         finally:
             fd.stop()
 
+    def test_listeners_follow_the_file(self):
+        p1, p2 = harness.free_port(), harness.free_port()
+        fd = harness.Fanoutd(config="[fanoutd]\nlisten = 127.0.0.1:%d\n" % p1, listen=None)
+        try:
+            self.assertEqual(fd.port, p1)
+            c = harness.http.client.HTTPConnection("127.0.0.1", p1, timeout=5)
+            c.request("GET", "/healthz")
+            self.assertEqual(c.getresponse().read(), b'{"status":"ok"}')
+            self.write(fd, "[fanoutd]\nlisten = 127.0.0.1:%d\nlisten = 127.0.0.1:%d\n"
+                       % (p1, p2))
+            fd.send_signal(signal.SIGHUP)
+            fd.signalled = False
+            self.wait_log(fd, "listening on 127.0.0.1:%d" % p2)
+            fd.port = p2
+            status, ans = fd.batch([self.up.url("/json")])
+            self.assertEqual(status, 200)
+            # the unchanged listener kept its socket: the old connection still works
+            c.request("GET", "/healthz")
+            self.assertEqual(c.getresponse().read(), b'{"status":"ok"}')
+            c.close()
+            self.write(fd, "[fanoutd]\nlisten = 127.0.0.1:%d\n" % p2)
+            fd.send_signal(signal.SIGHUP)
+            fd.signalled = False
+            self.wait_log(fd, "no longer listening on 127.0.0.1:%d" % p1)
+            with self.assertRaises(ConnectionRefusedError):
+                harness.socket.create_connection(("127.0.0.1", p1), timeout=2)
+            status, ans = fd.batch([self.up.url("/json")])
+            self.assertEqual(status, 200)
+        finally:
+            fd.stop()
+
     def test_bad_file_keeps_the_old_config(self):
         fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 4\n")
         try:
