@@ -32,6 +32,7 @@ struct batch {
 	size_t ncaps;                  /* its size: a power of two > items */
 	size_t pending;                /* fetches not done */
 	uint64_t body_bytes;           /* response bodies held, all fetches */
+	bool stopping;                 /* stop_all() under way: start nothing */
 	double t_start;
 	struct event *deadline;        /* batch timeout */
 	struct event *finish_ev;       /* deferred answer + free */
@@ -98,6 +99,7 @@ struct batch *batch_new(struct batch_request *br, struct upstream_registry *reg,
 		fetch_init(&b->fetches[i], i, it, &b->outcomes[i], u,
 		           b->caps ? cap_for(b, u) : NULL, env, on_fetch_done, b);
 		b->fetches[i].batch_bytes = &b->body_bytes;
+		b->fetches[i].halt = &b->stopping;
 	}
 	b->pending = n;
 	b->answer = answer;
@@ -145,6 +147,7 @@ static void stop_all(struct batch *b, enum outcome_type type, const char *messag
 {
 	size_t i;
 
+	b->stopping = true;
 	/* a slot freed below must not start a sibling held by the batch's cap */
 	for (i = 0; i < b->ncaps; i++)
 		if (b->caps[i].up != NULL)

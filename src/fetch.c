@@ -82,8 +82,8 @@ static void arm_timer(struct fetch *f)
 	double ms;
 	struct timeval tv;
 
-	if (connecting(f->state) && f->t_granted + (double)f->connect_timeout_ms < deadline)
-		deadline = f->t_granted + (double)f->connect_timeout_ms;
+	if (connecting(f->state) && f->t_attempt + (double)f->connect_timeout_ms < deadline)
+		deadline = f->t_attempt + (double)f->connect_timeout_ms;
 	ms = deadline - fetch_now_ms();
 	if (f->timer == NULL)
 		f->timer = evtimer_new(f->env->base, on_timer, f);
@@ -330,13 +330,13 @@ static void on_connect_ready(evutil_socket_t fd, short what, void *arg)
 	}
 	stop_watch(f);
 	f->connect_failed = true;
-	f->sock_errno = e;
 	if (f->req != NULL) {
 		struct evhttp_request *req = f->req;
 
 		f->req = NULL;
 		evhttp_cancel_request(req);
 	}
+	f->sock_errno = e;   /* after the cancel, which runs on_error */
 	if (fetch_next_address(f))
 		return;
 	fetch_fail(f, OUTCOME_CONNECT, fetch_connect_message(f));
@@ -436,6 +436,9 @@ void fetch_reopen(struct fetch *f)
 	drop_conn(f, false);
 	f->retried = true;
 	f->out->reused = false;
+	f->t_attempt = fetch_now_ms();
+	f->state = FETCH_RESOLVING;
+	arm_timer(f);
 	open_new(f);
 }
 
@@ -444,6 +447,7 @@ void fetch_reopen(struct fetch *f)
 static void begin(struct fetch *f)
 {
 	f->t_granted = fetch_now_ms();
+	f->t_attempt = f->t_granted;
 	f->out->timing.queued_ms = f->t_granted - f->t_start;
 	f->conn = pool_take_idle(f->up->pool);
 	if (f->conn != NULL) {
@@ -482,6 +486,10 @@ static bool take(struct fetch *f, enum fetch_stage s)
  * "queued"). */
 static void acquire(struct fetch *f)
 {
+	/* a slot freed while the batch cancels itself may reach one of its
+	 * own queued requests: it keeps the slot until stop_all() aborts it */
+	if (f->halt != NULL && *f->halt)
+		return;
 	while (f->stage < STAGE_STARTED) {
 		if (!take(f, f->stage)) {
 			if (f->stage > STAGE_UPSTREAM)

@@ -64,6 +64,7 @@ struct fetch {
 	void *done_arg;
 
 	struct limit_sem *batch_sem;       /* the batch's own cap, or NULL */
+	const bool *halt;                  /* the batch is stopping: start nothing */
 	struct limit_waiter waiter;        /* in the queue of stage, while queued */
 	enum fetch_stage stage;            /* the next thing to wait for */
 	struct pool_conn *conn;            /* while busy */
@@ -79,6 +80,7 @@ struct fetch {
 	double t_start;                    /* queued */
 	double t_slot;                     /* got its slot: the deadline counts from here */
 	double t_granted;                  /* started (slot and token) */
+	double t_attempt;                  /* this connect attempt began */
 	double t_sent, t_connected;
 	uint64_t body_len;
 	uint64_t *batch_bytes;             /* the batch's running total of bodies */

@@ -41,12 +41,16 @@ static int on_headers(struct evhttp_request *req, void *arg)
 	struct evkeyval *kv;
 	const char *cl;
 	unsigned long long n;
-	int lines = 0;
+	int lines = 0, code;
 
 	fetch_mark_connected(f);   /* in case the watchers missed it */
+	code = evhttp_request_get_response_code(req);
+	if (code >= 100 && code < 200)
+		return 0;   /* an interim answer: the real one follows */
 	f->state = FETCH_RECEIVING;
 	f->out->timing.ttfb_ms = fetch_now_ms() - f->t_granted;
-	f->out->status = evhttp_request_get_response_code(req);
+	f->out->status = code;
+	json_decref(f->out->headers);
 	f->out->headers = json_object();
 	TAILQ_FOREACH(kv, h, next) {
 		/* joining repeats costs time per line: a flood of header lines is
@@ -58,7 +62,8 @@ static int on_headers(struct evhttp_request *req, void *arg)
 		answer_add_header(f->out->headers, kv->key, kv->value);
 	}
 	cl = evhttp_find_header(h, "Content-Length");
-	if (cl == NULL)
+	/* no body follows whatever Content-Length says */
+	if (cl == NULL || f->item->method == METHOD_HEAD || code == 204 || code == 304)
 		return 0;
 	n = strtoull(cl, NULL, 10);
 	if (n > f->env->max_response_body) {
@@ -101,7 +106,8 @@ static void on_error(enum evhttp_request_error err, void *arg)
 	struct fetch *f = arg;
 
 	f->evhttp_error = (int)err;
-	f->sock_errno = errno;
+	if (err != EVREQ_HTTP_REQUEST_CANCEL)   /* ours: the reason is known */
+		f->sock_errno = errno;
 	f->req = NULL;   /* evhttp frees it */
 }
 
@@ -222,6 +228,20 @@ static void classify_failure(struct fetch *f, enum outcome_type *type, char **ms
 	}
 }
 
+/* Was the end of the answer marked (Content-Length, chunked, or no body
+ * at all)?  One that ended with the connection cannot be followed by
+ * another on it, even if evhttp has not said it is closed yet. */
+static bool framed(const struct fetch *f, int code)
+{
+	const char *te = json_string_value(json_object_get(f->out->headers,
+	                                                   "transfer-encoding"));
+
+	if (f->item->method == METHOD_HEAD || code == 204 || code == 304)
+		return true;
+	return json_object_get(f->out->headers, "content-length") != NULL ||
+	       (te != NULL && strcasestr(te, "chunked") != NULL);
+}
+
 static bool idempotent(enum request_method m)
 {
 	return m != METHOD_POST && m != METHOD_PATCH;
@@ -266,7 +286,7 @@ static void on_response(struct evhttp_request *req, void *arg)
 	if (f->out->reused)
 		f->out->timing.connect_ms = 0;
 	if (code >= 200 && code < 300) {
-		fetch_finish(f, OUTCOME_OK, NULL, NULL, true);
+		fetch_finish(f, OUTCOME_OK, NULL, NULL, framed(f, code));
 		return;
 	}
 	line = evhttp_request_get_response_code_line(req);
@@ -276,7 +296,7 @@ static void on_response(struct evhttp_request *req, void *arg)
 	if (type == OUTCOME_RATE_LIMITED && ra != NULL &&
 	    answer_parse_retry_after(ra, time(NULL), &f->out->retry_after_s) < 0)
 		f->out->retry_after_s = -1;
-	fetch_finish(f, type, msg, NULL, true);
+	fetch_finish(f, type, msg, NULL, framed(f, code));
 }
 
 /* --- the request ------------------------------------------------------- */

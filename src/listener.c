@@ -242,7 +242,7 @@ const char *listener_spec(const struct listener *l)
 void listener_stop(struct listener *l)
 {
 	evtimer_del(l->resume);
-	evhtp_unbind_socket(l->htp);
+	evhtp_unbind_socket(l->htp);   /* closes the socket; NULLs htp->server */
 }
 
 void listener_free(struct listener *l)

@@ -72,6 +72,10 @@ struct server {
 	struct route routes[ROUTES];         /* what each path runs */
 	struct listener *listeners[CONFIG_MAX_LISTEN];   /* owned */
 	size_t nlisteners;
+	/* dropped by a reload: stopped, but their connections still point at
+	 * their evhtp instances, so they are freed only at exit (owned) */
+	struct listener *retired[4 * CONFIG_MAX_LISTEN];
+	size_t nretired;
 	bool draining;
 	size_t unanswered;                   /* batch requests not yet finished */
 	TAILQ_HEAD(, client_batch) running;
@@ -437,6 +441,8 @@ static evhtp_res on_batch_headers(evhtp_request_t *req, evhtp_headers_t *hdr, vo
 		reply_error(req, 400, "invalid_request", bad);
 	else
 		reply_error(req, 413, "request_too_large", "request body over max_request_body");
+	/* the deadline must not free the connection under resume_later() */
+	clients_request_in(req);
 	event_base_once(s->base, -1, EV_TIMEOUT, resume_later, req, &zero);
 	return EVHTP_RES_PAUSE;
 }
@@ -652,32 +658,39 @@ int server_relisten(struct server *s, const struct config *cfg, char *err, size_
 {
 	struct listener *next[CONFIG_MAX_LISTEN], *l;
 	bool fresh[CONFIG_MAX_LISTEN] = { false };
-	size_t i, j;
+	size_t i, j, n = 0;
 
 	if (s->nlisteners > 0 && listener_spec(s->listeners[0]) == NULL)
 		return 0;   /* socket activation: systemd owns the sockets */
 	for (i = 0; i < cfg->nlisten; i++) {
-		next[i] = find_listener(s->listeners, s->nlisteners, cfg->listen[i]);
-		if (next[i] != NULL)
-			continue;
-		next[i] = listener_bind(new_htp(s), cfg->listen[i], cfg->socket_mode, err, errlen);
-		fresh[i] = true;
-		if (next[i] == NULL) {
-			for (j = 0; j < i; j++)
+		if (find_listener(next, n, cfg->listen[i]) != NULL)
+			continue;   /* the same address twice */
+		next[n] = find_listener(s->listeners, s->nlisteners, cfg->listen[i]);
+		if (next[n] == NULL) {
+			next[n] = listener_bind(new_htp(s), cfg->listen[i], cfg->socket_mode,
+			                        err, errlen);
+			fresh[n] = true;
+		}
+		if (next[n] == NULL) {
+			for (j = 0; j < n; j++)
 				if (fresh[j])
 					listener_free(next[j]);
 			return -1;
 		}
+		n++;
 	}
 	for (i = 0; i < s->nlisteners; i++) {
 		l = s->listeners[i];
-		if (find_listener(next, cfg->nlisten, listener_spec(l)) == NULL) {
-			log_info("no longer listening on %s", listener_spec(l));
-			listener_free(l);
-		}
+		if (find_listener(next, n, listener_spec(l)) != NULL)
+			continue;
+		log_info("no longer listening on %s", listener_spec(l));
+		listener_stop(l);
+		if (s->nretired < sizeof s->retired / sizeof *s->retired)
+			s->retired[s->nretired++] = l;
+		/* else: kept stopped and unfreed; reloads dropping 64 listeners */
 	}
-	memcpy(s->listeners, next, cfg->nlisten * sizeof *next);
-	s->nlisteners = cfg->nlisten;
+	memcpy(s->listeners, next, n * sizeof *next);
+	s->nlisteners = n;
 	return 0;
 }
 
@@ -730,5 +743,7 @@ void server_free(struct server *s)
 	event_free(s->trim);
 	for (i = 0; i < s->nlisteners; i++)
 		listener_free(s->listeners[i]);
+	for (i = 0; i < s->nretired; i++)
+		listener_free(s->retired[i]);
 	free(s);
 }

@@ -1,6 +1,7 @@
 """The config file at work: -t, per-upstream sections, rate limits,
 SIGHUP reload (good and bad)."""
 
+import json
 import os
 import signal
 import sys
@@ -156,11 +157,16 @@ class Reload(unittest.TestCase):
             # the unchanged listener kept its socket: the old connection still works
             c.request("GET", "/healthz")
             self.assertEqual(c.getresponse().read(), b'{"status":"ok"}')
-            c.close()
-            self.write(fd, "[fanoutd]\nlisten = 127.0.0.1:%d\n" % p2)
+            # p1 dropped (and p2 named twice): p1's open connection still works
+            self.write(fd, "[fanoutd]\nlisten = 127.0.0.1:%d\nlisten = 127.0.0.1:%d\n"
+                       % (p2, p2))
             fd.send_signal(signal.SIGHUP)
             fd.signalled = False
             self.wait_log(fd, "no longer listening on 127.0.0.1:%d" % p1)
+            c.request("POST", "/v1/batch", json.dumps([self.up.url("/json")]))
+            r = c.getresponse()
+            self.assertEqual((r.status, json.loads(r.read())["ok"]), (200, True))
+            c.close()
             with self.assertRaises(ConnectionRefusedError):
                 harness.socket.create_connection(("127.0.0.1", p1), timeout=2)
             status, ans = fd.batch([self.up.url("/json")])

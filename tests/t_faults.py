@@ -55,6 +55,25 @@ class Upstreams(unittest.TestCase):
         self.assertEqual((e["type"], e["message"]),
                          ("connect", "upstream closed the connection without answering"))
 
+    def test_answer_ended_by_close_is_not_reused(self):
+        status, ans = self.fd.batch([self.up.url("/eof")])
+        self.assertEqual((status, ans["results"][0]["body"]), (200, "until the end"))
+        # a POST right after must get a fresh connection, not the closed one
+        status, ans = self.fd.batch({"requests": [{"url": self.up.url("/echo"),
+                                                   "method": "POST", "body": "x"}]})
+        self.assertEqual(status, 200, ans)
+        self.assertIs(ans["results"][0]["reused"], False)
+
+    def test_head_with_big_content_length(self):
+        fd = harness.Fanoutd(config="[fanoutd]\nmax_response_body = 1K\n")
+        try:
+            status, ans = fd.batch({"requests": [{"url": self.up.url("/bytes/100000"),
+                                                   "method": "HEAD"}]})
+            self.assertEqual(status, 200, ans)
+            self.assertEqual(ans["results"][0]["headers"]["content-length"], "100000")
+        finally:
+            fd.stop()
+
     def test_broken_answers_are_protocol_and_discarded(self):
         cases = {"/badlength": "upstream closed the connection before the end of the body",
                  "/manyheaders": "malformed answer: more than 1000 header lines",

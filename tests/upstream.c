@@ -850,6 +850,16 @@ static void h_manyheaders(struct conn *c, const char *arg)
 	evbuffer_free(h);
 }
 
+/* A body ended by closing the connection: no Content-Length, not chunked. */
+static void h_eof(struct conn *c, const char *arg)
+{
+	(void)arg;
+	c->close_after = 1;
+	put_head(c, 200, "text/plain", -1, NULL);
+	put_body(c, "until the end", 13);
+	finish(c);
+}
+
 static void h_stats(struct conn *c, const char *arg)
 {
 	const struct stats *st = &c->srv->st;
@@ -892,6 +902,7 @@ static const struct route {
 	{ "/badlength", h_badlength }, { "/stats", h_stats },
 	{ "/stats/reset", h_stats_reset }, { "/stale", h_stale },
 	{ "/bigheaders", h_bigheaders }, { "/manyheaders", h_manyheaders },
+	{ "/eof", h_eof },
 };
 
 static void route(struct conn *c)
