@@ -218,6 +218,7 @@ void batch_free(struct batch *b)
 
 	for (i = 0; i < b->req.n; i++) {
 		fetch_cleanup(&b->fetches[i]);
+		upstream_put(b->fetches[i].up);
 		outcome_clear(&b->outcomes[i]);
 	}
 	free(b->fetches);

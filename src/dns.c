@@ -24,6 +24,7 @@
 
 #define NBUCKETS 256
 #define HOSTS_TTL_MS 60000.0    /* hosts-file answers: re-read every minute */
+#define SWEEP_EVERY_S 60        /* expired entries are dropped this often */
 
 struct dns_request {
 	struct dns_request *next;
@@ -50,6 +51,7 @@ struct dns {
 	struct evdns_base *ns;          /* the nameservers (owned) */
 	struct dns_entry *buckets[NBUCKETS];
 	unsigned long queries;
+	struct event *sweep;            /* drops expired entries (owned) */
 };
 
 static unsigned hash(const char *s)
@@ -61,9 +63,35 @@ static unsigned hash(const char *s)
 	return h % NBUCKETS;
 }
 
+static void free_entry(struct dns_entry *e);
+
+/* A cache of every name ever asked for would grow for ever: drop the
+ * entries whose answer expired and that nobody is waiting on. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns *d = arg;
+	struct dns_entry **p, *e;
+	double now = fetch_now_ms();
+	size_t b;
+
+	(void)fd;
+	(void)what;
+	for (b = 0; b < NBUCKETS; b++) {
+		for (p = &d->buckets[b]; (e = *p) != NULL;) {
+			if (!e->pending && e->waiters == NULL && e->expires_ms < now) {
+				*p = e->next;
+				free_entry(e);
+			} else {
+				p = &e->next;
+			}
+		}
+	}
+}
+
 struct dns *dns_new(struct event_base *base, const char *resolv_conf)
 {
 	struct dns *d = calloc(1, sizeof *d);
+	struct timeval every = { SWEEP_EVERY_S, 0 };
 	int rc;
 
 	if (d == NULL)
@@ -76,6 +104,8 @@ struct dns *dns_new(struct event_base *base, const char *resolv_conf)
 	if (rc != 0)
 		log_warn("cannot use %s (evdns error %d): names outside /etc/hosts "
 		         "will not resolve", resolv_conf, rc);
+	d->sweep = event_new(base, -1, EV_PERSIST, on_sweep, d);
+	event_add(d->sweep, &every);
 	return d;
 }
 
@@ -98,6 +128,7 @@ void dns_free(struct dns *d)
 
 	if (d == NULL)
 		return;
+	event_free(d->sweep);
 	/* abort lookups still running, without their callbacks */
 	evdns_base_free(d->ns, 0);
 	evdns_base_free(d->hosts, 0);

@@ -273,7 +273,7 @@ void metrics_render(const struct metrics *m, struct upstream_registry *reg,
 	evbuffer_add_printf(out, "fanoutd_build_info{version=\"%s\",systemd=\"%s\"} 1\n",
 	                    PACKAGE_VERSION, notify_available() ? "yes" : "no");
 	family(out, "fanoutd_uptime_seconds", "gauge", "Seconds since fanoutd started.");
-	evbuffer_add_printf(out, "fanoutd_uptime_seconds %.3f\n",
+	evbuffer_add_printf(out, "fanoutd_uptime_seconds %.6f\n",
 	                    m ? (fetch_now_ms() - m->t_start) / 1000.0 : 0.0);
 	if (m != NULL) {
 		family(out, "fanoutd_batches_total", "counter",

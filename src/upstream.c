@@ -10,11 +10,14 @@
 #include "upstream.h"
 
 #define NBUCKETS 1024
+#define SWEEP_EVERY_S 60
+#define IDLE_LIFETIME_MS (10 * 60 * 1000.0)
 
 struct upstream_registry {
 	struct event_base *base;
 	const struct config *cfg;   /* borrowed; main owns it */
 	struct tls_cache *tls;      /* owned */
+	struct event *sweep;        /* frees upstreams long unused (owned) */
 	struct upstream *buckets[NBUCKETS];
 };
 
@@ -27,9 +30,12 @@ static unsigned hash(const char *s)
 	return h % NBUCKETS;
 }
 
+static void on_sweep(evutil_socket_t fd, short what, void *arg);
+
 struct upstream_registry *upstream_registry_new(struct event_base *base,
                                                 const struct config *cfg)
 {
+	struct timeval every = { SWEEP_EVERY_S, 0 };
 	struct upstream_registry *reg = calloc(1, sizeof *reg);
 
 	if (reg == NULL)
@@ -37,6 +43,8 @@ struct upstream_registry *upstream_registry_new(struct event_base *base,
 	reg->base = base;
 	reg->cfg = cfg;
 	reg->tls = tls_cache_new();
+	reg->sweep = event_new(base, -1, EV_PERSIST, on_sweep, reg);
+	event_add(reg->sweep, &every);
 	return reg;
 }
 
@@ -166,9 +174,12 @@ struct upstream *upstream_get(struct upstream_registry *reg, const char *key,
 	unsigned b = hash(key);
 	struct upstream *u;
 
-	for (u = reg->buckets[b]; u != NULL; u = u->next)
-		if (strcmp(u->key, key) == 0)
+	for (u = reg->buckets[b]; u != NULL; u = u->next) {
+		if (strcmp(u->key, key) == 0) {
+			u->refs++;
 			return u;
+		}
+	}
 	u = calloc(1, sizeof *u);
 	if (u == NULL)
 		abort();
@@ -178,9 +189,58 @@ struct upstream *upstream_get(struct upstream_registry *reg, const char *key,
 	u->tls = tls;
 	limit_sem_init(&u->sem, 1);
 	configure(reg, u);
+	u->refs = 1;
 	u->next = reg->buckets[b];
 	reg->buckets[b] = u;
 	return u;
+}
+
+void upstream_put(struct upstream *u)
+{
+	u->refs--;
+	u->last_used_ms = fetch_now_ms();
+}
+
+static void free_upstream(struct upstream *u)
+{
+	pool_free(u->pool);
+	event_free(u->bucket_timer);
+	free(u->tls_error);
+	free(u->key);
+	free(u->host);
+	free(u);
+}
+
+/* Nothing points at it, nothing waits or runs on it, no connection is
+ * kept, no section configures it, and it has been quiet for a while. */
+static bool forgettable(const struct upstream_registry *reg, const struct upstream *u,
+                        double now)
+{
+	return u->refs == 0 && u->sem.in_use == 0 && u->sem.nqueued == 0 &&
+	       u->bucket.nqueued == 0 && pool_idle_count(u->pool) == 0 &&
+	       config_find_upstream(reg->cfg, u->key) == NULL &&
+	       now - u->last_used_ms > IDLE_LIFETIME_MS;
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream_registry *reg = arg;
+	struct upstream **p, *u;
+	double now = fetch_now_ms();
+	size_t b;
+
+	(void)fd;
+	(void)what;
+	for (b = 0; b < NBUCKETS; b++) {
+		for (p = &reg->buckets[b]; (u = *p) != NULL;) {
+			if (forgettable(reg, u, now)) {
+				*p = u->next;
+				free_upstream(u);
+			} else {
+				p = &u->next;
+			}
+		}
+	}
 }
 
 void upstream_registry_configure(struct upstream_registry *reg, const struct config *cfg)
@@ -213,14 +273,10 @@ void upstream_registry_free(struct upstream_registry *reg)
 	for (b = 0; b < NBUCKETS; b++) {
 		for (u = reg->buckets[b]; u != NULL; u = next) {
 			next = u->next;
-			pool_free(u->pool);
-			event_free(u->bucket_timer);
-			free(u->tls_error);
-			free(u->key);
-			free(u->host);
-			free(u);
+			free_upstream(u);
 		}
 	}
+	event_free(reg->sweep);
 	tls_cache_free(reg->tls);
 	free(reg);
 }

@@ -29,6 +29,8 @@ struct upstream {
 	bool tls_verify;
 	char *tls_error;            /* why no TLS context could be made (owned) */
 	unsigned long totals[OUTCOME_FORBIDDEN + 1];  /* finished requests by outcome */
+	unsigned refs;              /* fetches that point at it */
+	double last_used_ms;        /* when the last of them let go */
 	struct upstream *next;      /* hash chain */
 };
 
@@ -39,9 +41,13 @@ struct upstream_registry *upstream_registry_new(struct event_base *base,
 void upstream_registry_free(struct upstream_registry *reg);
 
 /* The upstream for key, created on first use with the limits the config
- * gives it. */
+ * gives it; the caller holds a reference until upstream_put().  Upstreams
+ * without a config section that nobody used for 10 minutes are freed, so
+ * a stream of distinct hosts does not grow the daemon for ever. */
 struct upstream *upstream_get(struct upstream_registry *reg, const char *key,
                               const char *host, int port, bool tls);
+
+void upstream_put(struct upstream *u);
 
 /* Apply a new config to every existing upstream (reload); the registry
  * keeps a pointer to cfg for upstreams created later. */
