@@ -2,6 +2,7 @@
  * hook carries its entry, which is how a request finds its connection's
  * entry again (evhtp has no other user pointer on a connection). */
 #include <stdlib.h>
+#include <strings.h>
 #include <sys/queue.h>
 
 #include <event2/event.h>
@@ -112,4 +113,25 @@ void clients_free(struct clients *cl)
 		forget(c);
 	}
 	free(cl);
+}
+
+const char *clients_framing_problem(evhtp_headers_t *hdr)
+{
+	evhtp_header_t *h;
+	const char *te = NULL;
+	int cls = 0;
+
+	TAILQ_FOREACH(h, hdr, next) {
+		if (strcasecmp(h->key, "Content-Length") == 0)
+			cls++;
+		else if (strcasecmp(h->key, "Transfer-Encoding") == 0)
+			te = h->val;
+	}
+	if (cls > 1)
+		return "more than one Content-Length";
+	if (te != NULL && cls > 0)
+		return "both Content-Length and Transfer-Encoding";
+	if (te != NULL && strcasecmp(te, "chunked") != 0)
+		return "Transfer-Encoding other than chunked";
+	return NULL;
 }

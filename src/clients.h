@@ -24,4 +24,9 @@ void clients_request_in(evhtp_request_t *req);
 /* The request is answered: the clock runs again for the next one. */
 void clients_answered(evhtp_request_t *req);
 
+/* Why a request's framing is ambiguous (two Content-Lengths, CL and TE,
+ * TE other than chunked), or NULL: such a request could be read two ways
+ * by a proxy in front of us, the start of request smuggling. */
+const char *clients_framing_problem(evhtp_headers_t *hdr);
+
 #endif

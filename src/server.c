@@ -86,7 +86,7 @@ struct server {
 };
 
 /* A big batch leaves its memory in malloc's free lists: a second after
- * the last batch ends, give it back to the system (an idle sidecar should
+ * the last batch ends, hand it back to the kernel (an idle sidecar should
  * look idle), unless work came in meanwhile. */
 static void on_trim(evutil_socket_t fd, short what, void *arg)
 {
@@ -397,29 +397,6 @@ static void resume_later(evutil_socket_t fd, short what, void *arg)
 	evhtp_request_resume(arg);
 }
 
-/* Request smuggling starts where two parts of a chain read the length of
- * a body differently: refuse any request whose framing is ambiguous. */
-static const char *framing_problem(evhtp_headers_t *hdr)
-{
-	evhtp_header_t *h;
-	const char *te = NULL;
-	int cls = 0;
-
-	TAILQ_FOREACH(h, hdr, next) {
-		if (strcasecmp(h->key, "Content-Length") == 0)
-			cls++;
-		else if (strcasecmp(h->key, "Transfer-Encoding") == 0)
-			te = h->val;
-	}
-	if (cls > 1)
-		return "more than one Content-Length";
-	if (te != NULL && cls > 0)
-		return "both Content-Length and Transfer-Encoding";
-	if (te != NULL && strcasecmp(te, "chunked") != 0)
-		return "Transfer-Encoding other than chunked";
-	return NULL;
-}
-
 /* Answer from the headers alone, before the body is read: no token (401),
  * a body declared too big (413), ambiguous framing (400).  The body is
  * never read and the connection is closed after the answer. */
@@ -427,7 +404,7 @@ static evhtp_res on_batch_headers(evhtp_request_t *req, evhtp_headers_t *hdr, vo
 {
 	struct server *s = arg;
 	const char *cl = evhtp_header_find(hdr, "Content-Length");
-	const char *bad = framing_problem(hdr);
+	const char *bad = clients_framing_problem(hdr);
 	struct timeval zero = { 0, 0 };
 	enum auth_result why = auth_check(s->token, evhtp_header_find(hdr, "Authorization"));
 
@@ -466,28 +443,10 @@ static void on_healthz(evhtp_request_t *req, void *arg)
 	evbuffer_free(body);
 }
 
-static void put_upstream(struct upstream *u, void *arg)
-{
-	struct evbuffer *out = arg;
-	const char *sep = evbuffer_get_length(out) > 1 ? "," : "";
-	size_t t;
-
-	evbuffer_add_printf(out, "%s{\"upstream\":\"%s\",\"limit\":%zu,\"in_flight\":%zu,"
-	                    "\"queued\":%zu,\"idle_connections\":%u,"
-	                    "\"connections_opened\":%lu,\"tls_handshakes\":%lu,\"totals\":{",
-	                    sep, u->key, u->sem.limit, u->sem.in_use, u->sem.nqueued,
-	                    pool_idle_count(u->pool), pool_opened_count(u->pool),
-	                    pool_handshake_count(u->pool));
-	for (t = OUTCOME_OK; t <= OUTCOME_FORBIDDEN; t++)
-		evbuffer_add_printf(out, "%s\"%s\":%lu", t == OUTCOME_OK ? "" : ",",
-		                    outcome_type_name((enum outcome_type)t), u->totals[t]);
-	evbuffer_add(out, "}}", 2);
-}
-
 static void on_upstreams(evhtp_request_t *req, void *arg)
 {
 	struct server *s = arg;
-	struct evbuffer *list, *body;
+	struct evbuffer *body;
 
 	if (!check_auth(s, req))
 		return;
@@ -496,16 +455,9 @@ static void on_upstreams(evhtp_request_t *req, void *arg)
 		reply_error(req, 405, "method_not_allowed", "use GET for /v1/upstreams");
 		return;
 	}
-	list = evbuffer_new();
-	evbuffer_add(list, "[", 1);
-	upstream_foreach(s->reg, put_upstream, list);
-	evbuffer_add(list, "]", 1);
 	body = evbuffer_new();
-	evbuffer_add_printf(body, "{\"upstreams\":");
-	evbuffer_add_buffer(body, list);
-	evbuffer_add(body, "}", 1);
+	upstream_registry_write_json(s->reg, body);
 	reply_json(req, 200, body);
-	evbuffer_free(list);
 	evbuffer_free(body);
 }
 
@@ -643,17 +595,6 @@ int server_listen_fds(struct server *s, const int *fds, size_t n, char *err, siz
 	return 0;
 }
 
-static struct listener *find_listener(struct listener **ls, size_t n, const char *spec)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (ls[i] != NULL && listener_spec(ls[i]) != NULL &&
-		    strcmp(listener_spec(ls[i]), spec) == 0)
-			return ls[i];
-	return NULL;
-}
-
 int server_relisten(struct server *s, const struct config *cfg, char *err, size_t errlen)
 {
 	struct listener *next[CONFIG_MAX_LISTEN], *l;
@@ -663,9 +604,9 @@ int server_relisten(struct server *s, const struct config *cfg, char *err, size_
 	if (s->nlisteners > 0 && listener_spec(s->listeners[0]) == NULL)
 		return 0;   /* socket activation: systemd owns the sockets */
 	for (i = 0; i < cfg->nlisten; i++) {
-		if (find_listener(next, n, cfg->listen[i]) != NULL)
+		if (listener_find(next, n, cfg->listen[i]) != NULL)
 			continue;   /* the same address twice */
-		next[n] = find_listener(s->listeners, s->nlisteners, cfg->listen[i]);
+		next[n] = listener_find(s->listeners, s->nlisteners, cfg->listen[i]);
 		if (next[n] == NULL) {
 			next[n] = listener_bind(new_htp(s), cfg->listen[i], cfg->socket_mode,
 			                        err, errlen);
@@ -681,7 +622,7 @@ int server_relisten(struct server *s, const struct config *cfg, char *err, size_
 	}
 	for (i = 0; i < s->nlisteners; i++) {
 		l = s->listeners[i];
-		if (find_listener(next, n, listener_spec(l)) != NULL)
+		if (listener_find(next, n, listener_spec(l)) != NULL)
 			continue;
 		log_info("no longer listening on %s", listener_spec(l));
 		listener_stop(l);

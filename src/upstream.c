@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
+
 #include "fetch.h"
 
 #include "tls.h"
@@ -252,6 +254,37 @@ void upstream_registry_configure(struct upstream_registry *reg, const struct con
 	for (b = 0; b < NBUCKETS; b++)
 		for (u = reg->buckets[b]; u != NULL; u = u->next)
 			configure(reg, u);
+}
+
+static void put_upstream(struct upstream *u, void *arg)
+{
+	struct evbuffer *out = arg;
+	const char *sep = evbuffer_get_length(out) > 1 ? "," : "";
+	size_t t;
+
+	evbuffer_add_printf(out, "%s{\"upstream\":\"%s\",\"limit\":%zu,\"in_flight\":%zu,"
+	                    "\"queued\":%zu,\"idle_connections\":%u,"
+	                    "\"connections_opened\":%lu,\"tls_handshakes\":%lu,\"totals\":{",
+	                    sep, u->key, u->sem.limit, u->sem.in_use, u->sem.nqueued,
+	                    pool_idle_count(u->pool), pool_opened_count(u->pool),
+	                    pool_handshake_count(u->pool));
+	for (t = OUTCOME_OK; t <= OUTCOME_FORBIDDEN; t++)
+		evbuffer_add_printf(out, "%s\"%s\":%lu", t == OUTCOME_OK ? "" : ",",
+		                    outcome_type_name((enum outcome_type)t), u->totals[t]);
+	evbuffer_add(out, "}}", 2);
+}
+
+void upstream_registry_write_json(struct upstream_registry *reg, struct evbuffer *out)
+{
+	struct evbuffer *list = evbuffer_new();
+
+	evbuffer_add(list, "[", 1);
+	upstream_foreach(reg, put_upstream, list);
+	evbuffer_add(list, "]", 1);
+	evbuffer_add_printf(out, "{\"upstreams\":");
+	evbuffer_add_buffer(out, list);
+	evbuffer_add(out, "}", 1);
+	evbuffer_free(list);
 }
 
 void upstream_foreach(struct upstream_registry *reg,

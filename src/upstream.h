@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "answer.h"
@@ -60,6 +61,11 @@ bool upstream_take_token(struct upstream *u, struct limit_waiter *w)
 
 /* Withdraw w from the token queue. */
 void upstream_cancel_token(struct upstream *u, struct limit_waiter *w);
+
+/* {"upstreams":[{"upstream","limit","in_flight","queued",
+ * "idle_connections","connections_opened","tls_handshakes","totals"},...]}
+ * for GET /v1/upstreams. */
+void upstream_registry_write_json(struct upstream_registry *reg, struct evbuffer *out);
 
 /* Call fn for each upstream, in no particular order. */
 void upstream_foreach(struct upstream_registry *reg,
