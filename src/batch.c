@@ -141,20 +141,15 @@ static void schedule_finish(struct batch *b)
 	event_active(b->finish_ev, EV_TIMEOUT, 0);
 }
 
-/* Stop every fetch not done, queued ones first: aborting an in-flight
- * one frees a slot, which must not go to a queued sibling. */
+/* Stop every fetch not done.  While this runs, a slot that an abort frees
+ * may be granted to a queued sibling: b->stopping makes that sibling keep
+ * the slot without starting (see acquire() in fetch.c) until its own
+ * abort here hands it back. */
 static void stop_all(struct batch *b, enum outcome_type type, const char *message)
 {
 	size_t i;
 
 	b->stopping = true;
-	/* a slot freed below must not start a sibling held by the batch's cap */
-	for (i = 0; i < b->ncaps; i++)
-		if (b->caps[i].up != NULL)
-			limit_sem_set_limit(&b->caps[i].sem, 0);
-	for (i = 0; i < b->req.n; i++)
-		if (b->fetches[i].state <= FETCH_QUEUED)
-			fetch_abort(&b->fetches[i], type, message);
 	for (i = 0; i < b->req.n; i++)
 		fetch_abort(&b->fetches[i], type, message);
 	b->pending = 0;
