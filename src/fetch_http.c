@@ -301,27 +301,17 @@ static void on_response(struct evhttp_request *req, void *arg)
 
 /* --- the request ------------------------------------------------------- */
 
-static bool item_has_header(const struct request_item *it, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < it->nheaders; i++)
-		if (strcasecmp(it->headers[i].name, name) == 0)
-			return true;
-	return false;
-}
-
 static void add_headers(struct fetch *f, struct evkeyvalq *out)
 {
 	const struct request_item *it = f->item;
 	char len[32];
 	size_t i;
 
-	if (!item_has_header(it, "Host"))
+	if (!request_item_has_header(it, "Host"))
 		evhttp_add_header(out, "Host", it->host_header);
-	if (!item_has_header(it, "User-Agent"))
+	if (!request_item_has_header(it, "User-Agent"))
 		evhttp_add_header(out, "User-Agent", "fanoutd/" PACKAGE_VERSION);
-	if (!item_has_header(it, "Accept"))
+	if (!request_item_has_header(it, "Accept"))
 		evhttp_add_header(out, "Accept", "*/*");
 	for (i = 0; i < it->nheaders; i++)
 		evhttp_add_header(out, it->headers[i].name, it->headers[i].value);

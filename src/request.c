@@ -261,7 +261,7 @@ static int check_headers(const json_t *obj, const char *path, char *err, size_t 
 	return 0;
 }
 
-static bool has_header(const struct request_item *it, const char *name)
+bool request_item_has_header(const struct request_item *it, const char *name)
 {
 	size_t i;
 
@@ -292,7 +292,7 @@ static void merge_headers(struct request_item *it, const json_t *own, const json
 			add_header(it, name, json_string_value(value));
 	if (batch != NULL)
 		json_object_foreach((json_t *)batch, name, value)
-			if (!has_header(it, name))
+			if (!request_item_has_header(it, name))
 				add_header(it, name, json_string_value(value));
 }
 
@@ -446,7 +446,7 @@ static int parse_body(struct request_item *it, const json_t *body, const json_t 
 	}
 	if (js != NULL) {
 		it->body = serialize_json(js, &it->body_len);
-		if (!has_header(it, "Content-Type"))
+		if (!request_item_has_header(it, "Content-Type"))
 			add_header(it, "Content-Type", "application/json");
 	}
 	return 0;

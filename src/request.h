@@ -69,4 +69,7 @@ void request_free(struct batch_request *br);
 
 const char *request_method_name(enum request_method m);
 
+/* Does the item carry this header (names compared without case)? */
+bool request_item_has_header(const struct request_item *it, const char *name);
+
 #endif
