@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "answer.h"
+#include "clock.h"
 #include "batch.h"
 #include "log.h"
 
@@ -107,8 +108,7 @@ struct batch *batch_new(struct batch_request *br, struct upstream_registry *reg,
 	b->finish_ev = evtimer_new(env->base, on_finish, b);
 	b->deadline = evtimer_new(env->base, on_deadline, b);
 	timeout_ms = b->req.timeout_ms > 0 ? b->req.timeout_ms : bs->batch_timeout_ms;
-	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	tv = clock_timeval((double)timeout_ms);
 	evtimer_add(b->deadline, &tv);
 	return b;
 }
@@ -175,7 +175,7 @@ void batch_start(struct batch *b)
 {
 	size_t i;
 
-	b->t_start = fetch_now_ms();
+	b->t_start = clock_now_ms();
 	for (i = 0; i < b->req.n && b->state == BATCH_RUNNING; i++)
 		if (b->fetches[i].state == FETCH_IDLE)
 			fetch_start(&b->fetches[i]);
@@ -236,7 +236,7 @@ static void on_finish(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	b->state = BATCH_ANSWERING;
-	answer_stream_init(&b->stream, &b->req, b->outcomes, fetch_now_ms() - b->t_start);
+	answer_stream_init(&b->stream, &b->req, b->outcomes, clock_now_ms() - b->t_start);
 	b->answer(b, b->stream.status, b->answer_arg);
 }
 

@@ -8,6 +8,7 @@
 #include <event2/event.h>
 
 #include "clients.h"
+#include "clock.h"
 #include "log.h"
 
 struct client {
@@ -52,8 +53,7 @@ static void arm(struct client *c)
 {
 	struct timeval tv;
 
-	tv.tv_sec = c->timeout_ms / 1000;
-	tv.tv_usec = (c->timeout_ms % 1000) * 1000;
+	tv = clock_timeval((double)c->timeout_ms);
 	evtimer_add(c->deadline, &tv);
 }
 

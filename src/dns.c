@@ -19,7 +19,7 @@
 #include <event2/util.h>
 
 #include "dns.h"
-#include "fetch.h"
+#include "clock.h"
 #include "log.h"
 
 #define NBUCKETS 256
@@ -71,7 +71,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct dns *d = arg;
 	struct dns_entry **p, *e;
-	double now = fetch_now_ms();
+	double now = clock_now_ms();
 	size_t b;
 
 	(void)fd;
@@ -214,7 +214,7 @@ static void finish_lookup(struct dns_entry *e)
 	const char *error = NULL;
 
 	if (e->ans.n > 0) {
-		e->expires_ms = fetch_now_ms() + (double)e->ttl_s * 1000.0;
+		e->expires_ms = clock_now_ms() + (double)e->ttl_s * 1000.0;
 	} else {
 		error = evdns_err_to_string(e->error ? e->error : DNS_ERR_NODATA);
 		e->expires_ms = 0;   /* not cached */
@@ -344,13 +344,13 @@ struct dns_request *dns_resolve(struct dns *d, const char *host, dns_cb cb, void
 		return NULL;
 	}
 	e = find_entry(d, host, true);
-	if (!e->pending && e->expires_ms > fetch_now_ms()) {
+	if (!e->pending && e->expires_ms > clock_now_ms()) {
 		ans = e->ans;
 		cb(NULL, &ans, arg);
 		return NULL;
 	}
 	if (!e->pending && from_hosts(d, host, &e->ans)) {
-		e->expires_ms = fetch_now_ms() + HOSTS_TTL_MS;
+		e->expires_ms = clock_now_ms() + HOSTS_TTL_MS;
 		ans = e->ans;
 		cb(NULL, &ans, arg);
 		return NULL;

@@ -21,20 +21,13 @@
 #include <event2/bufferevent.h>
 
 #include "acl.h"
+#include "clock.h"
 #include "fetch_internal.h"
 #include "log.h"
 #include "metrics.h"
 
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void connect_next(struct fetch *f);
-
-double fetch_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
 
 char *fetch_format(const char *fmt, ...)
 {
@@ -84,13 +77,12 @@ static void arm_timer(struct fetch *f)
 
 	if (connecting(f->state) && f->t_attempt + (double)f->connect_timeout_ms < deadline)
 		deadline = f->t_attempt + (double)f->connect_timeout_ms;
-	ms = deadline - fetch_now_ms();
+	ms = deadline - clock_now_ms();
 	if (f->timer == NULL)
 		f->timer = evtimer_new(f->env->base, on_timer, f);
 	if (ms < 0)
 		ms = 0;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)((ms - (double)tv.tv_sec * 1000) * 1000);
+	tv = clock_timeval(ms);
 	evtimer_add(f->timer, &tv);
 }
 
@@ -173,7 +165,7 @@ static void record(struct fetch *f, enum outcome_type type, char *message,
 	free(f->out->message);
 	f->out->message = message;
 	f->out->phase = phase;
-	f->out->timing.total_ms = fetch_now_ms() - f->t_start;
+	f->out->timing.total_ms = clock_now_ms() - f->t_start;
 	outcome_body_trim(f->out);
 	outcome_seal(f->out);
 	free(f->addrs);
@@ -249,7 +241,7 @@ static bool socket_connected(struct fetch *f)
 /* Connected and, for https, the handshake done: the request is on. */
 static void mark_ready(struct fetch *f)
 {
-	double now = fetch_now_ms();
+	double now = clock_now_ms();
 
 	stop_watch(f);
 	f->conn->open = true;
@@ -436,7 +428,7 @@ void fetch_reopen(struct fetch *f)
 	drop_conn(f, false);
 	f->retried = true;
 	f->out->reused = false;
-	f->t_attempt = fetch_now_ms();
+	f->t_attempt = clock_now_ms();
 	f->state = FETCH_RESOLVING;
 	arm_timer(f);
 	open_new(f);
@@ -446,7 +438,7 @@ void fetch_reopen(struct fetch *f)
 
 static void begin(struct fetch *f)
 {
-	f->t_granted = fetch_now_ms();
+	f->t_granted = clock_now_ms();
 	f->t_attempt = f->t_granted;
 	f->out->timing.queued_ms = f->t_granted - f->t_start;
 	f->conn = pool_take_idle(f->up->pool);
@@ -498,7 +490,7 @@ static void acquire(struct fetch *f)
 		}
 		f->stage++;
 		if (f->stage == STAGE_GLOBAL)
-			f->t_slot = fetch_now_ms();
+			f->t_slot = clock_now_ms();
 	}
 	(*f->env->queued)--;
 	begin(f);
@@ -511,7 +503,7 @@ static void on_grant(struct limit_waiter *w, void *arg)
 	(void)w;
 	f->stage++;
 	if (f->stage == STAGE_GLOBAL)
-		f->t_slot = fetch_now_ms();
+		f->t_slot = clock_now_ms();
 	acquire(f);
 }
 
@@ -537,7 +529,7 @@ void fetch_init(struct fetch *f, size_t index, const struct request_item *item,
 
 void fetch_start(struct fetch *f)
 {
-	f->t_start = fetch_now_ms();
+	f->t_start = clock_now_ms();
 	f->state = FETCH_QUEUED;
 	(*f->env->queued)++;
 	acquire(f);

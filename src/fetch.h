@@ -11,6 +11,7 @@
 #include <event2/http.h>
 
 #include "answer.h"
+#include "clock.h"
 #include "dns.h"
 #include "limits.h"
 #include "pool.h"
@@ -90,8 +91,6 @@ struct fetch {
 	bool retried;                      /* the stale keep-alive retry is spent */
 	enum outcome_type pending_type;    /* a failure we caused (too_large) */
 };
-
-double fetch_now_ms(void);
 
 /* batch_sem, when given, is the batch's max_concurrency for this
  * upstream: the fetch takes a slot of it first, then a slot of the

@@ -17,6 +17,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/keyvalq_struct.h>
 
+#include "clock.h"
 #include "fetch_internal.h"
 #include "tls.h"
 
@@ -48,7 +49,7 @@ static int on_headers(struct evhttp_request *req, void *arg)
 	if (code >= 100 && code < 200)
 		return 0;   /* an interim answer: the real one follows */
 	f->state = FETCH_RECEIVING;
-	f->out->timing.ttfb_ms = fetch_now_ms() - f->t_granted;
+	f->out->timing.ttfb_ms = clock_now_ms() - f->t_granted;
 	f->out->status = code;
 	json_decref(f->out->headers);
 	f->out->headers = json_object();
@@ -335,7 +336,7 @@ void fetch_send(struct fetch *f)
 	f->req = req;
 	f->evhttp_error = -1;
 	f->sock_errno = 0;
-	f->t_sent = fetch_now_ms();
+	f->t_sent = clock_now_ms();
 	if (evhttp_make_request(f->conn->evcon, req, evhttp_methods[f->item->method],
 	                        f->item->target) != 0) {
 		f->req = NULL;

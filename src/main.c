@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "acl.h"
+#include "clock.h"
 #include "auth.h"
 #include "config.h"
 #include "dns.h"
@@ -168,8 +169,7 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 	         (int)sig, d->cfg.shutdown_timeout_ms);
 	notify_stopping();
 	d->shutdown = SHUTDOWN_DRAINING;
-	tv.tv_sec = d->cfg.shutdown_timeout_ms / 1000;
-	tv.tv_usec = (d->cfg.shutdown_timeout_ms % 1000) * 1000;
+	tv = clock_timeval((double)d->cfg.shutdown_timeout_ms);
 	d->shutdown_timer = evtimer_new(d->base, on_shutdown_timeout, d);
 	evtimer_add(d->shutdown_timer, &tv);
 	server_drain(d->srv, on_idle, d);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "dns.h"
+#include "clock.h"
 #include "fetch.h"
 #include "metrics.h"
 #include "notify.h"
@@ -57,7 +58,7 @@ struct metrics *metrics_new(void)
 
 	if (m == NULL)
 		abort();
-	m->t_start = fetch_now_ms();
+	m->t_start = clock_now_ms();
 	return m;
 }
 
@@ -274,7 +275,7 @@ void metrics_render(const struct metrics *m, struct upstream_registry *reg,
 	                    PACKAGE_VERSION, notify_available() ? "yes" : "no");
 	family(out, "fanoutd_uptime_seconds", "gauge", "Seconds since fanoutd started.");
 	evbuffer_add_printf(out, "fanoutd_uptime_seconds %.6f\n",
-	                    m ? (fetch_now_ms() - m->t_start) / 1000.0 : 0.0);
+	                    m ? (clock_now_ms() - m->t_start) / 1000.0 : 0.0);
 	if (m != NULL) {
 		family(out, "fanoutd_batches_total", "counter",
 		       "Batches finished, by how they ended for the client.");

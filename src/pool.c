@@ -6,6 +6,7 @@
 
 #include <event2/bufferevent_ssl.h>
 
+#include "clock.h"
 #include "log.h"
 #include "pool.h"
 #include "tls.h"
@@ -177,8 +178,7 @@ struct pool_conn *pool_open(struct pool *p, const char *addr, int port)
 	}
 	c->idle_timer = evtimer_new(p->base, on_idle_timeout, c);
 	c->in_use = true;
-	tv.tv_sec = p->settings.io_timeout_ms / 1000;
-	tv.tv_usec = (p->settings.io_timeout_ms % 1000) * 1000;
+	tv = clock_timeval((double)p->settings.io_timeout_ms);
 	evhttp_connection_set_timeout_tv(c->evcon, &tv);
 	evhttp_connection_set_max_body_size(c->evcon, (ev_ssize_t)p->settings.max_response_body);
 	evhttp_connection_set_max_headers_size(c->evcon, 64 * 1024);
@@ -205,8 +205,7 @@ void pool_release(struct pool_conn *c, bool reusable)
 		p->idle_head->prev_idle = c;
 	p->idle_head = c;
 	p->nidle++;
-	tv.tv_sec = p->settings.keepalive_timeout_ms / 1000;
-	tv.tv_usec = (p->settings.keepalive_timeout_ms % 1000) * 1000;
+	tv = clock_timeval((double)p->settings.keepalive_timeout_ms);
 	evtimer_add(c->idle_timer, &tv);
 }
 

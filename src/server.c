@@ -31,6 +31,7 @@
 #include "auth.h"
 #include "batch.h"
 #include "clients.h"
+#include "clock.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
@@ -190,7 +191,7 @@ static void batch_over(struct client_batch *cb, enum metrics_batch_outcome how)
 	if (!cb->srv->cfg->access_log)
 		return;
 	cb->log.outcome = metrics_batch_outcome_name(how);
-	cb->log.elapsed_ms = fetch_now_ms() - cb->t_start;
+	cb->log.elapsed_ms = clock_now_ms() - cb->t_start;
 	cb->log.failed_index = -1;
 	if (batch_first_failure(cb->batch, &i, &type)) {
 		cb->log.failed_index = (long)i;
@@ -257,8 +258,7 @@ static void start_stream(struct client_batch *cb, int status, struct evbuffer *f
 
 	evhtp_send_reply_chunk_start(cb->req, (evhtp_res)status);
 	evhtp_send_reply_chunk(cb->req, first);
-	tv.tv_sec = s->cfg->client_timeout_ms / 1000;
-	tv.tv_usec = (s->cfg->client_timeout_ms % 1000) * 1000;
+	tv = clock_timeval((double)s->cfg->client_timeout_ms);
 	bufferevent_set_timeouts(bev, NULL, &tv);
 	cb->pump = event_new(s->base, -1, 0, pump_answer, cb);
 	cb->drained = evbuffer_add_cb(bufferevent_get_output(bev), on_output_drained, cb);
@@ -333,7 +333,7 @@ static void run_batch(struct server *s, evhtp_request_t *req, struct batch_reque
 	cb->srv = s;
 	cb->req = req;
 	cb->settled = br->mode == BATCH_MODE_SETTLED;
-	cb->t_start = fetch_now_ms();
+	cb->t_start = clock_now_ms();
 	cb->log.n = br->n;
 	accesslog_client(cb->log.client, sizeof cb->log.client,
 	                 evhtp_request_get_connection(req)->saddr);
@@ -529,8 +529,7 @@ static evhtp_t *new_htp(struct server *s)
 	evhtp_callback_t *cb;
 	struct timeval client_tv;
 
-	client_tv.tv_sec = s->cfg->client_timeout_ms / 1000;
-	client_tv.tv_usec = (s->cfg->client_timeout_ms % 1000) * 1000;
+	client_tv = clock_timeval((double)s->cfg->client_timeout_ms);
 	evhtp_set_timeouts(htp, &client_tv, &client_tv);
 	/* a backstop for chunked uploads; Content-Length is checked first */
 	evhtp_set_max_body_size(htp, s->cfg->max_request_body + 1);

@@ -6,7 +6,7 @@
 
 #include <event2/buffer.h>
 
-#include "fetch.h"
+#include "clock.h"
 
 #include "tls.h"
 #include "upstream.h"
@@ -79,15 +79,12 @@ static struct pool_settings pool_settings_for(struct upstream_registry *reg,
  * due, rounded up so it never fires a hair early. */
 static void arm_bucket(struct upstream *u)
 {
-	double ms = limit_bucket_next_ms(&u->bucket, fetch_now_ms());
+	double ms = limit_bucket_next_ms(&u->bucket, clock_now_ms());
 	struct timeval tv;
-	long us;
 
 	if (ms < 0)
 		return;
-	us = (long)(ms * 1000.0) + 1;   /* rounded up: never a hair early */
-	tv.tv_sec = us / 1000000;
-	tv.tv_usec = us % 1000000;
+	tv = clock_timeval(ms);
 	evtimer_add(u->bucket_timer, &tv);
 }
 
@@ -97,7 +94,7 @@ static void on_bucket_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	limit_bucket_dispatch(&u->bucket, fetch_now_ms());
+	limit_bucket_dispatch(&u->bucket, clock_now_ms());
 	arm_bucket(u);
 }
 
@@ -105,7 +102,7 @@ bool upstream_take_token(struct upstream *u, struct limit_waiter *w)
 {
 	if (!u->rate_limited)
 		return true;
-	if (limit_bucket_acquire(&u->bucket, w, fetch_now_ms()))
+	if (limit_bucket_acquire(&u->bucket, w, clock_now_ms()))
 		return true;
 	arm_bucket(u);
 	return false;
@@ -129,9 +126,9 @@ static void configure_rate(struct upstream_registry *reg, struct upstream *u,
 		burst = 1;
 	if (u->bucket_timer == NULL) {
 		u->bucket_timer = evtimer_new(reg->base, on_bucket_timer, u);
-		limit_bucket_init(&u->bucket, rate, burst, fetch_now_ms());
+		limit_bucket_init(&u->bucket, rate, burst, clock_now_ms());
 	} else {
-		limit_bucket_set_rate(&u->bucket, rate, burst, fetch_now_ms());
+		limit_bucket_set_rate(&u->bucket, rate, burst, clock_now_ms());
 	}
 	u->rate_limited = rate > 0;
 	arm_bucket(u);
@@ -200,7 +197,7 @@ struct upstream *upstream_get(struct upstream_registry *reg, const char *key,
 void upstream_put(struct upstream *u)
 {
 	u->refs--;
-	u->last_used_ms = fetch_now_ms();
+	u->last_used_ms = clock_now_ms();
 }
 
 static void free_upstream(struct upstream *u)
@@ -228,7 +225,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct upstream_registry *reg = arg;
 	struct upstream **p, *u;
-	double now = fetch_now_ms();
+	double now = clock_now_ms();
 	size_t b;
 
 	(void)fd;
