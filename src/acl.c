@@ -1,7 +1,8 @@
 /* acl: host globs (fnmatch) and CIDR blocks.  The deny check runs on
  * the address actually about to be connected to, so a name that resolves
  * into a denied block (cloud metadata at 169.254.169.254, say) is caught
- * however it is spelled. */
+ * however it is spelled.  The unspecified addresses (0.0.0.0/8 and ::)
+ * are always denied: connecting to them reaches the local host. */
 #include <arpa/inet.h>
 #include <fnmatch.h>
 #include <netinet/in.h>
@@ -119,6 +120,16 @@ static bool in_block(const struct cidr *c, const unsigned char *addr)
 	return (c->addr[full] & mask) == (addr[full] & mask);
 }
 
+/* "This host" (RFC 1122 3.2.1.3, RFC 4291 2.5.2): no upstream lives
+ * there, but Linux connects such a socket to the local host, past a
+ * denied 127.0.0.0/8 or ::1. */
+static bool this_host(int family, const unsigned char *addr)
+{
+	if (family == AF_INET)
+		return addr[0] == 0;
+	return IN6_IS_ADDR_UNSPECIFIED((const struct in6_addr *)addr);
+}
+
 bool acl_addr_denied(const struct acl *a, const struct sockaddr *sa)
 {
 	const unsigned char *addr;
@@ -137,6 +148,8 @@ bool acl_addr_denied(const struct acl *a, const struct sockaddr *sa)
 			family = AF_INET;
 		}
 	}
+	if (this_host(family, addr))
+		return true;
 	for (i = 0; i < a->ndeny; i++)
 		if (a->deny[i].family == family && in_block(&a->deny[i], addr))
 			return true;

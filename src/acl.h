@@ -17,9 +17,13 @@ void acl_free(struct acl *a);
 
 /* host: lower-case, IPv6 without brackets. */
 bool acl_host_allowed(const struct acl *a, const char *host);
+
+/* sa (AF_INET or AF_INET6) is inside deny_networks, or is an unspecified
+ * address (0.0.0.0/8, ::), which always is.  An IPv4-mapped IPv6 address
+ * (::ffff:a.b.c.d) counts as its IPv4 address. */
 bool acl_addr_denied(const struct acl *a, const struct sockaddr *sa);
 
-/* An IP literal inside deny_networks (false for names). */
+/* An IP literal that acl_addr_denied() denies (false for names). */
 bool acl_literal_denied(const struct acl *a, const char *host);
 
 #endif

@@ -386,9 +386,10 @@ static void put_body(struct evbuffer *out, struct outcome *o)
 static void put_entry_head(struct evbuffer *out, size_t index, const struct request_item *it)
 {
 	evbuffer_add_printf(out, "{\"index\":%zu", index);
-	if (it->id != NULL) {
+	if (it->id_json != NULL) {
+		/* the client's own text: 0.1 is echoed 0.1, not 0.10000000000000001 */
 		put_key(out, "id");
-		put_json(out, it->id);
+		evbuffer_add(out, it->id_json, strlen(it->id_json));
 	}
 	put_key(out, "url");
 	put_string(out, it->url);

@@ -21,6 +21,10 @@ enum auth_result auth_check(const char *token, const char *h)
 
 	if (token == NULL)
 		return AUTH_OK;
+	/* "Bearer" alone (a field value loses its trailing space) is the
+	 * scheme with an empty token: a wrong one, not a missing one */
+	if (h != NULL && strcasecmp(h, "Bearer") == 0)
+		return AUTH_WRONG;
 	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
 		return AUTH_MISSING;
 	given = h + 7;

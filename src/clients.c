@@ -1,36 +1,56 @@
-/* clients: open connections and their deadlines.  Each connection's fini
- * hook carries its entry, which is how a request finds its connection's
- * entry again (evhtp has no other user pointer on a connection). */
+/* clients: open connections, their gates and their deadlines.  Each
+ * connection's fini hook carries its entry, which is how a request finds
+ * its connection's entry again (evhtp has no other user pointer on a
+ * connection).
+ *
+ *   socket bufferevent (ours) -> gate filter (evhtp's bev) -> evhtp
+ *
+ * When evhtp frees a connection it frees the filter only; the socket
+ * then goes to linger.c for a lingering close. */
 #include <stdlib.h>
-#include <strings.h>
 #include <sys/queue.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "clients.h"
 #include "clock.h"
+#include "linger.h"
 #include "log.h"
+
+/* The socket reads ahead at most this much while the gate holds a request
+ * back, and takes at most this much of an answer at once, so the answer
+ * streaming in server.c is paced by the client. */
+#define SOCKET_READ_AHEAD (1024 * 1024)
+#define SOCKET_WRITE_WINDOW (64 * 1024)
 
 struct client {
 	TAILQ_ENTRY(client) link;
 	struct clients *list;
 	evhtp_connection_t *conn;
+	struct bufferevent *sock;        /* the socket: evhtp reads the gate */
+	struct gate *gate;               /* owned by the filter evhtp frees */
 	struct event *deadline;          /* a whole request by then, or closed */
 	long timeout_ms;
 };
 
 struct clients {
 	struct event_base *base;
+	const struct gate_limits *lim;   /* borrowed */
+	struct lingers *lingers;         /* sockets closing (owned) */
 	TAILQ_HEAD(, client) all;
 };
 
-struct clients *clients_new(struct event_base *base)
+struct clients *clients_new(struct event_base *base, const struct gate_limits *lim)
 {
 	struct clients *cl = calloc(1, sizeof *cl);
 
 	if (cl == NULL)
 		abort();
 	cl->base = base;
+	cl->lim = lim;
+	cl->lingers = lingers_new(base);
 	TAILQ_INIT(&cl->all);
 	return cl;
 }
@@ -42,10 +62,28 @@ static void forget(struct client *c)
 	free(c);
 }
 
+/* evhtp lets go of the connection: what it wrote goes to the socket, and
+ * the socket lingers. */
 static evhtp_res on_fini(evhtp_connection_t *conn, void *arg)
 {
-	(void)conn;
-	forget(arg);
+	struct client *c = arg;
+	struct bufferevent *filter = evhtp_connection_get_bev(conn);
+
+	gate_close(c->gate);
+	if (filter != NULL)
+		bufferevent_flush(filter, EV_WRITE, BEV_FLUSH);
+	linger_start(c->list->lingers, c->sock);
+	/* the request's fini hook runs after this one: it finds no entry */
+	evhtp_connection_unset_hook(conn, evhtp_hook_on_connection_fini);
+	evhtp_connection_unset_hook(conn, evhtp_hook_on_request_fini);
+	forget(c);
+	return EVHTP_RES_OK;
+}
+
+static evhtp_res on_request_fini(evhtp_request_t *req, void *arg)
+{
+	(void)arg;
+	clients_request_done(req);
 	return EVHTP_RES_OK;
 }
 
@@ -67,6 +105,28 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	evhtp_connection_free(c->conn);   /* on_fini() forgets c */
 }
 
+/* evhtp reads the gate's filter from now on, with the socket's timeouts. */
+static void put_gate(struct client *c, struct clients *cl)
+{
+	bufferevent_data_cb readcb, writecb;
+	bufferevent_event_cb eventcb;
+	struct bufferevent *filter;
+	struct timeval tv = clock_timeval((double)c->timeout_ms);
+	void *cbarg;
+
+	c->sock = evhtp_connection_get_bev(c->conn);
+	bufferevent_getcb(c->sock, &readcb, &writecb, &eventcb, &cbarg);
+	c->gate = gate_new(cl->lim);
+	filter = gate_wrap(c->gate, c->sock);
+	bufferevent_set_timeouts(c->sock, NULL, NULL);
+	bufferevent_setwatermark(c->sock, EV_READ, 0, SOCKET_READ_AHEAD);
+	bufferevent_setwatermark(c->sock, EV_WRITE, 0, SOCKET_WRITE_WINDOW);
+	bufferevent_setcb(filter, readcb, writecb, eventcb, cbarg);
+	bufferevent_set_timeouts(filter, &tv, &tv);
+	evhtp_connection_set_bev(c->conn, filter);
+	bufferevent_enable(filter, EV_READ | EV_WRITE);
+}
+
 void clients_accepted(struct clients *cl, evhtp_connection_t *conn, long timeout_ms)
 {
 	struct client *c = calloc(1, sizeof *c);
@@ -77,8 +137,13 @@ void clients_accepted(struct clients *cl, evhtp_connection_t *conn, long timeout
 	c->conn = conn;
 	c->timeout_ms = timeout_ms;
 	c->deadline = evtimer_new(cl->base, on_deadline, c);
+	if (c->deadline == NULL)
+		abort();
 	TAILQ_INSERT_TAIL(&cl->all, c, link);
+	put_gate(c, cl);
 	evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)on_fini, c);
+	evhtp_connection_set_hook(conn, evhtp_hook_on_request_fini,
+	                          (evhtp_hook)on_request_fini, c);
 	arm(c);
 }
 
@@ -103,35 +168,51 @@ void clients_answered(evhtp_request_t *req)
 		arm(c);
 }
 
+void clients_resume(evhtp_request_t *req)
+{
+	struct bufferevent *bev = evhtp_request_get_bev(req);
+
+	evhtp_request_resume(req);
+	bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS | BEV_TRIG_IGNORE_WATERMARKS);
+}
+
+void clients_request_done(evhtp_request_t *req)
+{
+	struct client *c = client_of(req);
+
+	if (c != NULL)
+		gate_next(c->gate);
+}
+
+struct gate_verdict clients_verdict(evhtp_request_t *req)
+{
+	struct client *c = client_of(req);
+	struct gate_verdict none = { 0, "" };
+
+	return c != NULL ? gate_verdict(c->gate) : none;
+}
+
+void clients_close_all(struct clients *cl, void (*done)(void *), void *arg)
+{
+	struct client *c;
+
+	while ((c = TAILQ_FIRST(&cl->all)) != NULL)
+		evhtp_connection_free(c->conn);   /* on_fini() lingers and forgets c */
+	lingers_hurry(cl->lingers, done, arg);
+}
+
 void clients_free(struct clients *cl)
 {
 	struct client *c;
 
 	while ((c = TAILQ_FIRST(&cl->all)) != NULL) {
-		evhtp_connection_set_hook(c->conn, evhtp_hook_on_connection_fini, NULL, NULL);
-		evhtp_connection_free(c->conn);
+		evhtp_connection_unset_hook(c->conn, evhtp_hook_on_connection_fini);
+		evhtp_connection_unset_hook(c->conn, evhtp_hook_on_request_fini);
+		gate_close(c->gate);
+		evhtp_connection_free(c->conn);   /* and the gate's filter */
+		bufferevent_free(c->sock);
 		forget(c);
 	}
+	lingers_free(cl->lingers);
 	free(cl);
-}
-
-const char *clients_framing_problem(evhtp_headers_t *hdr)
-{
-	evhtp_header_t *h;
-	const char *te = NULL;
-	int cls = 0;
-
-	TAILQ_FOREACH(h, hdr, next) {
-		if (strcasecmp(h->key, "Content-Length") == 0)
-			cls++;
-		else if (strcasecmp(h->key, "Transfer-Encoding") == 0)
-			te = h->val;
-	}
-	if (cls > 1)
-		return "more than one Content-Length";
-	if (te != NULL && cls > 0)
-		return "both Content-Length and Transfer-Encoding";
-	if (te != NULL && strcasecmp(te, "chunked") != 0)
-		return "Transfer-Encoding other than chunked";
-	return NULL;
 }

@@ -1,8 +1,9 @@
 /* fetch: the life of one upstream request.
  *
- *   queued -> (slot) -> resolving -> connecting -> [handshake] -> waiting
- *          -> receiving -> done
- *   (a reused keep-alive connection goes straight to waiting)
+ *   queued -> (slot) -> resolving -> [nofd] -> connecting -> [handshake]
+ *          -> waiting -> receiving -> done
+ *   (a reused keep-alive connection goes straight to waiting; nofd: the
+ *   process is out of file descriptors, and the fetch waits for one)
  *
  * evhttp has no connect-only timeout and reports no phases, so the fetch
  * keeps its own timer (the connect deadline, then the request deadline),
@@ -11,6 +12,7 @@
  * Re-entrancy: evhttp_cancel_request() runs the error callback before it
  * returns, and dns_resolve() may answer before it returns. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,7 @@ static const char *phase_of(enum fetch_state s)
 	switch (s) {
 	case FETCH_IDLE:
 	case FETCH_QUEUED:
+	case FETCH_NOFD:      /* a local shortage, like a slot: not the upstream's */
 		return "queued";
 	case FETCH_RESOLVING:
 		return "dns";
@@ -109,6 +112,10 @@ static void drop_conn(struct fetch *f, bool reusable)
 	if (f->conn == NULL)
 		return;
 	f->conn->on_handshake = NULL;
+	/* a reload may have denied its address while it was busy */
+	if (reusable && f->env->acl != NULL &&
+	    acl_addr_denied(f->env->acl, (const struct sockaddr *)&f->conn->peer))
+		reusable = false;
 	pool_release(f->conn, reusable);
 	f->conn = NULL;
 }
@@ -145,6 +152,7 @@ static void stop_exchange(struct fetch *f)
 	struct evhttp_request *req = f->req;
 
 	leave_queue(f);
+	pool_cancel_wait(f->up->pool, &f->fd_waiter);
 	stop_timer(f);
 	stop_watch(f);
 	if (f->dns_req != NULL) {
@@ -285,6 +293,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		           "(global_concurrency or rate limit)", f->timeout_ms));
 		return;
 	}
+	if (f->state == FETCH_NOFD) {
+		fetch_fail(f, OUTCOME_TIMEOUT, fetch_format("no free file descriptor to "
+		           "connect with within %ld ms (ulimit -n)", f->timeout_ms));
+		return;
+	}
 	/* the connect may have finished without the watcher seeing it */
 	if (f->state == FETCH_CONNECTING && socket_connected(f)) {
 		fetch_mark_connected(f);
@@ -345,18 +358,29 @@ static void watch_connect(struct fetch *f)
 	event_add(f->connect_watch, NULL);
 }
 
+static bool out_of_fds(int e)
+{
+	return e == EMFILE || e == ENFILE;
+}
+
 /* Open a connection to the current address and send the request on it. */
 static void connect_next(struct fetch *f)
 {
 	const struct sockaddr_storage *ss = &f->addrs->addr[f->addr_i];
 	char addr[INET6_ADDRSTRLEN];
 
-	if (ss->ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, addr, sizeof addr);
-	else
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, addr, sizeof addr);
-	f->conn = pool_open(f->up->pool, addr, f->up->port);
+	f->conn = pool_open(f->up->pool, (const struct sockaddr *)ss, f->up->port);
+	if (f->conn == NULL && out_of_fds(errno)) {
+		fetch_wait_fd(f);
+		return;
+	}
 	if (f->conn == NULL) {
+		if (ss->ss_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr,
+			          addr, sizeof addr);
+		else
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr,
+			          addr, sizeof addr);
 		fetch_fail(f, f->up->tls ? OUTCOME_TLS : OUTCOME_CONNECT,
 		           fetch_format("cannot set up a connection to %s", addr));
 		return;
@@ -368,6 +392,43 @@ static void connect_next(struct fetch *f)
 	fetch_send(f);
 	if (f->state == FETCH_CONNECTING && f->connect_watch == NULL)
 		watch_connect(f);
+}
+
+/* A descriptor is free, or a kept-alive connection to send on: the wait
+ * counts as queued time, not as connecting (the connect deadline starts
+ * now), and the request goes on where it stopped. */
+static void on_fd_ready(struct pool_waiter *w, struct pool_conn *c, void *arg)
+{
+	struct fetch *f = arg;
+	double waited = clock_now_ms() - f->t_nofd;
+
+	(void)w;
+	f->out->timing.queued_ms += waited;
+	f->t_granted += waited;
+	f->t_attempt = clock_now_ms();
+	if (c != NULL) {
+		f->conn = c;
+		f->out->reused = true;
+		f->state = FETCH_WAITING;
+		arm_timer(f);
+		fetch_send(f);
+		return;
+	}
+	f->state = FETCH_CONNECTING;
+	arm_timer(f);
+	connect_next(f);
+}
+
+void fetch_wait_fd(struct fetch *f)
+{
+	log_debug("fetch %zu: out of file descriptors; waiting for one to connect to %s",
+	          f->index, f->up->key);
+	stop_watch(f);
+	drop_conn(f, false);
+	f->state = FETCH_NOFD;
+	f->t_nofd = clock_now_ms();
+	arm_timer(f);   /* the request deadline only: not connecting yet */
+	pool_wait_fd(f->up->pool, &f->fd_waiter);
 }
 
 bool fetch_next_address(struct fetch *f)
@@ -525,6 +586,7 @@ void fetch_init(struct fetch *f, size_t index, const struct request_item *item,
 	f->connect_timeout_ms = up->connect_timeout_ms < f->timeout_ms
 	                        ? up->connect_timeout_ms : f->timeout_ms;
 	limit_waiter_init(&f->waiter, on_grant, f);
+	pool_waiter_init(&f->fd_waiter, on_fd_ready, f);
 }
 
 void fetch_start(struct fetch *f)

@@ -22,6 +22,8 @@ enum fetch_state {
 	FETCH_IDLE = 0,    /* not started */
 	FETCH_QUEUED,      /* waiting for a slot of the upstream's semaphore */
 	FETCH_RESOLVING,   /* slot held; resolving the host name */
+	FETCH_NOFD,        /* slot held; no file descriptor free to connect with:
+	                      waits for one (phase "queued") */
 	FETCH_CONNECTING,  /* slot held; TCP connect in progress */
 	FETCH_HANDSHAKE,   /* https: TCP up, TLS handshake in progress */
 	FETCH_WAITING,     /* connected; request sent, no answer byte yet */
@@ -75,6 +77,7 @@ struct fetch {
 	size_t addr_i;                     /* the address being tried */
 	struct event *timer;               /* connect, then request deadline */
 	struct event *connect_watch;       /* fd writable: connect finished */
+	struct pool_waiter fd_waiter;      /* in the pool's queue while FETCH_NOFD */
 
 	long timeout_ms;
 	long connect_timeout_ms;
@@ -83,6 +86,7 @@ struct fetch {
 	double t_granted;                  /* started (slot and token) */
 	double t_attempt;                  /* this connect attempt began */
 	double t_sent, t_connected;
+	double t_nofd;                     /* began waiting for a descriptor */
 	uint64_t body_len;
 	uint64_t *batch_bytes;             /* the batch's running total of bodies */
 	int evhttp_error;                  /* from the error callback, -1 none */

@@ -260,6 +260,13 @@ static void on_failure(struct fetch *f)
 		fetch_reopen(f);
 		return;
 	}
+	/* evhttp could not even make the socket (we asked the pool first,
+	 * but another process may have taken the last one: ENFILE) */
+	if (f->state == FETCH_CONNECTING &&
+	    (f->sock_errno == EMFILE || f->sock_errno == ENFILE)) {
+		fetch_wait_fd(f);
+		return;
+	}
 	/* Refused or unreachable: the name may have another address. */
 	if (f->state == FETCH_CONNECTING && fetch_next_address(f))
 		return;

@@ -25,6 +25,10 @@ void fetch_mark_connected(struct fetch *f);
  * the name, if there is one.  True when a new attempt is under way. */
 bool fetch_next_address(struct fetch *f);
 
+/* No file descriptor to connect with: wait for one (FETCH_NOFD), then
+ * connect to the current address again. */
+void fetch_wait_fd(struct fetch *f);
+
 /* A reused connection turned out dead: do it again on a new one. */
 void fetch_reopen(struct fetch *f);
 

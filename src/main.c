@@ -3,14 +3,19 @@
  * frees them in reverse order at exit. */
 #include "autoconf.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <event2/event.h>
+#include <openssl/err.h>
 
 #include "acl.h"
 #include "clock.h"
@@ -22,19 +27,22 @@
 #include "metrics.h"
 #include "notify.h"
 #include "server.h"
+#include "tls.h"
 #include "upstream.h"
 
 enum exit_code {
 	EXIT_OK = 0,          /* clean shutdown */
 	EXIT_CONFIG = 1,      /* bad config or arguments */
 	EXIT_RUNTIME = 2,     /* e.g. cannot bind */
+	EXIT_FORCED = 3,      /* a second signal cut running batches off */
 };
 
 /* How far shutdown has gone. */
 enum shutdown_mode {
 	SHUTDOWN_NONE,        /* serving */
 	SHUTDOWN_DRAINING,    /* not accepting; running batches may finish */
-	SHUTDOWN_FORCED,      /* second signal: exit now */
+	SHUTDOWN_FORCED,      /* second signal: exit now, cutting running
+	                         batches off (exit status EXIT_FORCED) */
 };
 
 struct daemon {
@@ -72,10 +80,76 @@ static void usage(FILE *out)
 	        "  -h, --help           print this help and exit\n");
 }
 
+/* One CA file: a readable regular file that OpenSSL loads certificates
+ * from.  TC is a scratch cache; the contexts the fetches use are made on
+ * the first https request, too late to refuse the file. */
+static int check_ca_file(struct tls_cache *tc, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd;
+
+	/* O_NONBLOCK: a FIFO named by mistake must not hang -t */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (tls_context(tc, true, path, err, errlen) == NULL) {
+		/* a reload goes on running: leave no stale error for the next
+		 * handshake to report */
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
+}
+
+/* Every ca_file of cfg (read from FILE), [fanoutd] first, then the
+ * upstream sections; the message names the key and its section. */
+static int check_ca_files(const struct config *cfg, const char *file, char *err, size_t errlen)
+{
+	struct tls_cache *tc = tls_cache_new();
+	char msg[768];
+	int rc = 0;
+
+	if (cfg->ca_file != NULL && check_ca_file(tc, cfg->ca_file, msg, sizeof msg) < 0) {
+		snprintf(err, errlen, "%s: ca_file: %s", file, msg);
+		rc = -1;
+	}
+	for (size_t i = 0; rc == 0 && i < cfg->nupstreams; i++) {
+		const struct config_upstream *u = &cfg->upstreams[i];
+
+		if (u->ca_file != NULL && check_ca_file(tc, u->ca_file, msg, sizeof msg) < 0) {
+			snprintf(err, errlen, "%s: [upstream \"%s\"] ca_file: %s", file, u->key, msg);
+			rc = -1;
+		}
+	}
+	tls_cache_free(tc);
+	return rc;
+}
+
+/* Settings that are valid alone but not together.  The server counts a
+ * whole batch against max_queued before it starts, so a batch larger
+ * than max_queued is refused even by an idle daemon. */
+static void warn_limits(const struct config *cfg, const char *file)
+{
+	if (cfg->max_queued < cfg->max_batch_size)
+		log_warn("%s: max_queued (%ld) is below max_batch_size (%ld): every batch of "
+		         "more than %ld requests will be refused with 503 overloaded",
+		         file, cfg->max_queued, cfg->max_batch_size, cfg->max_queued);
+}
+
 /* Config from the file (or the defaults) with -l applied on top, and the
- * token its auth_token_file names. */
+ * token its auth_token_file names.  Files the config names are checked
+ * here, so -t, start-up and reload refuse the same things. */
 static int load_config(struct daemon *d, struct config *cfg, char **token)
 {
+	const char *file = d->config_path ? d->config_path : "(embedded defaults)";
 	char err[1024];
 
 	*token = NULL;
@@ -91,12 +165,18 @@ static int load_config(struct daemon *d, struct config *cfg, char **token)
 		config_free(cfg);
 		return -1;
 	}
+	if (check_ca_files(cfg, file, err, sizeof err) < 0) {
+		log_error("%s", err);
+		config_free(cfg);
+		return -1;
+	}
 	if (cfg->auth_token_file != NULL &&
 	    auth_token_read(cfg->auth_token_file, token, err, sizeof err) < 0) {
 		log_error("%s", err);
 		config_free(cfg);
 		return -1;
 	}
+	warn_limits(cfg, file);
 	return 0;
 }
 
@@ -127,6 +207,8 @@ static void set_env(struct daemon *d)
 static void apply_config(struct daemon *d)
 {
 	set_env(d);
+	/* a kept-alive connection skips the check on resolved addresses */
+	pool_close_denied(d->acl);
 	warn_insecure(&d->cfg);
 	upstream_registry_configure(d->reg, &d->cfg);
 	server_configure(d->srv, &d->cfg);
@@ -139,6 +221,10 @@ static void on_idle(void *arg)
 {
 	struct daemon *d = arg;
 
+	/* after a forced exit server_free() ends the cut-off batches, and the
+	 * last of them lands here: nothing was answered */
+	if (d->shutdown == SHUTDOWN_FORCED)
+		return;
 	log_info("all batches answered; exiting");
 	event_base_loopexit(d->base, NULL);
 }
@@ -160,7 +246,13 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (d->shutdown != SHUTDOWN_NONE) {
-		log_warn("second signal: exiting now");
+		size_t n = server_running(d->srv);
+
+		/* a request that holds its global slot while it waits for a rate
+		 * token counts in both */
+		log_warn("second signal: exiting now; cutting off %zu running batch%s "
+		         "(%zu upstream requests in flight, %zu queued)",
+		         n, n == 1 ? "" : "es", d->global.in_use, d->queued);
 		d->shutdown = SHUTDOWN_FORCED;
 		event_base_loopbreak(d->base);
 		return;
@@ -362,6 +454,8 @@ int main(int argc, char **argv)
 	rc = start(&d) < 0 ? EXIT_RUNTIME : EXIT_OK;
 	if (rc == EXIT_OK)
 		event_base_dispatch(d.base);
+	if (d.shutdown == SHUTDOWN_FORCED)
+		rc = EXIT_FORCED;
 	stop(&d);
 	if (rc == EXIT_OK)
 		log_info("bye");

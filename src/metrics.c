@@ -1,7 +1,8 @@
 /* metrics: the counts behind GET /metrics and their Prometheus text
  * exposition (format 0.0.4: "# HELP", "# TYPE", one family's samples
  * together, label values escaped).  Counters only grow; per-upstream
- * values are read from the upstreams at render time, never copied. */
+ * values are read from the upstream registry's series at render time,
+ * never copied. */
 #include "autoconf.h"
 
 #include <stdio.h>
@@ -191,23 +192,26 @@ static void histogram(struct evbuffer *out, const char *name, const char *help,
 	                    name, h->count);
 }
 
-/* One per-upstream family: a value read from the upstream. */
+/* One per-upstream family: a value of the series. */
 struct upstream_family {
 	const char *name, *type, *help;
-	unsigned long (*value)(const struct upstream *u);
+	unsigned long (*value)(const struct upstream_stats *s);
 };
 
-static unsigned long u_limit(const struct upstream *u) { return u->sem.limit; }
-static unsigned long u_in_flight(const struct upstream *u) { return u->sem.in_use; }
-static unsigned long u_queued(const struct upstream *u)
+static unsigned long u_limit(const struct upstream_stats *s) { return s->limit; }
+static unsigned long u_in_flight(const struct upstream_stats *s) { return s->in_flight; }
+static unsigned long u_queued(const struct upstream_stats *s)
 {
-	return u->sem.nqueued + (u->rate_limited ? u->bucket.nqueued : 0);
+	return s->queued + s->waiting_token;
 }
-static unsigned long u_idle(const struct upstream *u) { return pool_idle_count(u->pool); }
-static unsigned long u_opened(const struct upstream *u) { return pool_opened_count(u->pool); }
-static unsigned long u_handshakes(const struct upstream *u)
+static unsigned long u_idle(const struct upstream_stats *s) { return s->idle_connections; }
+static unsigned long u_opened(const struct upstream_stats *s)
 {
-	return pool_handshake_count(u->pool);
+	return s->connections_opened;
+}
+static unsigned long u_handshakes(const struct upstream_stats *s)
+{
+	return s->tls_handshakes;
 }
 
 static const struct upstream_family upstream_families[] = {
@@ -230,38 +234,47 @@ struct render_ctx {
 	const struct upstream_family *fam;
 };
 
-static void put_upstream_value(struct upstream *u, void *arg)
+static void put_upstream_value(const struct upstream_stats *s, void *arg)
 {
 	struct render_ctx *rc = arg;
 
-	sample(rc->out, rc->fam->name, "upstream", u->key, rc->fam->value(u));
+	sample(rc->out, rc->fam->name, "upstream", s->key, rc->fam->value(s));
 }
 
-static void put_upstream_requests(struct upstream *u, void *arg)
+static void put_upstream_requests(const struct upstream_stats *s, void *arg)
 {
 	struct render_ctx *rc = arg;
 	int t;
 
 	for (t = OUTCOME_OK; t <= OUTCOME_FORBIDDEN; t++) {
 		evbuffer_add_printf(rc->out, "fanoutd_upstream_requests_total{upstream=\"");
-		put_value(rc->out, u->key);
+		put_value(rc->out, s->key);
 		evbuffer_add_printf(rc->out, "\",outcome=\"%s\"} %lu\n",
-		                    outcome_type_name((enum outcome_type)t), u->totals[t]);
+		                    outcome_type_name((enum outcome_type)t), s->totals[t]);
 	}
 }
 
+/* One series per configured upstream, per other upstream up to
+ * UPSTREAM_MAX_SERIES, and "other" for the rest: bounded whatever names
+ * the clients send. */
 static void render_upstreams(struct evbuffer *out, struct upstream_registry *reg)
 {
 	struct render_ctx rc = { .out = out };
 	size_t i;
 
+	scalar(out, "fanoutd_live_upstreams", "gauge",
+	       "Upstreams whose semaphore, queue and connection pool are held now.",
+	       upstream_live_count(reg));
+	scalar(out, "fanoutd_upstream_series", "gauge",
+	       "Values of the upstream label: every configured upstream, up to 1000 others, "
+	       "and other for the rest.", upstream_series_count(reg));
 	family(out, "fanoutd_upstream_requests_total", "counter",
 	       "Upstream requests finished, by upstream and outcome type.");
-	upstream_foreach(reg, put_upstream_requests, &rc);
+	upstream_foreach_series(reg, put_upstream_requests, &rc);
 	for (i = 0; i < sizeof upstream_families / sizeof upstream_families[0]; i++) {
 		rc.fam = &upstream_families[i];
 		family(out, rc.fam->name, rc.fam->type, rc.fam->help);
-		upstream_foreach(reg, put_upstream_value, &rc);
+		upstream_foreach_series(reg, put_upstream_value, &rc);
 	}
 }
 

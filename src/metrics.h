@@ -1,8 +1,9 @@
 /* metrics: what GET /metrics reports, in the Prometheus text format 0.0.4.
  * Owns the counts nothing else keeps (batches by outcome, rejected
  * requests, bytes, latency and queue-wait histograms); the per-upstream
- * numbers stay in struct upstream, its pool and the DNS module, read when
- * rendered.  main owns the one struct metrics; every function takes NULL. */
+ * numbers stay in the upstream registry's series (bounded: see
+ * UPSTREAM_MAX_SERIES) and the DNS module, read when rendered.  main owns
+ * the one struct metrics; every function takes NULL. */
 #ifndef FANOUTD_METRICS_H
 #define FANOUTD_METRICS_H
 

@@ -1,15 +1,28 @@
 /* pool: keep-alive evhttp connections of one upstream.  An idle
  * connection is reused LIFO (the most recently used is the least likely
  * to have been closed by the upstream); it is dropped when its idle
- * timer fires or when the upstream closes it (evhttp's closecb). */
+ * timer fires, when the upstream closes it (evhttp's closecb), or when a
+ * reload puts its address in deny_networks.  Fetches that find no file
+ * descriptor to connect with wait here, FIFO, for one to be freed. */
+#include <arpa/inet.h>
+#include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <event2/bufferevent_ssl.h>
 
+#include "acl.h"
 #include "clock.h"
 #include "log.h"
 #include "pool.h"
 #include "tls.h"
+
+/* While fetches wait for a descriptor, look for one this often: most are
+ * freed by this pool's own connections (the reaper looks at once then),
+ * but client connections, other pools and other processes (ENFILE) free
+ * them too, and nothing tells us. */
+#define FD_RETRY_MS 20.0
 
 struct pool {
 	struct event_base *base;
@@ -20,9 +33,20 @@ struct pool {
 	unsigned long handshakes;
 	struct pool_conn *dead;            /* waiting for the reaper */
 	struct event *reaper;
+	TAILQ_HEAD(, pool_waiter) fd_waiters;   /* FIFO, out of descriptors */
+	unsigned nwaiting;                 /* in fd_waiters */
+	bool granting;                     /* inside a waiter's ready callback */
+	struct event *fd_timer;            /* looks for a free descriptor */
+	double warned_ms;                  /* last "out of file descriptors" warning */
+	LIST_ENTRY(pool) all;              /* in all_pools */
 };
 
+/* Every pool, so that a reload can reach each idle connection whichever
+ * upstream it belongs to (the upstreams' table is upstream.c's). */
+static LIST_HEAD(, pool) all_pools = LIST_HEAD_INITIALIZER(all_pools);
+
 static void reap(evutil_socket_t fd, short what, void *arg);
+static void on_fd_timer(evutil_socket_t fd, short what, void *arg);
 
 struct pool *pool_new(struct event_base *base, const struct pool_settings *ps)
 {
@@ -33,6 +57,9 @@ struct pool *pool_new(struct event_base *base, const struct pool_settings *ps)
 	p->base = base;
 	p->settings = *ps;
 	p->reaper = evtimer_new(base, reap, p);
+	p->fd_timer = evtimer_new(base, on_fd_timer, p);
+	TAILQ_INIT(&p->fd_waiters);
+	LIST_INSERT_HEAD(&all_pools, p, all);
 	return p;
 }
 
@@ -80,6 +107,123 @@ static void retire(struct pool_conn *c)
 	event_active(p->reaper, EV_TIMEOUT, 0);
 }
 
+static struct pool_conn *take_idle(struct pool *p)
+{
+	struct pool_conn *c = p->idle_head;
+
+	if (c == NULL)
+		return NULL;
+	unlink_idle(c);
+	c->in_use = true;
+	return c;
+}
+
+/* --- waiting for a file descriptor ------------------------------------- */
+
+static void arm_fd_timer(struct pool *p, double ms)
+{
+	struct timeval tv = clock_timeval(ms);
+
+	evtimer_add(p->fd_timer, &tv);
+}
+
+/* Could a socket be made now?  Asked of the kernel itself: the loop is
+ * single-threaded, so the descriptor found free is still free when evhttp
+ * makes its socket a moment later.  Only running out says no; any other
+ * failure is the connect attempt's to report. */
+static bool fd_available(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return errno != EMFILE && errno != ENFILE;
+	close(fd);
+	return true;
+}
+
+/* Idle connections of other pools hold descriptors that waiters need
+ * more: close up to n of them, each pool's least recently used first. */
+static void evict_idle(struct pool *self, unsigned n)
+{
+	struct pool *p;
+	struct pool_conn *c;
+
+	LIST_FOREACH(p, &all_pools, all) {
+		while (p != self && n > 0 && (c = p->idle_head) != NULL) {
+			while (c->next_idle != NULL)
+				c = c->next_idle;
+			retire(c);
+			n--;
+		}
+	}
+}
+
+/* Serve the waiters, first come first served: with a connection of this
+ * pool that went idle (no descriptor needed), else with a free
+ * descriptor, which the ready callback uses before the next probe.  When
+ * there is neither, make room and look again soon. */
+static void on_fd_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct pool *p = arg;
+	struct pool_waiter *w;
+	struct pool_conn *c;
+
+	(void)fd;
+	(void)what;
+	while ((w = TAILQ_FIRST(&p->fd_waiters)) != NULL) {
+		c = take_idle(p);
+		if (c == NULL && !fd_available())
+			break;
+		TAILQ_REMOVE(&p->fd_waiters, w, link);
+		p->nwaiting--;
+		w->waiting = false;
+		p->granting = true;
+		w->ready(w, c, w->arg);
+		p->granting = false;
+	}
+	if (TAILQ_EMPTY(&p->fd_waiters))
+		return;
+	evict_idle(p, p->nwaiting);
+	arm_fd_timer(p, FD_RETRY_MS);
+}
+
+void pool_waiter_init(struct pool_waiter *w, pool_ready_fn ready, void *arg)
+{
+	memset(w, 0, sizeof *w);
+	w->ready = ready;
+	w->arg = arg;
+}
+
+void pool_wait_fd(struct pool *p, struct pool_waiter *w)
+{
+	if (w->waiting)
+		return;
+	if (TAILQ_EMPTY(&p->fd_waiters)) {
+		if (clock_now_ms() - p->warned_ms > 10000.0) {
+			log_warn("out of file descriptors: new upstream connections wait for "
+			         "one to be freed (raise ulimit -n or LimitNOFILE)");
+			p->warned_ms = clock_now_ms();
+		}
+		arm_fd_timer(p, 0);   /* an idle connection may serve at once */
+	}
+	TAILQ_INSERT_TAIL(&p->fd_waiters, w, link);
+	p->nwaiting++;
+	w->waiting = true;
+}
+
+void pool_cancel_wait(struct pool *p, struct pool_waiter *w)
+{
+	if (!w->waiting)
+		return;
+	TAILQ_REMOVE(&p->fd_waiters, w, link);
+	p->nwaiting--;
+	w->waiting = false;
+	if (TAILQ_EMPTY(&p->fd_waiters))
+		evtimer_del(p->fd_timer);
+}
+
+/* --- connections --------------------------------------------------------- */
+
 static void reap(evutil_socket_t fd, short what, void *arg)
 {
 	struct pool *p = arg;
@@ -91,6 +235,10 @@ static void reap(evutil_socket_t fd, short what, void *arg)
 		p->dead = c->next_dead;
 		free_conn(c);
 	}
+	/* descriptors were freed (libevent may close them a moment later,
+	 * from its finalizers, hence the next turn of the loop) */
+	if (!TAILQ_EMPTY(&p->fd_waiters))
+		arm_fd_timer(p, 0);
 }
 
 static void on_close(struct evhttp_connection *evcon, void *arg)
@@ -112,13 +260,10 @@ static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
 
 struct pool_conn *pool_take_idle(struct pool *p)
 {
-	struct pool_conn *c = p->idle_head;
-
-	if (c == NULL)
+	/* fetches waiting for a descriptor are owed the idle ones first */
+	if (!TAILQ_EMPTY(&p->fd_waiters))
 		return NULL;
-	unlink_idle(c);
-	c->in_use = true;
-	return c;
+	return take_idle(p);
 }
 
 /* OpenSSL tells us the moment the handshake is done: that ends the
@@ -160,14 +305,38 @@ static struct evhttp_connection *new_tls_evcon(struct pool *p, struct pool_conn 
 	                                              (unsigned short)port);
 }
 
-struct pool_conn *pool_open(struct pool *p, const char *addr, int port)
+/* evhttp makes the socket inside evhttp_make_request() and reports a
+ * failure to make one as a failed connect, by a callback that may be
+ * deferred (TLS) and with an errno that may have been overwritten by
+ * then: so ask first (a socket() and a close() per new connection), and
+ * let those already waiting go first. */
+static bool may_open(struct pool *p)
 {
-	struct pool_conn *c = calloc(1, sizeof *c);
+	if (!p->granting && !TAILQ_EMPTY(&p->fd_waiters))
+		return false;
+	return fd_available();
+}
+
+struct pool_conn *pool_open(struct pool *p, const struct sockaddr *peer, int port)
+{
+	struct pool_conn *c;
+	char addr[INET6_ADDRSTRLEN];
+	const void *a = peer->sa_family == AF_INET6
+	                ? (const void *)&((const struct sockaddr_in6 *)peer)->sin6_addr
+	                : (const void *)&((const struct sockaddr_in *)peer)->sin_addr;
 	struct timeval tv;
 
+	if (!may_open(p)) {
+		errno = EMFILE;
+		return NULL;
+	}
+	inet_ntop(peer->sa_family, a, addr, sizeof addr);
+	c = calloc(1, sizeof *c);
 	if (c == NULL)
 		abort();
 	c->pool = p;
+	memcpy(&c->peer, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+	                                                   : sizeof(struct sockaddr_in));
 	if (p->settings.ssl_ctx != NULL)
 		c->evcon = new_tls_evcon(p, c, addr, port);
 	else
@@ -207,6 +376,24 @@ void pool_release(struct pool_conn *c, bool reusable)
 	p->nidle++;
 	tv = clock_timeval((double)p->settings.keepalive_timeout_ms);
 	evtimer_add(c->idle_timer, &tv);
+	if (!TAILQ_EMPTY(&p->fd_waiters))
+		arm_fd_timer(p, 0);   /* a waiter can have it (not from inside its callbacks) */
+}
+
+void pool_close_denied(const struct acl *acl)
+{
+	struct pool *p;
+	struct pool_conn *c, *next;
+
+	LIST_FOREACH(p, &all_pools, all) {
+		for (c = p->idle_head; c != NULL; c = next) {
+			next = c->next_idle;
+			if (!acl_addr_denied(acl, (const struct sockaddr *)&c->peer))
+				continue;
+			log_debug("pool: closing an idle connection to a denied address");
+			retire(c);
+		}
+	}
 }
 
 unsigned pool_idle_count(const struct pool *p)
@@ -235,5 +422,7 @@ void pool_free(struct pool *p)
 	}
 	reap(-1, 0, p);
 	event_free(p->reaper);
+	event_free(p->fd_timer);
+	LIST_REMOVE(p, all);
 	free(p);
 }

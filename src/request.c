@@ -10,18 +10,39 @@
 #include <strings.h>
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <event2/http.h>
+#include <event2/util.h>
 
 #include "acl.h"
+#include "jsonscan.h"
 #include "request.h"
 
 #define MAX_TIMEOUT_MS (24L * 3600 * 1000)
-/* Batch headers are copied into every request; these bound what a small
- * request body can make fanoutd hold (100 KB of headers x 10,000 URLs
- * would otherwise be 1 GB). */
 #define MAX_HEADER_VALUE 8192
-#define MAX_BATCH_HEADER_BYTES (32u << 20)
+/* Per object of headers, as Apache's LimitRequestFields: merging the
+ * batch's into each request compares every pair, so 100,000 headers
+ * would cost 10^10 comparisons a request. */
+#define MAX_HEADERS 100
+/* What the header lists of a batch's requests may take: a request's own
+ * headers are copies (their bytes plus HEADER_OVERHEAD for the heap
+ * blocks, or 100,000 one-letter headers would pass for 200 KB), the
+ * batch's are shared and cost a slot each. */
+#define MAX_BATCH_HEADER_BYTES (16u << 20)
+#define HEADER_OVERHEAD 80
 #define MAX_CONCURRENCY 100000
+/* What the JSON tree of a batch may cost, by jsonscan's estimate: a floor
+ * for the bodies of a batch, or more when max_batch_size allows requests
+ * enough to need it.  An 8 MB body of "[[],[],...]" would otherwise build
+ * 370 MB of jansson nodes before anything looked at it. */
+#define TREE_BUDGET_FLOOR ((size_t)32 << 20)
+#define TREE_BUDGET_PER_REQUEST 512
+
+/* What the parse of one batch needs besides the JSON it is on. */
+struct parse_env {
+	const struct request_limits *lim;
+	const struct jsonscan *scan;   /* the client's text of each number */
+};
 
 static const char *const method_names[] = {
 	"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH",
@@ -32,6 +53,13 @@ static const char *const method_names[] = {
 static const char *const reserved_headers[] = {
 	"content-length", "transfer-encoding", "connection", "keep-alive",
 	"upgrade", "te", "trailer", "proxy-connection",
+};
+
+/* Headers asking for an exchange fanoutd does not hold: with Expect:
+ * 100-continue the upstream waits for a body that waits for its interim
+ * answer, until the request times out. */
+static const char *const unsupported_headers[] = {
+	"expect",
 };
 
 const char *request_method_name(enum request_method m)
@@ -68,14 +96,14 @@ static void free_item(struct request_item *it)
 	size_t i;
 
 	free(it->url);
-	json_decref(it->id);
+	free(it->id_json);
 	free(it->host);
 	free(it->target);
 	free(it->upstream_key);
 	free(it->host_header);
-	for (i = 0; i < it->nheaders; i++) {
-		free(it->headers[i].name);
-		free(it->headers[i].value);
+	for (i = 0; i < it->nheaders_owned; i++) {
+		free((char *)it->headers[i].name);
+		free((char *)it->headers[i].value);
 	}
 	free(it->headers);
 	free(it->body);
@@ -86,17 +114,33 @@ void request_free(struct batch_request *br)
 {
 	size_t i;
 
+	/* items first: they borrow the batch headers */
 	for (i = 0; i < br->n; i++)
 		free_item(&br->items[i]);
 	free(br->items);
+	for (i = 0; i < br->nbatch_headers; i++) {
+		free((char *)br->batch_headers[i].name);
+		free((char *)br->batch_headers[i].value);
+	}
+	free(br->batch_headers);
 	memset(br, 0, sizeof *br);
 }
 
 /* --- URL ---------------------------------------------------------------- */
 
-static char *lower_dup(const char *s)
+/* Out of memory: nothing sensible to do but stop. */
+static char *dup_or_die(const char *s)
 {
 	char *d = strdup(s);
+
+	if (d == NULL)
+		abort();
+	return d;
+}
+
+static char *lower_dup(const char *s)
+{
+	char *d = dup_or_die(s);
 	char *p;
 
 	for (p = d; *p; p++)
@@ -118,6 +162,67 @@ static char *format_dup(const char *fmt, ...)
 	if (n < 0)
 		abort();   /* out of memory: nothing sensible to do */
 	return s;
+}
+
+/* Is the label p[0..n) a number as some IPv4 parser reads one: decimal
+ * with an optional sign (libevent's sscanf) or 0x hex (inet_aton)? */
+static bool numeric_label(const char *p, size_t n)
+{
+	size_t i = 0;
+
+	if (n >= 2 && p[0] == '0' && (p[1] == 'x' || p[1] == 'X')) {
+		for (i = 2; i < n && isxdigit((unsigned char)p[i]); i++)
+			;
+		return i == n;
+	}
+	if (n > 0 && (p[0] == '+' || p[0] == '-'))
+		i = 1;
+	if (i == n)
+		return false;
+	while (i < n && isdigit((unsigned char)p[i]))
+		i++;
+	return i == n;
+}
+
+/* Would some resolver read host as an IPv4 address?  inet_aton (glibc's
+ * getaddrinfo, curl) reads 0177.0.0.1 as octal and 127.1 or 2130706433 as
+ * 127.0.0.1; libevent, which resolves for fanoutd, reads 0177.0.0.1 as
+ * decimal and takes a sign; to the URL standard a host whose last label is
+ * a number is an address.  A name that merely starts with digits
+ * (1password.com, 123.example.com) is a name. */
+static bool looks_ipv4(const char *host)
+{
+	struct in_addr a;
+	const char *last;
+	size_t n = strlen(host);
+
+	if (inet_aton(host, &a) != 0 || evutil_inet_pton(AF_INET, host, &a) == 1)
+		return true;
+	if (n > 1 && host[n - 1] == '.')
+		n--;                       /* the root label of "1.2.3.4." */
+	last = memrchr(host, '.', n);
+	last = last != NULL ? last + 1 : host;
+	return numeric_label(last, (size_t)(host + n - last));
+}
+
+/* Four decimal numbers 0-255 without leading zeros: the one spelling that
+ * every parser reads as the same address. */
+static bool canonical_ipv4(const char *host)
+{
+	const char *p = host;
+	int part, digits, value;
+
+	for (part = 0; part < 4; part++) {
+		if (part > 0 && *p++ != '.')
+			return false;
+		value = 0;
+		for (digits = 0; digits < 4 && isdigit((unsigned char)p[digits]); digits++)
+			value = value * 10 + (p[digits] - '0');
+		if (digits == 0 || digits > 3 || value > 255 || (digits > 1 && p[0] == '0'))
+			return false;
+		p += digits;
+	}
+	return *p == '\0';
 }
 
 /* allow_hosts and, for IP literals, deny_networks: refused before
@@ -187,15 +292,24 @@ static int parse_url(struct request_item *it, const char *url, const char *path,
 		char *bare = strndup(host + 1, strlen(host) - 2);
 		char canon[INET6_ADDRSTRLEN];
 		unsigned char bin[16];
-		bool ok = inet_pton(AF_INET6, bare, bin) == 1 &&
-		          inet_ntop(AF_INET6, bin, canon, sizeof canon) != NULL;
+		bool ok;
+
+		if (bare == NULL)
+			abort();
+		ok = inet_pton(AF_INET6, bare, bin) == 1 &&
+		     inet_ntop(AF_INET6, bin, canon, sizeof canon) != NULL;
 
 		free(bare);
 		if (!ok) {
 			fail(err, errlen, "%s: bad IPv6 address in \"%s\"", path, url);
 			goto out;
 		}
-		it->host = strdup(canon);
+		it->host = dup_or_die(canon);
+	} else if (looks_ipv4(host) && !canonical_ipv4(host)) {
+		/* fanoutd would connect where the client did not mean */
+		fail(err, errlen, "%s: ambiguous IPv4 address \"%s\": write four decimal "
+		     "numbers 0-255 without leading zeros", path, host);
+		goto out;
 	} else {
 		it->host = lower_dup(host);
 	}
@@ -237,6 +351,10 @@ static int check_header(const char *path, const char *name, const json_t *value,
 	for (i = 0; i < sizeof reserved_headers / sizeof *reserved_headers; i++)
 		if (strcasecmp(name, reserved_headers[i]) == 0)
 			return fail(err, errlen, "%s.%s: header is set by fanoutd", path, name);
+	for (i = 0; i < sizeof unsupported_headers / sizeof *unsupported_headers; i++)
+		if (strcasecmp(name, unsupported_headers[i]) == 0)
+			return fail(err, errlen, "%s.%s: header is not supported "
+			            "(fanoutd sends the body at once)", path, name);
 	if (!json_is_string(value))
 		return fail(err, errlen, "%s.%s: header value must be a string", path, name);
 	v = json_string_value(value);
@@ -255,6 +373,8 @@ static int check_headers(const json_t *obj, const char *path, char *err, size_t 
 
 	if (!json_is_object(obj))
 		return fail(err, errlen, "%s: must be an object of strings", path);
+	if (json_object_size(obj) > MAX_HEADERS)
+		return fail(err, errlen, "%s: more than %d headers", path, MAX_HEADERS);
 	json_object_foreach((json_t *)obj, name, value)
 		if (check_header(path, name, value, err, errlen) < 0)
 			return -1;
@@ -271,44 +391,87 @@ bool request_item_has_header(const struct request_item *it, const char *name)
 	return false;
 }
 
-static void add_header(struct request_item *it, const char *name, const char *value)
+/* Room for n more headers. */
+static void reserve_headers(struct request_item *it, size_t n)
 {
-	it->headers = realloc(it->headers, (it->nheaders + 1) * sizeof *it->headers);
+	it->headers = realloc(it->headers, (it->nheaders + n) * sizeof *it->headers);
 	if (it->headers == NULL)
 		abort();
-	it->headers[it->nheaders].name = strdup(name);
-	it->headers[it->nheaders].value = strdup(value);
+}
+
+/* A copy of the request's own header; the owned ones come first. */
+static void add_own_header(struct request_item *it, const char *name, const char *value)
+{
+	if (it->nheaders != it->nheaders_owned)
+		abort();   /* a bug: borrowed ones are already in the list */
+	reserve_headers(it, 1);
+	it->headers[it->nheaders].name = dup_or_die(name);
+	it->headers[it->nheaders].value = dup_or_die(value);
+	it->nheaders++;
+	it->nheaders_owned++;
+}
+
+/* A header whose strings live as long as the batch (or forever). */
+static void add_borrowed_header(struct request_item *it, const char *name, const char *value)
+{
+	reserve_headers(it, 1);
+	it->headers[it->nheaders].name = name;
+	it->headers[it->nheaders].value = value;
 	it->nheaders++;
 }
 
 /* Per-request headers first, then the batch's where not overridden. */
-static void merge_headers(struct request_item *it, const json_t *own, const json_t *batch)
+static void merge_headers(struct request_item *it, const json_t *own,
+                          const struct batch_request *br)
 {
 	const char *name;
 	json_t *value;
+	size_t i;
 
 	if (own != NULL)
 		json_object_foreach((json_t *)own, name, value)
-			add_header(it, name, json_string_value(value));
-	if (batch != NULL)
-		json_object_foreach((json_t *)batch, name, value)
-			if (!request_item_has_header(it, name))
-				add_header(it, name, json_string_value(value));
+			add_own_header(it, name, json_string_value(value));
+	for (i = 0; i < br->nbatch_headers; i++)
+		if (!request_item_has_header(it, br->batch_headers[i].name))
+			add_borrowed_header(it, br->batch_headers[i].name,
+			                    br->batch_headers[i].value);
 }
 
+/* The batch's headers, copied once for all its requests. */
+static void keep_batch_headers(struct batch_request *br, const json_t *obj)
+{
+	const char *name;
+	json_t *value;
+	size_t i = 0;
+
+	/* + 1: calloc(0) may return NULL */
+	br->batch_headers = calloc(json_object_size(obj) + 1, sizeof *br->batch_headers);
+	if (br->batch_headers == NULL)
+		abort();
+	json_object_foreach((json_t *)obj, name, value) {
+		br->batch_headers[i].name = dup_or_die(name);
+		br->batch_headers[i].value = dup_or_die(json_string_value(value));
+		br->nbatch_headers = ++i;
+	}
+}
+
+/* The memory the item's headers take, roughly: a borrowed one only its
+ * slot in the list. */
 static size_t item_header_bytes(const struct request_item *it)
 {
-	size_t i, n = 0;
+	size_t i, n = it->nheaders * sizeof *it->headers;
 
-	for (i = 0; i < it->nheaders; i++)
-		n += strlen(it->headers[i].name) + strlen(it->headers[i].value);
+	for (i = 0; i < it->nheaders_owned; i++)
+		n += strlen(it->headers[i].name) + strlen(it->headers[i].value) +
+		     HEADER_OVERHEAD;
 	return n;
 }
 
-/* --- the json body ------------------------------------------------------- */
+/* --- the json body and the id ------------------------------------------- */
 
 /* jansson prints reals with %.17g, so 1.1 would reach the upstream as
- * 1.1000000000000001; print the shortest form that reads back the same. */
+ * 1.1000000000000001; print the shortest form that reads back the same.
+ * Only when the client's own text is not known (see write_number). */
 static void write_real(FILE *out, double d)
 {
 	char buf[40];
@@ -323,7 +486,22 @@ static void write_real(FILE *out, double d)
 	fprintf(out, "%s%s", buf, strpbrk(buf, ".eEn") ? "" : ".0");
 }
 
-static void write_json(FILE *out, const json_t *v)
+/* A number as the client spelled it: 0.1 stays 0.1 and 1e3 stays 1e3
+ * (jansson would print 0.10000000000000001 and 1000.0). */
+static void write_number(FILE *out, const json_t *v, const struct jsonscan *scan)
+{
+	size_t len;
+	const char *text = jsonscan_number_text(scan, v, &len);
+
+	if (text != NULL)
+		fwrite(text, 1, len, out);
+	else if (json_is_real(v))
+		write_real(out, json_real_value(v));
+	else
+		fprintf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+}
+
+static void write_json(FILE *out, const json_t *v, const struct jsonscan *scan)
 {
 	const char *key;
 	json_t *elem;
@@ -341,7 +519,7 @@ static void write_json(FILE *out, const json_t *v)
 			json_dumpf(k, out, JSON_ENCODE_ANY);
 			json_decref(k);
 			fputc(':', out);
-			write_json(out, elem);
+			write_json(out, elem, scan);
 		}
 		fputc('}', out);
 		return;
@@ -350,12 +528,13 @@ static void write_json(FILE *out, const json_t *v)
 		json_array_foreach(v, i, elem) {
 			if (i > 0)
 				fputc(',', out);
-			write_json(out, elem);
+			write_json(out, elem, scan);
 		}
 		fputc(']', out);
 		return;
 	case JSON_REAL:
-		write_real(out, json_real_value(v));
+	case JSON_INTEGER:
+		write_number(out, v, scan);
 		return;
 	default:
 		json_dumpf(v, out, JSON_ENCODE_ANY | JSON_COMPACT);
@@ -363,15 +542,17 @@ static void write_json(FILE *out, const json_t *v)
 	}
 }
 
-static char *serialize_json(const json_t *v, size_t *len)
+/* Compact JSON text of v (malloc'd, NUL-terminated; *len without the NUL). */
+static char *serialize_json(const json_t *v, const struct jsonscan *scan, size_t *len)
 {
 	char *buf = NULL;
 	FILE *out = open_memstream(&buf, len);
 
 	if (out == NULL)
 		abort();
-	write_json(out, v);
-	fclose(out);
+	write_json(out, v, scan);
+	if (fclose(out) != 0 || buf == NULL)
+		abort();   /* open_memstream only fails for want of memory */
 	return buf;
 }
 
@@ -429,7 +610,8 @@ static int parse_method(struct request_item *it, const json_t *v, const char *pa
 }
 
 static int parse_body(struct request_item *it, const json_t *body, const json_t *js,
-                      const char *path, char *err, size_t errlen)
+                      const struct parse_env *env, const char *path, char *err,
+                      size_t errlen)
 {
 	if (body != NULL && js != NULL)
 		return fail(err, errlen, "%s: give either body or json, not both", path);
@@ -445,15 +627,26 @@ static int parse_body(struct request_item *it, const json_t *body, const json_t 
 		return 0;
 	}
 	if (js != NULL) {
-		it->body = serialize_json(js, &it->body_len);
+		it->body = serialize_json(js, env->scan, &it->body_len);
 		if (!request_item_has_header(it, "Content-Type"))
-			add_header(it, "Content-Type", "application/json");
+			add_borrowed_header(it, "Content-Type", "application/json");
 	}
 	return 0;
 }
 
+static int parse_id(struct request_item *it, const json_t *v, const struct parse_env *env,
+                    const char *path, char *err, size_t errlen)
+{
+	size_t len;
+
+	if (!json_is_string(v) && !json_is_number(v))
+		return fail(err, errlen, "%s.id: must be a string or a number", path);
+	it->id_json = serialize_json(v, env->scan, &len);
+	return 0;
+}
+
 static int parse_object_item(struct request_item *it, const json_t *obj, const char *path,
-                             const json_t *batch_headers, const struct request_limits *lim,
+                             const struct batch_request *br, const struct parse_env *env,
                              char *err, size_t errlen)
 {
 	static const char *const known[] = {
@@ -472,8 +665,8 @@ static int parse_object_item(struct request_item *it, const json_t *obj, const c
 		return fail(err, errlen, "%s: missing url", path);
 	if ((url = plain_string(v)) == NULL)
 		return fail(err, errlen, "%s: must be a string", sub);
-	it->url = strdup(url);
-	if (parse_url(it, url, sub, lim, err, errlen) < 0)
+	it->url = dup_or_die(url);
+	if (parse_url(it, url, sub, env->lim, err, errlen) < 0)
 		return -1;
 	v = json_object_get(obj, "method");
 	if (v != NULL && parse_method(it, v, path, err, errlen) < 0)
@@ -482,56 +675,61 @@ static int parse_object_item(struct request_item *it, const json_t *obj, const c
 	snprintf(sub, sizeof sub, "%s.headers", path);
 	if (headers != NULL && check_headers(headers, sub, err, errlen) < 0)
 		return -1;
-	merge_headers(it, headers, batch_headers);
+	merge_headers(it, headers, br);
 	if (parse_body(it, json_object_get(obj, "body"), json_object_get(obj, "json"),
-	               path, err, errlen) < 0)
+	               env, path, err, errlen) < 0)
 		return -1;
 	v = json_object_get(obj, "timeout_ms");
 	snprintf(sub, sizeof sub, "%s.timeout_ms", path);
 	if (v != NULL && get_long(v, sub, 1, MAX_TIMEOUT_MS, &it->timeout_ms, err, errlen) < 0)
 		return -1;
 	v = json_object_get(obj, "id");
-	if (v != NULL) {
-		if (!json_is_string(v) && !json_is_number(v))
-			return fail(err, errlen, "%s.id: must be a string or a number", path);
-		it->id = json_incref(v);
-	}
+	if (v != NULL && parse_id(it, v, env, path, err, errlen) < 0)
+		return -1;
 	return 0;
 }
 
 static int parse_item(struct request_item *it, const json_t *v, const char *path,
-                      bool long_form, const json_t *batch_headers,
-                      const struct request_limits *lim, char *err, size_t errlen)
+                      bool long_form, const struct batch_request *br,
+                      const struct parse_env *env, char *err, size_t errlen)
 {
 	const char *url;
 
 	it->method = METHOD_GET;
 	it->timeout_ms = -1;
 	if (long_form && json_is_object(v))
-		return parse_object_item(it, v, path, batch_headers, lim, err, errlen);
+		return parse_object_item(it, v, path, br, env, err, errlen);
 	url = plain_string(v);
 	if (url == NULL)
 		return fail(err, errlen, "%s: must be a URL string%s", path,
 		            long_form ? " or a request object" : "");
-	it->url = strdup(url);
-	if (parse_url(it, url, path, lim, err, errlen) < 0)
+	it->url = dup_or_die(url);
+	if (parse_url(it, url, path, env->lim, err, errlen) < 0)
 		return -1;
-	merge_headers(it, NULL, batch_headers);
+	merge_headers(it, NULL, br);
 	return 0;
 }
 
 /* --- the whole batch ---------------------------------------------------- */
 
+static int too_many(char *err, size_t errlen, bool long_form, size_t n,
+                    const struct request_limits *lim)
+{
+	return fail(err, errlen, "%s: too many requests: %zu (max_batch_size is %zu)",
+	            long_form ? "requests" : "batch", n, lim->max_batch_size);
+}
+
+/* The items of arr into br (its batch headers already kept). */
 static int parse_items(struct batch_request *br, const json_t *arr, const char *prefix,
-                       bool long_form, const json_t *batch_headers, const struct request_limits *lim,
-                       char *err, size_t errlen)
+                       bool long_form, const struct parse_env *env, char *err,
+                       size_t errlen)
 {
 	char path[64];
 	size_t i, n = json_array_size(arr), header_bytes = 0;
 
-	if (n > lim->max_batch_size)
-		return fail(err, errlen, "%s: too many requests: %zu (max_batch_size is %zu)",
-		            prefix[0] ? prefix : "batch", n, lim->max_batch_size);
+	/* jsonscan counted already; this holds should the two ever differ */
+	if (n > env->lim->max_batch_size)
+		return too_many(err, errlen, long_form, n, env->lim);
 	br->items = calloc(n ? n : 1, sizeof *br->items);
 	if (br->items == NULL)
 		abort();
@@ -541,19 +739,19 @@ static int parse_items(struct batch_request *br, const json_t *arr, const char *
 		br->n = i + 1;
 		snprintf(path, sizeof path, "%s[%zu]", prefix, i);
 		if (parse_item(&br->items[i], json_array_get(arr, i), path, long_form,
-		               batch_headers, lim, err, errlen) < 0)
+		               br, env, err, errlen) < 0)
 			return -1;
 		header_bytes += item_header_bytes(&br->items[i]);
 		if (header_bytes > MAX_BATCH_HEADER_BYTES)
 			return fail(err, errlen, "%s: the headers of the requests add up to more "
-			            "than %u MiB (batch headers are sent with every request)",
-			            prefix[0] ? prefix : "batch", MAX_BATCH_HEADER_BYTES >> 20);
+			            "than %u MiB in memory", prefix[0] ? prefix : "batch",
+			            MAX_BATCH_HEADER_BYTES >> 20);
 	}
 	return 0;
 }
 
 static int parse_long_form(struct batch_request *br, const json_t *obj,
-                           const struct request_limits *lim, char *err, size_t errlen)
+                           const struct parse_env *env, char *err, size_t errlen)
 {
 	static const char *const known[] = {
 		"requests", "mode", "timeout_ms", "max_concurrency", "headers",
@@ -588,14 +786,54 @@ static int parse_long_form(struct batch_request *br, const json_t *obj,
 	                          &br->max_concurrency, err, errlen) < 0)
 		return -1;
 	headers = json_object_get(obj, "headers");
-	if (headers != NULL && check_headers(headers, "headers", err, errlen) < 0)
-		return -1;
-	return parse_items(br, reqs, "requests", true, headers, lim, err, errlen);
+	if (headers != NULL) {
+		if (check_headers(headers, "headers", err, errlen) < 0)
+			return -1;
+		keep_batch_headers(br, headers);
+	}
+	return parse_items(br, reqs, "requests", true, env, err, errlen);
+}
+
+static size_t tree_budget(const struct request_limits *lim)
+{
+	size_t per_request = lim->max_batch_size * TREE_BUDGET_PER_REQUEST;
+
+	return per_request > TREE_BUDGET_FLOOR ? per_request : TREE_BUDGET_FLOOR;
+}
+
+/* Before jansson builds anything: the batch's length and the cost of its
+ * tree, from one pass over the bytes. */
+static int check_scan(const struct jsonscan *scan, const struct request_limits *lim,
+                      char *err, size_t errlen)
+{
+	size_t budget = tree_budget(lim);
+
+	/* when too deep, the length is only partly counted and jansson stops
+	 * at the depth anyway with its own message */
+	if (scan->batch_found && !scan->too_deep && scan->batch_len > lim->max_batch_size)
+		return too_many(err, errlen, scan->root == '{', scan->batch_len, lim);
+	if (scan->cost > budget)
+		return fail(err, errlen, "JSON too complex: its %zu values would take more "
+		            "than %zu MiB of memory once parsed", scan->values, budget >> 20);
+	return 0;
+}
+
+static int parse_root(struct batch_request *out, const json_t *root,
+                      const struct parse_env *env, char *err, size_t errlen)
+{
+	if (json_is_array(root))
+		return parse_items(out, root, "", false, env, err, errlen);
+	if (json_is_object(root))
+		return parse_long_form(out, root, env, err, errlen);
+	return fail(err, errlen, "the batch must be a JSON array of URLs "
+	            "or an object with \"requests\"");
 }
 
 int request_parse(const char *data, size_t len, const struct request_limits *lim,
                   struct batch_request *out, char *err, size_t errlen)
 {
+	struct jsonscan scan;
+	struct parse_env env = { .lim = lim, .scan = &scan };
 	json_error_t jerr;
 	json_t *root;
 	int rc;
@@ -604,18 +842,24 @@ int request_parse(const char *data, size_t len, const struct request_limits *lim
 	out->mode = BATCH_MODE_ALL;
 	out->timeout_ms = -1;
 	out->max_concurrency = -1;
-	root = json_loadb(data, len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
-	if (root == NULL)
+	jsonscan_run(&scan, data, len, tree_budget(lim));
+	if (check_scan(&scan, lim, err, errlen) < 0) {
+		jsonscan_free(&scan);
+		return -1;
+	}
+	/* a duplicate key would leave a number token without its node, and
+	 * the client and fanoutd might disagree on which value counts */
+	root = json_loadb(data, len, JSON_ALLOW_NUL | JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
+	                  &jerr);
+	if (root == NULL) {
+		jsonscan_free(&scan);
 		return fail(err, errlen, "invalid JSON at line %d, column %d: %s",
 		            jerr.line, jerr.column, jerr.text);
-	if (json_is_array(root))
-		rc = parse_items(out, root, "", false, NULL, lim, err, errlen);
-	else if (json_is_object(root))
-		rc = parse_long_form(out, root, lim, err, errlen);
-	else
-		rc = fail(err, errlen, "the batch must be a JSON array of URLs "
-		          "or an object with \"requests\"");
+	}
+	jsonscan_pair(&scan, root);
+	rc = parse_root(out, root, &env, err, errlen);
 	json_decref(root);
+	jsonscan_free(&scan);
 	if (rc < 0)
 		request_free(out);
 	return rc;

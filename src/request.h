@@ -22,13 +22,15 @@ enum request_method {
 };
 
 struct request_header {
-	char *name;            /* owned; as the client wrote it */
-	char *value;           /* owned */
+	const char *name;      /* as the client wrote it; owned or borrowed, */
+	const char *value;     /* see request_item.nheaders_owned */
 };
 
 struct request_item {
 	char *url;             /* as given (owned) */
-	json_t *id;            /* client tag or NULL (one reference owned) */
+	char *id_json;         /* client tag as JSON text, or NULL (owned): a
+	                        * string, or a number spelled as the client
+	                        * wrote it */
 	enum request_method method;
 	bool tls;              /* https */
 	char *host;            /* lower-case, IPv6 without brackets (owned) */
@@ -36,8 +38,12 @@ struct request_item {
 	char *target;          /* "/path?query", never empty (owned) */
 	char *upstream_key;    /* "http://host:port", [v6] bracketed (owned) */
 	char *host_header;     /* Host: value, port only if not default (owned) */
-	struct request_header *headers; /* batch headers merged in (owned) */
+	struct request_header *headers; /* batch headers merged in (array owned) */
 	size_t nheaders;
+	size_t nheaders_owned; /* headers[0..nheaders_owned) own their strings;
+	                        * the rest borrow the batch's (batch_headers
+	                        * below) or static text, so 10,000 requests do
+	                        * not hold 10,000 copies of a batch's token */
 	char *body;            /* NULL = no body (owned) */
 	size_t body_len;
 	long timeout_ms;       /* -1 = the configured request_timeout */
@@ -49,6 +55,8 @@ struct batch_request {
 	enum batch_mode mode;
 	long timeout_ms;              /* -1 = the configured batch_timeout */
 	long max_concurrency;         /* -1 = no per-batch cap */
+	struct request_header *batch_headers;   /* owned, strings too; the */
+	size_t nbatch_headers;                  /* items' lists point into them */
 };
 
 struct acl;
@@ -60,7 +68,11 @@ struct request_limits {
 
 /* Parse len bytes of data.  On success returns 0 and fills *out.  On a
  * bad request returns -1, leaves *out empty and writes a message naming
- * the offending element (e.g. `[3]: unsupported scheme "ftp"`) into err. */
+ * the offending element (e.g. `[3]: unsupported scheme "ftp"`) into err.
+ * A batch longer than max_batch_size, or whose JSON tree would cost too
+ * much memory, is refused from one pass over the bytes (jsonscan.h),
+ * before the tree is built.  data is only borrowed: numbers are copied
+ * out as the client spelled them. */
 int request_parse(const char *data, size_t len, const struct request_limits *lim,
                   struct batch_request *out, char *err, size_t errlen)
 	__attribute__((warn_unused_result));

@@ -6,25 +6,16 @@
  * A paused evhtp request does not read, so a client that disconnects goes
  * unseen; we re-enable reading on its bufferevent so evhtp's error hook
  * fires, and abandon the batch then (see shared NOTES). */
-#include <arpa/inet.h>
-#include <ctype.h>
-#include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/queue.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/listener.h>
 #include <evhtp/evhtp.h>
-#include <openssl/crypto.h>
+#include <jansson.h>
 
 #include "accesslog.h"
 #include "answer.h"
@@ -57,12 +48,8 @@ struct client_batch {
 	struct accesslog_entry log;      /* client, n, status; the rest at the end */
 };
 
-/* Every route goes through dispatch() with one of these as its argument. */
-#define ROUTES 5
-struct route {
-	struct server *srv;
-	evhtp_callback_cb fn;
-};
+/* The longest request line and headers the gate passes on. */
+#define MAX_REQUEST_HEAD (64 * 1024)
 
 struct server {
 	struct event_base *base;
@@ -70,7 +57,7 @@ struct server {
 	struct upstream_registry *reg;       /* borrowed */
 	const struct fetch_env *env;         /* borrowed */
 	const char *token;                   /* bearer token, borrowed; NULL = open */
-	struct route routes[ROUTES];         /* what each path runs */
+	struct gate_limits gate_lim;         /* what every client's gate reads */
 	struct listener *listeners[CONFIG_MAX_LISTEN];   /* owned */
 	size_t nlisteners;
 	/* dropped by a reload: stopped, but their connections still point at
@@ -78,6 +65,8 @@ struct server {
 	struct listener *retired[4 * CONFIG_MAX_LISTEN];
 	size_t nretired;
 	bool draining;
+	bool closing;                        /* drained: client connections closing */
+	struct event *closer;                /* runs close_clients() (owned) */
 	size_t unanswered;                   /* batch requests not yet finished */
 	TAILQ_HEAD(, client_batch) running;
 	struct clients *clients;             /* open connections (owned) */
@@ -107,14 +96,24 @@ static void batch_gone(struct server *s)
 		evtimer_add(s->trim, &second);
 }
 
+/* Draining and every batch answered: close the client connections (from
+ * the loop, not from inside evhtp's callbacks), and say so once their
+ * sockets have sent the last answers. */
+static void close_clients(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	(void)fd;
+	(void)what;
+	clients_close_all(s->clients, s->idle_cb, s->idle_arg);
+}
+
 static void check_idle(struct server *s)
 {
-	void (*cb)(void *) = s->idle_cb;
-
-	if (!s->draining || s->unanswered > 0 || cb == NULL)
+	if (!s->draining || s->unanswered > 0 || s->idle_cb == NULL || s->closing)
 		return;
-	s->idle_cb = NULL;
-	cb(s->idle_arg);
+	s->closing = true;
+	event_active(s->closer, EV_TIMEOUT, 0);
 }
 
 /* --- replies ----------------------------------------------------------- */
@@ -124,11 +123,32 @@ static void add_header(evhtp_request_t *req, const char *name, const char *value
 	evhtp_headers_add_header(req->headers_out, evhtp_header_new(name, value, 1, 1));
 }
 
+/* The connection closes once this answer is out.  (evhtp 1.2.18's
+ * evhtp_request_set_keepalive(req, 0) does nothing.) */
+static void close_after_reply(evhtp_request_t *req)
+{
+	req->flags &= ~EVHTP_REQ_FLAG_KEEPALIVE;
+}
+
+/* Every whole answer goes out here.  A HEAD gets the headers a GET would
+ * get, Content-Length included, and no body (RFC 9110 9.3.2). */
+static void send_reply(evhtp_request_t *req, int status)
+{
+	char len[24];
+
+	if (evhtp_request_get_method(req) == htp_method_HEAD) {
+		snprintf(len, sizeof len, "%zu", evbuffer_get_length(req->buffer_out));
+		add_header(req, "Content-Length", len);
+		evbuffer_drain(req->buffer_out, evbuffer_get_length(req->buffer_out));
+	}
+	evhtp_send_reply(req, (evhtp_res)status);
+}
+
 static void reply_json(evhtp_request_t *req, int status, struct evbuffer *body)
 {
 	add_header(req, "Content-Type", "application/json");
 	evbuffer_add_buffer(req->buffer_out, body);
-	evhtp_send_reply(req, (evhtp_res)status);
+	send_reply(req, status);
 }
 
 static void reply_error(evhtp_request_t *req, int status, const char *error,
@@ -156,8 +176,7 @@ static void reply_unauthorized(evhtp_request_t *req, enum auth_result why)
 	reply_error(req, 401, "unauthorized", "wrong bearer token");
 }
 
-/* With auth_token_file set, every route but /healthz starts with this:
- * false means it has answered 401. */
+/* false means it has answered 401. */
 static bool check_auth(const struct server *s, evhtp_request_t *req)
 {
 	enum auth_result why = auth_check(s->token,
@@ -175,7 +194,7 @@ static evhtp_res on_request_fini(evhtp_request_t *req, void *arg)
 {
 	struct server *s = arg;
 
-	(void)req;
+	clients_request_done(req);   /* this hook hides the connection's */
 	s->unanswered--;
 	check_idle(s);
 	return EVHTP_RES_OK;
@@ -216,7 +235,7 @@ static void end_answer(struct client_batch *cb)
 	/* the error hook points at cb, which goes now */
 	evhtp_request_set_hook(req, evhtp_hook_on_error, NULL, NULL);
 	clients_answered(req);
-	evhtp_request_resume(req);
+	clients_resume(req);
 	free(cb);
 }
 
@@ -262,6 +281,9 @@ static void start_stream(struct client_batch *cb, int status, struct evbuffer *f
 	bufferevent_set_timeouts(bev, NULL, &tv);
 	cb->pump = event_new(s->base, -1, 0, pump_answer, cb);
 	cb->drained = evbuffer_add_cb(bufferevent_get_output(bev), on_output_drained, cb);
+	/* the gate's filter may have taken the first piece already */
+	if (evbuffer_get_length(bufferevent_get_output(bev)) < ANSWER_WINDOW / 2)
+		event_active(cb->pump, EV_TIMEOUT, 0);
 }
 
 static void on_batch_answer(struct batch *b, int status, void *arg)
@@ -347,9 +369,8 @@ static void run_batch(struct server *s, evhtp_request_t *req, struct batch_reque
 	batch_start(cb->batch);
 }
 
-static void on_batch(evhtp_request_t *req, void *arg)
+static void on_batch(struct server *s, evhtp_request_t *req)
 {
-	struct server *s = arg;
 	struct request_limits lim = { .max_batch_size = (size_t)s->cfg->max_batch_size,
 	                              .acl = s->env->acl };
 	struct batch_request br;
@@ -357,31 +378,24 @@ static void on_batch(evhtp_request_t *req, void *arg)
 	size_t len;
 	const char *data;
 
-	if (!check_auth(s, req))
-		return;
-	if (evhtp_request_get_method(req) != htp_method_POST) {
-		add_header(req, "Allow", "POST");
-		reply_error(req, 405, "method_not_allowed", "use POST for /v1/batch");
-		return;
-	}
 	if (s->draining) {
 		reply_error(req, 503, "draining", "fanoutd is shutting down");
 		return;
 	}
 	len = evbuffer_get_length(req->buffer_in);
 	metrics_count_bytes_in(s->env->metrics, len);
-	if (len > s->cfg->max_request_body) {
-		reply_error(req, 413, "request_too_large", "request body over max_request_body");
-		return;
-	}
 	data = len ? (const char *)evbuffer_pullup(req->buffer_in, -1) : "";
 	if (request_parse(data, len, &lim, &br, err, sizeof err) < 0) {
 		reply_error(req, 400, "invalid_request", err);
 		return;
 	}
 	if (*s->env->queued + br.n > (size_t)s->cfg->max_queued) {
-		snprintf(err, sizeof err, "%zu requests are waiting; %zu more would pass "
-		         "max_queued (%ld)", *s->env->queued, br.n, s->cfg->max_queued);
+		if (br.n > (size_t)s->cfg->max_queued)
+			snprintf(err, sizeof err, "a batch of %zu requests can never fit: "
+			         "max_queued is %ld", br.n, s->cfg->max_queued);
+		else
+			snprintf(err, sizeof err, "%zu requests are waiting; %zu more would pass "
+			         "max_queued (%ld)", *s->env->queued, br.n, s->cfg->max_queued);
 		request_free(&br);
 		reply_error(req, 503, "overloaded", err);
 		return;
@@ -389,103 +403,122 @@ static void on_batch(evhtp_request_t *req, void *arg)
 	run_batch(s, req, &br);
 }
 
-/* Answer 401 or 413 from the headers alone, before the body is read. */
-static void resume_later(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	evhtp_request_resume(arg);
-}
-
-/* Answer from the headers alone, before the body is read: no token (401),
- * a body declared too big (413), ambiguous framing (400).  The body is
- * never read and the connection is closed after the answer. */
-static evhtp_res on_batch_headers(evhtp_request_t *req, evhtp_headers_t *hdr, void *arg)
-{
-	struct server *s = arg;
-	const char *cl = evhtp_header_find(hdr, "Content-Length");
-	const char *bad = clients_framing_problem(hdr);
-	struct timeval zero = { 0, 0 };
-	enum auth_result why = auth_check(s->token, evhtp_header_find(hdr, "Authorization"));
-
-	if (why == AUTH_OK && bad == NULL &&
-	    (cl == NULL || strtoull(cl, NULL, 10) <= s->cfg->max_request_body))
-		return EVHTP_RES_OK;
-	evhtp_request_set_keepalive(req, 0);
-	if (why != AUTH_OK)
-		reply_unauthorized(req, why);
-	else if (bad != NULL)
-		reply_error(req, 400, "invalid_request", bad);
-	else
-		reply_error(req, 413, "request_too_large", "request body over max_request_body");
-	/* the deadline must not free the connection under resume_later() */
-	clients_request_in(req);
-	event_base_once(s->base, -1, EV_TIMEOUT, resume_later, req, &zero);
-	return EVHTP_RES_PAUSE;
-}
-
 /* --- the other routes ---------------------------------------------------- */
 
-static void on_healthz(evhtp_request_t *req, void *arg)
+static void on_healthz(struct server *s, evhtp_request_t *req)
 {
-	struct server *s = arg;
-	struct evbuffer *body;
+	json_t *body = json_pack("{ss}", "status", s->draining ? "draining" : "ok");
+	char *text = json_dumps(body, JSON_COMPACT);
+	struct evbuffer *out = evbuffer_new();
 
-	if (evhtp_request_get_method(req) != htp_method_GET &&
-	    evhtp_request_get_method(req) != htp_method_HEAD) {
-		add_header(req, "Allow", "GET, HEAD");
-		reply_error(req, 405, "method_not_allowed", "use GET for /healthz");
-		return;
-	}
-	body = evbuffer_new();
-	evbuffer_add_printf(body, "{\"status\":\"%s\"}", s->draining ? "draining" : "ok");
-	reply_json(req, s->draining ? 503 : 200, body);
-	evbuffer_free(body);
+	if (text == NULL || out == NULL)
+		abort();
+	evbuffer_add(out, text, strlen(text));
+	free(text);
+	json_decref(body);
+	reply_json(req, s->draining ? 503 : 200, out);
+	evbuffer_free(out);
 }
 
-static void on_upstreams(evhtp_request_t *req, void *arg)
+static void on_upstreams(struct server *s, evhtp_request_t *req)
 {
-	struct server *s = arg;
-	struct evbuffer *body;
+	struct evbuffer *body = evbuffer_new();
 
-	if (!check_auth(s, req))
-		return;
-	if (evhtp_request_get_method(req) != htp_method_GET) {
-		add_header(req, "Allow", "GET");
-		reply_error(req, 405, "method_not_allowed", "use GET for /v1/upstreams");
-		return;
-	}
-	body = evbuffer_new();
 	upstream_registry_write_json(s->reg, body);
 	reply_json(req, 200, body);
 	evbuffer_free(body);
 }
 
-static void on_metrics(evhtp_request_t *req, void *arg)
+static void on_metrics(struct server *s, evhtp_request_t *req)
 {
-	struct server *s = arg;
-
-	if (!check_auth(s, req))
-		return;
-	if (evhtp_request_get_method(req) != htp_method_GET) {
-		add_header(req, "Allow", "GET");
-		reply_error(req, 405, "method_not_allowed", "use GET for /metrics");
-		return;
-	}
 	metrics_render(s->env->metrics, s->reg, s->env, req->buffer_out);
 	add_header(req, "Content-Type", METRICS_CONTENT_TYPE);
-	evhtp_send_reply(req, EVHTP_RES_OK);
+	send_reply(req, 200);
 }
 
-static void on_unknown(evhtp_request_t *req, void *arg)
-{
-	char msg[300];
+/* --- routing ------------------------------------------------------------- */
 
-	if (!check_auth(arg, req))
+#define M_GET (1u << htp_method_GET)
+#define M_HEAD (1u << htp_method_HEAD)
+#define M_POST (1u << htp_method_POST)
+
+/* Paths match exactly ("/v1/batchx" and "/v1/batch;x" are 404); the
+ * query string is not part of the path. */
+struct route {
+	const char *path;
+	unsigned methods;      /* M_* bits */
+	const char *allow;     /* the Allow header of a 405 */
+	bool open;             /* served without the bearer token */
+	void (*handle)(struct server *, evhtp_request_t *);
+};
+
+static const struct route routes[] = {
+	{ "/v1/batch", M_POST, "POST", false, on_batch },
+	{ "/healthz", M_GET | M_HEAD, "GET, HEAD", true, on_healthz },
+	{ "/v1/upstreams", M_GET | M_HEAD, "GET, HEAD", false, on_upstreams },
+	{ "/metrics", M_GET | M_HEAD, "GET, HEAD", false, on_metrics },
+};
+
+static const struct route *find_route(const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof routes / sizeof *routes; i++)
+		if (strcmp(routes[i].path, path) == 0)
+			return &routes[i];
+	return NULL;
+}
+
+static const char *path_of(evhtp_request_t *req)
+{
+	if (req->uri && req->uri->path && req->uri->path->full)
+		return req->uri->path->full;
+	return "?";
+}
+
+/* The gate refused the request; its verdict is the answer, and the
+ * connection closes after it. */
+static void reply_refused(evhtp_request_t *req, struct gate_verdict v)
+{
+	close_after_reply(req);
+	reply_error(req, v.status, v.status == 413 || v.status == 431 ? "request_too_large"
+	                                                               : "invalid_request",
+	            v.message);
+}
+
+/* What every request goes through, in this order: a request the gate
+ * refused as malformed; the token (so a client without it learns nothing,
+ * not even which paths exist); the path; the body size; the method. */
+static void route(struct server *s, evhtp_request_t *req)
+{
+	struct gate_verdict v = clients_verdict(req);
+	const struct route *r;
+	char msg[300];
+	unsigned m = 1u << evhtp_request_get_method(req);
+
+	if (v.status != 0 && v.status != 413) {
+		reply_refused(req, v);
 		return;
-	snprintf(msg, sizeof msg, "no such endpoint: %.200s",
-	         req->uri && req->uri->path && req->uri->path->full ? req->uri->path->full : "?");
-	reply_error(req, 404, "not_found", msg);
+	}
+	r = find_route(path_of(req));
+	if ((r == NULL || !r->open) && !check_auth(s, req))
+		return;
+	if (r == NULL) {
+		snprintf(msg, sizeof msg, "no such endpoint: %.200s", path_of(req));
+		reply_error(req, 404, "not_found", msg);
+		return;
+	}
+	if (v.status != 0) {
+		reply_refused(req, v);
+		return;
+	}
+	if (evhtp_request_get_method(req) > htp_method_PATCH || !(r->methods & m)) {
+		add_header(req, "Allow", r->allow);
+		snprintf(msg, sizeof msg, "use %s for %s", r->allow, r->path);
+		reply_error(req, 405, "method_not_allowed", msg);
+		return;
+	}
+	r->handle(s, req);
 }
 
 /* --- listeners ----------------------------------------------------------- */
@@ -498,47 +531,30 @@ static evhtp_res on_accept(evhtp_connection_t *conn, void *arg)
 	return EVHTP_RES_OK;
 }
 
-/* Every route: the request is whole (stop the slow-client clock), run the
- * handler, and restart the clock unless the request now waits for a batch
- * (end_answer() restarts it then). */
+/* Every request: it is whole (stop the slow-client clock), route it, and
+ * restart the clock unless it now waits for a batch (end_answer()
+ * restarts it then). */
 static void dispatch(evhtp_request_t *req, void *arg)
 {
-	struct route *r = arg;
+	struct server *s = arg;
 
 	clients_request_in(req);
-	r->fn(req, r->srv);
+	route(s, req);
 	if (req->status != EVHTP_RES_PAUSE)
 		clients_answered(req);
 }
 
-static evhtp_callback_t *add_route(struct server *s, evhtp_t *htp, int i,
-                                   const char *path, evhtp_callback_cb fn)
-{
-	s->routes[i].srv = s;
-	s->routes[i].fn = fn;
-	if (path == NULL) {
-		evhtp_set_gencb(htp, dispatch, &s->routes[i]);
-		return NULL;
-	}
-	return evhtp_set_cb(htp, path, dispatch, &s->routes[i]);
-}
-
+/* One callback for every path: route() matches paths exactly, where
+ * evhtp_set_cb() would match prefixes.  The body size is the gate's to
+ * check (it reads max_request_body per request, so a reload applies). */
 static evhtp_t *new_htp(struct server *s)
 {
 	evhtp_t *htp = evhtp_new(s->base, s);   /* reply_error() finds s there */
-	evhtp_callback_t *cb;
 	struct timeval client_tv;
 
 	client_tv = clock_timeval((double)s->cfg->client_timeout_ms);
 	evhtp_set_timeouts(htp, &client_tv, &client_tv);
-	/* a backstop for chunked uploads; Content-Length is checked first */
-	evhtp_set_max_body_size(htp, s->cfg->max_request_body + 1);
-	cb = add_route(s, htp, 0, "/v1/batch", on_batch);
-	evhtp_callback_set_hook(cb, evhtp_hook_on_headers, (evhtp_hook)on_batch_headers, s);
-	add_route(s, htp, 1, "/healthz", on_healthz);
-	add_route(s, htp, 2, "/v1/upstreams", on_upstreams);
-	add_route(s, htp, 3, "/metrics", on_metrics);
-	add_route(s, htp, 4, NULL, on_unknown);
+	evhtp_set_gencb(htp, dispatch, s);
 	evhtp_set_post_accept_cb(htp, on_accept, s);
 	return htp;
 }
@@ -563,8 +579,10 @@ struct server *server_new(struct event_base *base, const struct config *cfg,
 	s->reg = reg;
 	s->env = env;
 	TAILQ_INIT(&s->running);
-	s->clients = clients_new(base);
+	server_configure(s, cfg);
+	s->clients = clients_new(base, &s->gate_lim);
 	s->trim = evtimer_new(base, on_trim, s);
+	s->closer = evtimer_new(base, close_clients, s);
 	return s;
 }
 
@@ -637,6 +655,8 @@ int server_relisten(struct server *s, const struct config *cfg, char *err, size_
 void server_configure(struct server *s, const struct config *cfg)
 {
 	s->cfg = cfg;
+	s->gate_lim.max_body = cfg->max_request_body;
+	s->gate_lim.max_head = MAX_REQUEST_HEAD;
 }
 
 void server_set_token(struct server *s, const char *token)
@@ -681,9 +701,16 @@ void server_free(struct server *s)
 	}
 	clients_free(s->clients);
 	event_free(s->trim);
+	event_free(s->closer);
 	for (i = 0; i < s->nlisteners; i++)
 		listener_free(s->listeners[i]);
 	for (i = 0; i < s->nretired; i++)
 		listener_free(s->retired[i]);
 	free(s);
+}
+
+/* Batch requests not finished yet: answered in full, or their client gone. */
+size_t server_running(const struct server *s)
+{
+	return s->unanswered;
 }

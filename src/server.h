@@ -51,4 +51,7 @@ void server_cancel_all(struct server *s);
 
 void server_free(struct server *s);
 
+/* Batch requests not finished yet (what a forced exit cuts off). */
+size_t server_running(const struct server *s);
+
 #endif

@@ -1,6 +1,9 @@
-/* upstream: the per-upstream state shared by all batches, kept in a
- * chained hash table keyed by "scheme://host:port".  Upstreams live until
- * exit: their semaphores must outlive every waiter. */
+/* upstream: the per-upstream state shared by all batches.  Live
+ * upstreams sit in a chained hash table keyed by "scheme://host:port" and
+ * are freed once nothing uses them (never while a fetch points at one or
+ * waits in its queues); their series sit in a second table and an array
+ * in creation order, and stay until exit, so a forgotten upstream that
+ * comes back counts on from where it was. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,15 +15,37 @@
 #include "upstream.h"
 
 #define NBUCKETS 1024
-#define SWEEP_EVERY_S 60
-#define IDLE_LIFETIME_MS (10 * 60 * 1000.0)
+/* The sweep runs every keepalive_timeout, within these bounds. */
+#define SWEEP_MIN_MS 100L
+#define SWEEP_MAX_MS 60000L
+
+/* The counts of one upstream (or of all those folded into "other") that
+ * outlive its live part. */
+struct upstream_series {
+	char *key;                  /* "http://host:port" or UPSTREAM_OTHER (owned) */
+	unsigned long totals[OUTCOME_FORBIDDEN + 1];
+	unsigned long opened;       /* connections and handshakes of live */
+	unsigned long handshakes;   /* upstreams that left it (freed or moved) */
+	LIST_HEAD(, upstream) live; /* live upstreams counting here */
+	struct upstream_series *next;   /* hash chain */
+};
 
 struct upstream_registry {
 	struct event_base *base;
 	const struct config *cfg;   /* borrowed; main owns it */
 	struct tls_cache *tls;      /* owned */
-	struct event *sweep;        /* frees upstreams long unused (owned) */
-	struct upstream *buckets[NBUCKETS];
+	struct event *sweep;        /* frees upstreams no longer used (owned) */
+	long sweep_ms;              /* its period */
+	struct upstream *buckets[NBUCKETS];     /* live upstreams (owned) */
+	size_t nlive;
+	struct upstream_series *series_buckets[NBUCKETS];   /* named series */
+	struct upstream_series **series;        /* the same, in creation order
+	                                           (owned array; owns them) */
+	size_t nseries, series_alloc;
+	size_t nunconfigured;       /* named series made for upstreams without
+	                               a section: at most UPSTREAM_MAX_SERIES */
+	struct upstream_series other;   /* every upstream past the cap */
+	bool other_used;            /* one has counted into it: list it */
 };
 
 static unsigned hash(const char *s)
@@ -34,10 +59,24 @@ static unsigned hash(const char *s)
 
 static void on_sweep(evutil_socket_t fd, short what, void *arg);
 
+/* Every keepalive_timeout: an upstream can be forgotten that long after
+ * its last use, when its last idle connection has just been closed. */
+static void arm_sweep(struct upstream_registry *reg)
+{
+	long ms = reg->cfg->keepalive_timeout_ms;
+	struct timeval every;
+
+	ms = ms < SWEEP_MIN_MS ? SWEEP_MIN_MS : ms > SWEEP_MAX_MS ? SWEEP_MAX_MS : ms;
+	if (ms == reg->sweep_ms)
+		return;
+	reg->sweep_ms = ms;
+	every = clock_timeval((double)ms);
+	event_add(reg->sweep, &every);
+}
+
 struct upstream_registry *upstream_registry_new(struct event_base *base,
                                                 const struct config *cfg)
 {
-	struct timeval every = { SWEEP_EVERY_S, 0 };
 	struct upstream_registry *reg = calloc(1, sizeof *reg);
 
 	if (reg == NULL)
@@ -46,8 +85,141 @@ struct upstream_registry *upstream_registry_new(struct event_base *base,
 	reg->cfg = cfg;
 	reg->tls = tls_cache_new();
 	reg->sweep = event_new(base, -1, EV_PERSIST, on_sweep, reg);
-	event_add(reg->sweep, &every);
+	arm_sweep(reg);
+	reg->other.key = strdup(UPSTREAM_OTHER);
+	if (reg->other.key == NULL)
+		abort();
 	return reg;
+}
+
+/* --- series -------------------------------------------------------------- */
+
+static struct upstream_series *series_find(struct upstream_registry *reg, const char *key)
+{
+	struct upstream_series *s;
+
+	for (s = reg->series_buckets[hash(key)]; s != NULL; s = s->next)
+		if (strcmp(s->key, key) == 0)
+			return s;
+	return NULL;
+}
+
+static struct upstream_series *series_new(struct upstream_registry *reg, const char *key)
+{
+	struct upstream_series *s = calloc(1, sizeof *s);
+	unsigned b = hash(key);
+
+	if (s == NULL || (s->key = strdup(key)) == NULL)
+		abort();
+	if (reg->nseries == reg->series_alloc) {
+		reg->series_alloc = reg->series_alloc ? 2 * reg->series_alloc : 64;
+		reg->series = realloc(reg->series, reg->series_alloc * sizeof *reg->series);
+		if (reg->series == NULL)
+			abort();
+	}
+	reg->series[reg->nseries++] = s;
+	s->next = reg->series_buckets[b];
+	reg->series_buckets[b] = s;
+	return s;
+}
+
+/* Its own series if it has one or may have one, else "other". */
+static struct upstream_series *series_for(struct upstream_registry *reg, const char *key)
+{
+	struct upstream_series *s = series_find(reg, key);
+
+	if (s != NULL)
+		return s;
+	if (config_find_upstream(reg->cfg, key) != NULL)
+		return series_new(reg, key);
+	if (reg->nunconfigured >= UPSTREAM_MAX_SERIES) {
+		reg->other_used = true;
+		return &reg->other;
+	}
+	reg->nunconfigured++;
+	return series_new(reg, key);
+}
+
+/* From now on u counts into s; what its pool counted before is not s's. */
+static void series_join(struct upstream *u, struct upstream_series *s)
+{
+	u->series = s;
+	u->totals = s->totals;
+	u->opened_base = pool_opened_count(u->pool);
+	u->handshakes_base = pool_handshake_count(u->pool);
+	LIST_INSERT_HEAD(&s->live, u, series_link);
+}
+
+/* u stops counting into its series, which keeps what u counted. */
+static void series_leave(struct upstream *u)
+{
+	struct upstream_series *s = u->series;
+
+	s->opened += pool_opened_count(u->pool) - u->opened_base;
+	s->handshakes += pool_handshake_count(u->pool) - u->handshakes_base;
+	LIST_REMOVE(u, series_link);
+	u->series = NULL;
+	u->totals = NULL;
+}
+
+/* The concurrency limit of key: its section's, else upstream_concurrency
+ * (also what each upstream counting into "other" has). */
+static size_t configured_limit(const struct config *cfg, const char *key)
+{
+	const struct config_upstream *cu = config_find_upstream(cfg, key);
+
+	if (cu != NULL && cu->concurrency > 0)
+		return (size_t)cu->concurrency;
+	return (size_t)cfg->upstream_concurrency;
+}
+
+static void series_stats(const struct upstream_registry *reg,
+                         const struct upstream_series *s, struct upstream_stats *st)
+{
+	const struct upstream *u;
+
+	memset(st, 0, sizeof *st);
+	st->key = s->key;
+	st->live = !LIST_EMPTY(&s->live);
+	st->limit = configured_limit(reg->cfg, s->key);
+	st->connections_opened = s->opened;
+	st->tls_handshakes = s->handshakes;
+	st->totals = s->totals;
+	LIST_FOREACH(u, &s->live, series_link) {
+		st->in_flight += u->sem.in_use;
+		st->queued += u->sem.nqueued;
+		st->waiting_token += u->rate_limited ? u->bucket.nqueued : 0;
+		st->idle_connections += pool_idle_count(u->pool);
+		st->connections_opened += pool_opened_count(u->pool) - u->opened_base;
+		st->tls_handshakes += pool_handshake_count(u->pool) - u->handshakes_base;
+	}
+}
+
+void upstream_foreach_series(struct upstream_registry *reg,
+                             void (*fn)(const struct upstream_stats *s, void *arg),
+                             void *arg)
+{
+	struct upstream_stats st;
+	size_t i;
+
+	for (i = 0; i < reg->nseries; i++) {
+		series_stats(reg, reg->series[i], &st);
+		fn(&st, arg);
+	}
+	if (!reg->other_used)
+		return;
+	series_stats(reg, &reg->other, &st);
+	fn(&st, arg);
+}
+
+size_t upstream_live_count(const struct upstream_registry *reg)
+{
+	return reg->nlive;
+}
+
+size_t upstream_series_count(const struct upstream_registry *reg)
+{
+	return reg->nseries + (reg->other_used ? 1 : 0);
 }
 
 static struct pool_settings pool_settings_for(struct upstream_registry *reg,
@@ -82,7 +254,7 @@ static void arm_bucket(struct upstream *u)
 	double ms = limit_bucket_next_ms(&u->bucket, clock_now_ms());
 	struct timeval tv;
 
-	if (ms < 0)
+	if (ms < 0 || u->bucket_timer == NULL)
 		return;
 	tv = clock_timeval(ms);
 	evtimer_add(u->bucket_timer, &tv);
@@ -124,12 +296,10 @@ static void configure_rate(struct upstream_registry *reg, struct upstream *u,
 
 	if (burst < 1)
 		burst = 1;
-	if (u->bucket_timer == NULL) {
+	/* most upstreams never have a rate: no timer for them */
+	if (rate > 0 && u->bucket_timer == NULL)
 		u->bucket_timer = evtimer_new(reg->base, on_bucket_timer, u);
-		limit_bucket_init(&u->bucket, rate, burst, clock_now_ms());
-	} else {
-		limit_bucket_set_rate(&u->bucket, rate, burst, clock_now_ms());
-	}
+	limit_bucket_set_rate(&u->bucket, rate, burst, clock_now_ms());
 	u->rate_limited = rate > 0;
 	arm_bucket(u);
 }
@@ -140,15 +310,12 @@ static void configure(struct upstream_registry *reg, struct upstream *u)
 	const struct config *cfg = reg->cfg;
 	const struct config_upstream *cu = config_find_upstream(cfg, u->key);
 	const char *ca_file = cfg->ca_file;
-	long limit = cfg->upstream_concurrency;
 	struct pool_settings ps;
 
 	u->request_timeout_ms = cfg->request_timeout_ms;
 	u->connect_timeout_ms = cfg->connect_timeout_ms;
 	u->tls_verify = cfg->tls_verify;
 	if (cu != NULL) {
-		if (cu->concurrency > 0)
-			limit = cu->concurrency;
 		if (cu->request_timeout_ms > 0)
 			u->request_timeout_ms = cu->request_timeout_ms;
 		if (cu->connect_timeout_ms > 0)
@@ -158,7 +325,7 @@ static void configure(struct upstream_registry *reg, struct upstream *u)
 		if (cu->ca_file != NULL)
 			ca_file = cu->ca_file;
 	}
-	limit_sem_set_limit(&u->sem, (size_t)limit);
+	limit_sem_set_limit(&u->sem, configured_limit(cfg, u->key));
 	configure_rate(reg, u, cu);
 	ps = pool_settings_for(reg, u, ca_file);
 	if (u->pool == NULL)
@@ -166,6 +333,8 @@ static void configure(struct upstream_registry *reg, struct upstream *u)
 	else
 		pool_configure(u->pool, &ps);
 }
+
+/* --- live upstreams ------------------------------------------------------ */
 
 struct upstream *upstream_get(struct upstream_registry *reg, const char *key,
                               const char *host, int port, bool tls)
@@ -180,66 +349,90 @@ struct upstream *upstream_get(struct upstream_registry *reg, const char *key,
 		}
 	}
 	u = calloc(1, sizeof *u);
-	if (u == NULL)
+	if (u == NULL || (u->key = strdup(key)) == NULL || (u->host = strdup(host)) == NULL)
 		abort();
-	u->key = strdup(key);
-	u->host = strdup(host);
 	u->port = port;
 	u->tls = tls;
+	u->reg = reg;
 	limit_sem_init(&u->sem, 1);
+	limit_bucket_init(&u->bucket, 0, 1, clock_now_ms());
 	configure(reg, u);
+	series_join(u, series_for(reg, key));
 	u->refs = 1;
 	u->next = reg->buckets[b];
 	reg->buckets[b] = u;
+	reg->nlive++;
 	return u;
 }
 
-void upstream_put(struct upstream *u)
+/* Nothing points at it, nothing waits or runs on it, no connection is
+ * kept and no section configures it: it holds nothing worth keeping. */
+static bool unused(const struct upstream_registry *reg, const struct upstream *u)
 {
-	u->refs--;
-	u->last_used_ms = clock_now_ms();
+	return u->refs == 0 && u->sem.in_use == 0 && u->sem.nqueued == 0 &&
+	       u->bucket.nqueued == 0 && pool_idle_count(u->pool) == 0 &&
+	       config_find_upstream(reg->cfg, u->key) == NULL;
 }
 
-static void free_upstream(struct upstream *u)
+/* Unlink u from the live table and free it; its series keeps its counts. */
+static void forget(struct upstream_registry *reg, struct upstream *u)
 {
+	struct upstream **p;
+
+	for (p = &reg->buckets[hash(u->key)]; *p != u; p = &(*p)->next)
+		;
+	*p = u->next;
+	reg->nlive--;
+	series_leave(u);
 	pool_free(u->pool);
-	event_free(u->bucket_timer);
+	if (u->bucket_timer != NULL)
+		event_free(u->bucket_timer);
 	free(u->tls_error);
 	free(u->key);
 	free(u->host);
 	free(u);
 }
 
-/* Nothing points at it, nothing waits or runs on it, no connection is
- * kept, no section configures it, and it has been quiet for a while. */
-static bool forgettable(const struct upstream_registry *reg, const struct upstream *u,
-                        double now)
+/* An upstream that never opened a connection (its name did not resolve,
+ * or resolved into deny_networks) goes at once: a batch of 10,000 such
+ * names must not leave 10,000 pools behind until the next sweep. */
+void upstream_put(struct upstream *u)
 {
-	return u->refs == 0 && u->sem.in_use == 0 && u->sem.nqueued == 0 &&
-	       u->bucket.nqueued == 0 && pool_idle_count(u->pool) == 0 &&
-	       config_find_upstream(reg->cfg, u->key) == NULL &&
-	       now - u->last_used_ms > IDLE_LIFETIME_MS;
+	u->refs--;
+	u->last_used_ms = clock_now_ms();
+	if (pool_opened_count(u->pool) == 0 && unused(u->reg, u))
+		forget(u->reg, u);
 }
 
+/* One that did is kept for keepalive_timeout after its last use, so an
+ * upstream used now and then is not made again for every batch. */
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct upstream_registry *reg = arg;
-	struct upstream **p, *u;
 	double now = clock_now_ms();
+	struct upstream *u, *next;
 	size_t b;
 
 	(void)fd;
 	(void)what;
 	for (b = 0; b < NBUCKETS; b++) {
-		for (p = &reg->buckets[b]; (u = *p) != NULL;) {
-			if (forgettable(reg, u, now)) {
-				*p = u->next;
-				free_upstream(u);
-			} else {
-				p = &u->next;
-			}
+		for (u = reg->buckets[b]; u != NULL; u = next) {
+			next = u->next;
+			if (unused(reg, u) &&
+			    now - u->last_used_ms >= (double)reg->cfg->keepalive_timeout_ms)
+				forget(reg, u);
 		}
 	}
+}
+
+/* An upstream that counted into "other" and now has a section gets its
+ * own series: configured upstreams always have one. */
+static void reseat(struct upstream_registry *reg, struct upstream *u)
+{
+	if (u->series != &reg->other || config_find_upstream(reg->cfg, u->key) == NULL)
+		return;
+	series_leave(u);
+	series_join(u, series_for(reg, u->key));
 }
 
 void upstream_registry_configure(struct upstream_registry *reg, const struct config *cfg)
@@ -248,26 +441,32 @@ void upstream_registry_configure(struct upstream_registry *reg, const struct con
 	size_t b;
 
 	reg->cfg = cfg;
-	for (b = 0; b < NBUCKETS; b++)
-		for (u = reg->buckets[b]; u != NULL; u = u->next)
+	arm_sweep(reg);
+	for (b = 0; b < NBUCKETS; b++) {
+		for (u = reg->buckets[b]; u != NULL; u = u->next) {
 			configure(reg, u);
+			reseat(reg, u);
+		}
+	}
 }
 
-static void put_upstream(struct upstream *u, void *arg)
+/* --- GET /v1/upstreams --------------------------------------------------- */
+
+static void put_series(const struct upstream_stats *s, void *arg)
 {
 	struct evbuffer *out = arg;
 	const char *sep = evbuffer_get_length(out) > 1 ? "," : "";
 	size_t t;
 
-	evbuffer_add_printf(out, "%s{\"upstream\":\"%s\",\"limit\":%zu,\"in_flight\":%zu,"
-	                    "\"queued\":%zu,\"idle_connections\":%u,"
+	evbuffer_add_printf(out, "%s{\"upstream\":\"%s\",\"live\":%s,\"limit\":%zu,"
+	                    "\"in_flight\":%zu,\"queued\":%zu,\"idle_connections\":%u,"
 	                    "\"connections_opened\":%lu,\"tls_handshakes\":%lu,\"totals\":{",
-	                    sep, u->key, u->sem.limit, u->sem.in_use, u->sem.nqueued,
-	                    pool_idle_count(u->pool), pool_opened_count(u->pool),
-	                    pool_handshake_count(u->pool));
+	                    sep, s->key, s->live ? "true" : "false", s->limit, s->in_flight,
+	                    s->queued, s->idle_connections, s->connections_opened,
+	                    s->tls_handshakes);
 	for (t = OUTCOME_OK; t <= OUTCOME_FORBIDDEN; t++)
 		evbuffer_add_printf(out, "%s\"%s\":%lu", t == OUTCOME_OK ? "" : ",",
-		                    outcome_type_name((enum outcome_type)t), u->totals[t]);
+		                    outcome_type_name((enum outcome_type)t), s->totals[t]);
 	evbuffer_add(out, "}}", 2);
 }
 
@@ -276,7 +475,7 @@ void upstream_registry_write_json(struct upstream_registry *reg, struct evbuffer
 	struct evbuffer *list = evbuffer_new();
 
 	evbuffer_add(list, "[", 1);
-	upstream_foreach(reg, put_upstream, list);
+	upstream_foreach_series(reg, put_series, list);
 	evbuffer_add(list, "]", 1);
 	evbuffer_add_printf(out, "{\"upstreams\":");
 	evbuffer_add_buffer(out, list);
@@ -284,28 +483,23 @@ void upstream_registry_write_json(struct upstream_registry *reg, struct evbuffer
 	evbuffer_free(list);
 }
 
-void upstream_foreach(struct upstream_registry *reg,
-                      void (*fn)(struct upstream *u, void *arg), void *arg)
+static void free_series(struct upstream_series *s)
 {
-	struct upstream *u;
-	size_t b;
-
-	for (b = 0; b < NBUCKETS; b++)
-		for (u = reg->buckets[b]; u != NULL; u = u->next)
-			fn(u, arg);
+	free(s->key);
+	free(s);
 }
 
 void upstream_registry_free(struct upstream_registry *reg)
 {
-	struct upstream *u, *next;
-	size_t b;
+	size_t b, i;
 
-	for (b = 0; b < NBUCKETS; b++) {
-		for (u = reg->buckets[b]; u != NULL; u = next) {
-			next = u->next;
-			free_upstream(u);
-		}
-	}
+	for (b = 0; b < NBUCKETS; b++)
+		while (reg->buckets[b] != NULL)
+			forget(reg, reg->buckets[b]);
+	for (i = 0; i < reg->nseries; i++)
+		free_series(reg->series[i]);
+	free(reg->series);
+	free(reg->other.key);
 	event_free(reg->sweep);
 	tls_cache_free(reg->tls);
 	free(reg);

@@ -1,12 +1,15 @@
 /* upstream: one scheme+host+port that fanoutd talks to, and the registry
- * of all of them.  An upstream owns its FIFO semaphore (shared by every
- * batch of every client), its connection pool and its counters; the
- * registry owns the upstreams and frees them at exit. */
+ * of all of them.  Each upstream has a live part (struct upstream: its
+ * FIFO semaphore shared by every batch of every client, its rate bucket,
+ * its connection pool), freed once nothing uses it, and a series (its
+ * counts by outcome, connections opened), kept until exit so a counter
+ * never goes back.  The registry owns both. */
 #ifndef FANOUTD_UPSTREAM_H
 #define FANOUTD_UPSTREAM_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/queue.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 
@@ -14,6 +17,16 @@
 #include "config.h"
 #include "limits.h"
 #include "pool.h"
+
+/* Upstreams without a config section that get a series of their own;
+ * those that come later all count into the one series UPSTREAM_OTHER.
+ * An upstream with a section always has its own.  Bounds /metrics and
+ * /v1/upstreams whatever names clients send. */
+#define UPSTREAM_MAX_SERIES 1000
+#define UPSTREAM_OTHER "other"
+
+struct upstream_registry;
+struct upstream_series;
 
 struct upstream {
 	char *key;                  /* "http://host:port" (owned) */
@@ -23,31 +36,55 @@ struct upstream {
 	struct limit_sem sem;       /* concurrency limit, FIFO */
 	bool rate_limited;          /* rate = N/s in its section */
 	struct limit_bucket bucket; /* the token bucket when rate_limited */
-	struct event *bucket_timer; /* grants the next token (owned) */
+	struct event *bucket_timer; /* grants the next token (owned; made on
+	                               the first rate limit, NULL before) */
 	struct pool *pool;          /* keep-alive connections (owned) */
 	long request_timeout_ms;
 	long connect_timeout_ms;
 	bool tls_verify;
 	char *tls_error;            /* why no TLS context could be made (owned) */
-	unsigned long totals[OUTCOME_FORBIDDEN + 1];  /* finished requests by outcome */
+	unsigned long *totals;      /* finished requests by outcome, indexed
+	                               OUTCOME_OK..OUTCOME_FORBIDDEN: the
+	                               counts of its series (borrowed) */
 	unsigned refs;              /* fetches that point at it */
 	double last_used_ms;        /* when the last of them let go */
+	struct upstream_registry *reg;      /* its registry (borrowed) */
+	struct upstream_series *series;     /* where it counts (borrowed) */
+	LIST_ENTRY(upstream) series_link;   /* in the series' list of live ones */
+	unsigned long opened_base;  /* pool counts when it joined its series */
+	unsigned long handshakes_base;
 	struct upstream *next;      /* hash chain */
 };
 
-struct upstream_registry;
+/* One series as /metrics and /v1/upstreams show it: what it kept plus
+ * what its live upstreams (none, one, or for "other" any number) hold. */
+struct upstream_stats {
+	const char *key;            /* "http://host:port" or UPSTREAM_OTHER */
+	bool live;                  /* some live upstream counts into it */
+	size_t limit;               /* the concurrency limit each has */
+	size_t in_flight;           /* holding a slot */
+	size_t queued;              /* waiting for a slot */
+	size_t waiting_token;       /* waiting for a rate-limit token */
+	unsigned idle_connections;
+	unsigned long connections_opened;   /* since start */
+	unsigned long tls_handshakes;       /* since start */
+	const unsigned long *totals;        /* by outcome, as struct upstream's */
+};
 
 struct upstream_registry *upstream_registry_new(struct event_base *base,
                                                 const struct config *cfg);
 void upstream_registry_free(struct upstream_registry *reg);
 
 /* The upstream for key, created on first use with the limits the config
- * gives it; the caller holds a reference until upstream_put().  Upstreams
- * without a config section that nobody used for 10 minutes are freed, so
- * a stream of distinct hosts does not grow the daemon for ever. */
+ * gives it; the caller holds a reference until upstream_put().  The live
+ * part of an upstream without a config section is freed once nothing
+ * uses it: at the last upstream_put() if it never opened a connection
+ * (DNS failed, forbidden), else when it has no idle connection left and
+ * keepalive_timeout has passed since its last use.  Its series stays. */
 struct upstream *upstream_get(struct upstream_registry *reg, const char *key,
                               const char *host, int port, bool tls);
 
+/* Let go of u; it may be freed before this returns. */
 void upstream_put(struct upstream *u);
 
 /* Apply a new config to every existing upstream (reload); the registry
@@ -62,13 +99,22 @@ bool upstream_take_token(struct upstream *u, struct limit_waiter *w)
 /* Withdraw w from the token queue. */
 void upstream_cancel_token(struct upstream *u, struct limit_waiter *w);
 
-/* {"upstreams":[{"upstream","limit","in_flight","queued",
+/* {"upstreams":[{"upstream","live","limit","in_flight","queued",
  * "idle_connections","connections_opened","tls_handshakes","totals"},...]}
- * for GET /v1/upstreams. */
+ * for GET /v1/upstreams: one entry per series, in the order they were
+ * made, "other" last. */
 void upstream_registry_write_json(struct upstream_registry *reg, struct evbuffer *out);
 
-/* Call fn for each upstream, in no particular order. */
-void upstream_foreach(struct upstream_registry *reg,
-                      void (*fn)(struct upstream *u, void *arg), void *arg);
+/* Call fn for each series, in the order of upstream_registry_write_json;
+ * s is valid during the call only. */
+void upstream_foreach_series(struct upstream_registry *reg,
+                             void (*fn)(const struct upstream_stats *s, void *arg),
+                             void *arg);
+
+/* Upstreams whose live part is held now. */
+size_t upstream_live_count(const struct upstream_registry *reg);
+
+/* Series kept (each is listed by upstream_foreach_series). */
+size_t upstream_series_count(const struct upstream_registry *reg);
 
 #endif

@@ -458,6 +458,38 @@ START_TEST(test_ids_echoed)
 }
 END_TEST
 
+/* A number id comes back as the client wrote it, not as jansson prints
+ * the double it became (0.10000000000000001, 1000.0). */
+START_TEST(test_number_ids_keep_spelling)
+{
+	batch("{\"requests\": [{\"url\": \"http://a.example/x\", \"id\": 0.1},"
+	      " {\"url\": \"https://b.example/y?z=1\", \"id\": 1e3}]}");
+	respond(&g_o[0], OUTCOME_OK, 200, NULL, "", 0);
+	respond(&g_o[1], OUTCOME_OK, 200, NULL, "", 0);
+	std_timing();
+	ck_assert_str_eq(write_batch(1.0, 200),
+		"{\"ok\":true,\"elapsed_ms\":1.0,\"results\":["
+		"{\"index\":0,\"id\":0.1,\"url\":\"http://a.example/x\",\"status\":200,"
+		TIMING_0 ",\"headers\":{},\"body\":\"\",\"encoding\":\"text\"},"
+		"{\"index\":1,\"id\":1e3,\"url\":\"https://b.example/y?z=1\",\"status\":200,"
+		TIMING_1 ",\"headers\":{},\"body\":\"\",\"encoding\":\"text\"}]}");
+
+	outcome_clear(&g_o[0]);
+	outcome_clear(&g_o[1]);
+	batch("{\"requests\": [{\"url\": \"http://a.example/x\", \"id\": -0.50},"
+	      " {\"url\": \"https://b.example/y?z=1\", \"id\": 12345678901234567890.0}]}");
+	fail_with(&g_o[0], OUTCOME_FORBIDDEN, 0, "a.example resolved into deny_networks");
+	g_o[1].type = OUTCOME_CANCELLED;
+	std_timing();
+	ck_assert_str_eq(write_batch(1.0, 502),
+		"{\"ok\":false,\"error\":\"batch_failed\","
+		"\"message\":\"1 of 2 requests failed, 1 cancelled\",\"elapsed_ms\":1.0,"
+		"\"errors\":[{\"index\":0,\"id\":-0.50,\"url\":\"http://a.example/x\","
+		"\"type\":\"forbidden\",\"message\":\"a.example resolved into deny_networks\","
+		TIMING_0 "}],\"completed\":[],\"cancelled\":[1]}");
+}
+END_TEST
+
 /* --- body encodings ---------------------------------------------------- */
 
 /* The answer for one 200 response with content type ct and body (len
@@ -744,6 +776,7 @@ static Suite *answer_suite(void)
 	tcase_add_test(tc, test_draining);
 	tcase_add_test(tc, test_draining_all_cancelled);
 	tcase_add_test(tc, test_ids_echoed);
+	tcase_add_test(tc, test_number_ids_keep_spelling);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("encoding");

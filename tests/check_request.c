@@ -1,6 +1,7 @@
 /* check_request: unit tests of batch request parsing and validation
  * (src/request.c).  Every error case asserts the exact message and that
  * the batch is left empty. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +91,7 @@ START_TEST(test_short_form_fields)
 	ck_assert_str_eq(it->upstream_key, "http://example.com:80");
 	ck_assert_str_eq(it->host_header, "example.com");
 	ck_assert_int_eq(it->method, METHOD_GET);
-	ck_assert_ptr_null(it->id);
+	ck_assert_ptr_null(it->id_json);
 	ck_assert_uint_eq(it->nheaders, 0);
 	ck_assert_ptr_null(it->body);
 	ck_assert_uint_eq(it->body_len, 0);
@@ -324,7 +325,7 @@ START_TEST(test_long_form_defaults)
 	ck_assert_int_eq(br.items[1].method, METHOD_GET);
 	ck_assert_int_eq(br.items[1].timeout_ms, -1);
 	ck_assert_ptr_null(br.items[1].body);
-	ck_assert_ptr_null(br.items[1].id);
+	ck_assert_ptr_null(br.items[1].id_json);
 	ck_assert_uint_eq(br.items[1].nheaders, 0);
 	request_free(&br);
 }
@@ -510,6 +511,19 @@ START_TEST(test_reserved_headers)
 }
 END_TEST
 
+/* Expect: 100-continue would make the upstream wait for a body that waits
+ * for the upstream's interim answer: refused, per request or per batch. */
+START_TEST(test_expect_header)
+{
+	expect_err("{\"requests\": [\"http://a/\", {\"url\": \"http://b/\", \"method\": \"POST\","
+	           " \"body\": \"x\", \"headers\": {\"Expect\": \"100-continue\"}}]}",
+	           "requests[1].headers.Expect: header is not supported "
+	           "(fanoutd sends the body at once)");
+	expect_err("{\"headers\": {\"eXpEcT\": \"100-continue\"}, \"requests\": [\"http://a/\"]}",
+	           "headers.eXpEcT: header is not supported (fanoutd sends the body at once)");
+}
+END_TEST
+
 START_TEST(test_header_errors)
 {
 	expect_err("{\"requests\": [\"http://a/\", {\"url\": \"http://b/\","
@@ -610,7 +624,8 @@ START_TEST(test_body_json)
 END_TEST
 
 /* A JSON body must reach the upstream with the numbers the client wrote:
- * 1.1 must not turn into 1.1000000000000001 (jansson's %.17g). */
+ * 1.1 must not turn into 1.1000000000000001 (jansson's %.17g), nor 1e2
+ * into 100.0. */
 START_TEST(test_body_json_real_spelling)
 {
 	struct batch_request br;
@@ -620,7 +635,64 @@ START_TEST(test_body_json_real_spelling)
 	         " \"json\": {\"price\": 1.1, \"r\": [0.1, 2.5, 1e-3]}}]}", &br);
 	snprintf(body, sizeof body, "%s", br.items[0].body);
 	request_free(&br);     /* before asserting: a failure must not leak */
-	ck_assert_str_eq(body, "{\"price\":1.1,\"r\":[0.1,2.5,0.001]}");
+	ck_assert_str_eq(body, "{\"price\":1.1,\"r\":[0.1,2.5,1e-3]}");
+}
+END_TEST
+
+/* Every number keeps its text, wherever it sits: in the body, in the id,
+ * before and after other numbers of the batch (timeout_ms, other items),
+ * in keys' insertion order, not jansson's hash order. */
+START_TEST(test_numbers_keep_spelling)
+{
+	struct batch_request br;
+	char body0[256], body2[256], id0[64], id1[64], id2[64];
+
+	parse_ok("{\"timeout_ms\": 5000, \"requests\": ["
+	         " {\"id\": 0.1, \"url\": \"http://a/\", \"method\": \"POST\", \"timeout_ms\": 100,"
+	         "  \"json\": {\"big\": 1e2, \"z\": -0, \"y\": [1E+3, 0.10000, 1.0, -0.0, 7],"
+	         "   \"x\": {\"n\": 12345678901234567890e-10, \"m\": 9223372036854775807}}},"
+	         " {\"url\": \"http://a/\", \"id\": 1e3},"
+	         " {\"url\": \"http://a/\", \"json\": 2.50, \"id\": -12}],"
+	         " \"max_concurrency\": 3}", &br);
+	snprintf(body0, sizeof body0, "%s", br.items[0].body);
+	snprintf(body2, sizeof body2, "%s", br.items[2].body);
+	snprintf(id0, sizeof id0, "%s", br.items[0].id_json);
+	snprintf(id1, sizeof id1, "%s", br.items[1].id_json);
+	snprintf(id2, sizeof id2, "%s", br.items[2].id_json);
+	ck_assert_int_eq(br.timeout_ms, 5000);
+	ck_assert_int_eq(br.items[0].timeout_ms, 100);
+	ck_assert_int_eq(br.max_concurrency, 3);
+	request_free(&br);
+	ck_assert_str_eq(body0, "{\"big\":1e2,\"z\":-0,\"y\":[1E+3,0.10000,1.0,-0.0,7],"
+	                 "\"x\":{\"n\":12345678901234567890e-10,\"m\":9223372036854775807}}");
+	ck_assert_str_eq(body2, "2.50");
+	ck_assert_str_eq(id0, "0.1");
+	ck_assert_str_eq(id1, "1e3");
+	ck_assert_str_eq(id2, "-12");
+
+	/* a number as the whole body, and numbers next to strings that look
+	 * like them */
+	parse_ok("{\"requests\": [{\"url\": \"http://a/\", \"json\": [\"1.0\", 1.50, \"2e1\", 2E1]}]}",
+	         &br);
+	snprintf(body0, sizeof body0, "%s", br.items[0].body);
+	request_free(&br);
+	ck_assert_str_eq(body0, "[\"1.0\",1.50,\"2e1\",2E1]");
+}
+END_TEST
+
+/* Duplicate keys are refused: the client and fanoutd (jansson keeps the
+ * last) might not agree on which value counts. */
+START_TEST(test_duplicate_keys)
+{
+	const char *e;
+
+	e = parse_err("{\"requests\": [{\"url\": \"http://a/\", \"json\": {\"a\": 1, \"a\": 2}}]}");
+	ck_assert_str_eq(e, "invalid JSON at line 1, column 55: duplicate object key near '\"a\"'");
+	e = parse_err("{\"requests\": [\"http://a/\"], \"requests\": [\"http://evil/\"]}");
+	ck_assert_str_eq(e, "invalid JSON at line 1, column 38: duplicate object key near "
+	                 "'\"requests\"'");
+	e = parse_err("{\"requests\": [{\"url\": \"http://a/\", \"url\": \"http://b/\"}]}");
+	ck_assert_str_eq(e, "invalid JSON at line 1, column 40: duplicate object key near '\"url\"'");
 }
 END_TEST
 
@@ -692,13 +764,15 @@ START_TEST(test_id)
 	         " {\"url\": \"http://a/\", \"id\": 17},"
 	         " {\"url\": \"http://a/\", \"id\": 2.5},"
 	         " {\"url\": \"http://a/\"}]}", &br);
-	ck_assert(json_is_string(br.items[0].id));
-	ck_assert_str_eq(json_string_value(br.items[0].id), "user-1");
-	ck_assert(json_is_integer(br.items[1].id));
-	ck_assert_int_eq(json_integer_value(br.items[1].id), 17);
-	ck_assert(json_is_real(br.items[2].id));
-	ck_assert_double_eq(json_real_value(br.items[2].id), 2.5);
-	ck_assert_ptr_null(br.items[3].id);
+	ck_assert_str_eq(br.items[0].id_json, "\"user-1\"");
+	ck_assert_str_eq(br.items[1].id_json, "17");
+	ck_assert_str_eq(br.items[2].id_json, "2.5");
+	ck_assert_ptr_null(br.items[3].id_json);
+	request_free(&br);
+
+	/* strings as jansson writes them, escapes and all */
+	parse_ok("{\"requests\": [{\"url\": \"http://a/\", \"id\": \"a\\\"b\\u00e9\\n\"}]}", &br);
+	ck_assert_str_eq(br.items[0].id_json, "\"a\\\"b\xc3\xa9\\n\"");
 	request_free(&br);
 
 	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"id\": {\"k\": 1}}]}",
@@ -796,6 +870,281 @@ START_TEST(test_ipv6_canonical)
 }
 END_TEST
 
+/* Hosts that resolvers read as different IPv4 addresses: glibc and curl
+ * take 0177 as octal, libevent as decimal; refused, naming the element. */
+START_TEST(test_ipv4_ambiguous)
+{
+	static const char *const hosts[] = {
+		"0177.0.0.1", "0010.0.0.1", "+127.0.0.1", "127.000.000.001", "0x7f.1",
+		"0X7F.0.0.1", "2130706433", "127.1", "1.2.3.4.", "127.0.0.+1", "0x7f000001",
+		"999.1.1.1", "1.2.3.04", "0", "1.2.3.4.5", "example.123", "a.0x10",
+		"256.0.0.1", "%31%32%37.0.0.1",
+	};
+	char doc[256], msg[256];
+	size_t i;
+
+	for (i = 0; i < sizeof hosts / sizeof *hosts; i++) {
+		snprintf(doc, sizeof doc, "[\"http://a/\", \"http://%s:8080/x\"]", hosts[i]);
+		snprintf(msg, sizeof msg, "[1]: ambiguous IPv4 address \"%s\": write four "
+		         "decimal numbers 0-255 without leading zeros", hosts[i]);
+		expect_err(doc, msg);
+	}
+	expect_err("{\"requests\": [{\"url\": \"https://0177.0.0.1/\"}]}",
+	           "requests[0].url: ambiguous IPv4 address \"0177.0.0.1\": write four "
+	           "decimal numbers 0-255 without leading zeros");
+}
+END_TEST
+
+/* Names that only start with digits, or have numbers inside, are names;
+ * canonical addresses are addresses. */
+START_TEST(test_ipv4_canonical_and_names)
+{
+	static const char *const hosts[] = {
+		"1password.com", "123.example.com", "1e100.net", "0x.example", "127.0.0.1",
+		"10.0.0.1", "255.255.255.255", "0.0.0.0", "1.2.3.4a", "localhost", "a1",
+		"127.0.0.1.nip.io", "x.y1",
+	};
+	struct batch_request br;
+	char doc[256];
+	size_t i;
+
+	for (i = 0; i < sizeof hosts / sizeof *hosts; i++) {
+		snprintf(doc, sizeof doc, "[\"http://%s/\"]", hosts[i]);
+		parse_ok(doc, &br);
+		ck_assert_str_eq(br.items[0].host, hosts[i]);
+		request_free(&br);
+	}
+}
+END_TEST
+
+/* --- parse amplification ------------------------------------------------ */
+
+/* What jansson holds at its peak, through json_set_alloc_funcs. */
+static size_t j_live, j_peak;
+
+static void *count_malloc(size_t n)
+{
+	void *p = malloc(n);
+
+	if (p != NULL) {
+		j_live += malloc_usable_size(p);
+		if (j_live > j_peak)
+			j_peak = j_live;
+	}
+	return p;
+}
+
+static void count_free(void *p)
+{
+	if (p != NULL)
+		j_live -= malloc_usable_size(p);
+	free(p);
+}
+
+/* head, n times unit, then last and tail (malloc'd; *len set). */
+static char *repeat(const char *head, const char *unit, size_t n, const char *last,
+                    const char *tail, size_t *len)
+{
+	size_t hl = strlen(head), ul = strlen(unit), ll = strlen(last), tl = strlen(tail);
+	char *doc = malloc(hl + ul * n + ll + tl + 1), *p = doc;
+	size_t i;
+
+	ck_assert_ptr_nonnull(doc);
+	memcpy(p, head, hl);
+	p += hl;
+	for (i = 0; i < n; i++, p += ul)
+		memcpy(p, unit, ul);
+	memcpy(p, last, ll);
+	p += ll;
+	memcpy(p, tail, tl + 1);
+	*len = (size_t)(p - doc) + tl;
+	return doc;
+}
+
+/* Parse doc (freed here) expecting message msg, with jansson never
+ * holding more than max_peak bytes. */
+static void expect_cheap_err(char *doc, const size_t *len, const struct request_limits *l,
+                             const char *msg, size_t max_peak)
+{
+	const char *e;
+
+	j_live = j_peak = 0;
+	json_set_alloc_funcs(count_malloc, count_free);
+	e = parse_err_lim(doc, *len, l);   /* *len: set by repeat() in our argument list */
+	json_set_alloc_funcs(malloc, free);
+	free(doc);
+	ck_assert_str_eq(e, msg);
+	ck_assert_msg(j_peak <= max_peak, "jansson peaked at %zu bytes", j_peak);
+}
+
+/* An over-long batch is refused from the count, before any tree is built:
+ * 4M zeros used to cost 130 MB first. */
+START_TEST(test_scan_too_many)
+{
+	size_t len;
+
+	expect_cheap_err(repeat("[", "0,", 4194303, "0", "]", &len), &len, &lim,
+	                 "batch: too many requests: 4194304 (max_batch_size is 100)", 0);
+	expect_cheap_err(repeat("[", "[],", 2796201, "[]", "]", &len), &len, &lim,
+	                 "batch: too many requests: 2796202 (max_batch_size is 100)", 0);
+	expect_cheap_err(repeat(" \n{\"mode\": \"all\", \"requests\": [", "\"http://a/\",", 100,
+	                        "\"http://a/\"", "], \"timeout_ms\": 5}", &len), &len, &lim,
+	                 "requests: too many requests: 101 (max_batch_size is 100)", 0);
+	/* the key as jansson reads it, escapes decoded */
+	expect_cheap_err(repeat("{\"requ\\u0065sts\": [", "{\"url\": \"http://a/\", \"id\": [\"]\"]},",
+	                        100, "\"http://a/\"", "]}", &len), &len, &lim,
+	                 "requests: too many requests: 101 (max_batch_size is 100)", 0);
+	/* other arrays do not count, nor brackets in strings */
+	expect_cheap_err(repeat("{\"headers\": {\"X-A\": \"[[[,,,\"}, \"x\": [", "1,", 200, "1",
+	                        "], \"requests\": [[1,2,3]]}", &len), &len, &lim,
+	                 "unknown key \"x\"", 1u << 20);
+}
+END_TEST
+
+/* A body that is not too long but whose tree would cost far more than its
+ * size is refused before it is built; jansson's depth message stays. */
+START_TEST(test_scan_too_complex)
+{
+#define TOO_COMPLEX "JSON too complex: its %zu values would take more than 32 MiB " \
+                    "of memory once parsed"
+	char want[256], deep[3000];
+	size_t len;
+
+	snprintf(want, sizeof want, TOO_COMPLEX, (size_t)2796203);
+	expect_cheap_err(repeat("[[", "[],", 2796200, "[]", "]]", &len), &len, &lim, want, 0);
+	snprintf(want, sizeof want, TOO_COMPLEX, (size_t)2000004);
+	expect_cheap_err(repeat("{\"requests\": [\"http://a/\"], \"x\": [", "{},", 1999999, "{}",
+	                        "]}", &len), &len, &lim, want, 0);
+	snprintf(want, sizeof want, TOO_COMPLEX, (size_t)3000005);
+	expect_cheap_err(repeat("{\"requests\": [{\"url\": \"http://a/\", \"json\": [", "0,",
+	                        2999999, "0", "]}]}", &len), &len, &lim, want, 0);
+	snprintf(want, sizeof want, TOO_COMPLEX, (size_t)1000003);
+	expect_cheap_err(repeat("{\"requests\": [], \"x\": {", "\"k\": \"\",", 999999,
+	                        "\"k\": \"\"", "}}", &len), &len, &lim, want, 0);
+	/* too deep: jansson says so, having built little */
+	expect_cheap_err(repeat("", "[", 100000, "", "", &len), &len, &lim,
+	                 "invalid JSON at line 1, column 2049: maximum parsing depth reached "
+	                 "near '['", 1u << 20);
+	/* what comes before the depth counts */
+	memset(deep, '[', sizeof deep - 1);
+	deep[sizeof deep - 1] = '\0';
+	snprintf(want, sizeof want, TOO_COMPLEX, (size_t)1 + 2000000 + 2047);
+	expect_cheap_err(repeat("[", "[],", 2000000, "", deep, &len), &len, &lim, want, 0);
+}
+END_TEST
+
+/* The budget grows with max_batch_size (512 bytes a request), so an
+ * operator who allows big batches can send them. */
+START_TEST(test_scan_budget_follows_batch_size)
+{
+	const struct request_limits big = { .max_batch_size = 100000 };
+	size_t len;
+
+	/* 250,000 arrays: about 34 MiB, over 32 MiB but within 48 MiB */
+	expect_cheap_err(repeat("{\"requests\": [], \"x\": [", "[],", 249999, "[]", "]}", &len), &len,
+	                 &lim, "JSON too complex: its 250003 values would take more than 32 MiB "
+	                 "of memory once parsed", 0);
+	expect_cheap_err(repeat("{\"requests\": [], \"x\": [", "[],", 249999, "[]", "]}", &len), &len,
+	                 &big, "unknown key \"x\"", 64u << 20);
+}
+END_TEST
+
+/* The cap on header lists counts what a copy costs, not only its bytes:
+ * 100 headers of 50 bytes times 1,200 requests take 18 MB, and would pass
+ * a cap that counted 6.4 MB of bytes. */
+START_TEST(test_header_copies_counted)
+{
+	const struct request_limits many = { .max_batch_size = 10000 };
+	char *doc = malloc(8u << 20), *p = doc;
+	size_t i, j;
+
+	ck_assert_ptr_nonnull(doc);
+	p += sprintf(p, "{\"requests\": [");
+	for (i = 0; i < 1200; i++) {
+		p += sprintf(p, "%s{\"url\": \"http://a/\", \"headers\": {", i ? "," : "");
+		for (j = 0; j < 100; j++)
+			p += sprintf(p, "%s\"h%zu\": \"%050zu\"", j ? "," : "", j, j);
+		p += sprintf(p, "}}");
+	}
+	p += sprintf(p, "]}");
+	ck_assert_str_eq(parse_err_lim(doc, (size_t)(p - doc), &many),
+	                 "requests: the headers of the requests add up to more than 16 MiB "
+	                 "in memory");
+	free(doc);
+}
+END_TEST
+
+/* Batch headers are kept once and shared by every request's list, so a
+ * token of 8 KiB for 10,000 requests is 8 KiB, not 80 MB. */
+START_TEST(test_batch_headers_shared)
+{
+	struct batch_request br;
+	const struct request_item *it;
+	size_t i;
+
+	parse_ok("{\"headers\": {\"Authorization\": \"Bearer t\", \"X-B\": \"b\"}, \"requests\": ["
+	         " \"http://a/\", {\"url\": \"http://b/\", \"headers\": {\"x-b\": \"own\"}},"
+	         " {\"url\": \"http://c/\", \"json\": 1}]}", &br);
+	ck_assert_uint_eq(br.nbatch_headers, 2);
+	for (i = 0; i < br.n; i++) {
+		it = &br.items[i];
+		ck_assert_ptr_eq(hdr(it, "Authorization"), br.batch_headers[0].value);
+	}
+	it = &br.items[0];
+	ck_assert_uint_eq(it->nheaders, 2);
+	ck_assert_uint_eq(it->nheaders_owned, 0);
+	ck_assert_ptr_eq(it->headers[1].name, br.batch_headers[1].name);
+	it = &br.items[1];
+	ck_assert_uint_eq(it->nheaders, 2);
+	ck_assert_uint_eq(it->nheaders_owned, 1);
+	ck_assert_str_eq(it->headers[0].name, "x-b");
+	ck_assert_str_eq(it->headers[0].value, "own");
+	ck_assert_str_eq(it->headers[1].name, "Authorization");
+	it = &br.items[2];
+	ck_assert_uint_eq(it->nheaders, 3);
+	ck_assert_uint_eq(it->nheaders_owned, 0);
+	ck_assert_str_eq(hdr(it, "Content-Type"), "application/json");
+	request_free(&br);
+	ck_assert_ptr_null(br.batch_headers);
+	ck_assert_uint_eq(br.nbatch_headers, 0);
+}
+END_TEST
+
+/* At most 100 headers an object: merging compares each pair. */
+START_TEST(test_header_count)
+{
+	char *doc = malloc(100000), *p;
+	size_t i, n;
+
+	ck_assert_ptr_nonnull(doc);
+	for (n = 100; n <= 101; n++) {
+		p = doc + sprintf(doc, "{\"headers\": {");
+		for (i = 0; i < n; i++)
+			p += sprintf(p, "%s\"h%zu\": \"v\"", i ? "," : "", i);
+		p += sprintf(p, "}, \"requests\": [{\"url\": \"http://a/\", \"headers\": {");
+		for (i = 0; i < n; i++)
+			p += sprintf(p, "%s\"o%zu\": \"v\"", i ? "," : "", i);
+		sprintf(p, "}}]}");
+		if (n == 100) {
+			struct batch_request br;
+
+			parse_ok(doc, &br);
+			ck_assert_uint_eq(br.items[0].nheaders, 200);
+			request_free(&br);
+		} else {
+			expect_err(doc, "headers: more than 100 headers");
+		}
+	}
+	/* a request's own count too */
+	p = doc + sprintf(doc, "{\"requests\": [{\"url\": \"http://a/\", \"headers\": {");
+	for (i = 0; i < 101; i++)
+		p += sprintf(p, "%s\"o%zu\": \"v\"", i ? "," : "", i);
+	sprintf(p, "}}]}");
+	expect_err(doc, "requests[0].headers: more than 100 headers");
+	free(doc);
+}
+END_TEST
+
 static Suite *request_suite(void)
 {
 	Suite *s = suite_create("request");
@@ -829,6 +1178,17 @@ static Suite *request_suite(void)
 	tcase_add_test(tc, test_body_json);
 	tcase_add_test(tc, test_body_json_real_spelling);
 	tcase_add_test(tc, test_ipv6_canonical);
+	tcase_add_test(tc, test_ipv4_ambiguous);
+	tcase_add_test(tc, test_ipv4_canonical_and_names);
+	tcase_add_test(tc, test_expect_header);
+	tcase_add_test(tc, test_numbers_keep_spelling);
+	tcase_add_test(tc, test_duplicate_keys);
+	tcase_add_test(tc, test_scan_too_many);
+	tcase_add_test(tc, test_scan_too_complex);
+	tcase_add_test(tc, test_scan_budget_follows_batch_size);
+	tcase_add_test(tc, test_header_copies_counted);
+	tcase_add_test(tc, test_batch_headers_shared);
+	tcase_add_test(tc, test_header_count);
 	tcase_add_test(tc, test_body_json_big_integer);
 	tcase_add_test(tc, test_body_errors);
 	tcase_add_test(tc, test_item_timeout);

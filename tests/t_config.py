@@ -3,8 +3,11 @@ SIGHUP reload (good and bad)."""
 
 import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import unittest
@@ -39,6 +42,121 @@ class CheckConfig(unittest.TestCase):
             rc, log = check(config)
             self.assertEqual(rc, 1, config)
             self.assertIn("fanoutd.conf" + fragment, log)
+
+
+def openssl_ca(path):
+    """A self-signed CA certificate (PEM) at path."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", path + ".key",
+                    "-out", path, "-days", "2", "-subj", "/CN=fanoutd test CA"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class CheckFiles(unittest.TestCase):
+    """ca_file is loaded at -t, start-up and reload, not first at the
+    first https request; max_queued below max_batch_size is warned about."""
+
+    def setUp(self):
+        self.dir = os.path.realpath(tempfile.mkdtemp(prefix="fanoutd-ca-"))
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def assert_rejected(self, config, message):
+        """-t and a plain start both exit 1 with exactly this message."""
+        for args in (["-t"], []):
+            fd = harness.Fanoutd(config=config, listen=None if args else "127.0.0.1:0",
+                                 args=args, wait=False)
+            rc, log = fd.wait_exit(), fd.read_log()
+            self.assertEqual(rc, 1, log)
+            self.assertIn("%s: %s\n" % (fd.config_path, message), log)
+            self.assertNotIn("is ok", log)
+            self.assertNotIn(" ready", log)
+            self.assertNotIn("(null)", log)
+            shutil.rmtree(fd.dir, ignore_errors=True)
+
+    def test_missing_ca_file(self):
+        self.assert_rejected("[fanoutd]\nca_file = %s\n" % self.path("nope.pem"),
+                             "ca_file: cannot open %s: No such file or directory"
+                             % self.path("nope.pem"))
+
+    def test_ca_file_relative_to_the_config_is_checked_there(self):
+        fd = harness.Fanoutd(config="[fanoutd]\nca_file = nope.pem\n", listen=None,
+                             args=["-t"], wait=False)
+        self.assertEqual(fd.wait_exit(), 1)
+        where = os.path.join(os.path.realpath(fd.dir), "nope.pem")
+        self.assertIn("fanoutd.conf: ca_file: cannot open %s: No such file or directory\n"
+                      % where, fd.read_log())
+        shutil.rmtree(fd.dir, ignore_errors=True)
+
+    def test_ca_file_without_certificates(self):
+        with open(self.path("junk.pem"), "w") as f:
+            f.write("not a certificate\n")
+        self.assert_rejected("[fanoutd]\nca_file = %s\n" % self.path("junk.pem"),
+                             "ca_file: cannot load CA certificates from %s: "
+                             "no certificate or crl found" % self.path("junk.pem"))
+
+    def test_ca_file_that_is_a_directory(self):
+        self.assert_rejected("[fanoutd]\nca_file = %s\n" % self.dir,
+                             "ca_file: %s is not a regular file" % self.dir)
+
+    def test_upstream_ca_file_names_its_section(self):
+        self.assert_rejected('[upstream "https://127.0.0.1:8443"]\nca_file = %s\n'
+                             % self.path("nope.pem"),
+                             '[upstream "https://127.0.0.1:8443"] ca_file: cannot open %s: '
+                             "No such file or directory" % self.path("nope.pem"))
+
+    def test_good_ca_file_is_ok(self):
+        openssl_ca(self.path("ca.pem"))
+        rc, log = check('[fanoutd]\nca_file = %s\n[upstream "https://a.example"]\n'
+                        "ca_file = %s\n" % (self.path("ca.pem"), self.path("ca.pem")))
+        self.assertEqual(rc, 0, log)
+        self.assertIn("is ok", log)
+
+    def test_reload_rejects_a_missing_ca_file(self):
+        up = harness.Upstream()
+        fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 4\n")
+        try:
+            with open(fd.config_path, "w") as f:
+                f.write("[fanoutd]\nupstream_concurrency = 1\nca_file = %s\n"
+                        % self.path("nope.pem"))
+            fd.send_signal(signal.SIGHUP)
+            fd.signalled = False
+            Reload.wait_log(self, fd, "reload failed; keeping the running config")
+            self.assertIn("%s: ca_file: cannot open %s: No such file or directory\n"
+                          % (fd.config_path, self.path("nope.pem")), fd.read_log())
+            status, ans = fd.batch([up.url("/delay/100")] * 8)
+            self.assertEqual(status, 200)
+            self.assertEqual(up.stats()["max_in_flight"], 4)
+        finally:
+            fd.stop()
+            up.stop()
+
+    WARN = ("max_queued (5) is below max_batch_size (10): every batch of more than "
+            "5 requests will be refused with 503 overloaded")
+
+    def test_max_queued_below_max_batch_size_warns(self):
+        config = "[fanoutd]\nmax_queued = 5\nmax_batch_size = 10\n"
+        fd = harness.Fanoutd(config=config, listen=None, args=["-t"], wait=False)
+        self.assertEqual(fd.wait_exit(), 0, fd.read_log())
+        self.assertIn("fanoutd: warning: %s: %s\n" % (fd.config_path, self.WARN), fd.read_log())
+        self.assertIn("is ok", fd.read_log())
+        shutil.rmtree(fd.dir, ignore_errors=True)
+        fd = harness.Fanoutd(config=config)
+        try:
+            self.assertIn("fanoutd: warning: %s: %s\n" % (fd.config_path, self.WARN),
+                          fd.read_log())
+        finally:
+            fd.stop()
+
+    def test_max_queued_at_max_batch_size_is_quiet(self):
+        for config in ("[fanoutd]\nmax_queued = 10\nmax_batch_size = 10\n", "[fanoutd]\n"):
+            rc, log = check(config)
+            self.assertEqual(rc, 0, log)
+            self.assertNotIn("max_queued", log)
 
 
 class PerUpstream(unittest.TestCase):

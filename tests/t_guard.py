@@ -1,15 +1,68 @@
 """What fanoutd refuses: hosts outside allow_hosts, addresses in
-deny_networks (literal or resolved), and load beyond global_concurrency
-and max_queued."""
+deny_networks (literal or resolved) and the unspecified addresses that
+reach the local host, and load beyond global_concurrency and max_queued."""
 
+import http.client
+import json
 import os
+import shutil
+import socket
+import struct
 import sys
+import tempfile
 import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from dnsserver import DNSServer  # noqa: E402
+
+
+def has_ipv6():
+    try:
+        s = socket.socket(socket.AF_INET6)
+        s.bind(("::1", 0))
+        s.close()
+        return True
+    except OSError:
+        return False
+
+
+def stats(up):
+    """up.stats(), also for an upstream on [::1] (Upstream asks 127.0.0.1)."""
+    if up.host == "127.0.0.1":
+        return up.stats()
+    c = http.client.HTTPConnection("::1", up.port, timeout=10)
+    c.request("GET", "/stats")
+    body = c.getresponse().read()
+    c.close()
+    return json.loads(body)
+
+
+class DNSServer6(DNSServer):
+    """DNSServer that also answers AAAA queries, from records6."""
+
+    def __init__(self, records, records6, ttl=1):
+        self.records6 = records6
+        super().__init__(records, ttl)
+
+    def _answer(self, data):
+        reply = super()._answer(data)
+        if reply is None or len(data) < 12:
+            return reply
+        i = 12
+        while i < len(data) and data[i] != 0:
+            i += 1 + data[i]
+        qtype, = struct.unpack("!H", data[i + 1:i + 3])
+        name = self.queries[-1][0]
+        if qtype != 28 or name not in self.records6:
+            return reply
+        qid, flags = struct.unpack("!HH", data[:4])
+        answers = b"".join(struct.pack("!HHHIH", 0xC00C, 28, 1, self.ttl, 16) +
+                           socket.inet_pton(socket.AF_INET6, a) for a in self.records6[name])
+        return (struct.pack("!HHHHHH", qid, 0x8180 | (flags & 0x0100), 1,
+                            len(self.records6[name]), 0, 0) + data[12:i + 5] + answers)
 
 
 class Guards(unittest.TestCase):
@@ -60,6 +113,61 @@ class Guards(unittest.TestCase):
             self.assertEqual(self.up.stats()["connections"], 0)
         finally:
             fd.stop()
+
+    def test_unspecified_literal_is_400(self):
+        # 0.0.0.0/8 and :: connect to the local host: refused whatever
+        # deny_networks says (here the default, which allows loopback)
+        fd = harness.Fanoutd()
+        try:
+            for host, shown in (("0.0.0.0", "0.0.0.0"), ("0.1.2.3", "0.1.2.3"),
+                                ("[::]", "::"), ("[::ffff:0.0.0.0]", "::ffff:0.0.0.0")):
+                status, ans = fd.batch([self.up.url("/json"),
+                                        "http://%s:%d/json" % (host, self.up.port)])
+                self.assertEqual((status, ans), (400, {
+                    "ok": False, "error": "invalid_request",
+                    "message": "[1]: address %s is in deny_networks" % shown}))
+            self.assertEqual(self.up.stats()["requests"], 0)   # nothing sent
+        finally:
+            fd.stop()
+
+    def test_ipv4_mapped_literal_counts_as_ipv4(self):
+        fd = harness.Fanoutd(config="[fanoutd]\ndeny_networks = 127.0.0.0/8\n")
+        try:
+            status, ans = fd.batch(["http://[::ffff:127.0.0.1]:%d/json" % self.up.port])
+            self.assertEqual((status, ans), (400, {
+                "ok": False, "error": "invalid_request",
+                "message": "[0]: address ::ffff:127.0.0.1 is in deny_networks"}))
+            self.assertEqual(self.up.stats()["requests"], 0)
+        finally:
+            fd.stop()
+
+    def test_name_resolving_to_unspecified_is_forbidden(self):
+        v6 = has_ipv6()
+        up6 = harness.Upstream(listen="[::1]:0") if v6 else None
+        dns = DNSServer6({"zero.fanoutd.test.": ["0.0.0.0"]},
+                         {"zero6.fanoutd.test.": ["::"]})
+        tmp = tempfile.mkdtemp(prefix="fanoutd-dns-")
+        resolv = os.path.join(tmp, "resolv.conf")
+        with open(resolv, "w") as f:
+            f.write("nameserver 127.0.0.1:%d\n" % dns.port)
+        fd = harness.Fanoutd(config="[fanoutd]\nresolv_conf = %s\n" % resolv)
+        try:
+            names = [("zero.fanoutd.test", self.up)] + ([("zero6.fanoutd.test", up6)]
+                                                        if v6 else [])
+            for name, up in names:
+                url = "http://%s:%d/json" % (name, up.port)
+                status, ans = fd.batch({"mode": "settled", "requests": [url]})
+                self.assertEqual(status, 200, ans)
+                e = ans["results"][0]["error"]
+                self.assertEqual(e, {"type": "forbidden", "message": "%s resolves into "
+                                     "deny_networks; nothing was sent" % name})
+                self.assertEqual(stats(up)["connections"], 0)   # never connected
+        finally:
+            fd.stop()
+            dns.stop()
+            if up6:
+                up6.stop()
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def test_global_concurrency(self):
         up2 = harness.Upstream()

@@ -12,6 +12,31 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 
+LIMIT = 8 << 20          # the default max_request_body
+
+
+def fill(head, unit, last, tail):
+    """head + unit * n + last + tail: the longest such body within LIMIT."""
+    n = (LIMIT - len(head) - len(last) - len(tail)) // len(unit)
+    return head + unit * n + last + tail, n
+
+
+def peak_rss_mib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    raise AssertionError("no VmHWM")
+
+
+def sanitized(pid):
+    """Under ASan or valgrind memory figures mean nothing."""
+    if harness.WRAPPER:
+        return True
+    with open("/proc/%d/maps" % pid) as f:
+        return "asan" in f.read()
+
+
 def raw(port, data, timeout=5):
     """Send bytes, read until the server closes or stops talking."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
@@ -84,18 +109,51 @@ class Hostile(unittest.TestCase):
         self.assertEqual(self.status_of(reply), 413)
         self.assertIn(b'"request_too_large"', reply)
 
-    def test_batch_headers_times_many_requests(self):
-        # 8 KiB of batch headers, copied to 10,000 requests: 80 MB; refused
-        big = {"X-Big-%d" % i: "v" * 8000 for i in range(1)}
-        payload = {"headers": big, "requests": [self.up.url("/json")] * 5000}
+    def test_header_lists_capped(self):
+        # 100 own headers of 50 bytes in each of 1,200 requests: 7 MB of
+        # body, 18 MB of header lists once copied; refused
+        own = {"h%d" % j: "%050d" % j for j in range(100)}
+        payload = {"requests": [{"url": self.up.url("/json"), "headers": own}] * 1200}
         status, ans = self.fd.batch(payload)
-        self.assertEqual(status, 400)
-        self.assertEqual(ans["message"], "requests: the headers of the requests add up to "
-                                         "more than 32 MiB (batch headers are sent with "
-                                         "every request)")
+        self.assertEqual((status, ans["message"]),
+                         (400, "requests: the headers of the requests add up to more "
+                               "than 16 MiB in memory"))
         status, ans = self.fd.batch({"headers": {"X-A": "v" * 9000},
                                      "requests": [self.up.url("/json")]})
         self.assertEqual(ans["message"], "headers.X-A: header value longer than 8192 bytes")
+        # merging compares each pair of headers: at most 100 an object
+        status, ans = self.fd.batch({"headers": {"X-%d" % i: "" for i in range(101)},
+                                     "requests": [self.up.url("/json")]})
+        self.assertEqual((status, ans["message"]), (400, "headers: more than 100 headers"))
+
+    def test_parse_amplification(self):
+        # the worst bodies within 8M: refused before jansson builds their
+        # tree (4M zeros cost 173 MiB, [[],[],...] 376 MiB before)
+        fd = harness.Fanoutd(config="[fanoutd]\naccess_log = no\n")
+        try:
+            zeros, n = fill("[", "0,", "0", "]")
+            nested, m = fill("[[", "[],", "[]", "]]")
+            other, k = fill('{"requests": ["%s"], "x": [' % self.up.url("/json"), "{},", "{}", "]}")
+            deep_json, d = fill('{"requests": [{"url": "%s", "json": [' % self.up.url("/json"),
+                                "[],", "[]", "]}]}")
+            cases = [
+                (zeros, "batch: too many requests: %d (max_batch_size is 10000)" % (n + 1)),
+                (nested, "JSON too complex: its %d values would take more than 32 MiB "
+                         "of memory once parsed" % (m + 3)),
+                (other, "JSON too complex: its %d values would take more than 32 MiB "
+                        "of memory once parsed" % (k + 5)),
+                (deep_json, "JSON too complex: its %d values would take more than 32 MiB "
+                            "of memory once parsed" % (d + 6)),
+            ]
+            for body, message in cases:
+                self.assertLessEqual(len(body), LIMIT)
+                status, ans = fd.batch(body)
+                self.assertEqual((status, ans), (400, {"ok": False, "error": "invalid_request",
+                                                       "message": message}))
+            if not sanitized(fd.proc.pid):
+                self.assertLess(peak_rss_mib(fd.proc.pid), 64)
+        finally:
+            fd.stop()
 
     def test_ipv6_spellings(self):
         status, ans = self.fd.batch(["http://[v1.example.com]/"])

@@ -159,6 +159,68 @@ class Lifecycle(unittest.TestCase):
         t.join(10)
         self.assertEqual(fd.stop(), 0)
 
+    def test_second_signal_forces_exit_3(self):
+        """A second SIGTERM cuts the running batches off: the log says how
+        many, never "all batches answered", and the exit status is 3."""
+        fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 2\n")
+        result = []
+
+        def client():
+            try:
+                result.append(fd.batch([self.up.url("/hang")] * 5, timeout=10))
+            except (OSError, harness.http.client.HTTPException) as e:
+                result.append(e)
+
+        t = threading.Thread(target=client)
+        t.start()
+        deadline = time.time() + 5
+        while time.time() < deadline and self.up.stats()["in_flight"] < 2:
+            time.sleep(0.02)
+        self.assertEqual(self.up.stats()["in_flight"], 2)
+        fd.send_signal(signal.SIGTERM)
+        deadline = time.time() + 5
+        while time.time() < deadline and "shutting down" not in fd.read_log():
+            time.sleep(0.02)
+        fd.send_signal(signal.SIGTERM)
+        self.assertEqual(fd.wait_exit(), 3, fd.read_log())
+        t.join(10)
+        log = fd.read_log()
+        self.assertIn("fanoutd: warning: second signal: exiting now; cutting off 1 running "
+                      "batch (2 upstream requests in flight, 3 queued)\n", log)
+        self.assertNotIn("all batches answered", log)
+        self.assertNotIn("bye", log)
+        for mark in harness.SANITIZER_MARKS:
+            self.assertNotIn(mark, log)
+        # the client got no answer: its connection was closed
+        self.assertIsInstance(result[0], Exception)
+        harness.shutil.rmtree(fd.dir, ignore_errors=True)
+
+    def test_second_signal_counts_every_batch(self):
+        fd = harness.Fanoutd()
+        threads = [threading.Thread(target=self._hang_batch, args=(fd,)) for _ in range(3)]
+        for t in threads:
+            t.start()
+        deadline = time.time() + 5
+        while time.time() < deadline and self.up.stats()["in_flight"] < 3:
+            time.sleep(0.02)
+        fd.send_signal(signal.SIGTERM)
+        deadline = time.time() + 5
+        while time.time() < deadline and "shutting down" not in fd.read_log():
+            time.sleep(0.02)
+        fd.send_signal(signal.SIGINT)
+        self.assertEqual(fd.wait_exit(), 3, fd.read_log())
+        for t in threads:
+            t.join(10)
+        self.assertIn("cutting off 3 running batches (3 upstream requests in flight, 0 queued)",
+                      fd.read_log())
+        harness.shutil.rmtree(fd.dir, ignore_errors=True)
+
+    def _hang_batch(self, fd):
+        try:
+            fd.batch([self.up.url("/hang")], timeout=10)
+        except (OSError, harness.http.client.HTTPException):
+            pass
+
 
 if __name__ == "__main__":
     harness.main()

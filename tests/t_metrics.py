@@ -40,6 +40,8 @@ FAMILIES = {
     "fanoutd_queued_requests": "gauge",
     "fanoutd_in_flight_requests": "gauge",
     "fanoutd_dns_queries": "counter",
+    "fanoutd_live_upstreams": "gauge",
+    "fanoutd_upstream_series": "gauge",
     "fanoutd_upstream_requests": "counter",
     "fanoutd_upstream_limit": "gauge",
     "fanoutd_upstream_in_flight": "gauge",
@@ -123,6 +125,8 @@ class TestMetrics(unittest.TestCase):
         for e in REJECTED:
             self.assertEqual(m.get("fanoutd_rejected_requests_total", error=e), 0)
         self.assertEqual(m.get("fanoutd_upstream_request_duration_seconds_count"), 0)
+        self.assertEqual(m.get("fanoutd_live_upstreams"), 0)
+        self.assertEqual(m.get("fanoutd_upstream_series"), 0)
 
     def test_counters_move_by_what_the_batches_imply(self):
         before = scrape(self.fd)
@@ -165,6 +169,9 @@ class TestMetrics(unittest.TestCase):
                                upstream=self.key), 2)
         self.assertEqual(m.get("fanoutd_upstream_tls_handshakes_total", upstream=self.key), 0)
         self.assertEqual(m.get("fanoutd_upstream_limit", upstream=self.key), 2)
+        # the upstream keeps its idle connections, so its live state too
+        self.assertEqual(m.get("fanoutd_live_upstreams"), 1)
+        self.assertEqual(m.get("fanoutd_upstream_series"), 1)
 
     def test_rejected_requests_by_error_code(self):
         self.fd.request("GET", "/nope")
@@ -172,7 +179,7 @@ class TestMetrics(unittest.TestCase):
         self.fd.request("POST", "/metrics")
         self.fd.request("POST", "/v1/batch", "[1]")
         status, hdrs, _ = self.fd.request("PUT", "/metrics")
-        self.assertEqual((status, hdrs["allow"]), (405, "GET"))
+        self.assertEqual((status, hdrs["allow"]), (405, "GET, HEAD"))
         m = scrape(self.fd)
         got = {e: m.get("fanoutd_rejected_requests_total", error=e) for e in REJECTED}
         want = {e: 0 for e in REJECTED}

@@ -5,7 +5,8 @@
  *   success: n <= max_batch_size; every item has url, host, target,
  *            upstream_key and host_header; target starts with '/'; port in
  *            1..65535; upstream_key matches scheme, host and port; headers
- *            are non-NULL strings; timeouts in range;
+ *            are non-NULL strings; timeouts in range; an id is a JSON
+ *            string or a number token found in the input as it is;
  *   failure: err is a non-empty NUL-terminated string within errlen and
  *            the batch_request is empty. */
 #ifndef _GNU_SOURCE
@@ -21,7 +22,25 @@
 #define MAX_BATCH 8
 #define MAX_TIMEOUT_MS (24L * 3600 * 1000)
 
-static void check_item(const struct request_item *it, size_t i)
+/* The id is JSON text of a string or a number; a number is the client's
+ * own token, so it also occurs in the input as it is. */
+static void check_id(const struct request_item *it, size_t i, const uint8_t *data, size_t size)
+{
+	json_t *v;
+
+	if (it->id_json == NULL)
+		return;
+	v = json_loads(it->id_json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	FUZZ_CHECK(v != NULL && (json_is_string(v) || json_is_number(v)),
+	           "item %zu: id \"%s\" is not a JSON string or number", i, it->id_json);
+	if (json_is_number(v))
+		FUZZ_CHECK(memmem(data, size, it->id_json, strlen(it->id_json)) != NULL,
+		           "item %zu: id %s is not the client's text", i, it->id_json);
+	json_decref(v);
+}
+
+static void check_item(const struct request_item *it, size_t i, const uint8_t *data,
+                       size_t size)
 {
 	char *key, norm[UNITS_UPSTREAM_KEY_MAX], msg[512];
 	unsigned char bin[16];
@@ -44,8 +63,7 @@ static void check_item(const struct request_item *it, size_t i)
 		           "item %zu header %zu: CR or LF in value", i, h);
 	}
 	FUZZ_CHECK(it->body != NULL || it->body_len == 0, "item %zu: body_len without body", i);
-	FUZZ_CHECK(it->id == NULL || json_is_string(it->id) || json_is_number(it->id),
-	           "item %zu: id", i);
+	check_id(it, i, data, size);
 	/* the key the pools and the config use: scheme://host:port, [v6] */
 	FUZZ_CHECK(asprintf(&key, strchr(it->host, ':') ? "%s://[%s]:%d" : "%s://%s:%d",
 	                    it->tls ? "https" : "http", it->host, it->port) > 0, "asprintf");
@@ -84,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(br.max_concurrency == -1 || br.max_concurrency >= 1,
 		           "max_concurrency %ld", br.max_concurrency);
 		for (size_t i = 0; i < br.n; i++)
-			check_item(&br.items[i], i);
+			check_item(&br.items[i], i, data, size);
 	} else {
 		FUZZ_CHECK(rc == -1, "rc %d", rc);
 		FUZZ_CHECK(memchr(err, '\0', sizeof err) != NULL, "err not NUL-terminated");
