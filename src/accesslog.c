@@ -12,33 +12,18 @@
 #include <jansson.h>
 
 #include "accesslog.h"
+#include "netaddr.h"
 #include "log.h"
+#include "xalloc.h"
 
 void accesslog_client(char *buf, size_t len, const struct sockaddr *sa)
 {
-	char addr[INET6_ADDRSTRLEN];
-
-	if (sa == NULL) {
-		snprintf(buf, len, "unknown");
-		return;
-	}
-	switch (sa->sa_family) {
-	case AF_INET:
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof addr);
-		snprintf(buf, len, "%s:%d", addr, ntohs(((const struct sockaddr_in *)sa)->sin_port));
-		return;
-	case AF_INET6:
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr,
-		          sizeof addr);
-		snprintf(buf, len, "[%s]:%d", addr,
-		         ntohs(((const struct sockaddr_in6 *)sa)->sin6_port));
-		return;
-	case AF_UNIX:
+	if (sa != NULL && sa->sa_family == AF_UNIX) {
 		snprintf(buf, len, "unix");
 		return;
-	default:
-		snprintf(buf, len, "unknown");
 	}
+	if (sa == NULL || netaddr_format(sa, buf, len) < 0)
+		snprintf(buf, len, "unknown");
 }
 
 /* Now in UTC, ISO 8601 with milliseconds. */
@@ -71,10 +56,9 @@ void accesslog_write(const struct accesslog_entry *e)
 		json_object_set_new(line, "failed_index", json_integer(e->failed_index));
 		json_object_set_new(line, "failed_type", json_string(e->failed_type));
 	}
-	text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
+	text = xcheck(json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER |
+	                                JSON_REAL_PRECISION(12)));
 	json_decref(line);
-	if (text == NULL)
-		abort();
 	log_line(text);
 	free(text);
 }

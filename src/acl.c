@@ -3,7 +3,6 @@
  * into a denied block (cloud metadata at 169.254.169.254, say) is caught
  * however it is spelled.  The unspecified addresses (0.0.0.0/8 and ::)
  * are always denied: connecting to them reaches the local host. */
-#include <arpa/inet.h>
 #include <fnmatch.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -11,16 +10,12 @@
 #include <string.h>
 
 #include "acl.h"
-
-struct cidr {
-	int family;                  /* AF_INET or AF_INET6 */
-	unsigned char addr[16];
-	unsigned prefix;             /* bits */
-};
+#include "netaddr.h"
+#include "xalloc.h"
 
 struct acl {
 	char **allow;                /* NULL-terminated globs (owned copies) */
-	struct cidr *deny;           /* owned array */
+	struct netaddr_cidr *deny;   /* owned array, parsed by netaddr.c */
 	size_t ndeny;
 };
 
@@ -31,55 +26,23 @@ static char **copy_strv(char *const *v)
 
 	while (v != NULL && v[n] != NULL)
 		n++;
-	c = calloc(n + 1, sizeof *c);
-	if (c == NULL)
-		abort();
+	c = xcalloc(n + 1, sizeof *c);
 	for (i = 0; i < n; i++)
-		c[i] = strdup(v[i]);
+		c[i] = xstrdup(v[i]);
 	return c;
-}
-
-static int parse_cidr(const char *s, struct cidr *out)
-{
-	char buf[64];
-	char *slash;
-	size_t len = strlen(s);
-
-	if (len >= sizeof buf)
-		return -1;
-	memcpy(buf, s, len + 1);
-	slash = strchr(buf, '/');
-	if (slash == NULL)
-		return -1;
-	*slash = '\0';
-	out->prefix = (unsigned)strtoul(slash + 1, NULL, 10);
-	memset(out->addr, 0, sizeof out->addr);
-	if (inet_pton(AF_INET, buf, out->addr) == 1) {
-		out->family = AF_INET;
-		return out->prefix <= 32 ? 0 : -1;
-	}
-	if (inet_pton(AF_INET6, buf, out->addr) == 1) {
-		out->family = AF_INET6;
-		return out->prefix <= 128 ? 0 : -1;
-	}
-	return -1;
 }
 
 struct acl *acl_new(char *const *allow_hosts, char *const *deny_networks)
 {
-	struct acl *a = calloc(1, sizeof *a);
+	struct acl *a = xcalloc(1, sizeof *a);
 	size_t n = 0, i;
 
-	if (a == NULL)
-		abort();
 	a->allow = copy_strv(allow_hosts);
 	while (deny_networks != NULL && deny_networks[n] != NULL)
 		n++;
-	a->deny = calloc(n ? n : 1, sizeof *a->deny);
-	if (a->deny == NULL)
-		abort();
+	a->deny = xcalloc(n, sizeof *a->deny);
 	for (i = 0; i < n; i++)
-		if (parse_cidr(deny_networks[i], &a->deny[a->ndeny]) == 0)
+		if (netaddr_parse_cidr(deny_networks[i], &a->deny[a->ndeny]) == 0)
 			a->ndeny++;
 	return a;
 }
@@ -107,7 +70,7 @@ bool acl_host_allowed(const struct acl *a, const char *host)
 	return false;
 }
 
-static bool in_block(const struct cidr *c, const unsigned char *addr)
+static bool in_block(const struct netaddr_cidr *c, const unsigned char *addr)
 {
 	unsigned full = c->prefix / 8, rest = c->prefix % 8;
 	unsigned char mask;
@@ -158,18 +121,7 @@ bool acl_addr_denied(const struct acl *a, const struct sockaddr *sa)
 
 bool acl_literal_denied(const struct acl *a, const char *host)
 {
-	struct sockaddr_in sin;
-	struct sockaddr_in6 sin6;
+	struct sockaddr_storage ss;
 
-	memset(&sin, 0, sizeof sin);
-	memset(&sin6, 0, sizeof sin6);
-	if (inet_pton(AF_INET, host, &sin.sin_addr) == 1) {
-		sin.sin_family = AF_INET;
-		return acl_addr_denied(a, (struct sockaddr *)&sin);
-	}
-	if (inet_pton(AF_INET6, host, &sin6.sin6_addr) == 1) {
-		sin6.sin6_family = AF_INET6;
-		return acl_addr_denied(a, (struct sockaddr *)&sin6);
-	}
-	return false;
+	return netaddr_parse_ip(host, &ss) && acl_addr_denied(a, (struct sockaddr *)&ss);
 }

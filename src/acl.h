@@ -11,7 +11,8 @@
 struct acl;
 
 /* From the config's NULL-terminated lists (globs lower-case, CIDRs in
- * canonical form, both already validated by the config). */
+ * canonical form, both already validated by the config; the CIDRs are
+ * read by netaddr_parse_cidr, the parser that validated them). */
 struct acl *acl_new(char *const *allow_hosts, char *const *deny_networks);
 void acl_free(struct acl *a);
 

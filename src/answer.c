@@ -13,99 +13,7 @@
 #include <openssl/evp.h>
 
 #include "answer.h"
-
-static const char *const type_names[] = {
-	[OUTCOME_PENDING] = "pending",
-	[OUTCOME_OK] = "ok",
-	[OUTCOME_CANCELLED] = "cancelled",
-	[OUTCOME_HTTP_STATUS] = "http_status",
-	[OUTCOME_RATE_LIMITED] = "rate_limited",
-	[OUTCOME_TIMEOUT] = "timeout",
-	[OUTCOME_CONNECT] = "connect",
-	[OUTCOME_DNS] = "dns",
-	[OUTCOME_TLS] = "tls",
-	[OUTCOME_PROTOCOL] = "protocol",
-	[OUTCOME_TOO_LARGE] = "too_large",
-	[OUTCOME_FORBIDDEN] = "forbidden",
-};
-
-const char *outcome_type_name(enum outcome_type t)
-{
-	return type_names[t];
-}
-
-void outcome_init(struct outcome *o)
-{
-	memset(o, 0, sizeof *o);
-	o->retry_after_s = -1;
-}
-
-void outcome_clear(struct outcome *o)
-{
-	free(o->message);
-	json_decref(o->headers);
-	free(o->headers_json);
-	free(o->content_type);
-	free(o->body);
-	outcome_init(o);
-}
-
-void outcome_seal(struct outcome *o)
-{
-	const char *ct;
-
-	if (o->headers == NULL)
-		return;
-	ct = json_string_value(json_object_get(o->headers, "content-type"));
-	o->content_type = ct ? strdup(ct) : NULL;
-	o->headers_json = json_dumps(o->headers, JSON_COMPACT);
-	json_decref(o->headers);
-	o->headers = NULL;
-}
-
-void outcome_body_reserve(struct outcome *o, size_t n)
-{
-	char *p;
-
-	if (n <= o->body_cap)
-		return;
-	p = realloc(o->body, n);
-	if (p == NULL)
-		abort();
-	o->body = p;
-	o->body_cap = n;
-}
-
-void outcome_body_append(struct outcome *o, struct evbuffer *in)
-{
-	size_t len = evbuffer_get_length(in);
-	size_t cap = o->body_cap ? o->body_cap : 1024;
-
-	while (cap < o->body_len + len)
-		cap *= 2;
-	outcome_body_reserve(o, cap);
-	evbuffer_remove(in, o->body + o->body_len, len);
-	o->body_len += len;
-}
-
-void outcome_body_trim(struct outcome *o)
-{
-	char *p;
-
-	if (o->body == NULL || o->body_cap == o->body_len || o->body_len == 0)
-		return;
-	p = realloc(o->body, o->body_len);
-	if (p == NULL)
-		return;   /* keeping the larger block is fine */
-	o->body = p;
-	o->body_cap = o->body_len;
-}
-
-bool outcome_is_failure(const struct outcome *o)
-{
-	return o->type != OUTCOME_PENDING && o->type != OUTCOME_OK &&
-	       o->type != OUTCOME_CANCELLED;
-}
+#include "xalloc.h"
 
 /* --- headers and Retry-After ------------------------------------------ */
 
@@ -143,9 +51,7 @@ static size_t utf8_seq(const unsigned char *p)
 	return n;
 }
 
-/* A JSON string for text that should be UTF-8 but may not be (upstream
- * header values, reason phrases): bytes that break it become '?'. */
-static json_t *text_value(const char *s)
+json_t *answer_text(const char *s)
 {
 	json_t *v = json_string(s);
 	char *copy;
@@ -153,7 +59,7 @@ static json_t *text_value(const char *s)
 
 	if (v != NULL)
 		return v;
-	copy = strdup(s);
+	copy = xstrdup(s);
 	for (i = 0; copy[i] != '\0'; i += n) {
 		n = utf8_seq((const unsigned char *)copy + i);
 		if (n == 0) {
@@ -178,12 +84,11 @@ void answer_add_header(json_t *headers, const char *name, const char *value)
 	lname[i] = '\0';
 	old = json_string_value(json_object_get(headers, lname));
 	if (old == NULL) {
-		json_object_set_new(headers, lname, text_value(value));
+		json_object_set_new(headers, lname, answer_text(value));
 		return;
 	}
-	if (asprintf(&joined, "%s, %s", old, value) < 0)
-		abort();
-	json_object_set_new(headers, lname, text_value(joined));
+	joined = xasprintf("%s, %s", old, value);
+	json_object_set_new(headers, lname, answer_text(joined));
 	free(joined);
 }
 
@@ -237,7 +142,7 @@ static int to_evbuffer(const char *buf, size_t size, void *data)
 	return evbuffer_add(data, buf, size);
 }
 
-static void put_json(struct evbuffer *out, const json_t *v)
+void answer_write_json(struct evbuffer *out, const json_t *v)
 {
 	json_dump_callback(v, to_evbuffer, out, JSON_COMPACT | JSON_ENCODE_ANY);
 }
@@ -249,7 +154,7 @@ static bool put_string_n(struct evbuffer *out, const char *s, size_t len)
 
 	if (v == NULL)
 		return false;
-	put_json(out, v);
+	answer_write_json(out, v);
 	json_decref(v);
 	return true;
 }
@@ -257,9 +162,9 @@ static bool put_string_n(struct evbuffer *out, const char *s, size_t len)
 /* A string we wrote or got from the client or an upstream. */
 static void put_string(struct evbuffer *out, const char *s)
 {
-	json_t *v = text_value(s);
+	json_t *v = answer_text(s);
 
-	put_json(out, v);
+	answer_write_json(out, v);
 	json_decref(v);
 }
 
@@ -322,11 +227,9 @@ static bool is_json_type(const char *ct)
 static void put_base64(struct evbuffer *out, const unsigned char *p, size_t len)
 {
 	size_t cap = 4 * ((len + 2) / 3) + 1;
-	unsigned char *b64 = malloc(cap);
+	unsigned char *b64 = xmalloc(cap);
 	int n;
 
-	if (b64 == NULL)
-		abort();
 	n = EVP_EncodeBlock(b64, p, (int)len);
 	evbuffer_add(out, "\"", 1);
 	evbuffer_add(out, b64, (size_t)n);
@@ -430,39 +333,33 @@ static void put_error_fields(struct evbuffer *out, const struct outcome *o)
 		evbuffer_add_printf(out, ",\"retry_after_s\":%ld", o->retry_after_s);
 }
 
-static void put_success(struct evbuffer *out, size_t index, const struct request_item *it,
-                        struct outcome *o)
+/* The rest of a success: its status, timing and response. */
+static void put_success(struct evbuffer *out, struct outcome *o)
 {
-	put_entry_head(out, index, it);
 	evbuffer_add_printf(out, ",\"status\":%d", o->status);
 	put_timing(out, o);
 	put_response(out, o);
-	evbuffer_add(out, "}", 1);
 }
 
-/* An element of "errors" in mode all: the error fields sit in the entry. */
-static void put_group_error(struct evbuffer *out, size_t index,
-                            const struct request_item *it, struct outcome *o)
+/* The rest of an element of "errors" in mode all: the error fields sit in
+ * the entry itself. */
+static void put_group_error(struct evbuffer *out, struct outcome *o)
 {
-	put_entry_head(out, index, it);
 	evbuffer_add(out, ",", 1);
 	put_error_fields(out, o);
 	put_timing(out, o);
 	put_response(out, o);
-	evbuffer_add(out, "}", 1);
 }
 
-/* An element of "results" in mode settled that did not succeed. */
-static void put_settled_error(struct evbuffer *out, size_t index,
-                              const struct request_item *it, struct outcome *o)
+/* The rest of an element of "results" in mode settled that did not
+ * succeed: the error fields and the response in an object of their own. */
+static void put_settled_error(struct evbuffer *out, struct outcome *o)
 {
-	put_entry_head(out, index, it);
 	evbuffer_add_printf(out, ",\"error\":{");
 	put_error_fields(out, o);
 	put_response(out, o);
 	evbuffer_add(out, "}", 1);
 	put_timing(out, o);
-	evbuffer_add(out, "}", 1);
 }
 
 /* --- whole answers ----------------------------------------------------- */
@@ -545,12 +442,14 @@ static void put_entry(struct evbuffer *out, struct answer_stream *s, size_t i)
 		return;
 	if (s->entries++ > 0)
 		evbuffer_add(out, ",", 1);
+	put_entry_head(out, i, it);
 	if (s->shape == ANSWER_GROUP)
-		put_group_error(out, i, it, o);
+		put_group_error(out, o);
 	else if (o->type == OUTCOME_OK)
-		put_success(out, i, it, o);
+		put_success(out, o);
 	else
-		put_settled_error(out, i, it, o);
+		put_settled_error(out, o);
+	evbuffer_add(out, "}", 1);
 }
 
 static void put_tail(struct evbuffer *out, const struct answer_stream *s)

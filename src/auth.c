@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "auth.h"
+#include "xalloc.h"
 
 /* The token is compared in constant time and never logged. */
 enum auth_result auth_check(const char *token, const char *h)
@@ -73,10 +74,8 @@ int auth_token_read(const char *path, char **token, char *err, size_t errlen)
 		OPENSSL_cleanse(buf, sizeof buf);
 		return -1;
 	}
-	*token = strndup(buf, n);
+	*token = xstrndup(buf, n);
 	OPENSSL_cleanse(buf, sizeof buf);
-	if (*token == NULL)
-		abort();
 	return 0;
 }
 

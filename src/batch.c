@@ -2,15 +2,22 @@
  * fast: the first failure cancels the queued requests, then aborts the
  * ones in flight, then answers.  Mode "settled" waits for every outcome.
  *
- *   running -> finishing (answer scheduled) -> freed */
+ *
+ *   running -> finishing (answer or free scheduled) -> answering -> freed
+ *   (a batch whose client went away is freed from finishing).  Every
+ *   change goes through set_state(), which checks and traces it. */
+#include <assert.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "answer.h"
 #include "clock.h"
 #include "batch.h"
+#include "fetch.h"
 #include "log.h"
+#include "xalloc.h"
 
 enum batch_state {
 	BATCH_RUNNING,     /* fetches under way */
@@ -25,7 +32,8 @@ struct batch_cap {
 };
 
 struct batch {
-	enum batch_state state;
+	enum batch_state state;        /* changed by set_state() only */
+	unsigned long id;              /* "b17" in the log */
 	struct batch_request req;      /* owned */
 	struct outcome *outcomes;      /* owned, one per item */
 	struct fetch *fetches;         /* owned, one per item */
@@ -45,6 +53,34 @@ struct batch {
 static void on_finish(evutil_socket_t fd, short what, void *arg);
 static void on_deadline(evutil_socket_t fd, short what, void *arg);
 static void on_fetch_done(struct fetch *f, void *arg);
+
+/* Batches ever made: names them in the log. */
+static unsigned long batch_ids;
+
+static void describe(const void *obj, char *buf, size_t len)
+{
+	const struct batch *b = obj;
+
+	snprintf(buf, len, "b%lu", b->id);
+}
+
+/* (batch_obj() makes the compiler check that b is a batch.) */
+static inline const void *batch_obj(const struct batch *b) { return b; }
+#define batch_debug(b, ...) \
+	log_about(LOG_LEVEL_DEBUG, describe, batch_obj(b), __VA_ARGS__)
+
+/* Every change of b->state: one step forward at a time. */
+static void set_state(struct batch *b, enum batch_state to)
+{
+	static const char *names[] = {
+		[BATCH_RUNNING] = "running", [BATCH_FINISHING] = "finishing",
+		[BATCH_ANSWERING] = "answering",
+	};
+
+	assert(to == b->state + 1);
+	batch_debug(b, "%s -> %s", names[b->state], names[to]);
+	b->state = to;
+}
 
 /* The cap semaphore for u, created on first use (open addressing on the
  * upstream's address: a batch may name thousands of upstreams). */
@@ -68,28 +104,23 @@ static void make_caps(struct batch *b)
 	b->ncaps = 16;
 	while (b->ncaps <= 2 * b->req.n)
 		b->ncaps *= 2;
-	b->caps = calloc(b->ncaps, sizeof *b->caps);
-	if (b->caps == NULL)
-		abort();
+	b->caps = xcalloc(b->ncaps, sizeof *b->caps);
 }
 
 struct batch *batch_new(struct batch_request *br, struct upstream_registry *reg,
                         const struct fetch_env *env, const struct batch_settings *bs,
                         batch_answer_fn answer, void *arg)
 {
-	struct batch *b = calloc(1, sizeof *b);
+	struct batch *b = xcalloc(1, sizeof *b);
 	struct timeval tv;
 	long timeout_ms;
 	size_t i, n = br->n;
 
-	if (b == NULL)
-		abort();
+	b->id = ++batch_ids;
 	b->req = *br;
 	memset(br, 0, sizeof *br);
-	b->outcomes = calloc(n ? n : 1, sizeof *b->outcomes);
-	b->fetches = calloc(n ? n : 1, sizeof *b->fetches);
-	if (b->outcomes == NULL || b->fetches == NULL)
-		abort();
+	b->outcomes = xcalloc(n, sizeof *b->outcomes);
+	b->fetches = xcalloc(n, sizeof *b->fetches);
 	make_caps(b);
 	for (i = 0; i < n; i++) {
 		const struct request_item *it = &b->req.items[i];
@@ -101,12 +132,13 @@ struct batch *batch_new(struct batch_request *br, struct upstream_registry *reg,
 		           b->caps ? cap_for(b, u) : NULL, env, on_fetch_done, b);
 		b->fetches[i].batch_bytes = &b->body_bytes;
 		b->fetches[i].halt = &b->stopping;
+		b->fetches[i].batch_id = b->id;
 	}
 	b->pending = n;
 	b->answer = answer;
 	b->answer_arg = arg;
-	b->finish_ev = evtimer_new(env->base, on_finish, b);
-	b->deadline = evtimer_new(env->base, on_deadline, b);
+	b->finish_ev = xcheck(evtimer_new(env->base, on_finish, b));
+	b->deadline = xcheck(evtimer_new(env->base, on_deadline, b));
 	timeout_ms = b->req.timeout_ms > 0 ? b->req.timeout_ms : bs->batch_timeout_ms;
 	tv = clock_timeval((double)timeout_ms);
 	evtimer_add(b->deadline, &tv);
@@ -136,7 +168,7 @@ static void schedule_finish(struct batch *b)
 {
 	if (b->state != BATCH_RUNNING)
 		return;
-	b->state = BATCH_FINISHING;
+	set_state(b, BATCH_FINISHING);
 	evtimer_del(b->deadline);
 	event_active(b->finish_ev, EV_TIMEOUT, 0);
 }
@@ -163,6 +195,8 @@ static void on_fetch_done(struct fetch *f, void *arg)
 	if (b->state != BATCH_RUNNING)
 		return;
 	if (b->req.mode == BATCH_MODE_ALL && outcome_is_failure(f->out)) {
+		batch_debug(b, "[%zu] failed: cancelling the %zu not done", f->index,
+		            b->pending);
 		stop_all(b, OUTCOME_CANCELLED, NULL);
 		schedule_finish(b);
 		return;
@@ -176,6 +210,8 @@ void batch_start(struct batch *b)
 	size_t i;
 
 	b->t_start = clock_now_ms();
+	batch_debug(b, "accepted: %zu request%s, mode %s", b->req.n, b->req.n == 1 ? "" : "s",
+	            b->req.mode == BATCH_MODE_ALL ? "all" : "settled");
 	for (i = 0; i < b->req.n && b->state == BATCH_RUNNING; i++)
 		if (b->fetches[i].state == FETCH_IDLE)
 			fetch_start(&b->fetches[i]);
@@ -190,12 +226,14 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	batch_debug(b, "deadline reached");
 	stop_all(b, OUTCOME_TIMEOUT, "batch deadline (timeout_ms / batch_timeout) reached");
 	schedule_finish(b);
 }
 
 void batch_abandon(struct batch *b)
 {
+	batch_debug(b, "the client went away");
 	b->answer = NULL;
 	stop_all(b, OUTCOME_CANCELLED, NULL);
 	schedule_finish(b);
@@ -203,6 +241,7 @@ void batch_abandon(struct batch *b)
 
 void batch_cancel(struct batch *b)
 {
+	batch_debug(b, "shutdown_timeout reached");
 	stop_all(b, OUTCOME_CANCELLED, "fanoutd is shutting down");
 	schedule_finish(b);
 }
@@ -232,11 +271,13 @@ static void on_finish(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (b->answer == NULL) {
+		batch_debug(b, "freed: nobody to answer");
 		batch_free(b);
 		return;
 	}
-	b->state = BATCH_ANSWERING;
+	set_state(b, BATCH_ANSWERING);
 	answer_stream_init(&b->stream, &b->req, b->outcomes, clock_now_ms() - b->t_start);
+	batch_debug(b, "answered %d after %.1f ms", b->stream.status, clock_now_ms() - b->t_start);
 	b->answer(b, b->stream.status, b->answer_arg);
 }
 

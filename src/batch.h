@@ -11,7 +11,8 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "fetch.h"
+#include "env.h"
+#include "outcome.h"
 #include "request.h"
 #include "upstream.h"
 

@@ -18,11 +18,12 @@
 #include "clock.h"
 #include "linger.h"
 #include "log.h"
+#include "xalloc.h"
 
 /* The socket reads ahead at most this much while the gate holds a request
  * back, and takes at most this much of an answer at once, so the answer
  * streaming in server.c is paced by the client. */
-#define SOCKET_READ_AHEAD (1024 * 1024)
+#define SOCKET_READ_AHEAD (64 * 1024)
 #define SOCKET_WRITE_WINDOW (64 * 1024)
 
 struct client {
@@ -44,10 +45,8 @@ struct clients {
 
 struct clients *clients_new(struct event_base *base, const struct gate_limits *lim)
 {
-	struct clients *cl = calloc(1, sizeof *cl);
+	struct clients *cl = xcalloc(1, sizeof *cl);
 
-	if (cl == NULL)
-		abort();
 	cl->base = base;
 	cl->lim = lim;
 	cl->lingers = lingers_new(base);
@@ -120,7 +119,7 @@ static void put_gate(struct client *c, struct clients *cl)
 	filter = gate_wrap(c->gate, c->sock);
 	bufferevent_set_timeouts(c->sock, NULL, NULL);
 	bufferevent_setwatermark(c->sock, EV_READ, 0, SOCKET_READ_AHEAD);
-	bufferevent_setwatermark(c->sock, EV_WRITE, 0, SOCKET_WRITE_WINDOW);
+	bufferevent_setwatermark(c->sock, EV_WRITE, SOCKET_WRITE_WINDOW / 2, SOCKET_WRITE_WINDOW);
 	bufferevent_setcb(filter, readcb, writecb, eventcb, cbarg);
 	bufferevent_set_timeouts(filter, &tv, &tv);
 	evhtp_connection_set_bev(c->conn, filter);
@@ -129,16 +128,12 @@ static void put_gate(struct client *c, struct clients *cl)
 
 void clients_accepted(struct clients *cl, evhtp_connection_t *conn, long timeout_ms)
 {
-	struct client *c = calloc(1, sizeof *c);
+	struct client *c = xcalloc(1, sizeof *c);
 
-	if (c == NULL)
-		abort();
 	c->list = cl;
 	c->conn = conn;
 	c->timeout_ms = timeout_ms;
-	c->deadline = evtimer_new(cl->base, on_deadline, c);
-	if (c->deadline == NULL)
-		abort();
+	c->deadline = xcheck(evtimer_new(cl->base, on_deadline, c));
 	TAILQ_INSERT_TAIL(&cl->all, c, link);
 	put_gate(c, cl);
 	evhtp_connection_set_hook(conn, evhtp_hook_on_connection_fini, (evhtp_hook)on_fini, c);
@@ -160,14 +155,6 @@ void clients_request_in(evhtp_request_t *req)
 		evtimer_del(c->deadline);
 }
 
-void clients_answered(evhtp_request_t *req)
-{
-	struct client *c = client_of(req);
-
-	if (c != NULL)
-		arm(c);
-}
-
 void clients_resume(evhtp_request_t *req)
 {
 	struct bufferevent *bev = evhtp_request_get_bev(req);
@@ -180,8 +167,27 @@ void clients_request_done(evhtp_request_t *req)
 {
 	struct client *c = client_of(req);
 
-	if (c != NULL)
-		gate_next(c->gate);
+	if (c == NULL)
+		return;
+	arm(c);
+	gate_next(c->gate);
+}
+
+bool clients_closing(evhtp_request_t *req)
+{
+	struct client *c = client_of(req);
+
+	return c != NULL && gate_closed(c->gate);
+}
+
+bool clients_served_by(const struct clients *cl, const evhtp_t *htp)
+{
+	const struct client *c;
+
+	TAILQ_FOREACH(c, &cl->all, link)
+		if (c->conn->htp == htp)
+			return true;
+	return false;
 }
 
 struct gate_verdict clients_verdict(evhtp_request_t *req)

@@ -8,6 +8,7 @@
 #ifndef FANOUTD_CLIENTS_H
 #define FANOUTD_CLIENTS_H
 
+#include <stdbool.h>
 #include <evhtp/evhtp.h>
 
 #include "gate.h"
@@ -30,17 +31,22 @@ void clients_accepted(struct clients *cl, evhtp_connection_t *conn, long timeout
 /* The request is whole: its connection's clock stops. */
 void clients_request_in(evhtp_request_t *req);
 
-/* The request is answered: the clock runs again for the next one. */
-void clients_answered(evhtp_request_t *req);
-
 /* Resume a paused request that has been answered.  Its answer may have
  * left evhtp's buffer for the socket's already, so evhtp would wait for a
  * write event that never comes: one is raised too. */
 void clients_resume(evhtp_request_t *req);
 
-/* evhtp is done with the request (its fini hook): the next pipelined
+/* evhtp is done with the request (its fini hook: the answer has left
+ * evhtp): the clock runs again for the next one, and the next pipelined
  * request may go in. */
 void clients_request_done(evhtp_request_t *req);
+
+/* Will the connection close after this request (the gate passes nothing
+ * more: refused, or the client asked)? */
+bool clients_closing(evhtp_request_t *req);
+
+/* Is a connection accepted by htp still open? */
+bool clients_served_by(const struct clients *cl, const evhtp_t *htp);
 
 /* The gate's verdict on the request (status 0: not refused). */
 struct gate_verdict clients_verdict(evhtp_request_t *req);

@@ -1,7 +1,7 @@
 /* config: the daemon's settings.  Owns struct config and everything hung
  * off it (listener strings, upstream sections, lists); parses the INI file
- * with inih against one table of keys.  The value syntax ("5s", "250ms",
- * "8M", "20/s", addresses) is units.h. */
+ * with inih against one table of keys, and writes it back (config_dump).
+ * The value syntax ("5s", "250ms", "8M", "20/s", addresses) is units.h. */
 #ifndef FANOUTD_CONFIG_H
 #define FANOUTD_CONFIG_H
 
@@ -11,6 +11,11 @@
 #include <stdio.h>
 
 #define CONFIG_MAX_LISTEN 16
+
+/* The rates an upstream section may set: at most 1000000/s, at least
+ * 0.000001/h (much less would dump as 0/s). */
+#define CONFIG_MAX_RATE_PER_S 1000000.0
+#define CONFIG_MIN_RATE_PER_S (0.000001 / 3600)
 
 /* One [upstream "scheme://host[:port]"] section.  Fields left at -1 (or
  * rate_per_s 0) fall back to the [fanoutd] values. */
@@ -75,7 +80,8 @@ int config_set_listeners(struct config *cfg, char *const *listen, size_t n,
 const struct config_upstream *config_find_upstream(const struct config *cfg,
                                                    const char *key);
 
-/* Print the effective configuration as an INI file (for -t -v). */
+/* Print the effective configuration as an INI file that loads back to
+ * the same configuration (fanoutd -t -v). */
 void config_dump(const struct config *cfg, FILE *out);
 
 #endif

@@ -1,12 +1,24 @@
-/* config_internal: what config.c and config_load.c share, included by
- * nothing else.  The key tables (defined in config.c) and setting one key
- * from its text; config_load.c adds sections and line numbers on top. */
+/* config_internal: what the config*.c files share, included by nothing
+ * else.  The one table of keys (config.c), the value types it names
+ * (config_types.c: how each parses, dumps and clears), and the section
+ * walks; config_load.c adds INI lines and line numbers on top. */
 #ifndef FANOUTD_CONFIG_INTERNAL_H
 #define FANOUTD_CONFIG_INTERNAL_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
+#include "config.h"
+
+/* Where a key is written and where its value is stored. */
+enum config_section {
+	CONFIG_SECTION_NONE,      /* before the first section header: no keys */
+	CONFIG_SECTION_FANOUTD,   /* [fanoutd]: struct config */
+	CONFIG_SECTION_UPSTREAM,  /* [upstream "URL"]: struct config_upstream */
+};
+
+/* The value types; config_types.c has one {parse, dump, clear} row each. */
 enum config_key_type {
 	CONFIG_KEY_LISTEN,    /* listen address; repeatable, first use replaces default */
 	CONFIG_KEY_INT,       /* long, decimal, min..max */
@@ -18,17 +30,30 @@ enum config_key_type {
 	CONFIG_KEY_HOSTS,     /* char ** host globs; repeatable like listen */
 	CONFIG_KEY_CIDRS,     /* char ** CIDRs; repeatable like listen */
 	CONFIG_KEY_MODE,      /* long, octal file mode, min..max */
-	CONFIG_KEY_RATE,      /* double per second, (0, MAX_RATE_PER_S] */
+	CONFIG_KEY_RATE,      /* double per second, (0, 1000000/s] */
+	CONFIG_KEY_NTYPES
 };
 
+/* One row of the table: a key of one section.  A name both sections
+ * take (request_timeout, ...) has a row in each. */
 struct config_key {
 	const char *name;
 	enum config_key_type type;
-	size_t offset;         /* into struct config or struct config_upstream */
+	enum config_section section;
+	size_t offset;         /* into the section's struct */
 	long long min, max;    /* for INT, SIZE, DURATION, MODE */
 	bool reload;           /* a SIGHUP reload applies it (else restart) */
-	const char *def;       /* default, parsed by the same code as the file */
+	const char *def;       /* default, parsed by the same code as the file;
+	                          NULL = unset (the [fanoutd] value applies) */
 	const char *desc;
+};
+
+/* One value to store: its text and where it came from. */
+struct config_input {
+	const char *value;
+	bool again;            /* a list key seen before in this section: add to
+	                          the list (else the value replaces it) */
+	const char *dir;       /* relative paths are taken from here; NULL: as given */
 };
 
 /* The longest line config_load reads (inih's INI_MAX_LINE 200, less the
@@ -36,20 +61,30 @@ struct config_key {
  * value that would not fit once normalised is refused. */
 #define CONFIG_MAX_LINE 198
 
-/* The number of entries in each table (checked in config.c). */
-#define CONFIG_N_FANOUTD_KEYS 22
-#define CONFIG_N_UPSTREAM_KEYS 7
+/* Every key, [fanoutd]'s first, in the order config_dump writes them. */
+#define CONFIG_N_KEYS 29
+extern const struct config_key config_keys[CONFIG_N_KEYS];
 
-/* Keys of [fanoutd] (stored in struct config) and of [upstream "..."]
- * (stored in struct config_upstream; defaults all "unset"). */
-extern const struct config_key config_fanoutd_keys[];
-extern const struct config_key config_upstream_keys[];
+/* The key NAME of section SEC, or NULL. */
+const struct config_key *config_key_find(enum config_section sec, const char *name);
 
-/* Parse VALUE for key K and store it at BASE (struct config for [fanoutd],
- * struct config_upstream for upstream sections).  APPEND: a list key seen
- * before in this file (else the list is replaced).  DIR: directory that
- * relative paths are taken from, or NULL.  On failure writes MSG. */
-int config_set_value(const struct config_key *k, void *base, const char *value,
-                     bool append, const char *dir, char *msg, size_t len);
+/* A list key: it may be given again in one section, and adds. */
+bool config_key_repeats(const struct config_key *k);
+
+/* Parse IN for key K and store it at BASE (the struct of K's section).
+ * On failure writes MSG, starting "NAME: ", and leaves BASE as it was. */
+int config_key_set(const struct config_key *k, void *base, const struct config_input *in,
+                   char *msg, size_t len)
+	__attribute__((warn_unused_result));
+
+/* Free what K's value at BASE owns and leave it unset. */
+void config_key_clear(const struct config_key *k, void *base);
+
+/* Write K's value at BASE as "name = value" lines that parse back to it;
+ * an unset value of an upstream section is left out. */
+void config_key_dump(FILE *out, const struct config_key *k, const void *base);
+
+/* A new upstream section with every key unset; KEY is owned from now on. */
+void config_upstream_init(struct config_upstream *u, char *key);
 
 #endif

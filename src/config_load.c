@@ -1,14 +1,7 @@
 /* config_load: reading the INI file into struct config.  inih splits the
  * file into lines and key = value pairs; this file checks each line, tracks
- * sections and line numbers itself, and hands each value to
- * config_set_value (config.c).  Errors come out as "FILE:LINE: message". */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
-#include "config.h"
-#include "config_internal.h"
-#include "units.h"
-
+ * sections and line numbers itself, and hands each value to the key table
+ * (config_key_set).  Errors come out as "FILE:LINE: message". */
 #include <ctype.h>
 #include <errno.h>
 #include <libgen.h>
@@ -19,47 +12,15 @@
 
 #include <ini.h>
 
-/* ---- keys and upstream sections --------------------------------------- */
+#include "config.h"
+#include "config_internal.h"
+#include "units.h"
+#include "xalloc.h"
 
-static const struct config_key *find_key(const struct config_key *t, size_t n,
-                                         const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(t[i].name, name) == 0)
-			return &t[i];
-	return NULL;
-}
-
-static bool is_list(const struct config_key *k)
-{
-	return k->type == CONFIG_KEY_LISTEN || k->type == CONFIG_KEY_HOSTS ||
-	       k->type == CONFIG_KEY_CIDRS;
-}
-
-static void upstream_init(struct config_upstream *u, char *key)
-{
-	memset(u, 0, sizeof *u);
-	u->key = key;
-	u->concurrency = -1;
-	u->rate_per_s = 0;
-	u->burst = -1;
-	u->request_timeout_ms = -1;
-	u->connect_timeout_ms = -1;
-	u->tls_verify = -1;
-	u->ca_file = NULL;
-}
-
-/* ---- loading ---------------------------------------------------------- */
-
-enum section {
-	SEC_NONE,      /* before the first section header */
-	SEC_FANOUTD,   /* [fanoutd] */
-	SEC_UPSTREAM,  /* [upstream "..."]: ld->cur is the index */
-};
-
+/* Lines of one section, by index in config_keys. */
 struct upstream_lines {
 	int header;                    /* line of the section header */
-	int key[CONFIG_N_UPSTREAM_KEYS];  /* first line each key was set, 0 = not */
+	int key[CONFIG_N_KEYS];        /* first line each key was set, 0 = not */
 };
 
 struct load {
@@ -69,11 +30,11 @@ struct load {
 	FILE *f;
 	int lineno;                    /* of the line inih is working on */
 	int read_errno;
-	enum section sec;
-	size_t cur;
+	enum config_section sec;
+	size_t cur;                    /* in an upstream section: its index */
 	char secname[256];             /* as written, for messages */
 	int fanoutd_line;
-	int key_line[CONFIG_N_FANOUTD_KEYS];
+	int key_line[CONFIG_N_KEYS];   /* of [fanoutd], as upstream_lines.key */
 	struct upstream_lines *ulines; /* parallel to cfg->upstreams */
 	bool failed;
 	int err_line;
@@ -111,77 +72,105 @@ static bool at_line_end(const char *p)
 	return *p == '\0' || *p == ';' || *p == '#';
 }
 
+/* "[fanoutd]", P just past "fanoutd". */
+static void start_fanoutd(struct load *ld, char *p)
+{
+	p = skip_ws(p);
+	if (*p != ']') {
+		fail(ld, "bad section header (use [fanoutd])");
+		return;
+	}
+	if (!at_line_end(skip_ws(p + 1))) {
+		fail(ld, "unexpected text after [fanoutd]");
+		return;
+	}
+	if (ld->fanoutd_line != 0) {
+		fail(ld, "duplicate section [fanoutd] (first at line %d)", ld->fanoutd_line);
+		return;
+	}
+	ld->fanoutd_line = ld->lineno;
+	ld->sec = CONFIG_SECTION_FANOUTD;
+	snprintf(ld->secname, sizeof ld->secname, "[fanoutd]");
+}
+
+/* A new upstream section for KEY (normalised from URL, as written). */
+static void add_upstream(struct load *ld, const char *url, const char *key)
+{
+	struct config *cfg = ld->cfg;
+	size_t n = cfg->nupstreams;
+
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(cfg->upstreams[i].key, key) == 0) {
+			fail(ld, "duplicate section [upstream \"%s\"] (first at line %d; both are %s)",
+			     url, ld->ulines[i].header, key);
+			return;
+		}
+	}
+	cfg->upstreams = xrealloc(cfg->upstreams, (n + 1) * sizeof *cfg->upstreams);
+	ld->ulines = xrealloc(ld->ulines, (n + 1) * sizeof *ld->ulines);
+	config_upstream_init(&cfg->upstreams[n], xstrdup(key));
+	memset(&ld->ulines[n], 0, sizeof *ld->ulines);
+	ld->ulines[n].header = ld->lineno;
+	cfg->nupstreams = n + 1;
+	ld->cur = n;
+	ld->sec = CONFIG_SECTION_UPSTREAM;
+	snprintf(ld->secname, sizeof ld->secname, "[upstream \"%s\"]", url);
+}
+
+/* [upstream "URL"], P just past "upstream". */
+static void start_upstream(struct load *ld, char *p)
+{
+	char *url, *q, msg[256], key[UNITS_UPSTREAM_KEY_MAX];
+
+	p = skip_ws(p);
+	q = *p == '"' ? strchr(p + 1, '"') : NULL;
+	if (q == NULL) {
+		fail(ld, "bad section header (put the URL in double quotes: "
+		     "[upstream \"https://api.example.com\"])");
+		return;
+	}
+	url = p + 1;
+	*q = '\0';
+	p = skip_ws(q + 1);
+	if (*p != ']') {
+		fail(ld, "bad section header [upstream \"%s\" (missing ])", url);
+		return;
+	}
+	if (!at_line_end(skip_ws(p + 1))) {
+		fail(ld, "unexpected text after [upstream \"%s\"]", url);
+		return;
+	}
+	if (units_normalise_upstream(url, key, msg, sizeof msg) < 0) {
+		fail(ld, "[upstream \"%s\"]: %s", url, msg);
+		return;
+	}
+	/* config_dump writes [upstream "KEY"]: the normal form must fit */
+	if (strlen(key) + 13 > CONFIG_MAX_LINE) {
+		fail(ld, "[upstream \"%s\"]: URL too long (at most %d characters as %s)",
+		     url, CONFIG_MAX_LINE - 13, key);
+		return;
+	}
+	add_upstream(ld, url, key);
+}
+
+static bool starts_word(const char *p, const char *word, char next)
+{
+	size_t n = strlen(word);
+
+	return strncmp(p, word, n) == 0 && (p[n] == next || isspace((unsigned char)p[n]));
+}
+
 /* A "[...]" line: switch sections, creating upstream entries. */
 static void start_section(struct load *ld, char *line)
 {
 	char *p = skip_ws(line + 1), *q;
-	char msg[256];
 
-	if (strncmp(p, "fanoutd", 7) == 0 && (p[7] == ']' || isspace((unsigned char)p[7]))) {
-		p = skip_ws(p + 7);
-		if (*p != ']') {
-			fail(ld, "bad section header (use [fanoutd])");
-			return;
-		}
-		if (!at_line_end(skip_ws(p + 1))) {
-			fail(ld, "unexpected text after [fanoutd]");
-			return;
-		}
-		if (ld->fanoutd_line) {
-			fail(ld, "duplicate section [fanoutd] (first at line %d)", ld->fanoutd_line);
-			return;
-		}
-		ld->fanoutd_line = ld->lineno;
-		ld->sec = SEC_FANOUTD;
-		snprintf(ld->secname, sizeof ld->secname, "[fanoutd]");
+	if (starts_word(p, "fanoutd", ']')) {
+		start_fanoutd(ld, p + 7);
 		return;
 	}
-	if (strncmp(p, "upstream", 8) == 0 && (p[8] == '"' || isspace((unsigned char)p[8]))) {
-		char *url, key[UNITS_UPSTREAM_KEY_MAX];
-		struct config *cfg = ld->cfg;
-		p = skip_ws(p + 8);
-		q = *p == '"' ? strchr(p + 1, '"') : NULL;
-		if (!q) {
-			fail(ld, "bad section header (put the URL in double quotes: "
-			     "[upstream \"https://api.example.com\"])");
-			return;
-		}
-		url = p + 1;
-		*q = '\0';
-		p = skip_ws(q + 1);
-		if (*p != ']') {
-			fail(ld, "bad section header [upstream \"%s\" (missing ])", url);
-			return;
-		}
-		if (!at_line_end(skip_ws(p + 1))) {
-			fail(ld, "unexpected text after [upstream \"%s\"]", url);
-			return;
-		}
-		if (units_normalise_upstream(url, key, msg, sizeof msg) < 0) {
-			fail(ld, "[upstream \"%s\"]: %s", url, msg);
-			return;
-		}
-		/* config_dump writes [upstream "KEY"]: the normal form must fit */
-		if (strlen(key) + 13 > CONFIG_MAX_LINE) {
-			fail(ld, "[upstream \"%s\"]: URL too long (at most %d characters as %s)",
-			     url, CONFIG_MAX_LINE - 13, key);
-			return;
-		}
-		for (size_t i = 0; i < cfg->nupstreams; i++) {
-			if (strcmp(cfg->upstreams[i].key, key) == 0) {
-				fail(ld, "duplicate section [upstream \"%s\"] (first at line %d; both are %s)",
-				     url, ld->ulines[i].header, key);
-				return;
-			}
-		}
-		cfg->upstreams = units_xrealloc(cfg->upstreams, (cfg->nupstreams + 1) * sizeof *cfg->upstreams);
-		ld->ulines = units_xrealloc(ld->ulines, (cfg->nupstreams + 1) * sizeof *ld->ulines);
-		upstream_init(&cfg->upstreams[cfg->nupstreams], units_xstrdup(key));
-		memset(&ld->ulines[cfg->nupstreams], 0, sizeof *ld->ulines);
-		ld->ulines[cfg->nupstreams].header = ld->lineno;
-		ld->cur = cfg->nupstreams++;
-		ld->sec = SEC_UPSTREAM;
-		snprintf(ld->secname, sizeof ld->secname, "[upstream \"%s\"]", url);
+	if (starts_word(p, "upstream", '"')) {
+		start_upstream(ld, p + 8);
 		return;
 	}
 	q = p + strcspn(p, "]");
@@ -226,7 +215,7 @@ static char *read_line(char *buf, int size, void *stream)
 		return NULL;
 	}
 	if (*p == '[') {
-		work = units_xstrdup(p);
+		work = xstrdup(p);
 		start_section(ld, work);
 		free(work);
 		return ld->failed ? NULL : buf;
@@ -247,48 +236,42 @@ static char *read_line(char *buf, int size, void *stream)
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
 	struct load *ld = user;
-	const struct config_key *table, *k;
-	size_t nkeys;
-	int *lines;
+	const struct config_key *k;
+	struct config_input in = { .value = value, .dir = ld->dir };
+	int *line;
 	void *base;
 	char msg[512];
 
 	(void)section;  /* inih truncates long names; ld->sec is the truth */
 	if (ld->failed)
 		return 0;
-	switch (ld->sec) {
-	case SEC_FANOUTD:
-		table = config_fanoutd_keys;
-		nkeys = CONFIG_N_FANOUTD_KEYS;
-		lines = ld->key_line;
-		base = ld->cfg;
-		break;
-	case SEC_UPSTREAM:
-		table = config_upstream_keys;
-		nkeys = CONFIG_N_UPSTREAM_KEYS;
-		lines = ld->ulines[ld->cur].key;
-		base = &ld->cfg->upstreams[ld->cur];
-		break;
-	case SEC_NONE:
-	default:
+	if (ld->sec == CONFIG_SECTION_NONE) {
 		fail(ld, "key \"%s\" outside any section (put it under [fanoutd])", name);
 		return 0;
 	}
-	k = find_key(table, nkeys, name);
-	if (!k) {
+	k = config_key_find(ld->sec, name);
+	if (k == NULL) {
 		fail(ld, "unknown key \"%s\" in %s", name, ld->secname);
 		return 0;
 	}
-	if (lines[k - table] && !is_list(k)) {
-		fail(ld, "%s: set twice (first at line %d)", name, lines[k - table]);
+	if (ld->sec == CONFIG_SECTION_FANOUTD) {
+		line = &ld->key_line[k - config_keys];
+		base = ld->cfg;
+	} else {
+		line = &ld->ulines[ld->cur].key[k - config_keys];
+		base = &ld->cfg->upstreams[ld->cur];
+	}
+	if (*line != 0 && !config_key_repeats(k)) {
+		fail(ld, "%s: set twice (first at line %d)", name, *line);
 		return 0;
 	}
-	if (config_set_value(k, base, value, lines[k - table] != 0, ld->dir, msg, sizeof msg) < 0) {
+	in.again = *line != 0;
+	if (config_key_set(k, base, &in, msg, sizeof msg) < 0) {
 		fail(ld, "%s", msg);
 		return 0;
 	}
-	if (!lines[k - table])
-		lines[k - table] = ld->lineno;
+	if (*line == 0)
+		*line = ld->lineno;
 	return 1;
 }
 
@@ -296,8 +279,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
 static void check_upstreams(struct load *ld)
 {
 	const struct config *cfg = ld->cfg;
-	const size_t iburst = (size_t)(find_key(config_upstream_keys, CONFIG_N_UPSTREAM_KEYS,
-	                                        "burst") - config_upstream_keys);
+	const size_t iburst =
+		(size_t)(config_key_find(CONFIG_SECTION_UPSTREAM, "burst") - config_keys);
 
 	for (size_t i = 0; i < cfg->nupstreams && !ld->failed; i++) {
 		if (cfg->upstreams[i].burst >= 0 && cfg->upstreams[i].rate_per_s == 0) {
@@ -309,12 +292,12 @@ static void check_upstreams(struct load *ld)
 
 static char *config_dir(const char *path)
 {
-	char *copy = units_xstrdup(path), *dir, *real;
+	char *copy = xstrdup(path), *dir, *real;
 
 	dir = dirname(copy);
 	real = realpath(dir, NULL);
-	if (!real)
-		real = units_xstrdup(dir);
+	if (real == NULL)
+		real = xstrdup(dir);
 	free(copy);
 	return real;
 }
@@ -330,7 +313,7 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	ld.err = err;
 	ld.errlen = errlen;
 	ld.f = fopen(path, "r");
-	if (!ld.f) {
+	if (ld.f == NULL) {
 		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
 		config_free(cfg);
 		return -1;

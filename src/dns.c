@@ -8,8 +8,7 @@
  *
  * One lookup per name at a time: later askers wait on the same entry.
  * Answers are cached for their TTL; failures are not cached. */
-#include <arpa/inet.h>
-#include <ctype.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +19,10 @@
 
 #include "dns.h"
 #include "clock.h"
+#include "keyhash.h"
 #include "log.h"
+#include "netaddr.h"
+#include "xalloc.h"
 
 #define NBUCKETS 256
 #define HOSTS_TTL_MS 60000.0    /* hosts-file answers: re-read every minute */
@@ -54,15 +56,6 @@ struct dns {
 	struct event *sweep;            /* drops expired entries (owned) */
 };
 
-static unsigned hash(const char *s)
-{
-	unsigned h = 2166136261u;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h % NBUCKETS;
-}
-
 static void free_entry(struct dns_entry *e);
 
 /* A cache of every name ever asked for would grow for ever: drop the
@@ -90,12 +83,10 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 
 struct dns *dns_new(struct event_base *base, const char *resolv_conf)
 {
-	struct dns *d = calloc(1, sizeof *d);
+	struct dns *d = xcalloc(1, sizeof *d);
 	struct timeval every = { SWEEP_EVERY_S, 0 };
 	int rc;
 
-	if (d == NULL)
-		abort();
 	d->hosts = evdns_base_new(base, 0);
 	evdns_base_load_hosts(d->hosts, NULL);
 	d->ns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
@@ -104,7 +95,7 @@ struct dns *dns_new(struct event_base *base, const char *resolv_conf)
 	if (rc != 0)
 		log_warn("cannot use %s (evdns error %d): names outside /etc/hosts "
 		         "will not resolve", resolv_conf, rc);
-	d->sweep = event_new(base, -1, EV_PERSIST, on_sweep, d);
+	d->sweep = xcheck(event_new(base, -1, EV_PERSIST, on_sweep, d));
 	event_add(d->sweep, &every);
 	return d;
 }
@@ -150,21 +141,11 @@ unsigned long dns_queries(const struct dns *d)
 
 static bool literal(const char *host, struct dns_answer *ans)
 {
-	struct sockaddr_in *sin = (struct sockaddr_in *)&ans->addr[0];
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ans->addr[0];
-
 	memset(ans, 0, sizeof *ans);
-	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		ans->n = 1;
-		return true;
-	}
-	if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		ans->n = 1;
-		return true;
-	}
-	return false;
+	if (!netaddr_parse_ip(host, &ans->addr[0]))
+		return false;
+	ans->n = 1;
+	return true;
 }
 
 /* RFC 6761: ".invalid" never resolves; answer so without asking anyone. */
@@ -311,7 +292,7 @@ static void start_lookup(struct dns *d, struct dns_entry *e)
 
 static struct dns_entry *find_entry(struct dns *d, const char *host, bool create)
 {
-	unsigned b = hash(host);
+	unsigned b = keyhash(host, NBUCKETS);
 	struct dns_entry *e;
 
 	for (e = d->buckets[b]; e != NULL; e = e->next)
@@ -319,10 +300,8 @@ static struct dns_entry *find_entry(struct dns *d, const char *host, bool create
 			return e;
 	if (!create)
 		return NULL;
-	e = calloc(1, sizeof *e);
-	if (e == NULL)
-		abort();
-	e->host = strdup(host);
+	e = xcalloc(1, sizeof *e);
+	e->host = xstrdup(host);
 	e->dns = d;
 	e->next = d->buckets[b];
 	d->buckets[b] = e;
@@ -355,9 +334,7 @@ struct dns_request *dns_resolve(struct dns *d, const char *host, dns_cb cb, void
 		cb(NULL, &ans, arg);
 		return NULL;
 	}
-	r = calloc(1, sizeof *r);
-	if (r == NULL)
-		abort();
+	r = xcalloc(1, sizeof *r);
 	r->entry = e;
 	r->cb = cb;
 	r->arg = arg;

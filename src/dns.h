@@ -35,7 +35,8 @@ struct dns_request *dns_resolve(struct dns *d, const char *host, dns_cb cb, void
 /* Withdraw a request; its callback will not run. */
 void dns_cancel(struct dns_request *r);
 
-/* Lookups sent to the nameservers so far (for /v1/upstreams and tests). */
+/* Lookups sent to the nameservers so far (fanoutd_dns_queries_total in
+ * /metrics). */
 unsigned long dns_queries(const struct dns *d);
 
 #endif

@@ -1,9 +1,12 @@
 /* fetch: the life of one upstream request.
  *
- *   queued -> (slot) -> resolving -> [nofd] -> connecting -> [handshake]
- *          -> waiting -> receiving -> done
- *   (a reused keep-alive connection goes straight to waiting; nofd: the
- *   process is out of file descriptors, and the fetch waits for one)
+ *   idle -> queued -> (slot) -> resolving -> [nofd] -> connecting
+ *        -> [handshake] -> waiting -> receiving -> done
+ *   a reused keep-alive connection goes from queued (or nofd) straight to
+ *   waiting, and back to resolving, once, if it turns out dead; nofd: the
+ *   process is out of file descriptors, and the fetch waits for one; any
+ *   state but done may end in done (an outcome or an abort).  Every
+ *   change goes through fetch_set_state(), which checks it against this.
  *
  * evhttp has no connect-only timeout and reports no phases, so the fetch
  * keeps its own timer (the connect deadline, then the request deadline),
@@ -11,9 +14,8 @@
  * end of the handshake.  The HTTP exchange itself is in fetch_http.c.
  * Re-entrancy: evhttp_cancel_request() runs the error callback before it
  * returns, and dns_resolve() may answer before it returns. */
-#include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,20 +29,70 @@
 #include "fetch_internal.h"
 #include "log.h"
 #include "metrics.h"
+#include "netaddr.h"
+#include "xalloc.h"
 
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void connect_next(struct fetch *f);
 
-char *fetch_format(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
+/* --- state ------------------------------------------------------------ */
 
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
+static const char *state_name(enum fetch_state s)
+{
+	static const char *names[] = {
+		[FETCH_IDLE] = "idle", [FETCH_QUEUED] = "queued",
+		[FETCH_RESOLVING] = "resolving", [FETCH_NOFD] = "nofd",
+		[FETCH_CONNECTING] = "connecting", [FETCH_HANDSHAKE] = "handshake",
+		[FETCH_WAITING] = "waiting", [FETCH_RECEIVING] = "receiving",
+		[FETCH_DONE] = "done",
+	};
+
+	return names[s];
+}
+
+#define TO(s) (1u << (s))
+
+/* Where each state may go besides done (the diagram above). */
+static bool allowed(enum fetch_state from, enum fetch_state to)
+{
+	static const unsigned next[] = {
+		[FETCH_IDLE] = TO(FETCH_QUEUED),
+		[FETCH_QUEUED] = TO(FETCH_RESOLVING) | TO(FETCH_WAITING),
+		[FETCH_RESOLVING] = TO(FETCH_CONNECTING) | TO(FETCH_NOFD),
+		[FETCH_NOFD] = TO(FETCH_CONNECTING) | TO(FETCH_WAITING),
+		[FETCH_CONNECTING] = TO(FETCH_HANDSHAKE) | TO(FETCH_WAITING) | TO(FETCH_NOFD),
+		/* receiving: headers came before OpenSSL's callback was seen */
+		[FETCH_HANDSHAKE] = TO(FETCH_WAITING) | TO(FETCH_RECEIVING),
+		[FETCH_WAITING] = TO(FETCH_RECEIVING) | TO(FETCH_RESOLVING),
+		[FETCH_RECEIVING] = 0,
+		[FETCH_DONE] = 0,
+	};
+
+	if (from == FETCH_DONE)
+		return false;
+	return to == FETCH_DONE || to == from || (next[from] & TO(to)) != 0;
+}
+
+void fetch_describe(const void *obj, char *buf, size_t len)
+{
+	const struct fetch *f = obj;
+
+	snprintf(buf, len, "b%lu[%zu]", f->batch_id, f->index);
+}
+
+void fetch_set_state(struct fetch *f, enum fetch_state to)
+{
+	assert(allowed(f->state, to));
+	if (to == f->state)
+		return;   /* another attempt in the same state: connect_next() says so */
+	if (to == FETCH_DONE)
+		fetch_debug(f, "%s -> done: %s, status %d, %.1f ms%s%s", state_name(f->state),
+		            outcome_type_name(f->out->type), f->out->status,
+		            f->out->timing.total_ms, f->out->message ? ": " : "",
+		            f->out->message ? f->out->message : "");
+	else
+		fetch_debug(f, "%s -> %s", state_name(f->state), state_name(to));
+	f->state = to;
 }
 
 static bool connecting(enum fetch_state s)
@@ -82,7 +134,7 @@ static void arm_timer(struct fetch *f)
 		deadline = f->t_attempt + (double)f->connect_timeout_ms;
 	ms = deadline - clock_now_ms();
 	if (f->timer == NULL)
-		f->timer = evtimer_new(f->env->base, on_timer, f);
+		f->timer = xcheck(evtimer_new(f->env->base, on_timer, f));
 	if (ms < 0)
 		ms = 0;
 	tv = clock_timeval(ms);
@@ -126,20 +178,20 @@ static void leave_queue(struct fetch *f)
 	if (f->state != FETCH_QUEUED)
 		return;
 	switch (f->stage) {
-	case STAGE_BATCH_CAP:
+	case FETCH_STAGE_BATCH_CAP:
 		if (f->batch_sem != NULL)
 			limit_sem_cancel(f->batch_sem, &f->waiter);
 		break;
-	case STAGE_UPSTREAM:
+	case FETCH_STAGE_UPSTREAM:
 		limit_sem_cancel(&f->up->sem, &f->waiter);
 		break;
-	case STAGE_GLOBAL:
+	case FETCH_STAGE_GLOBAL:
 		limit_sem_cancel(f->env->global, &f->waiter);
 		break;
-	case STAGE_TOKEN:
+	case FETCH_STAGE_TOKEN:
 		upstream_cancel_token(f->up, &f->waiter);
 		break;
-	case STAGE_STARTED:
+	case FETCH_STAGE_STARTED:
 		break;
 	}
 	(*f->env->queued)--;
@@ -187,12 +239,12 @@ static void release_slots(struct fetch *f)
 {
 	enum fetch_stage held = f->stage;
 
-	f->stage = STAGE_BATCH_CAP;
-	if (held > STAGE_GLOBAL)
+	f->stage = FETCH_STAGE_BATCH_CAP;
+	if (held > FETCH_STAGE_GLOBAL)
 		limit_sem_release(f->env->global);
-	if (held > STAGE_UPSTREAM)
+	if (held > FETCH_STAGE_UPSTREAM)
 		limit_sem_release(&f->up->sem);
-	if (held > STAGE_BATCH_CAP && f->batch_sem != NULL)
+	if (held > FETCH_STAGE_BATCH_CAP && f->batch_sem != NULL)
 		limit_sem_release(f->batch_sem);
 }
 
@@ -206,7 +258,7 @@ void fetch_finish(struct fetch *f, enum outcome_type type, char *message,
 	stop_watch(f);
 	drop_conn(f, reusable);
 	record(f, type, message, phase);
-	f->state = FETCH_DONE;
+	fetch_set_state(f, FETCH_DONE);
 	f->done(f, f->done_arg);
 	release_slots(f);
 }
@@ -226,9 +278,9 @@ void fetch_abort(struct fetch *f, enum outcome_type type, const char *message)
 	if (f->state == FETCH_DONE)
 		return;
 	stop_exchange(f);
-	record(f, type, message ? strdup(message) : NULL,
+	record(f, type, message ? xstrdup(message) : NULL,
 	       type == OUTCOME_TIMEOUT ? phase : NULL);
-	f->state = FETCH_DONE;
+	fetch_set_state(f, FETCH_DONE);
 	release_slots(f);
 }
 
@@ -249,13 +301,10 @@ static bool socket_connected(struct fetch *f)
 /* Connected and, for https, the handshake done: the request is on. */
 static void mark_ready(struct fetch *f)
 {
-	double now = clock_now_ms();
-
 	stop_watch(f);
 	f->conn->open = true;
-	f->t_connected = now;
-	f->out->timing.connect_ms = now - f->t_granted;
-	f->state = FETCH_WAITING;
+	f->out->timing.connect_ms = clock_now_ms() - f->t_granted;
+	fetch_set_state(f, FETCH_WAITING);
 	arm_timer(f);
 }
 
@@ -275,7 +324,7 @@ void fetch_mark_connected(struct fetch *f)
 	stop_watch(f);
 	f->conn->open = true;
 	if (f->conn->ssl != NULL && !f->conn->handshake_done) {
-		f->state = FETCH_HANDSHAKE;   /* the connect deadline still runs */
+		fetch_set_state(f, FETCH_HANDSHAKE);   /* the connect deadline still runs */
 		return;
 	}
 	mark_ready(f);
@@ -289,12 +338,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (f->state == FETCH_QUEUED) {   /* still waiting: a global slot or a token */
-		fetch_fail(f, OUTCOME_TIMEOUT, fetch_format("not started within %ld ms "
+		fetch_fail(f, OUTCOME_TIMEOUT, xasprintf("not started within %ld ms "
 		           "(global_concurrency or rate limit)", f->timeout_ms));
 		return;
 	}
 	if (f->state == FETCH_NOFD) {
-		fetch_fail(f, OUTCOME_TIMEOUT, fetch_format("no free file descriptor to "
+		fetch_fail(f, OUTCOME_TIMEOUT, xasprintf("no free file descriptor to "
 		           "connect with within %ld ms (ulimit -n)", f->timeout_ms));
 		return;
 	}
@@ -304,7 +353,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		if (f->state == FETCH_WAITING)
 			return;
 	}
-	fetch_fail(f, OUTCOME_TIMEOUT, fetch_format("no %s within %ld ms",
+	fetch_fail(f, OUTCOME_TIMEOUT, xasprintf("no %s within %ld ms",
 	           f->state == FETCH_RESOLVING ? "DNS answer" :
 	           f->state == FETCH_CONNECTING ? "connection" :
 	           f->state == FETCH_HANDSHAKE ? "TLS handshake" : "complete answer", limit));
@@ -354,7 +403,7 @@ static void watch_connect(struct fetch *f)
 	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(f->conn->evcon));
 	if (fd < 0)
 		return;   /* the timer checks the socket instead */
-	f->connect_watch = event_new(f->env->base, fd, EV_WRITE, on_connect_ready, f);
+	f->connect_watch = xcheck(event_new(f->env->base, fd, EV_WRITE, on_connect_ready, f));
 	event_add(f->connect_watch, NULL);
 }
 
@@ -367,31 +416,39 @@ static bool out_of_fds(int e)
 static void connect_next(struct fetch *f)
 {
 	const struct sockaddr_storage *ss = &f->addrs->addr[f->addr_i];
-	char addr[INET6_ADDRSTRLEN];
+	char addr[NETADDR_TEXT_MAX];
 
+	netaddr_ip_text((const struct sockaddr *)ss, addr, sizeof addr);
 	f->conn = pool_open(f->up->pool, (const struct sockaddr *)ss, f->up->port);
 	if (f->conn == NULL && out_of_fds(errno)) {
 		fetch_wait_fd(f);
 		return;
 	}
 	if (f->conn == NULL) {
-		if (ss->ss_family == AF_INET6)
-			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr,
-			          addr, sizeof addr);
-		else
-			inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr,
-			          addr, sizeof addr);
 		fetch_fail(f, f->up->tls ? OUTCOME_TLS : OUTCOME_CONNECT,
-		           fetch_format("cannot set up a connection to %s", addr));
+		           xasprintf("cannot set up a connection to %s", addr));
 		return;
 	}
 	f->conn->on_handshake = on_handshake;
 	f->conn->handshake_arg = f;
 	f->connect_failed = false;
-	f->state = FETCH_CONNECTING;
+	fetch_set_state(f, FETCH_CONNECTING);
+	fetch_debug(f, "connecting to %s (address %zu of %zu) on c%lu", addr,
+	            f->addr_i + 1, f->addrs->n, f->conn->id);
 	fetch_send(f);
 	if (f->state == FETCH_CONNECTING && f->connect_watch == NULL)
 		watch_connect(f);
+}
+
+/* An idle kept-alive connection: no connect, straight to the exchange. */
+static void send_reused(struct fetch *f, struct pool_conn *c)
+{
+	f->conn = c;
+	f->out->reused = true;
+	fetch_set_state(f, FETCH_WAITING);
+	fetch_debug(f, "reusing c%lu", c->id);
+	arm_timer(f);
+	fetch_send(f);
 }
 
 /* A descriptor is free, or a kept-alive connection to send on: the wait
@@ -407,25 +464,21 @@ static void on_fd_ready(struct pool_waiter *w, struct pool_conn *c, void *arg)
 	f->t_granted += waited;
 	f->t_attempt = clock_now_ms();
 	if (c != NULL) {
-		f->conn = c;
-		f->out->reused = true;
-		f->state = FETCH_WAITING;
-		arm_timer(f);
-		fetch_send(f);
+		send_reused(f, c);
 		return;
 	}
-	f->state = FETCH_CONNECTING;
+	fetch_set_state(f, FETCH_CONNECTING);
 	arm_timer(f);
 	connect_next(f);
 }
 
 void fetch_wait_fd(struct fetch *f)
 {
-	log_debug("fetch %zu: out of file descriptors; waiting for one to connect to %s",
-	          f->index, f->up->key);
 	stop_watch(f);
 	drop_conn(f, false);
-	f->state = FETCH_NOFD;
+	fetch_set_state(f, FETCH_NOFD);
+	fetch_debug(f, "out of file descriptors: waiting for one to connect to %s",
+	            f->up->key);
 	f->t_nofd = clock_now_ms();
 	arm_timer(f);   /* the request deadline only: not connecting yet */
 	pool_wait_fd(f->up->pool, &f->fd_waiter);
@@ -449,20 +502,18 @@ static void on_resolved(const char *error, const struct dns_answer *ans, void *a
 
 	f->dns_req = NULL;
 	if (error != NULL) {
-		fetch_fail(f, OUTCOME_DNS, fetch_format("cannot resolve %s: %s",
+		fetch_fail(f, OUTCOME_DNS, xasprintf("cannot resolve %s: %s",
 		           f->item->host, error));
 		return;
 	}
-	f->addrs = calloc(1, sizeof *f->addrs);
-	if (f->addrs == NULL)
-		abort();
+	f->addrs = xcalloc(1, sizeof *f->addrs);
 	/* never connect into deny_networks, however the name got there */
 	for (i = 0; i < ans->n; i++)
 		if (f->env->acl == NULL ||
 		    !acl_addr_denied(f->env->acl, (const struct sockaddr *)&ans->addr[i]))
 			f->addrs->addr[f->addrs->n++] = ans->addr[i];
 	if (f->addrs->n == 0) {
-		fetch_fail(f, OUTCOME_FORBIDDEN, fetch_format("%s resolves into deny_networks; "
+		fetch_fail(f, OUTCOME_FORBIDDEN, xasprintf("%s resolves into deny_networks; "
 		           "nothing was sent", f->item->host));
 		return;
 	}
@@ -470,15 +521,17 @@ static void on_resolved(const char *error, const struct dns_answer *ans, void *a
 	connect_next(f);
 }
 
+/* A new connection: resolve the name first (the connect deadline runs). */
 static void open_new(struct fetch *f)
 {
 	struct dns_request *r;
 
+	fetch_set_state(f, FETCH_RESOLVING);
+	arm_timer(f);
 	if (f->up->tls_error != NULL) {
-		fetch_fail(f, OUTCOME_TLS, strdup(f->up->tls_error));
+		fetch_fail(f, OUTCOME_TLS, xstrdup(f->up->tls_error));
 		return;
 	}
-	f->state = FETCH_RESOLVING;
 	r = dns_resolve(f->env->dns, f->item->host, on_resolved, f);
 	if (r != NULL)
 		f->dns_req = r;
@@ -490,8 +543,7 @@ void fetch_reopen(struct fetch *f)
 	f->retried = true;
 	f->out->reused = false;
 	f->t_attempt = clock_now_ms();
-	f->state = FETCH_RESOLVING;
-	arm_timer(f);
+	fetch_debug(f, "the kept-alive connection was closed: once more on a new one");
 	open_new(f);
 }
 
@@ -499,19 +551,16 @@ void fetch_reopen(struct fetch *f)
 
 static void begin(struct fetch *f)
 {
+	struct pool_conn *c;
+
 	f->t_granted = clock_now_ms();
 	f->t_attempt = f->t_granted;
 	f->out->timing.queued_ms = f->t_granted - f->t_start;
-	f->conn = pool_take_idle(f->up->pool);
-	if (f->conn != NULL) {
-		f->out->reused = true;
-		f->state = FETCH_WAITING;
-		arm_timer(f);
-		fetch_send(f);
+	c = pool_take_idle(f->up->pool);
+	if (c != NULL) {
+		send_reused(f, c);
 		return;
 	}
-	f->state = FETCH_RESOLVING;
-	arm_timer(f);
 	open_new(f);
 }
 
@@ -519,13 +568,13 @@ static void begin(struct fetch *f)
 static bool take(struct fetch *f, enum fetch_stage s)
 {
 	switch (s) {
-	case STAGE_BATCH_CAP:
+	case FETCH_STAGE_BATCH_CAP:
 		return f->batch_sem == NULL || limit_sem_acquire(f->batch_sem, &f->waiter);
-	case STAGE_UPSTREAM:
+	case FETCH_STAGE_UPSTREAM:
 		return limit_sem_acquire(&f->up->sem, &f->waiter);
-	case STAGE_GLOBAL:
+	case FETCH_STAGE_GLOBAL:
 		return limit_sem_acquire(f->env->global, &f->waiter);
-	case STAGE_TOKEN:
+	case FETCH_STAGE_TOKEN:
 		return upstream_take_token(f->up, &f->waiter);
 	default:
 		return true;
@@ -543,14 +592,14 @@ static void acquire(struct fetch *f)
 	 * own queued requests: it keeps the slot until stop_all() aborts it */
 	if (f->halt != NULL && *f->halt)
 		return;
-	while (f->stage < STAGE_STARTED) {
+	while (f->stage < FETCH_STAGE_STARTED) {
 		if (!take(f, f->stage)) {
-			if (f->stage > STAGE_UPSTREAM)
+			if (f->stage > FETCH_STAGE_UPSTREAM)
 				arm_timer(f);
 			return;
 		}
 		f->stage++;
-		if (f->stage == STAGE_GLOBAL)
+		if (f->stage == FETCH_STAGE_GLOBAL)
 			f->t_slot = clock_now_ms();
 	}
 	(*f->env->queued)--;
@@ -563,7 +612,7 @@ static void on_grant(struct limit_waiter *w, void *arg)
 
 	(void)w;
 	f->stage++;
-	if (f->stage == STAGE_GLOBAL)
+	if (f->stage == FETCH_STAGE_GLOBAL)
 		f->t_slot = clock_now_ms();
 	acquire(f);
 }
@@ -592,14 +641,10 @@ void fetch_init(struct fetch *f, size_t index, const struct request_item *item,
 void fetch_start(struct fetch *f)
 {
 	f->t_start = clock_now_ms();
-	f->state = FETCH_QUEUED;
+	fetch_debug(f, "%s %s", request_method_name(f->item->method), f->item->url);
+	fetch_set_state(f, FETCH_QUEUED);
 	(*f->env->queued)++;
 	acquire(f);
-}
-
-bool fetch_is_done(const struct fetch *f)
-{
-	return f->state == FETCH_DONE;
 }
 
 void fetch_cleanup(struct fetch *f)

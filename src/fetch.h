@@ -10,10 +10,11 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
-#include "answer.h"
 #include "clock.h"
 #include "dns.h"
-#include "limits.h"
+#include "env.h"
+#include "limit.h"
+#include "outcome.h"
 #include "pool.h"
 #include "request.h"
 #include "upstream.h"
@@ -33,32 +34,21 @@ enum fetch_state {
 
 /* What a queued fetch waits for next, in this order; each may queue, FIFO. */
 enum fetch_stage {
-	STAGE_BATCH_CAP = 0,   /* a slot of the batch's max_concurrency (if any) */
-	STAGE_UPSTREAM,        /* a slot of the upstream's shared semaphore */
-	STAGE_GLOBAL,          /* a slot of global_concurrency */
-	STAGE_TOKEN,           /* a token of the upstream's rate limit (if any) */
-	STAGE_STARTED,         /* all held: the request is under way */
+	FETCH_STAGE_BATCH_CAP = 0,   /* a slot of the batch's max_concurrency (if any) */
+	FETCH_STAGE_UPSTREAM,        /* a slot of the upstream's shared semaphore */
+	FETCH_STAGE_GLOBAL,          /* a slot of global_concurrency */
+	FETCH_STAGE_TOKEN,           /* a token of the upstream's rate limit (if any) */
+	FETCH_STAGE_STARTED,         /* all held: the request is under way */
 };
 
 struct fetch;
 struct metrics;
 typedef void (*fetch_done_fn)(struct fetch *f, void *arg);
 
-/* What every fetch shares; main owns it and what it points to. */
-struct fetch_env {
-	struct event_base *base;
-	struct dns *dns;
-	const struct acl *acl;             /* deny_networks on resolved addresses */
-	struct limit_sem *global;          /* global_concurrency */
-	size_t *queued;                    /* fetches waiting in any queue */
-	struct metrics *metrics;           /* counts for /metrics, or NULL */
-	uint64_t max_response_body;
-	uint64_t max_batch_response;
-};
-
 struct fetch {
-	enum fetch_state state;
-	size_t index;                      /* position in the batch */
+	enum fetch_state state;            /* changed by fetch_set_state() only */
+	unsigned long batch_id;            /* the batch's number, for the log: "b17" */
+	size_t index;                      /* position in the batch, for the log */
 	const struct request_item *item;   /* borrowed from the batch */
 	struct outcome *out;               /* borrowed slot in the batch */
 	struct upstream *up;
@@ -85,7 +75,6 @@ struct fetch {
 	double t_slot;                     /* got its slot: the deadline counts from here */
 	double t_granted;                  /* started (slot and token) */
 	double t_attempt;                  /* this connect attempt began */
-	double t_sent, t_connected;
 	double t_nofd;                     /* began waiting for a descriptor */
 	uint64_t body_len;
 	uint64_t *batch_bytes;             /* the batch's running total of bodies */
@@ -113,7 +102,5 @@ void fetch_abort(struct fetch *f, enum outcome_type type, const char *message);
 
 /* Free the timers; the fetch must be done or idle. */
 void fetch_cleanup(struct fetch *f);
-
-bool fetch_is_done(const struct fetch *f);
 
 #endif

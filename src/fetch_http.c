@@ -17,20 +17,22 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/keyvalq_struct.h>
 
+#include "answer.h"
 #include "clock.h"
 #include "fetch_internal.h"
 #include "tls.h"
+#include "xalloc.h"
 
 #define MAX_HEADER_LINES 1000
 
 static const enum evhttp_cmd_type evhttp_methods[] = {
-	[METHOD_GET] = EVHTTP_REQ_GET,
-	[METHOD_HEAD] = EVHTTP_REQ_HEAD,
-	[METHOD_POST] = EVHTTP_REQ_POST,
-	[METHOD_PUT] = EVHTTP_REQ_PUT,
-	[METHOD_DELETE] = EVHTTP_REQ_DELETE,
-	[METHOD_OPTIONS] = EVHTTP_REQ_OPTIONS,
-	[METHOD_PATCH] = EVHTTP_REQ_PATCH,
+	[REQUEST_METHOD_GET] = EVHTTP_REQ_GET,
+	[REQUEST_METHOD_HEAD] = EVHTTP_REQ_HEAD,
+	[REQUEST_METHOD_POST] = EVHTTP_REQ_POST,
+	[REQUEST_METHOD_PUT] = EVHTTP_REQ_PUT,
+	[REQUEST_METHOD_DELETE] = EVHTTP_REQ_DELETE,
+	[REQUEST_METHOD_OPTIONS] = EVHTTP_REQ_OPTIONS,
+	[REQUEST_METHOD_PATCH] = EVHTTP_REQ_PATCH,
 };
 
 /* --- the answer as it arrives ------------------------------------------ */
@@ -48,7 +50,7 @@ static int on_headers(struct evhttp_request *req, void *arg)
 	code = evhttp_request_get_response_code(req);
 	if (code >= 100 && code < 200)
 		return 0;   /* an interim answer: the real one follows */
-	f->state = FETCH_RECEIVING;
+	fetch_set_state(f, FETCH_RECEIVING);
 	f->out->timing.ttfb_ms = clock_now_ms() - f->t_granted;
 	f->out->status = code;
 	json_decref(f->out->headers);
@@ -64,7 +66,7 @@ static int on_headers(struct evhttp_request *req, void *arg)
 	}
 	cl = evhttp_find_header(h, "Content-Length");
 	/* no body follows whatever Content-Length says */
-	if (cl == NULL || f->item->method == METHOD_HEAD || code == 204 || code == 304)
+	if (cl == NULL || f->item->method == REQUEST_METHOD_HEAD || code == 204 || code == 304)
 		return 0;
 	n = strtoull(cl, NULL, 10);
 	if (n > f->env->max_response_body) {
@@ -86,13 +88,13 @@ static void on_chunk(struct evhttp_request *req, void *arg)
 	if (f->state == FETCH_DONE)
 		return;
 	if (f->body_len + len > f->env->max_response_body) {
-		fetch_fail(f, OUTCOME_TOO_LARGE, fetch_format("answer body over "
+		fetch_fail(f, OUTCOME_TOO_LARGE, xasprintf("answer body over "
 		           "max_response_body (%llu bytes)",
 		           (unsigned long long)f->env->max_response_body));
 		return;
 	}
 	if (*f->batch_bytes + len > f->env->max_batch_response) {
-		fetch_fail(f, OUTCOME_TOO_LARGE, fetch_format("bodies of the batch over "
+		fetch_fail(f, OUTCOME_TOO_LARGE, xasprintf("bodies of the batch over "
 		           "max_batch_response (%llu bytes)",
 		           (unsigned long long)f->env->max_batch_response));
 		return;
@@ -159,7 +161,7 @@ char *fetch_connect_message(struct fetch *f)
 		why = e ? strerror(e) : "connection failed";
 		break;
 	}
-	return fetch_format("cannot connect to %s: %s", f->up->key, why);
+	return xasprintf("cannot connect to %s: %s", f->up->key, why);
 }
 
 static char *tls_message(struct fetch *f)
@@ -174,14 +176,14 @@ static void classify_failure(struct fetch *f, enum outcome_type *type, char **ms
 {
 	if (f->pending_type == OUTCOME_TOO_LARGE) {
 		*type = OUTCOME_TOO_LARGE;
-		*msg = fetch_format("Content-Length over max_response_body (%llu bytes)",
-		                    (unsigned long long)f->env->max_response_body);
+		*msg = xasprintf("Content-Length over max_response_body (%llu bytes)",
+		                 (unsigned long long)f->env->max_response_body);
 		return;
 	}
 	if (f->pending_type == OUTCOME_PROTOCOL) {
 		*type = OUTCOME_PROTOCOL;
-		*msg = fetch_format("malformed answer: more than %d header lines",
-		                    MAX_HEADER_LINES);
+		*msg = xasprintf("malformed answer: more than %d header lines",
+		                 MAX_HEADER_LINES);
 		return;
 	}
 	if (f->state == FETCH_CONNECTING || (f->connect_failed && f->state != FETCH_HANDSHAKE)) {
@@ -197,35 +199,35 @@ static void classify_failure(struct fetch *f, enum outcome_type *type, char **ms
 	switch (f->evhttp_error) {
 	case EVREQ_HTTP_INVALID_HEADER:
 		*type = OUTCOME_PROTOCOL;
-		*msg = strdup("malformed answer: bad status line or headers "
+		*msg = xstrdup("malformed answer: bad status line or headers "
 		              "(or more than 64 KiB of them)");
 		return;
 	case EVREQ_HTTP_DATA_TOO_LONG:
 		if (f->state == FETCH_RECEIVING) {
 			*type = OUTCOME_TOO_LARGE;
-			*msg = fetch_format("answer body over max_response_body (%llu bytes)",
-			                    (unsigned long long)f->env->max_response_body);
+			*msg = xasprintf("answer body over max_response_body (%llu bytes)",
+			                 (unsigned long long)f->env->max_response_body);
 		} else {
 			*type = OUTCOME_PROTOCOL;
-			*msg = strdup("malformed answer: headers too large");
+			*msg = xstrdup("malformed answer: headers too large");
 		}
 		return;
 	case EVREQ_HTTP_TIMEOUT:
 		*type = OUTCOME_TIMEOUT;
-		*msg = strdup("no data from upstream");
+		*msg = xstrdup("no data from upstream");
 		return;
 	default:
 		break;
 	}
 	if (f->state == FETCH_RECEIVING) {
 		*type = OUTCOME_PROTOCOL;
-		*msg = strdup("upstream closed the connection before the end of the body");
+		*msg = xstrdup("upstream closed the connection before the end of the body");
 	} else if (f->sock_errno == ECONNRESET) {
 		*type = OUTCOME_CONNECT;
-		*msg = strdup("connection reset by upstream");
+		*msg = xstrdup("connection reset by upstream");
 	} else {
 		*type = OUTCOME_CONNECT;
-		*msg = strdup("upstream closed the connection without answering");
+		*msg = xstrdup("upstream closed the connection without answering");
 	}
 }
 
@@ -237,7 +239,7 @@ static bool framed(const struct fetch *f, int code)
 	const char *te = json_string_value(json_object_get(f->out->headers,
 	                                                   "transfer-encoding"));
 
-	if (f->item->method == METHOD_HEAD || code == 204 || code == 304)
+	if (f->item->method == REQUEST_METHOD_HEAD || code == 204 || code == 304)
 		return true;
 	return json_object_get(f->out->headers, "content-length") != NULL ||
 	       (te != NULL && strcasestr(te, "chunked") != NULL);
@@ -245,7 +247,7 @@ static bool framed(const struct fetch *f, int code)
 
 static bool idempotent(enum request_method m)
 {
-	return m != METHOD_POST && m != METHOD_PATCH;
+	return m != REQUEST_METHOD_POST && m != REQUEST_METHOD_PATCH;
 }
 
 static void on_failure(struct fetch *f)
@@ -298,7 +300,7 @@ static void on_response(struct evhttp_request *req, void *arg)
 		return;
 	}
 	line = evhttp_request_get_response_code_line(req);
-	msg = fetch_format("upstream answered %d %s", code, line ? line : "");
+	msg = xasprintf("upstream answered %d %s", code, line ? line : "");
 	type = code == 429 ? OUTCOME_RATE_LIMITED : OUTCOME_HTTP_STATUS;
 	ra = json_string_value(json_object_get(f->out->headers, "retry-after"));
 	if (type == OUTCOME_RATE_LIMITED && ra != NULL &&
@@ -331,7 +333,7 @@ static void add_headers(struct fetch *f, struct evkeyvalq *out)
 
 void fetch_send(struct fetch *f)
 {
-	struct evhttp_request *req = evhttp_request_new(on_response, f);
+	struct evhttp_request *req = xcheck(evhttp_request_new(on_response, f));
 
 	evhttp_request_set_header_cb(req, on_headers);
 	evhttp_request_set_chunked_cb(req, on_chunk);
@@ -343,11 +345,10 @@ void fetch_send(struct fetch *f)
 	f->req = req;
 	f->evhttp_error = -1;
 	f->sock_errno = 0;
-	f->t_sent = clock_now_ms();
 	if (evhttp_make_request(f->conn->evcon, req, evhttp_methods[f->item->method],
 	                        f->item->target) != 0) {
 		f->req = NULL;
 		if (f->state != FETCH_DONE)
-			fetch_fail(f, OUTCOME_CONNECT, strdup("cannot start the request"));
+			fetch_fail(f, OUTCOME_CONNECT, xstrdup("cannot start the request"));
 	}
 }

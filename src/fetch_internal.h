@@ -7,9 +7,20 @@
 #include <stdbool.h>
 
 #include "fetch.h"
+#include "log.h"
 
-/* printf into a new string (aborts on out of memory). */
-char *fetch_format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Every change of f->state: asserts that the transition is one of the
+ * diagram's (fetch.c) and traces it at debug level. */
+void fetch_set_state(struct fetch *f, enum fetch_state to);
+
+/* "b17[3]": the batch and the item a line is about. */
+void fetch_describe(const void *f, char *buf, size_t len);
+
+/* A debug line about fetch f: "b17[3]: ...".  (fetch_obj() makes the
+ * compiler check that f is a fetch.) */
+static inline const void *fetch_obj(const struct fetch *f) { return f; }
+#define fetch_debug(f, ...) \
+	log_about(LOG_LEVEL_DEBUG, fetch_describe, fetch_obj(f), __VA_ARGS__)
 
 /* The natural end of a fetch (message is owned by the outcome now). */
 void fetch_finish(struct fetch *f, enum outcome_type type, char *message,

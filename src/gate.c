@@ -18,6 +18,8 @@
 #include <llhttp.h>
 
 #include "gate.h"
+#include "httptoken.h"
+#include "xalloc.h"
 
 /* What evhtp gets for a request refused before its head was whole: one it
  * parses, routes to "/" and closes after the router's answer. */
@@ -66,7 +68,7 @@ static int refuse(struct gate *g, int status, const char *message)
 		evbuffer_add(g->out, "0\r\n\r\n", 5);
 	g->head_sent = true;
 	g->state = GATE_CLOSED;
-	return -1;   /* llhttp stops with HPE_USER */
+	return -1;   /* llhttp stops (HPE_USER or HPE_CB_*); refuse() once only */
 }
 
 /* llhttp's own errors, as answers. */
@@ -80,6 +82,7 @@ static void refuse_parse_error(struct gate *g, llhttp_errno_t err)
 		       "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH)");
 		return;
 	case HPE_INVALID_VERSION:
+	case HPE_PAUSED_H2_UPGRADE:   /* the HTTP/2 preface */
 		refuse(g, 505, "HTTP version not supported (want HTTP/1.1 or HTTP/1.0)");
 		return;
 	default:
@@ -92,22 +95,9 @@ static void refuse_parse_error(struct gate *g, llhttp_errno_t err)
 
 /* --- the head ------------------------------------------------------------ */
 
-static bool is_tchar(unsigned char c)
-{
-	return isalnum(c) || (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
-static bool is_token(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n == 0)
-		return false;
-	for (i = 0; i < n; i++)
-		if (!is_tchar((unsigned char)s[i]))
-			return false;
-	return true;
-}
+/* evhtp's parser takes no token (target, header name or value) longer
+ * than 8 KiB: it would drop the connection without an answer. */
+#define MAX_TOKEN 8000
 
 static int count_head(struct gate *g, size_t n)
 {
@@ -141,7 +131,11 @@ static int on_url(llhttp_t *p, const char *at, size_t n)
 	struct gate *g = p->data;
 
 	evbuffer_add(g->url, at, n);
-	return count_head(g, n);
+	if (count_head(g, n) < 0)
+		return -1;
+	if (evbuffer_get_length(g->url) > MAX_TOKEN)
+		return refuse(g, 414, "request target over 8000 bytes");
+	return 0;
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t n)
@@ -151,7 +145,11 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
 	if (g->in_trailers)
 		return 0;
 	evbuffer_add(g->field, at, n);
-	return count_head(g, n);
+	if (count_head(g, n) < 0)
+		return -1;
+	if (evbuffer_get_length(g->field) > MAX_TOKEN)
+		return refuse(g, 431, "a header name over 8000 bytes");
+	return 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n)
@@ -163,7 +161,11 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
 	/* an obs-fold arrives as the pieces around the line break, the next
 	 * one starting with its white space: joined, it is one line */
 	evbuffer_add(g->value, at, n);
-	return count_head(g, n);
+	if (count_head(g, n) < 0)
+		return -1;
+	if (evbuffer_get_length(g->value) > MAX_TOKEN)
+		return refuse(g, 431, "a header value over 8000 bytes");
+	return 0;
 }
 
 /* The value without surrounding white space, control bytes as spaces. */
@@ -193,7 +195,7 @@ static int take_header(struct gate *g)
 	char *value = tidy_value(g->value, &vlen);
 	int rc = 0;
 
-	if (field == NULL || !is_token(field, flen)) {
+	if (field == NULL || !httptoken_is(field, flen)) {
 		rc = refuse(g, 400, "malformed request: a header name that is not a token "
 		            "(white space before the colon?)");
 	} else if (flen == 17 && strncasecmp(field, "Transfer-Encoding", 17) == 0) {
@@ -203,8 +205,10 @@ static int take_header(struct gate *g)
 		else if (vlen != 7 || strncasecmp(value, "chunked", 7) != 0)
 			rc = refuse(g, 400, "malformed request: Transfer-Encoding other than chunked");
 	} else if ((flen == 12 && strncasecmp(field, "Content-Type", 12) == 0) ||
-	           (flen == 7 && strncasecmp(field, "Upgrade", 7) == 0)) {
-		/* dropped: see gate.h */
+	           (flen == 7 && strncasecmp(field, "Upgrade", 7) == 0) ||
+	           (flen == 10 && strncasecmp(field, "Connection", 10) == 0)) {
+		/* dropped: see gate.h (Connection: the gate says it once, as
+		 * llhttp read it, so evhtp cannot read it otherwise) */
 	} else {
 		evbuffer_add(g->head, field, flen);
 		evbuffer_add(g->head, ": ", 2);
@@ -252,6 +256,10 @@ static void send_head(struct gate *g, bool with_body)
 		evbuffer_add_buffer(g->out, g->head);
 		if (g->chunked)
 			evbuffer_add(g->out, "Transfer-Encoding: chunked\r\n", 28);
+		if (!llhttp_should_keep_alive(&g->parser))
+			evbuffer_add(g->out, "Connection: close\r\n", 19);
+		else if (g->parser.http_minor == 0)
+			evbuffer_add(g->out, "Connection: keep-alive\r\n", 24);
 	} else {
 		/* the stand-in of a request too big to read: its own headers
 		 * (the router checks the token first) but no body */
@@ -263,8 +271,7 @@ static void send_head(struct gate *g, bool with_body)
 			size_t line = eol ? (size_t)(eol - h) + 1 : n;
 
 			if (strncasecmp(h, "Content-Length:", 15) != 0 &&
-			    strncasecmp(h, "Expect:", 7) != 0 &&
-			    strncasecmp(h, "Connection:", 11) != 0)
+			    strncasecmp(h, "Expect:", 7) != 0)
 				evbuffer_add(g->out, h, line);
 			h += line;
 			n -= line;
@@ -292,6 +299,9 @@ static int on_headers_complete(llhttp_t *p)
 		snprintf(msg, sizeof msg, "method %s is not implemented", llhttp_method_name(m));
 		return refuse(g, 501, msg);
 	}
+	/* origin-form only: evhtp parses neither "*" nor an absolute URL */
+	if (evbuffer_get_length(g->url) == 0 || *evbuffer_pullup(g->url, 1) != '/')
+		return refuse(g, 400, "malformed request: the target must be a path (\"/...\")");
 	g->chunked = (p->flags & F_CHUNKED) != 0;
 	if (!g->chunked && p->content_length > g->lim->max_body) {
 		send_head(g, false);
@@ -347,17 +357,13 @@ static const llhttp_settings_t settings = {
 
 struct gate *gate_new(const struct gate_limits *lim)
 {
-	struct gate *g = calloc(1, sizeof *g);
+	struct gate *g = xcalloc(1, sizeof *g);
 
-	if (g == NULL)
-		abort();
 	g->lim = lim;
-	g->url = evbuffer_new();
-	g->head = evbuffer_new();
-	g->field = evbuffer_new();
-	g->value = evbuffer_new();
-	if (g->url == NULL || g->head == NULL || g->field == NULL || g->value == NULL)
-		abort();
+	g->url = xcheck(evbuffer_new());
+	g->head = xcheck(evbuffer_new());
+	g->field = xcheck(evbuffer_new());
+	g->value = xcheck(evbuffer_new());
 	llhttp_init(&g->parser, HTTP_REQUEST, &settings);
 	g->parser.data = g;
 	return g;
@@ -445,10 +451,8 @@ struct bufferevent *gate_wrap(struct gate *g, struct bufferevent *under)
 {
 	/* deferred callbacks, as on a socket: a reply evhtp writes must not
 	 * run evhtp's write callback (which frees the request) at once */
-	g->bev = bufferevent_filter_new(under, filter_in, NULL, BEV_OPT_DEFER_CALLBACKS,
-	                                free_gate, g);
-	if (g->bev == NULL)
-		abort();
+	g->bev = xcheck(bufferevent_filter_new(under, filter_in, NULL, BEV_OPT_DEFER_CALLBACKS,
+	                                       free_gate, g));
 	return g->bev;
 }
 

@@ -6,10 +6,11 @@
  *     the one before (gate_next);
  *   - every header as "Name: value" on one line, no Content-Type (nothing
  *     here reads it, and evhtp would parse a form body), no Upgrade (evhtp
- *     speaks HTTP/1.x only);
+ *     speaks HTTP/1.x only), one Connection header saying what llhttp
+ *     made of the client's (evhtp would read "close, foo" as keep-alive);
  *   - a chunked body re-chunked without extensions or trailers;
  *   - a request the gate refuses reaches evhtp as a bodiless stand-in, and
- *     its verdict (400, 413, 431, 501, 505) is what the router answers, in
+ *     its verdict (400, 413, 414, 431, 501, 505) is what the router answers, in
  *     its place among the pipelined answers; the connection then closes.
  * The parsing core (gate_feed) does no I/O, so unit tests and the fuzzer
  * drive it directly; gate_wrap puts it between a socket and evhtp as a

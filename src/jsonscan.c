@@ -1,14 +1,20 @@
-/* jsonscan: the pass over a batch body before jansson (see jsonscan.h).
- * It tracks only what it needs: the nesting (to tell keys from values and
- * to find the batch array), the strings (so brackets inside them do not
- * count) and the tokens.  Whether the bytes are valid JSON is jansson's
- * business, after this pass. */
+/* jsonscan: the pass over a batch body before jansson (see jsonscan.h),
+ * and the JSON writer that puts the client's number tokens back.  The
+ * pass tracks only what it needs: the nesting (to tell keys from values
+ * and to find the batch array), the strings (so brackets inside them do
+ * not count) and the tokens.  Whether the bytes are valid JSON is
+ * jansson's business, after this pass. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <ctype.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jsonscan.h"
+#include "xalloc.h"
 
 /* jansson's JSON_PARSER_MAX_DEPTH (load.c): it counts every value, the
  * root at depth 1, and gives up on a value deeper than this, having built
@@ -134,9 +140,7 @@ static void record_number(struct scanner *sc, size_t at)
 		return;
 	if (s->nnumbers == sc->cap) {
 		sc->cap = sc->cap ? 2 * sc->cap : 64;
-		s->numbers = realloc(s->numbers, sc->cap * sizeof *s->numbers);
-		if (s->numbers == NULL)
-			abort();
+		s->numbers = xrealloc(s->numbers, sc->cap * sizeof *s->numbers);
 	}
 	s->numbers[s->nnumbers++] = at;
 }
@@ -307,9 +311,7 @@ void jsonscan_pair(struct jsonscan *s, const json_t *root)
 	size_t k = 0;
 
 	if (s->nnumbers > 0) {
-		s->pairs = calloc(s->nnumbers, sizeof *s->pairs);
-		if (s->pairs == NULL)
-			abort();
+		s->pairs = xcalloc(s->nnumbers, sizeof *s->pairs);
 	}
 	collect(s, root, &k);
 	free(s->numbers);
@@ -339,6 +341,92 @@ const char *jsonscan_number_text(const struct jsonscan *s, const json_t *v, size
 		return NULL;
 	*len = number_len(s->data + p->at, s->len - p->at);
 	return s->data + p->at;
+}
+
+/* --- JSON text with the client's numbers --------------------------------- */
+
+/* jansson prints reals with %.17g, so 1.1 would reach the upstream as
+ * 1.1000000000000001; print the shortest form that reads back the same.
+ * Only when the client's own text is not known (see write_number). */
+static void write_real(FILE *out, double d)
+{
+	char buf[40];
+	int prec;
+
+	for (prec = 15; prec <= 17; prec++) {
+		snprintf(buf, sizeof buf, "%.*g", prec, d);
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	/* keep it a real: "2" would read back as an integer */
+	fprintf(out, "%s%s", buf, strpbrk(buf, ".eEn") ? "" : ".0");
+}
+
+/* A number as the client spelled it: 0.1 stays 0.1 and 1e3 stays 1e3
+ * (jansson would print 0.10000000000000001 and 1000.0). */
+static void write_number(FILE *out, const json_t *v, const struct jsonscan *scan)
+{
+	size_t len;
+	const char *text = jsonscan_number_text(scan, v, &len);
+
+	if (text != NULL)
+		fwrite(text, 1, len, out);
+	else if (json_is_real(v))
+		write_real(out, json_real_value(v));
+	else
+		fprintf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+}
+
+static void write_json(FILE *out, const json_t *v, const struct jsonscan *scan)
+{
+	const char *key;
+	json_t *elem;
+	size_t i;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		fputc('{', out);
+		i = 0;
+		json_object_foreach((json_t *)v, key, elem) {
+			json_t *k = json_string(key);
+
+			if (i++ > 0)
+				fputc(',', out);
+			json_dumpf(k, out, JSON_ENCODE_ANY);
+			json_decref(k);
+			fputc(':', out);
+			write_json(out, elem, scan);
+		}
+		fputc('}', out);
+		return;
+	case JSON_ARRAY:
+		fputc('[', out);
+		json_array_foreach(v, i, elem) {
+			if (i > 0)
+				fputc(',', out);
+			write_json(out, elem, scan);
+		}
+		fputc(']', out);
+		return;
+	case JSON_REAL:
+	case JSON_INTEGER:
+		write_number(out, v, scan);
+		return;
+	default:
+		json_dumpf(v, out, JSON_ENCODE_ANY | JSON_COMPACT);
+		return;
+	}
+}
+
+char *jsonscan_dump(const json_t *v, const struct jsonscan *scan, size_t *len)
+{
+	char *buf = NULL;
+	FILE *out = xcheck(open_memstream(&buf, len));
+
+	write_json(out, v, scan);
+	if (fclose(out) != 0)
+		buf = NULL;   /* open_memstream only fails for want of memory */
+	return xcheck(buf);
 }
 
 void jsonscan_free(struct jsonscan *s)

@@ -3,8 +3,9 @@
  * would cost, so that a batch that is too long or too expensive is refused
  * before anything is allocated for it, and it remembers where each number
  * token starts, so that numbers reach the upstream and the answer spelled
- * as the client wrote them.  The scan borrows the body; the caller owns the
- * struct and frees what it holds with jsonscan_free(). */
+ * as the client wrote them (jsonscan_dump writes them back).  The scan
+ * borrows the body; the caller owns the struct and frees what it holds
+ * with jsonscan_free(). */
 #ifndef FANOUTD_JSONSCAN_H
 #define FANOUTD_JSONSCAN_H
 
@@ -48,6 +49,11 @@ void jsonscan_pair(struct jsonscan *s, const json_t *root);
 /* The client's text of number node v (*len bytes, not NUL-terminated),
  * or NULL when it is not known. */
 const char *jsonscan_number_text(const struct jsonscan *s, const json_t *v, size_t *len);
+
+/* Compact JSON text of v (malloc'd, NUL-terminated; *len without the
+ * NUL), each number as the client spelled it where scan knows it (scan
+ * may be NULL), else in the shortest form that reads back the same. */
+char *jsonscan_dump(const json_t *v, const struct jsonscan *scan, size_t *len);
 
 void jsonscan_free(struct jsonscan *s);
 

@@ -11,6 +11,7 @@
 
 #include "clock.h"
 #include "linger.h"
+#include "xalloc.h"
 
 struct lingering {
 	TAILQ_ENTRY(lingering) link;
@@ -18,6 +19,7 @@ struct lingering {
 	struct bufferevent *bev;   /* owned */
 	struct event *deadline;    /* owned */
 	bool shut;                 /* our side is shut for writing */
+	bool eof;                  /* the client's side is shut */
 };
 
 struct lingers {
@@ -30,10 +32,8 @@ struct lingers {
 
 struct lingers *lingers_new(struct event_base *base)
 {
-	struct lingers *ls = calloc(1, sizeof *ls);
+	struct lingers *ls = xcalloc(1, sizeof *ls);
 
-	if (ls == NULL)
-		abort();
 	ls->base = base;
 	TAILQ_INIT(&ls->all);
 	return ls;
@@ -85,14 +85,19 @@ void lingers_hurry(struct lingers *ls, void (*done)(void *), void *arg)
 	check_done(ls);
 }
 
-/* All we had to say is out: tell the client we are done. */
+/* All we had to say is out: tell the client we are done, and give it
+ * LINGER_MS from now. */
 static void shut_writing(struct lingering *l)
 {
+	struct timeval total = clock_timeval(LINGER_MS), idle = clock_timeval(LINGER_IDLE_MS);
+
 	if (l->shut)
 		return;
 	l->shut = true;
 	shutdown(bufferevent_getfd(l->bev), SHUT_WR);
 	bufferevent_disable(l->bev, EV_WRITE);
+	bufferevent_set_timeouts(l->bev, &idle, NULL);
+	evtimer_add(l->deadline, &total);
 }
 
 static void on_read(struct bufferevent *bev, void *arg)
@@ -109,16 +114,23 @@ static void on_write(struct bufferevent *bev, void *arg)
 
 	(void)bev;
 	shut_writing(l);
-	if (l->list->hurry)
+	if (l->eof || l->list->hurry)
 		finish(l);
 }
 
-/* EOF (the client closed), an error, or LINGER_IDLE_MS of silence. */
+/* An error, LINGER_IDLE_MS of silence, or EOF: a client that shut only
+ * its sending side still gets what is queued for it. */
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
-	(void)bev;
-	(void)what;
-	finish(arg);
+	struct lingering *l = arg;
+
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		l->eof = true;
+		bufferevent_disable(bev, EV_READ);
+		return;
+	}
+	finish(l);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -130,22 +142,17 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 
 void linger_start(struct lingers *ls, struct bufferevent *bev)
 {
-	struct lingering *l = calloc(1, sizeof *l);
-	struct timeval total = clock_timeval(LINGER_MS), idle = clock_timeval(LINGER_IDLE_MS);
+	struct lingering *l = xcalloc(1, sizeof *l);
+	struct timeval stalled = clock_timeval(LINGER_STALLED_MS);
 
-	if (l == NULL)
-		abort();
 	l->list = ls;
 	l->bev = bev;
-	l->deadline = evtimer_new(ls->base, on_deadline, l);
-	if (l->deadline == NULL)
-		abort();
+	l->deadline = xcheck(evtimer_new(ls->base, on_deadline, l));
 	TAILQ_INSERT_TAIL(&ls->all, l, link);
-	evtimer_add(l->deadline, &total);
 	bufferevent_setcb(bev, on_read, on_write, on_event, l);
 	bufferevent_setwatermark(bev, EV_READ, 0, 0);
 	bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-	bufferevent_set_timeouts(bev, &idle, &idle);
+	bufferevent_set_timeouts(bev, NULL, &stalled);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
 		return;

@@ -1,8 +1,8 @@
-/* listener: binding the local endpoint's sockets and keeping them
+/* listener: binding the local endpoint's sockets (the address read by
+ * netaddr_parse_listen, as the config checked it) and keeping them
  * accepting.  When accept() fails for lack of file descriptors the
  * listening socket stays readable, and libevent would call us again at
  * once, forever: we pause accepting for a moment instead. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +17,8 @@
 
 #include "listener.h"
 #include "log.h"
+#include "netaddr.h"
+#include "xalloc.h"
 
 #define ACCEPT_PAUSE_MS 100
 
@@ -32,49 +34,6 @@ struct listener {
  * find ours in this short list (one entry per listen address). */
 static struct listener *all_listeners;
 
-/* "127.0.0.1:8642", "[::1]:8642", "*:8642", "localhost:8642", "unix:/p" */
-static int parse_listen(const char *spec, struct sockaddr_storage *ss, socklen_t *len)
-{
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-	struct sockaddr_un *sun = (struct sockaddr_un *)ss;
-	char host[256];
-	const char *colon;
-	long port;
-
-	memset(ss, 0, sizeof *ss);
-	if (strncmp(spec, "unix:", 5) == 0) {
-		if (strlen(spec + 5) >= sizeof sun->sun_path)
-			return -1;
-		sun->sun_family = AF_UNIX;
-		memcpy(sun->sun_path, spec + 5, strlen(spec + 5) + 1);
-		*len = sizeof *sun;
-		return 0;
-	}
-	colon = strrchr(spec, ':');
-	if (colon == NULL || (size_t)(colon - spec) >= sizeof host)
-		return -1;
-	memcpy(host, spec, (size_t)(colon - spec));
-	host[colon - spec] = '\0';
-	port = strtol(colon + 1, NULL, 10);
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		host[strlen(host) - 1] = '\0';
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons((uint16_t)port);
-		*len = sizeof *sin6;
-		return inet_pton(AF_INET6, host + 1, &sin6->sin6_addr) == 1 ? 0 : -1;
-	}
-	sin->sin_family = AF_INET;
-	sin->sin_port = htons((uint16_t)port);
-	*len = sizeof *sin;
-	if (strcmp(host, "*") == 0 || host[0] == '\0') {
-		sin->sin_addr.s_addr = htonl(INADDR_ANY);
-		return 0;
-	}
-	return inet_pton(AF_INET, strcmp(host, "localhost") == 0 ? "127.0.0.1" : host,
-	                 &sin->sin_addr) == 1 ? 0 : -1;
-}
-
 /* "listening on ADDR" with the address the socket really has (the port
  * the kernel chose for :0); spec names it when getsockname cannot.  The
  * integration tests read the port from this line. */
@@ -82,7 +41,7 @@ static void log_bound(evhtp_t *htp, const char *spec, const char *how)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
-	char addr[INET6_ADDRSTRLEN];
+	char addr[NETADDR_TEXT_MAX];
 	evutil_socket_t fd = evconnlistener_get_fd(htp->server);
 
 	memset(&ss, 0, sizeof ss);
@@ -90,26 +49,12 @@ static void log_bound(evhtp_t *htp, const char *spec, const char *how)
 		log_info("listening on %s%s", spec, how);
 		return;
 	}
-	switch (ss.ss_family) {
-	case AF_UNIX:
-		if (((struct sockaddr_un *)&ss)->sun_path[0] == '\0')
-			log_info("listening on %s%s", spec, how);   /* abstract or unnamed */
-		else
-			log_info("listening on unix:%s%s", ((struct sockaddr_un *)&ss)->sun_path, how);
-		return;
-	case AF_INET6:
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof addr);
-		log_info("listening on [%s]:%d%s", addr,
-		         ntohs(((struct sockaddr_in6 *)&ss)->sin6_port), how);
-		return;
-	case AF_INET:
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof addr);
-		log_info("listening on %s:%d%s", addr,
-		         ntohs(((struct sockaddr_in *)&ss)->sin_port), how);
-		return;
-	default:
-		log_info("listening on %s%s", spec, how);
-	}
+	if (netaddr_format((struct sockaddr *)&ss, addr, sizeof addr) == 0)
+		log_info("listening on %s%s", addr, how);
+	else if (ss.ss_family == AF_UNIX && ((struct sockaddr_un *)&ss)->sun_path[0] != '\0')
+		log_info("listening on unix:%s%s", ((struct sockaddr_un *)&ss)->sun_path, how);
+	else
+		log_info("listening on %s%s", spec, how);   /* abstract, unnamed or other */
 }
 
 /* A socket file left behind by a fanoutd that died is removed; a live one
@@ -166,10 +111,8 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 
 static struct listener *wrap(evhtp_t *htp)
 {
-	struct listener *l = calloc(1, sizeof *l);
+	struct listener *l = xcalloc(1, sizeof *l);
 
-	if (l == NULL)
-		abort();
 	l->htp = htp;
 	l->resume = evtimer_new(htp->evbase, on_resume, l);
 	evconnlistener_set_error_cb(htp->server, on_accept_error);
@@ -188,8 +131,10 @@ struct listener *listener_bind(evhtp_t *htp, const char *spec, long socket_mode,
 	socklen_t len;
 	mode_t old_umask;
 	int rc, saved_errno;
+	char why[256];
 
-	if (parse_listen(spec, &ss, &len) < 0) {
+	/* the config checked spec with the same parser: this cannot fail */
+	if (netaddr_parse_listen(spec, &ss, &len, why, sizeof why) < 0) {
 		snprintf(err, errlen, "cannot listen on %s: bad address", spec);
 		evhtp_free(htp);
 		return NULL;
@@ -209,11 +154,11 @@ struct listener *listener_bind(evhtp_t *htp, const char *spec, long socket_mode,
 		return NULL;
 	}
 	l = wrap(htp);
-	l->spec = strdup(spec);
+	l->spec = xstrdup(spec);
 	if (ss.ss_family == AF_UNIX) {
 		if (chmod(((struct sockaddr_un *)&ss)->sun_path, (mode_t)socket_mode) < 0)
 			log_warn("chmod %s: %s", spec + 5, strerror(errno));
-		l->unix_path = strdup(((struct sockaddr_un *)&ss)->sun_path);
+		l->unix_path = xstrdup(((struct sockaddr_un *)&ss)->sun_path);
 	}
 	log_bound(htp, spec, "");
 	return l;

@@ -22,13 +22,14 @@
 #include "auth.h"
 #include "config.h"
 #include "dns.h"
-#include "fetch.h"
+#include "env.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
 #include "server.h"
 #include "tls.h"
 #include "upstream.h"
+#include "xalloc.h"
 
 enum exit_code {
 	EXIT_OK = 0,          /* clean shutdown */
@@ -72,7 +73,7 @@ static void usage(FILE *out)
 	        "  -c, --config FILE    read the INI config FILE (default: embedded defaults)\n"
 	        "  -l, --listen ADDR    listen on ADDR (repeatable; replaces `listen`):\n"
 	        "                       127.0.0.1:8642, [::1]:8642, unix:/run/fanoutd.sock\n"
-	        "  -t, --test           check the config and exit\n"
+	        "  -t, --test           check the config and exit (with -v: and print it)\n"
 	        "  -v, --verbose        log debug detail\n"
 	        "  -q, --quiet          log errors only\n"
 	        "  -V, --version        print the version and exit (with -v: and \"+systemd\"\n"
@@ -414,7 +415,7 @@ int main(int argc, char **argv)
 	int c, rc;
 
 	memset(&d, 0, sizeof d);
-	d.cli_listen = calloc((size_t)argc, sizeof *d.cli_listen);
+	d.cli_listen = xcalloc((size_t)argc, sizeof *d.cli_listen);
 	while ((c = getopt_long(argc, argv, "c:l:tvqVh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': d.config_path = optarg; break;
@@ -447,6 +448,9 @@ int main(int argc, char **argv)
 	if (test_only) {
 		fprintf(stderr, "fanoutd: configuration %s is ok\n",
 		        d.config_path ? d.config_path : "(embedded defaults)");
+		/* -t -v: what the file means, defaults and -l included */
+		if (log_get_level() >= LOG_LEVEL_DEBUG)
+			config_dump(&d.cfg, stdout);
 		stop(&d);
 		return EXIT_OK;
 	}

@@ -12,10 +12,12 @@
 
 #include "dns.h"
 #include "clock.h"
-#include "fetch.h"
+#include "env.h"
 #include "metrics.h"
+#include "outcome.h"
 #include "notify.h"
 #include "upstream.h"
+#include "xalloc.h"
 
 /* Histogram bucket bounds: milliseconds to compare, seconds to print. */
 static const double bucket_ms[] = { 1, 2.5, 5, 10, 25, 50, 100, 250, 500,
@@ -55,10 +57,8 @@ struct metrics {
 
 struct metrics *metrics_new(void)
 {
-	struct metrics *m = calloc(1, sizeof *m);
+	struct metrics *m = xcalloc(1, sizeof *m);
 
-	if (m == NULL)
-		abort();
 	m->t_start = clock_now_ms();
 	return m;
 }
@@ -246,7 +246,7 @@ static void put_upstream_requests(const struct upstream_stats *s, void *arg)
 	struct render_ctx *rc = arg;
 	int t;
 
-	for (t = OUTCOME_OK; t <= OUTCOME_FORBIDDEN; t++) {
+	for (t = OUTCOME_OK; t < OUTCOME_COUNT; t++) {
 		evbuffer_add_printf(rc->out, "fanoutd_upstream_requests_total{upstream=\"");
 		put_value(rc->out, s->key);
 		evbuffer_add_printf(rc->out, "\",outcome=\"%s\"} %lu\n",

@@ -12,9 +12,8 @@
 #include <stdint.h>
 #include <event2/buffer.h>
 
-#include "answer.h"
-
 struct fetch_env;
+struct outcome;
 struct upstream_registry;
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"

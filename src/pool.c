@@ -4,8 +4,9 @@
  * timer fires, when the upstream closes it (evhttp's closecb), or when a
  * reload puts its address in deny_networks.  Fetches that find no file
  * descriptor to connect with wait here, FIFO, for one to be freed. */
-#include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,8 +16,10 @@
 #include "acl.h"
 #include "clock.h"
 #include "log.h"
+#include "netaddr.h"
 #include "pool.h"
 #include "tls.h"
+#include "xalloc.h"
 
 /* While fetches wait for a descriptor, look for one this often: most are
  * freed by this pool's own connections (the reaper looks at once then),
@@ -45,19 +48,58 @@ struct pool {
  * upstream it belongs to (the upstreams' table is upstream.c's). */
 static LIST_HEAD(, pool) all_pools = LIST_HEAD_INITIALIZER(all_pools);
 
+/* Connections ever made, all pools: names them in the log. */
+static unsigned long conn_ids;
+
 static void reap(evutil_socket_t fd, short what, void *arg);
 static void on_fd_timer(evutil_socket_t fd, short what, void *arg);
 
+/* --- the state of a connection ----------------------------------------- */
+
+/* "127.0.0.1:8080 c5": the upstream's address and the connection. */
+static void describe_conn(const void *obj, char *buf, size_t len)
+{
+	const struct pool_conn *c = obj;
+	bool v6 = c->peer.ss_family == AF_INET6;
+	char addr[NETADDR_TEXT_MAX];
+
+	netaddr_ip_text((const struct sockaddr *)&c->peer, addr, sizeof addr);
+	snprintf(buf, len, "%s%s%s:%d c%lu", v6 ? "[" : "", addr, v6 ? "]" : "",
+	         c->port, c->id);
+}
+
+/* (conn_obj() makes the compiler check that c is a connection.) */
+static inline const void *conn_obj(const struct pool_conn *c) { return c; }
+#define conn_debug(c, ...) \
+	log_about(LOG_LEVEL_DEBUG, describe_conn, conn_obj(c), __VA_ARGS__)
+
+static const char *state_name(enum pool_conn_state s)
+{
+	static const char *names[] = {
+		[POOL_CONN_BUSY] = "busy", [POOL_CONN_IDLE] = "idle", [POOL_CONN_DEAD] = "dead",
+	};
+
+	return names[s];
+}
+
+/* Every change of c->state: busy <-> idle, either -> dead, never back. */
+static void set_state(struct pool_conn *c, enum pool_conn_state to, const char *why)
+{
+	assert(c->state != POOL_CONN_DEAD && to != c->state);
+	conn_debug(c, "%s -> %s: %s", state_name(c->state), state_name(to), why);
+	c->state = to;
+}
+
+/* --- pools ------------------------------------------------------------- */
+
 struct pool *pool_new(struct event_base *base, const struct pool_settings *ps)
 {
-	struct pool *p = calloc(1, sizeof *p);
+	struct pool *p = xcalloc(1, sizeof *p);
 
-	if (p == NULL)
-		abort();
 	p->base = base;
 	p->settings = *ps;
-	p->reaper = evtimer_new(base, reap, p);
-	p->fd_timer = evtimer_new(base, on_fd_timer, p);
+	p->reaper = xcheck(evtimer_new(base, reap, p));
+	p->fd_timer = xcheck(evtimer_new(base, on_fd_timer, p));
 	TAILQ_INIT(&p->fd_waiters);
 	LIST_INSERT_HEAD(&all_pools, p, all);
 	return p;
@@ -81,7 +123,7 @@ static void unlink_idle(struct pool_conn *c)
 {
 	struct pool *p = c->pool;
 
-	if (!c->idle)
+	if (c->state != POOL_CONN_IDLE)
 		return;
 	if (c->prev_idle != NULL)
 		c->prev_idle->next_idle = c->next_idle;
@@ -90,17 +132,17 @@ static void unlink_idle(struct pool_conn *c)
 	if (c->next_idle != NULL)
 		c->next_idle->prev_idle = c->prev_idle;
 	c->next_idle = c->prev_idle = NULL;
-	c->idle = false;
 	p->nidle--;
 	evtimer_del(c->idle_timer);
 }
 
 /* Free later: we may be inside one of this connection's callbacks. */
-static void retire(struct pool_conn *c)
+static void retire(struct pool_conn *c, const char *why)
 {
 	struct pool *p = c->pool;
 
 	unlink_idle(c);
+	set_state(c, POOL_CONN_DEAD, why);
 	c->open = false;
 	c->next_dead = p->dead;
 	p->dead = c;
@@ -114,7 +156,7 @@ static struct pool_conn *take_idle(struct pool *p)
 	if (c == NULL)
 		return NULL;
 	unlink_idle(c);
-	c->in_use = true;
+	set_state(c, POOL_CONN_BUSY, "reused");
 	return c;
 }
 
@@ -152,7 +194,7 @@ static void evict_idle(struct pool *self, unsigned n)
 		while (p != self && n > 0 && (c = p->idle_head) != NULL) {
 			while (c->next_idle != NULL)
 				c = c->next_idle;
-			retire(c);
+			retire(c, "closed to free a descriptor for another upstream");
 			n--;
 		}
 	}
@@ -247,15 +289,15 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
 
 	(void)evcon;
 	c->open = false;
-	if (c->idle)
-		retire(c);
+	if (c->state == POOL_CONN_IDLE)
+		retire(c, "closed by the upstream");
 }
 
 static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	retire(arg);
+	retire(arg, "idle for keepalive_timeout");
 }
 
 struct pool_conn *pool_take_idle(struct pool *p)
@@ -320,21 +362,18 @@ static bool may_open(struct pool *p)
 struct pool_conn *pool_open(struct pool *p, const struct sockaddr *peer, int port)
 {
 	struct pool_conn *c;
-	char addr[INET6_ADDRSTRLEN];
-	const void *a = peer->sa_family == AF_INET6
-	                ? (const void *)&((const struct sockaddr_in6 *)peer)->sin6_addr
-	                : (const void *)&((const struct sockaddr_in *)peer)->sin_addr;
+	char addr[NETADDR_TEXT_MAX];
 	struct timeval tv;
 
 	if (!may_open(p)) {
 		errno = EMFILE;
 		return NULL;
 	}
-	inet_ntop(peer->sa_family, a, addr, sizeof addr);
-	c = calloc(1, sizeof *c);
-	if (c == NULL)
-		abort();
+	netaddr_ip_text(peer, addr, sizeof addr);
+	c = xcalloc(1, sizeof *c);
 	c->pool = p;
+	c->state = POOL_CONN_BUSY;
+	c->port = port;
 	memcpy(&c->peer, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 	                                                   : sizeof(struct sockaddr_in));
 	if (p->settings.ssl_ctx != NULL)
@@ -345,8 +384,9 @@ struct pool_conn *pool_open(struct pool *p, const struct sockaddr *peer, int por
 		free(c);
 		return NULL;
 	}
-	c->idle_timer = evtimer_new(p->base, on_idle_timeout, c);
-	c->in_use = true;
+	c->id = ++conn_ids;
+	c->idle_timer = xcheck(evtimer_new(p->base, on_idle_timeout, c));
+	conn_debug(c, "new connection (busy)");
 	tv = clock_timeval((double)p->settings.io_timeout_ms);
 	evhttp_connection_set_timeout_tv(c->evcon, &tv);
 	evhttp_connection_set_max_body_size(c->evcon, (ev_ssize_t)p->settings.max_response_body);
@@ -361,13 +401,11 @@ void pool_release(struct pool_conn *c, bool reusable)
 	struct pool *p = c->pool;
 	struct timeval tv;
 
-	c->in_use = false;
-	c->used = true;
 	if (!reusable || !c->open) {
-		retire(c);
+		retire(c, reusable ? "closed by the upstream" : "not reusable after this exchange");
 		return;
 	}
-	c->idle = true;
+	set_state(c, POOL_CONN_IDLE, "kept alive");
 	c->prev_idle = NULL;
 	c->next_idle = p->idle_head;
 	if (p->idle_head != NULL)
@@ -390,8 +428,7 @@ void pool_close_denied(const struct acl *acl)
 			next = c->next_idle;
 			if (!acl_addr_denied(acl, (const struct sockaddr *)&c->peer))
 				continue;
-			log_debug("pool: closing an idle connection to a denied address");
-			retire(c);
+			retire(c, "its address is in deny_networks now");
 		}
 	}
 }
@@ -411,15 +448,14 @@ unsigned long pool_handshake_count(const struct pool *p)
 	return p->handshakes;
 }
 
-/* Only called once no fetch holds a connection (at exit). */
+/* Only called once no fetch holds a connection: its upstream is unused
+ * (see upstream.c) or fanoutd exits. */
 void pool_free(struct pool *p)
 {
 	struct pool_conn *c;
 
-	while ((c = p->idle_head) != NULL) {
-		unlink_idle(c);
-		free_conn(c);
-	}
+	while ((c = p->idle_head) != NULL)
+		retire(c, "the pool is freed");
 	reap(-1, 0, p);
 	event_free(p->reaper);
 	event_free(p->fd_timer);

@@ -18,15 +18,23 @@
 struct acl;
 struct pool;
 
+/* Where a connection is; pool.c changes it through one setter, which
+ * checks and traces it:  busy -> idle -> busy ... -> dead (freed soon). */
+enum pool_conn_state {
+	POOL_CONN_BUSY = 0,   /* held by one fetch */
+	POOL_CONN_IDLE,       /* in the idle list, its idle timer running */
+	POOL_CONN_DEAD,       /* closed or not reusable: waits for the reaper */
+};
+
 struct pool_conn {
 	struct evhttp_connection *evcon;   /* owned by the pool */
 	struct pool *pool;
+	enum pool_conn_state state;
+	unsigned long id;                  /* for the log: "c5" */
 	struct sockaddr_storage peer;      /* the address connected to (port 0) */
+	int port;                          /* ... and the port */
 	struct event *idle_timer;          /* closes the connection when idle too long */
 	bool open;         /* connected at least once and not closed since */
-	bool idle;         /* in the idle list */
-	bool in_use;       /* held by a fetch */
-	bool used;         /* has carried a request before (for "reused") */
 	SSL *ssl;          /* https: the connection's TLS state (the bev owns it) */
 	bool handshake_done;
 	/* told when the TLS handshake completes (set by the fetch using it) */

@@ -17,8 +17,8 @@ enum batch_mode {
 
 /* The methods evhttp can send; the order matches nothing outside. */
 enum request_method {
-	METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_PUT,
-	METHOD_DELETE, METHOD_OPTIONS, METHOD_PATCH,
+	REQUEST_METHOD_GET, REQUEST_METHOD_HEAD, REQUEST_METHOD_POST, REQUEST_METHOD_PUT,
+	REQUEST_METHOD_DELETE, REQUEST_METHOD_OPTIONS, REQUEST_METHOD_PATCH,
 };
 
 struct request_header {

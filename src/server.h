@@ -1,7 +1,8 @@
-/* server: the local HTTP endpoint (libevhtp).  Owns the listeners, the
- * routing, and one small context per running batch that ties the client's
- * paused request to its batch.  Borrows the config, the upstream registry
- * and the fetch environment from main. */
+/* server: the local HTTP endpoint (libevhtp).  Owns the routing and the
+ * replies, and through their modules the listeners (listeners.h), the
+ * client connections (clients.h) and the running batches
+ * (client_batch.h).  Borrows the config, the upstream registry and the
+ * fetch environment from main. */
 #ifndef FANOUTD_SERVER_H
 #define FANOUTD_SERVER_H
 
@@ -9,7 +10,7 @@
 #include <event2/event.h>
 
 #include "config.h"
-#include "fetch.h"
+#include "env.h"
 #include "upstream.h"
 
 struct server;

@@ -10,7 +10,9 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "netaddr.h"
 #include "tls.h"
+#include "xalloc.h"
 
 struct tls_entry {
 	bool verify;
@@ -25,11 +27,7 @@ struct tls_cache {
 
 struct tls_cache *tls_cache_new(void)
 {
-	struct tls_cache *tc = calloc(1, sizeof *tc);
-
-	if (tc == NULL)
-		abort();
-	return tc;
+	return xcalloc(1, sizeof(struct tls_cache));
 }
 
 void tls_cache_free(struct tls_cache *tc)
@@ -69,9 +67,12 @@ static SSL_CTX *new_context(bool verify, const char *ca_file, char *err, size_t 
 	ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
 	             : SSL_CTX_set_default_verify_paths(ctx);
 	if (!ok) {
+		/* a system error (no such file) has no reason string */
+		const char *why = ERR_reason_error_string(ERR_get_error());
+
 		snprintf(err, errlen, "cannot load CA certificates from %s: %s",
-		         ca_file ? ca_file : "the system store",
-		         ERR_reason_error_string(ERR_get_error()));
+		         ca_file ? ca_file : "the system store", why ? why : "cannot read it");
+		ERR_clear_error();
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -86,32 +87,24 @@ SSL_CTX *tls_context(struct tls_cache *tc, bool verify, const char *ca_file,
 	for (e = tc->entries; e != NULL; e = e->next)
 		if (e->verify == verify && same_ca(e->ca_file, ca_file))
 			return e->ctx;
-	e = calloc(1, sizeof *e);
-	if (e == NULL)
-		abort();
+	e = xcalloc(1, sizeof *e);
 	e->ctx = new_context(verify, ca_file, err, errlen);
 	if (e->ctx == NULL) {
 		free(e);
 		return NULL;
 	}
 	e->verify = verify;
-	e->ca_file = ca_file ? strdup(ca_file) : NULL;
+	e->ca_file = ca_file ? xstrdup(ca_file) : NULL;
 	e->next = tc->entries;
 	tc->entries = e;
 	return e->ctx;
 }
 
-static bool is_ip_literal(const char *host)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
 SSL *tls_new_ssl(SSL_CTX *ctx, const char *host, bool verify)
 {
 	SSL *ssl = SSL_new(ctx);
-	bool ip = is_ip_literal(host);
+	struct sockaddr_storage ss;
+	bool ip = netaddr_parse_ip(host, &ss);
 
 	if (ssl == NULL)
 		return NULL;
@@ -135,28 +128,21 @@ char *tls_failure_message(SSL *ssl, unsigned long err)
 {
 	long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
 	char reason[256] = "";
-	char *msg;
 
 	if (err != 0)
 		ERR_error_string_n(err, reason, sizeof reason);
 	switch (v) {
 	case X509_V_OK:
-		msg = NULL;
 		break;
 	case X509_V_ERR_HOSTNAME_MISMATCH:
 	case X509_V_ERR_IP_ADDRESS_MISMATCH:
-		return strdup("certificate does not match host");
+		return xstrdup("certificate does not match host");
 	case X509_V_ERR_CERT_HAS_EXPIRED:
-		return strdup("certificate expired");
+		return xstrdup("certificate expired");
 	case X509_V_ERR_CERT_NOT_YET_VALID:
-		return strdup("certificate not yet valid");
+		return xstrdup("certificate not yet valid");
 	default:
-		if (asprintf(&msg, "untrusted certificate (%s)",
-		             X509_verify_cert_error_string(v)) < 0)
-			abort();
-		return msg;
+		return xasprintf("untrusted certificate (%s)", X509_verify_cert_error_string(v));
 	}
-	if (asprintf(&msg, "TLS handshake failed%s%s", reason[0] ? ": " : "", reason) < 0)
-		abort();
-	return msg;
+	return xasprintf("TLS handshake failed%s%s", reason[0] ? ": " : "", reason);
 }

@@ -1,50 +1,25 @@
 /* units: the value syntax of the config file — durations, sizes, rates,
- * booleans and octal modes, parsed and formatted — and the checks and
- * normal forms of listen addresses, upstream URLs, CIDRs and host globs.
- * No state; the x* helpers abort when memory runs out. */
+ * booleans and octal modes, parsed and formatted — the upstream key and
+ * the normal form of upstream URLs, and the host-glob and CIDR lists.
+ * Addresses themselves are read by netaddr.c.  No state. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "units.h"
+#include "netaddr.h"
+#include "xalloc.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
+#include <limits.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/un.h>
 
-/* Not <limits.h>: with -I src (rather than -iquote) it finds src/limits.h. */
-#define UNITS_LONG_MAX ((long)((unsigned long)-1 >> 1))
 
 /* ---- small helpers ---------------------------------------------------- */
-
-void *units_xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (!p) {
-		fputs("fanoutd: out of memory\n", stderr);
-		abort();
-	}
-	return p;
-}
-
-char *units_xstrdup(const char *s)
-{
-	size_t n = strlen(s) + 1;
-	return memcpy(units_xrealloc(NULL, n), s, n);
-}
-
-static char *xstrndup(const char *s, size_t n)
-{
-	char *d = units_xrealloc(NULL, n + 1);
-	memcpy(d, s, n);
-	d[n] = '\0';
-	return d;
-}
 
 bool units_has_ctrl(const char *s)
 {
@@ -72,7 +47,7 @@ void units_strv_free(char **v)
 void units_strv_push(char ***v, char *s)
 {
 	size_t n = strv_len(*v);
-	*v = units_xrealloc(*v, (n + 2) * sizeof **v);
+	*v = xrealloc(*v, (n + 2) * sizeof **v);
 	(*v)[n] = s;
 	(*v)[n + 1] = NULL;
 }
@@ -102,30 +77,49 @@ int units_parse_long(const char *s, long *out)
 {
 	uint64_t v;
 
-	if (parse_u64(&s, &v) < 0 || *s || v > (uint64_t)UNITS_LONG_MAX)
+	if (parse_u64(&s, &v) < 0 || *s || v > (uint64_t)LONG_MAX)
 		return -1;
 	*out = (long)v;
 	return 0;
 }
 
-int units_parse_duration_ms(const char *s, long *out)
-{
-	uint64_t ip, frac = 0, scale = 1, mult, ms;
-	int fdigits = 0;
+/* "N" or "N.DDD": the whole part, and the fraction as frac / scale from
+ * its first 9 digits (fdigits counts them all). */
+struct decimal {
+	uint64_t ip, frac, scale;
+	int fdigits;
+};
 
-	if (!s || parse_u64(&s, &ip) < 0)
+static int parse_decimal(const char **sp, struct decimal *d)
+{
+	const char *s = *sp;
+
+	memset(d, 0, sizeof *d);
+	d->scale = 1;
+	if (parse_u64(&s, &d->ip) < 0)
 		return -1;
 	if (*s == '.') {
 		s++;
 		if (!isdigit((unsigned char)*s))
 			return -1;
 		for (; isdigit((unsigned char)*s); s++) {
-			if (++fdigits > 9)
-				return -1;
-			frac = frac * 10 + (uint64_t)(*s - '0');
-			scale *= 10;
+			if (++d->fdigits > 9)
+				continue;
+			d->frac = d->frac * 10 + (uint64_t)(*s - '0');
+			d->scale *= 10;
 		}
 	}
+	*sp = s;
+	return 0;
+}
+
+int units_parse_duration_ms(const char *s, long *out)
+{
+	struct decimal d;
+	uint64_t mult, ms;
+
+	if (!s || parse_decimal(&s, &d) < 0 || d.fdigits > 9)
+		return -1;
 	if (strcmp(s, "ms") == 0)
 		mult = 1;
 	else if (strcmp(s, "s") == 0 || *s == '\0')
@@ -137,12 +131,12 @@ int units_parse_duration_ms(const char *s, long *out)
 	else
 		return -1;
 	/* Millisecond precision: "1.5ms" is refused rather than rounded. */
-	if ((frac * mult) % scale != 0)
+	if ((d.frac * mult) % d.scale != 0)
 		return -1;
-	if (ip > (uint64_t)UNITS_LONG_MAX / mult)
+	if (d.ip > (uint64_t)LONG_MAX / mult)
 		return -1;
-	ms = ip * mult + frac * mult / scale;
-	if (ms > (uint64_t)UNITS_LONG_MAX)
+	ms = d.ip * mult + d.frac * mult / d.scale;
+	if (ms > (uint64_t)LONG_MAX)
 		return -1;
 	*out = (long)ms;
 	return 0;
@@ -170,19 +164,12 @@ int units_parse_size(const char *s, uint64_t *out)
 int units_parse_rate(const char *s, double *out)
 {
 	const char *p = s;
-	uint64_t ip;
+	struct decimal d;
 	double v, div;
 	char *end;
 
-	if (!s || parse_u64(&p, &ip) < 0)
+	if (!s || parse_decimal(&p, &d) < 0)
 		return -1;
-	if (*p == '.') {
-		p++;
-		if (!isdigit((unsigned char)*p))
-			return -1;
-		while (isdigit((unsigned char)*p))
-			p++;
-	}
 	if (*p != '/')
 		return -1;
 	if (strcmp(p + 1, "s") == 0)
@@ -285,86 +272,21 @@ void units_format_rate(double v, char *buf, size_t len)
 
 /* ---- addresses -------------------------------------------------------- */
 
-static const char listen_hint[] =
-	"use HOST:PORT, [IPv6]:PORT or unix:/absolute/path";
-
-static int parse_port(const char *s, long min, long *out)
-{
-	long v;
-
-	if (strlen(s) > 5 || units_parse_long(s, &v) < 0 || v < min || v > 65535)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 int units_check_listen(const char *s, char *msg, size_t len)
 {
-	char host[INET6_ADDRSTRLEN + 1], buf[16];
-	const char *port;
-	long portnum;
-	size_t hostlen;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
 
-	if (strncmp(s, "unix:", 5) == 0) {
-		const char *path = s + 5;
-		if (path[0] != '/') {
-			snprintf(msg, len, "listen: unix socket path must be absolute in \"%s\"", s);
-			return -1;
-		}
-		if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-			snprintf(msg, len, "listen: unix socket path too long in \"%s\" (at most %zu bytes)",
-			         s, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
-			return -1;
-		}
-		if (units_has_ctrl(path)) {
-			snprintf(msg, len, "listen: control character in \"%s\"", s);
-			return -1;
-		}
-		return 0;
-	}
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-		if (!rb || rb[1] != ':') {
-			snprintf(msg, len, "listen: bad address \"%s\" (%s)", s, listen_hint);
-			return -1;
-		}
-		hostlen = (size_t)(rb - s - 1);
-		if (hostlen >= sizeof host)
-			hostlen = sizeof host - 1;
-		memcpy(host, s + 1, hostlen);
-		host[hostlen] = '\0';
-		if (inet_pton(AF_INET6, host, buf) != 1) {
-			snprintf(msg, len, "listen: bad IPv6 address in \"%s\"", s);
-			return -1;
-		}
-		port = rb + 2;
-	} else {
-		const char *colon = strrchr(s, ':');
-		if (!colon) {
-			snprintf(msg, len, "listen: missing port in \"%s\" (%s)", s, listen_hint);
-			return -1;
-		}
-		if (memchr(s, ':', (size_t)(colon - s))) {
-			snprintf(msg, len, "listen: IPv6 address needs brackets in \"%s\" (e.g. [::1]:8642)", s);
-			return -1;
-		}
-		hostlen = (size_t)(colon - s);
-		if (hostlen >= sizeof host)
-			hostlen = sizeof host - 1;
-		memcpy(host, s, hostlen);
-		host[hostlen] = '\0';
-		if (strcmp(host, "*") != 0 && strcmp(host, "localhost") != 0 &&
-		    inet_pton(AF_INET, host, buf) != 1) {
-			snprintf(msg, len, "listen: bad host in \"%s\" (use an IPv4 or [IPv6] address, localhost or *)", s);
-			return -1;
-		}
-		port = colon + 1;
-	}
-	if (parse_port(port, 0, &portnum) < 0) {
-		snprintf(msg, len, "listen: bad port in \"%s\" (0..65535)", s);
-		return -1;
-	}
-	return 0;
+	return netaddr_parse_listen(s, &ss, &sslen, msg, len);
+}
+
+size_t units_upstream_key(char *out, size_t len, bool tls, const char *host, long port)
+{
+	bool v6 = strchr(host, ':') != NULL;
+	int n = snprintf(out, len, v6 ? "%s://[%s]:%ld" : "%s://%s:%ld",
+	                 tls ? "https" : "http", host, port);
+
+	return n < 0 ? 0 : (size_t)n;
 }
 
 /* "scheme://host[:port][/]" -> "scheme://host:port"; see units.h. */
@@ -372,10 +294,9 @@ int units_normalise_upstream(const char *url, char *out, char *msg, size_t len)
 {
 	static const char hint[] = "use e.g. https://api.example.com or http://[::1]:8080";
 	const char *sep = strstr(url, "://"), *auth, *end, *hp, *portp = NULL;
-	char scheme[8], host[256], buf[16];
+	char scheme[8], host[256];
 	size_t n;
 	long port;
-	bool v6 = false;
 
 	if (!sep) {
 		snprintf(msg, len, "bad upstream URL \"%s\" (%s)", url, hint);
@@ -412,14 +333,10 @@ int units_normalise_upstream(const char *url, char *out, char *msg, size_t len)
 			snprintf(msg, len, "bad IPv6 address in upstream URL \"%s\"", url);
 			return -1;
 		}
-		memcpy(host, hp + 1, n);
-		host[n] = '\0';
-		if (inet_pton(AF_INET6, host, buf) != 1 ||
-		    !inet_ntop(AF_INET6, buf, host, sizeof host)) {
+		if (!netaddr_canonical_ipv6(hp + 1, n, host, sizeof host)) {
 			snprintf(msg, len, "bad IPv6 address in upstream URL \"%s\"", url);
 			return -1;
 		}
-		v6 = true;
 		if (rb + 1 < end) {
 			if (rb[1] != ':') {
 				snprintf(msg, len, "bad upstream URL \"%s\" (%s)", url, hint);
@@ -462,44 +379,29 @@ int units_normalise_upstream(const char *url, char *out, char *msg, size_t len)
 			n = sizeof pbuf - 1;
 		memcpy(pbuf, portp, n);
 		pbuf[n] = '\0';
-		if (parse_port(pbuf, 1, &port) < 0) {
+		if (netaddr_parse_port(pbuf, 1, &port) < 0) {
 			snprintf(msg, len, "bad port in upstream URL \"%s\" (1..65535)", url);
 			return -1;
 		}
 	} else {
 		port = strcmp(scheme, "https") == 0 ? 443 : 80;
 	}
-	snprintf(out, UNITS_UPSTREAM_KEY_MAX, v6 ? "%s://[%s]:%ld" : "%s://%s:%ld", scheme, host, port);
+	units_upstream_key(out, UNITS_UPSTREAM_KEY_MAX, strcmp(scheme, "https") == 0, host, port);
 	return 0;
 }
 
-/* "addr/len" or a bare address -> malloc'd canonical "addr/len". */
+/* "addr/len" or a bare address -> malloc'd canonical "addr/len"; -2 if
+ * host bits are set (netaddr_parse_cidr). */
 static int normalise_cidr(const char *s, char **out)
 {
-	char addr[INET6_ADDRSTRLEN + 1];
-	unsigned char bin[16];
-	const char *slash = strchr(s, '/');
-	size_t n = slash ? (size_t)(slash - s) : strlen(s);
-	int af = memchr(s, ':', n) ? AF_INET6 : AF_INET;
-	long bits = af == AF_INET6 ? 128 : 32, maxbits = bits;
+	struct netaddr_cidr c;
+	char buf[NETADDR_TEXT_MAX];
+	int r = netaddr_parse_cidr(s, &c);
 
-	if (n == 0 || n >= sizeof addr)
-		return -1;
-	memcpy(addr, s, n);
-	addr[n] = '\0';
-	if (inet_pton(af, addr, bin) != 1)
-		return -1;
-	if (slash && (strlen(slash + 1) > 3 || units_parse_long(slash + 1, &bits) < 0 ||
-	              bits > maxbits))
-		return -1;
-	for (long i = bits; i < maxbits; i++)
-		if (bin[i / 8] & (0x80 >> (i % 8)))
-			return -2;         /* host bits set: almost surely a typo */
-	inet_ntop(af, bin, addr, sizeof addr);
-	if (asprintf(out, "%s/%ld", addr, bits) < 0) {
-		fputs("fanoutd: out of memory\n", stderr);
-		abort();
-	}
+	if (r < 0)
+		return r;
+	netaddr_format_cidr(&c, buf, sizeof buf);
+	*out = xstrdup(buf);
 	return 0;
 }
 
@@ -508,45 +410,51 @@ static bool glob_char_ok(unsigned char c)
 	return isalnum(c) || strchr("-._*?[]!:", c);
 }
 
-/* Split "a, b,c" into trimmed elements; calls each(elem) in order. */
-static int split_list(const char *name, const char *value, char ***out,
-                      int (*each)(const char *name, const char *elem, char **norm,
-                                  char *msg, size_t len),
+typedef int (*each_fn)(const char *name, const char *elem, char **norm,
+                       char *msg, size_t len);
+
+/* The element b..e of value, trimmed, through each() onto *v. */
+static int add_element(const char *name, const char *value, const char *b, const char *e,
+                       each_fn each, char ***v, char *msg, size_t len)
+{
+	char *elem, *norm = NULL;
+	int rc;
+
+	while (b < e && isspace((unsigned char)*b))
+		b++;
+	while (e > b && isspace((unsigned char)e[-1]))
+		e--;
+	if (b == e) {
+		snprintf(msg, len, "%s: empty element in \"%s\"", name, value);
+		return -1;
+	}
+	elem = xstrndup(b, (size_t)(e - b));
+	rc = each(name, elem, &norm, msg, len);
+	free(elem);
+	if (rc == 0)
+		units_strv_push(v, norm);
+	return rc;
+}
+
+/* Split "a, b,c" into trimmed elements; calls each(elem) in order.  An
+ * empty value is an empty list; an empty element (",," or a trailing
+ * comma) is an error. */
+static int split_list(const char *name, const char *value, char ***out, each_fn each,
                       char *msg, size_t len)
 {
 	const char *p = value;
-	char **v = units_xrealloc(NULL, sizeof *v);
+	char **v = xcalloc(1, sizeof *v);
 
-	v[0] = NULL;
-	while (*p) {
+	while (*value != '\0') {
 		const char *comma = strchr(p, ','), *e = comma ? comma : p + strlen(p);
-		const char *b = p;
-		char *elem, *norm = NULL;
-		while (b < e && isspace((unsigned char)*b))
-			b++;
-		while (e > b && isspace((unsigned char)e[-1]))
-			e--;
-		if (b == e) {
-			snprintf(msg, len, "%s: empty element in \"%s\"", name, value);
+
+		if (add_element(name, value, p, e, each, &v, msg, len) < 0) {
 			units_strv_free(v);
 			return -1;
 		}
-		elem = xstrndup(b, (size_t)(e - b));
-		if (each(name, elem, &norm, msg, len) < 0) {
-			free(elem);
-			units_strv_free(v);
-			return -1;
-		}
-		free(elem);
-		units_strv_push(&v, norm);
 		if (!comma)
 			break;
 		p = comma + 1;
-		if (!*p) {
-			snprintf(msg, len, "%s: empty element in \"%s\"", name, value);
-			units_strv_free(v);
-			return -1;
-		}
 	}
 	*out = v;
 	return 0;
@@ -555,7 +463,7 @@ static int split_list(const char *name, const char *value, char ***out,
 static int each_host(const char *name, const char *elem, char **norm,
                      char *msg, size_t len)
 {
-	char *h = units_xstrdup(elem);
+	char *h = xstrdup(elem);
 
 	for (char *c = h; *c; c++) {
 		if (!glob_char_ok((unsigned char)*c)) {

@@ -1,7 +1,8 @@
 /* units: the value syntax of the config file.  Parses and formats
  * durations ("250ms", "5s"), sizes ("8M"), rates ("20/s"), booleans and
- * octal modes; checks and normalises listen addresses, upstream URLs,
- * CIDRs and host globs.  Also the small allocation helpers config shares. */
+ * octal modes; checks listen addresses and normalises upstream URLs, CIDR
+ * lists and host globs (the address syntax itself is netaddr.h's); forms
+ * the upstream key.  Memory runs out by xalloc.h's policy. */
 #ifndef FANOUTD_UNITS_H
 #define FANOUTD_UNITS_H
 
@@ -18,10 +19,7 @@
 /* Size of the buffer units_normalise_upstream writes. */
 #define UNITS_UPSTREAM_KEY_MAX 288
 
-/* ---- memory and string helpers (abort on out of memory) ---------------- */
-
-void *units_xrealloc(void *p, size_t n);
-char *units_xstrdup(const char *s);
+/* ---- string helpers ---------------------------------------------------- */
 
 /* True if S has a control character (below 0x20, or DEL). */
 bool units_has_ctrl(const char *s);
@@ -59,9 +57,15 @@ void units_format_rate(double v, char *buf, size_t len);
 
 /* ---- addresses: on failure write a message (prefixed as noted) to MSG -- */
 
-/* A listen address: HOST:PORT, [IPv6]:PORT or unix:/absolute/path.
- * Messages start with "listen: ". */
+/* A listen address: HOST:PORT, [IPv6]:PORT or unix:/absolute/path, as
+ * netaddr_parse_listen() reads it.  Messages start with "listen: ". */
 int units_check_listen(const char *s, char *msg, size_t len);
+
+/* The key of an upstream, "scheme://host:port" (host lower-case, an IPv6
+ * one canonical and unbracketed as given: the brackets are added here),
+ * as snprintf into OUT of LEN bytes; returns the length it needs.  What
+ * config sections, the upstream registry and the metrics are keyed by. */
+size_t units_upstream_key(char *out, size_t len, bool tls, const char *host, long port);
 
 /* "scheme://host[:port][/]" -> "scheme://host:port" in OUT (at least
  * UNITS_UPSTREAM_KEY_MAX bytes): lower case, default port filled in, IPv6

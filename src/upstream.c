@@ -8,11 +8,15 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <jansson.h>
 
+#include "answer.h"
 #include "clock.h"
-
+#include "keyhash.h"
+#include "outcome.h"
 #include "tls.h"
 #include "upstream.h"
+#include "xalloc.h"
 
 #define NBUCKETS 1024
 /* The sweep runs every keepalive_timeout, within these bounds. */
@@ -23,7 +27,7 @@
  * outlive its live part. */
 struct upstream_series {
 	char *key;                  /* "http://host:port" or UPSTREAM_OTHER (owned) */
-	unsigned long totals[OUTCOME_FORBIDDEN + 1];
+	unsigned long totals[OUTCOME_COUNT];   /* by enum outcome_type */
 	unsigned long opened;       /* connections and handshakes of live */
 	unsigned long handshakes;   /* upstreams that left it (freed or moved) */
 	LIST_HEAD(, upstream) live; /* live upstreams counting here */
@@ -48,13 +52,10 @@ struct upstream_registry {
 	bool other_used;            /* one has counted into it: list it */
 };
 
+/* Both tables (live upstreams, series) hash as the DNS cache does. */
 static unsigned hash(const char *s)
 {
-	unsigned h = 2166136261u;   /* FNV-1a */
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h % NBUCKETS;
+	return keyhash(s, NBUCKETS);
 }
 
 static void on_sweep(evutil_socket_t fd, short what, void *arg);
@@ -77,18 +78,14 @@ static void arm_sweep(struct upstream_registry *reg)
 struct upstream_registry *upstream_registry_new(struct event_base *base,
                                                 const struct config *cfg)
 {
-	struct upstream_registry *reg = calloc(1, sizeof *reg);
+	struct upstream_registry *reg = xcalloc(1, sizeof *reg);
 
-	if (reg == NULL)
-		abort();
 	reg->base = base;
 	reg->cfg = cfg;
 	reg->tls = tls_cache_new();
-	reg->sweep = event_new(base, -1, EV_PERSIST, on_sweep, reg);
+	reg->sweep = xcheck(event_new(base, -1, EV_PERSIST, on_sweep, reg));
 	arm_sweep(reg);
-	reg->other.key = strdup(UPSTREAM_OTHER);
-	if (reg->other.key == NULL)
-		abort();
+	reg->other.key = xstrdup(UPSTREAM_OTHER);
 	return reg;
 }
 
@@ -106,16 +103,13 @@ static struct upstream_series *series_find(struct upstream_registry *reg, const 
 
 static struct upstream_series *series_new(struct upstream_registry *reg, const char *key)
 {
-	struct upstream_series *s = calloc(1, sizeof *s);
+	struct upstream_series *s = xcalloc(1, sizeof *s);
 	unsigned b = hash(key);
 
-	if (s == NULL || (s->key = strdup(key)) == NULL)
-		abort();
+	s->key = xstrdup(key);
 	if (reg->nseries == reg->series_alloc) {
 		reg->series_alloc = reg->series_alloc ? 2 * reg->series_alloc : 64;
-		reg->series = realloc(reg->series, reg->series_alloc * sizeof *reg->series);
-		if (reg->series == NULL)
-			abort();
+		reg->series = xrealloc(reg->series, reg->series_alloc * sizeof *reg->series);
 	}
 	reg->series[reg->nseries++] = s;
 	s->next = reg->series_buckets[b];
@@ -238,7 +232,7 @@ static struct pool_settings pool_settings_for(struct upstream_registry *reg,
 	if (u->tls) {
 		ps.ssl_ctx = tls_context(reg->tls, u->tls_verify, ca_file, err, sizeof err);
 		if (ps.ssl_ctx == NULL)
-			u->tls_error = strdup(err);
+			u->tls_error = xstrdup(err);
 		ps.tls_verify = u->tls_verify;
 		ps.tls_host = u->host;
 	}
@@ -298,7 +292,7 @@ static void configure_rate(struct upstream_registry *reg, struct upstream *u,
 		burst = 1;
 	/* most upstreams never have a rate: no timer for them */
 	if (rate > 0 && u->bucket_timer == NULL)
-		u->bucket_timer = evtimer_new(reg->base, on_bucket_timer, u);
+		u->bucket_timer = xcheck(evtimer_new(reg->base, on_bucket_timer, u));
 	limit_bucket_set_rate(&u->bucket, rate, burst, clock_now_ms());
 	u->rate_limited = rate > 0;
 	arm_bucket(u);
@@ -348,9 +342,9 @@ struct upstream *upstream_get(struct upstream_registry *reg, const char *key,
 			return u;
 		}
 	}
-	u = calloc(1, sizeof *u);
-	if (u == NULL || (u->key = strdup(key)) == NULL || (u->host = strdup(host)) == NULL)
-		abort();
+	u = xcalloc(1, sizeof *u);
+	u->key = xstrdup(key);
+	u->host = xstrdup(host);
 	u->port = port;
 	u->tls = tls;
 	u->reg = reg;
@@ -452,35 +446,42 @@ void upstream_registry_configure(struct upstream_registry *reg, const struct con
 
 /* --- GET /v1/upstreams --------------------------------------------------- */
 
-static void put_series(const struct upstream_stats *s, void *arg)
+/* One series as an element of "upstreams"; the key goes through jansson
+ * like every string fanoutd sends. */
+static json_t *series_json(const struct upstream_stats *s)
 {
-	struct evbuffer *out = arg;
-	const char *sep = evbuffer_get_length(out) > 1 ? "," : "";
+	json_t *totals = xcheck(json_object());
 	size_t t;
 
-	evbuffer_add_printf(out, "%s{\"upstream\":\"%s\",\"live\":%s,\"limit\":%zu,"
-	                    "\"in_flight\":%zu,\"queued\":%zu,\"idle_connections\":%u,"
-	                    "\"connections_opened\":%lu,\"tls_handshakes\":%lu,\"totals\":{",
-	                    sep, s->key, s->live ? "true" : "false", s->limit, s->in_flight,
-	                    s->queued, s->idle_connections, s->connections_opened,
-	                    s->tls_handshakes);
-	for (t = OUTCOME_OK; t <= OUTCOME_FORBIDDEN; t++)
-		evbuffer_add_printf(out, "%s\"%s\":%lu", t == OUTCOME_OK ? "" : ",",
-		                    outcome_type_name((enum outcome_type)t), s->totals[t]);
-	evbuffer_add(out, "}}", 2);
+	for (t = OUTCOME_OK; t < OUTCOME_COUNT; t++)
+		json_object_set_new(totals, outcome_type_name((enum outcome_type)t),
+		                    json_integer((json_int_t)s->totals[t]));
+	return xcheck(json_pack("{s:o,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
+	                        "upstream", answer_text(s->key),
+	                        "live", (int)s->live,
+	                        "limit", (json_int_t)s->limit,
+	                        "in_flight", (json_int_t)s->in_flight,
+	                        "queued", (json_int_t)s->queued,
+	                        "idle_connections", (json_int_t)s->idle_connections,
+	                        "connections_opened", (json_int_t)s->connections_opened,
+	                        "tls_handshakes", (json_int_t)s->tls_handshakes,
+	                        "totals", totals));
+}
+
+static void add_series(const struct upstream_stats *s, void *arg)
+{
+	json_array_append_new(arg, series_json(s));
 }
 
 void upstream_registry_write_json(struct upstream_registry *reg, struct evbuffer *out)
 {
-	struct evbuffer *list = evbuffer_new();
+	json_t *list = xcheck(json_array());
+	json_t *doc;
 
-	evbuffer_add(list, "[", 1);
-	upstream_foreach_series(reg, put_series, list);
-	evbuffer_add(list, "]", 1);
-	evbuffer_add_printf(out, "{\"upstreams\":");
-	evbuffer_add_buffer(out, list);
-	evbuffer_add(out, "}", 1);
-	evbuffer_free(list);
+	upstream_foreach_series(reg, add_series, list);
+	doc = xcheck(json_pack("{s:o}", "upstreams", list));
+	answer_write_json(out, doc);
+	json_decref(doc);
 }
 
 static void free_series(struct upstream_series *s)

@@ -13,9 +13,8 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "answer.h"
 #include "config.h"
-#include "limits.h"
+#include "limit.h"
 #include "pool.h"
 
 /* Upstreams without a config section that get a series of their own;
@@ -43,9 +42,9 @@ struct upstream {
 	long connect_timeout_ms;
 	bool tls_verify;
 	char *tls_error;            /* why no TLS context could be made (owned) */
-	unsigned long *totals;      /* finished requests by outcome, indexed
-	                               OUTCOME_OK..OUTCOME_FORBIDDEN: the
-	                               counts of its series (borrowed) */
+	unsigned long *totals;      /* finished requests by enum outcome_type
+	                               (OUTCOME_COUNT of them): the counts of
+	                               its series (borrowed) */
 	unsigned refs;              /* fetches that point at it */
 	double last_used_ms;        /* when the last of them let go */
 	struct upstream_registry *reg;      /* its registry (borrowed) */

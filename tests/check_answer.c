@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "answer.h"
+#include "outcome.h"
 #include "request.h"
 
 #define NOUT 2
@@ -164,6 +165,7 @@ START_TEST(test_outcome_basics)
 	};
 	size_t i;
 
+	ck_assert_uint_eq(sizeof types / sizeof *types, OUTCOME_COUNT);   /* all listed */
 	outcome_init(&o);
 	ck_assert_int_eq(o.type, OUTCOME_PENDING);
 	ck_assert_int_eq(o.status, 0);
@@ -727,8 +729,20 @@ START_TEST(test_write_error)
 }
 END_TEST
 
+/* answer_text and answer_write_json: what other modules (the upstream
+ * list) send strings through, escaped and made valid UTF-8. */
+START_TEST(test_text_and_write_json)
+{
+	json_t *v = json_pack("[o]", answer_text("http://a\"b\\c:80\xff"));
+
+	answer_write_json(g_buf, v);
+	json_decref(v);
+	ck_assert_str_eq(output(), "[\"http://a\\\"b\\\\c:80?\"]");
+}
+END_TEST
+
 /* Text that is not valid UTF-8: only the bytes that break it become '?'
- * (answer.c's own contract for text_value); valid characters around them
+ * (answer.c's own contract for answer_text); valid characters around them
  * are kept. */
 START_TEST(test_invalid_utf8_only_bad_bytes_replaced)
 {
@@ -797,6 +811,7 @@ static Suite *answer_suite(void)
 	tcase_add_test(tc, test_retry_after);
 	tcase_add_test(tc, test_retry_after_obsolete_date_formats);
 	tcase_add_test(tc, test_write_error);
+	tcase_add_test(tc, test_text_and_write_json);
 	tcase_add_test(tc, test_invalid_utf8_only_bad_bytes_replaced);
 	suite_add_tcase(s, tc);
 	return s;

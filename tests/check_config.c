@@ -586,6 +586,10 @@ START_TEST(error_bad_values)
 	             "socket_mode: bad mode \"0999\" (use octal, e.g. 0660)");
 	expect_error("[fanoutd]\nsocket_mode = rw\n", 2,
 	             "socket_mode: bad mode \"rw\" (use octal, e.g. 0660)");
+	expect_error("[upstream \"http://a\"]\ntls_verify = maybe\n", 2,
+	             "tls_verify: bad boolean \"maybe\" (use yes/no, true/false, on/off, 1/0)");
+	expect_error("[fanoutd]\nca_file = a\tb\n", 2,
+	             "ca_file: control character in path");
 	expect_error("[fanoutd]\nallow_hosts =\n", 2,
 	             "allow_hosts: empty list would refuse every host (use * to allow all)");
 	expect_error("[fanoutd]\nallow_hosts = a.test,,b.test\n", 2,
@@ -1020,6 +1024,31 @@ START_TEST(dump_defaults)
 }
 END_TEST
 
+/* An upstream section dumps what it sets, in table order, and no more. */
+START_TEST(dump_upstream_sections)
+{
+	struct config cfg;
+	char *text;
+
+	load_ok(&cfg,
+	        "[upstream \"http://a\"]\ntls_verify = no\n"
+	        "[upstream \"http://b\"]\nca_file = /ca.pem\ntls_verify = 1\n"
+	        "connect_timeout = 2m\nrequest_timeout = 1.5s\nburst = 4\nrate = 2/s\n"
+	        "concurrency = 7\n");
+	text = dump_str(&cfg);
+	ck_assert_ptr_nonnull(strstr(text, "\nsocket_mode = 0660\n\n"
+	                                   "[upstream \"http://a:80\"]\ntls_verify = no\n\n"
+	                                   "[upstream \"http://b:80\"]\nconcurrency = 7\n"
+	                                   "rate = 2/s\nburst = 4\nrequest_timeout = 1500ms\n"
+	                                   "connect_timeout = 120s\ntls_verify = yes\n"
+	                                   "ca_file = /ca.pem\n"));
+	ck_assert_str_eq(text + strlen(text) - strlen("ca_file = /ca.pem\n"), "ca_file = /ca.pem\n");
+	free(text);
+	assert_dump_reloads(&cfg);
+	config_free(&cfg);
+}
+END_TEST
+
 START_TEST(dump_reloads)
 {
 	struct config cfg;
@@ -1195,6 +1224,7 @@ static Suite *config_suite(void)
 
 	tc = tcase_create("dump");
 	tcase_add_test(tc, dump_defaults);
+	tcase_add_test(tc, dump_upstream_sections);
 	tcase_add_test(tc, dump_reloads);
 	suite_add_tcase(s, tc);
 

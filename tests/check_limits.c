@@ -1,12 +1,12 @@
 /* check_limits: unit tests of the FIFO counting semaphore and the FIFO
- * token bucket (src/limits.c). */
+ * token bucket (src/limit.c). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <check.h>
 
-#include "limits.h"
+#include "limit.h"
 
 /* One test waiter: records the order of its grant in a shared log. */
 struct tw {
@@ -82,118 +82,131 @@ static void tw_init(struct tw *t, int id, struct log *l)
 	limit_waiter_init(&t->w, on_grant, t);
 }
 
+/* A semaphore of `limit` with n test waiters t[0..n-1] (id = index) and
+ * a log of cap grants: the first `held` acquire a slot at once, the next
+ * `queued` queue in order.  The checks on the way are plain ifs, as on
+ * the grant path. */
+struct semfix {
+	struct limit_sem s;
+	struct log l;
+	struct tw *t;
+};
+
+static void semfix_init(struct semfix *f, size_t limit, size_t n, size_t held,
+                        size_t queued, size_t cap)
+{
+	size_t i;
+
+	limit_sem_init(&f->s, limit);
+	log_init(&f->l, &f->s, cap);
+	f->t = calloc(n, sizeof *f->t);
+	ck_assert_ptr_nonnull(f->t);
+	for (i = 0; i < n; i++)
+		tw_init(&f->t[i], (int)i, &f->l);
+	for (i = 0; i < held; i++)
+		if (!limit_sem_acquire(&f->s, &f->t[i].w) || f->t[i].w.queued ||
+		    f->s.in_use != i + 1 || f->s.nqueued != 0)
+			ck_abort_msg("waiter %zu got no slot", i);
+	for (i = 0; i < queued; i++)
+		if (limit_sem_acquire(&f->s, &f->t[held + i].w) ||
+		    !f->t[held + i].w.queued || f->s.nqueued != i + 1)
+			ck_abort_msg("waiter %zu did not queue", held + i);
+}
+
+static void semfix_free(struct semfix *f)
+{
+	free(f->t);
+	log_free(&f->l);
+}
+
+static void assert_sem(const struct limit_sem *s, size_t in_use, size_t nqueued)
+{
+	ck_assert_uint_eq(s->in_use, in_use);
+	ck_assert_uint_eq(s->nqueued, nqueued);
+}
+
+static void release_n(struct limit_sem *s, int n)
+{
+	while (n-- > 0)
+		limit_sem_release(s);
+}
+
+/* The log holds exactly n grants, to these ids in this order. */
+static void assert_grants(const struct log *l, size_t n, const int *ids)
+{
+	size_t i;
+
+	ck_assert_uint_eq(l->n, n);
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(l->order[i], ids[i]);
+}
+
 /* --------------------------------------------------------------------- */
 
 START_TEST(test_init)
 {
-	struct limit_sem s;
-	struct log l;
-	struct tw a;
+	struct semfix f;
 
-	limit_sem_init(&s, 4);
-	ck_assert_uint_eq(s.limit, 4);
-	ck_assert_uint_eq(s.in_use, 0);
-	ck_assert_uint_eq(s.nqueued, 0);
-	log_init(&l, &s, 1);
-	tw_init(&a, 1, &l);
-	ck_assert_ptr_eq(a.w.grant, on_grant);
-	ck_assert_ptr_eq(a.w.arg, &a);
-	ck_assert(!a.w.queued);
-	log_free(&l);
+	semfix_init(&f, 4, 1, 0, 0, 1);
+	ck_assert_uint_eq(f.s.limit, 4);
+	assert_sem(&f.s, 0, 0);
+	ck_assert_ptr_eq(f.t[0].w.grant, on_grant);
+	ck_assert_ptr_eq(f.t[0].w.arg, &f.t[0]);
+	ck_assert(!f.t[0].w.queued);
+	semfix_free(&f);
 }
 END_TEST
 
 START_TEST(test_acquire_up_to_limit)
 {
-	struct limit_sem s;
-	struct log l;
-	struct tw t[4];
-	int i;
+	struct semfix f;
 
-	limit_sem_init(&s, 3);
-	log_init(&l, &s, 4);
-	for (i = 0; i < 4; i++)
-		tw_init(&t[i], i, &l);
-	for (i = 0; i < 3; i++) {
-		ck_assert(limit_sem_acquire(&s, &t[i].w));
-		ck_assert(!t[i].w.queued);
-		ck_assert_uint_eq(s.in_use, (size_t)i + 1);
-		ck_assert_uint_eq(s.nqueued, 0);
-	}
-	ck_assert(!limit_sem_acquire(&s, &t[3].w));
-	ck_assert(t[3].w.queued);
-	ck_assert_uint_eq(s.in_use, 3);
-	ck_assert_uint_eq(s.nqueued, 1);
-	ck_assert_uint_eq(l.n, 0);      /* queuing grants nothing */
+	/* three get a slot (in_use counting up), the fourth queues */
+	semfix_init(&f, 3, 4, 3, 1, 4);
+	assert_sem(&f.s, 3, 1);
+	ck_assert_uint_eq(f.l.n, 0);      /* queuing grants nothing */
 
 	/* releasing one of the holders grants the queued one */
-	limit_sem_release(&s);
-	ck_assert_uint_eq(l.n, 1);
-	ck_assert_int_eq(l.order[0], 3);
-	ck_assert(!t[3].w.queued);
-	ck_assert_uint_eq(s.in_use, 3);
-	ck_assert_uint_eq(s.nqueued, 0);
-	for (i = 0; i < 3; i++)
-		limit_sem_release(&s);
-	ck_assert_uint_eq(s.in_use, 0);
-	ck_assert_uint_eq(l.n, 1);
-	log_free(&l);
+	limit_sem_release(&f.s);
+	assert_grants(&f.l, 1, (const int[]){3});
+	ck_assert(!f.t[3].w.queued);
+	assert_sem(&f.s, 3, 0);
+	release_n(&f.s, 3);
+	assert_sem(&f.s, 0, 0);
+	ck_assert_uint_eq(f.l.n, 1);
+	semfix_free(&f);
 }
 END_TEST
 
 START_TEST(test_fifo_order)
 {
-	struct limit_sem s;
-	struct log l;
-	struct tw t[6];
+	struct semfix f;
 	int i;
 
-	limit_sem_init(&s, 1);
-	log_init(&l, &s, 6);
-	for (i = 0; i < 6; i++)
-		tw_init(&t[i], i, &l);
-	ck_assert(limit_sem_acquire(&s, &t[0].w));
+	semfix_init(&f, 1, 6, 1, 5, 6);
 	for (i = 1; i < 6; i++) {
-		ck_assert(!limit_sem_acquire(&s, &t[i].w));
-		ck_assert_uint_eq(s.nqueued, (size_t)i);
+		limit_sem_release(&f.s);
+		ck_assert_uint_eq(f.l.n, (size_t)i);
+		ck_assert_int_eq(f.l.order[i - 1], i);
+		assert_sem(&f.s, 1, (size_t)(5 - i));
 	}
-	for (i = 1; i < 6; i++) {
-		limit_sem_release(&s);
-		ck_assert_uint_eq(l.n, (size_t)i);
-		ck_assert_int_eq(l.order[i - 1], i);
-		ck_assert_uint_eq(s.in_use, 1);
-		ck_assert_uint_eq(s.nqueued, (size_t)(5 - i));
-	}
-	limit_sem_release(&s);
-	ck_assert_uint_eq(s.in_use, 0);
-	ck_assert_uint_eq(l.n, 5);
-	log_free(&l);
+	limit_sem_release(&f.s);
+	ck_assert_uint_eq(f.s.in_use, 0);
+	ck_assert_uint_eq(f.l.n, 5);
+	semfix_free(&f);
 }
 END_TEST
 
 /* A newcomer queues behind a waiter even though it arrives after it. */
 START_TEST(test_newcomer_queues_behind_waiter)
 {
-	struct limit_sem s;
-	struct log l;
-	struct tw a, b, c;
+	struct semfix f;
 
-	limit_sem_init(&s, 1);
-	log_init(&l, &s, 3);
-	tw_init(&a, 1, &l);
-	tw_init(&b, 2, &l);
-	tw_init(&c, 3, &l);
-	ck_assert(limit_sem_acquire(&s, &a.w));
-	ck_assert(!limit_sem_acquire(&s, &b.w));
-	ck_assert(!limit_sem_acquire(&s, &c.w));
-	limit_sem_release(&s);
-	limit_sem_release(&s);
-	limit_sem_release(&s);
-	ck_assert_uint_eq(l.n, 2);
-	ck_assert_int_eq(l.order[0], 2);
-	ck_assert_int_eq(l.order[1], 3);
-	ck_assert_uint_eq(s.in_use, 0);
-	log_free(&l);
+	semfix_init(&f, 1, 3, 1, 2, 3);
+	release_n(&f.s, 3);
+	assert_grants(&f.l, 2, (const int[]){1, 2});
+	ck_assert_uint_eq(f.s.in_use, 0);
+	semfix_free(&f);
 }
 END_TEST
 
@@ -202,140 +215,81 @@ END_TEST
  * the waiters still queued. */
 START_TEST(test_acquire_false_while_queue_nonempty)
 {
-	struct limit_sem s;
-	struct log l;
-	struct tw t[4], newcomer;
-	int i;
+	struct semfix f;
+	struct tw *newcomer;
 
-	limit_sem_init(&s, 1);
-	log_init(&l, &s, 8);
-	for (i = 0; i < 4; i++)
-		tw_init(&t[i], i, &l);
-	tw_init(&newcomer, 99, &l);
-	ck_assert(limit_sem_acquire(&s, &t[0].w));
-	ck_assert(!limit_sem_acquire(&s, &t[1].w));
-	ck_assert(!limit_sem_acquire(&s, &t[2].w));
-	ck_assert(!limit_sem_acquire(&s, &t[3].w));
+	semfix_init(&f, 1, 5, 1, 3, 8);
+	newcomer = &f.t[4];
+	newcomer->id = 99;
 	/* raise to 3: t1 and t2 get granted; from t1's grant a newcomer comes */
-	l.hook_id = 1;
-	l.hook_acquire = &newcomer;
-	limit_sem_set_limit(&s, 3);
-	ck_assert_int_eq(l.hook_acquire_result, 0);
-	ck_assert_uint_eq(l.hook_in_use, 2);     /* a slot was free ... */
-	ck_assert_uint_eq(l.hook_limit, 3);      /* ... but t2, t3 were queued */
-	ck_assert_uint_eq(l.n, 2);
-	ck_assert_int_eq(l.order[0], 1);
-	ck_assert_int_eq(l.order[1], 2);
-	ck_assert_uint_eq(s.in_use, 3);
-	ck_assert_uint_eq(s.nqueued, 2);         /* t3, then the newcomer */
-	ck_assert(newcomer.w.queued);
-	limit_sem_release(&s);
-	limit_sem_release(&s);
-	ck_assert_uint_eq(l.n, 4);
-	ck_assert_int_eq(l.order[2], 3);
-	ck_assert_int_eq(l.order[3], 99);
-	ck_assert_uint_eq(s.nqueued, 0);
-	ck_assert_uint_eq(s.in_use, 3);
-	log_free(&l);
+	f.l.hook_id = 1;
+	f.l.hook_acquire = newcomer;
+	limit_sem_set_limit(&f.s, 3);
+	ck_assert_int_eq(f.l.hook_acquire_result, 0);
+	ck_assert_uint_eq(f.l.hook_in_use, 2);     /* a slot was free ... */
+	ck_assert_uint_eq(f.l.hook_limit, 3);      /* ... but t2, t3 were queued */
+	assert_grants(&f.l, 2, (const int[]){1, 2});
+	assert_sem(&f.s, 3, 2);                    /* t3, then the newcomer */
+	ck_assert(newcomer->w.queued);
+	release_n(&f.s, 2);
+	assert_grants(&f.l, 4, (const int[]){1, 2, 3, 99});
+	assert_sem(&f.s, 3, 0);
+	semfix_free(&f);
 }
 END_TEST
 
 START_TEST(test_cancel)
 {
-	struct limit_sem s;
-	struct log l;
-	struct tw t[4];
-	int i;
+	struct semfix f;
 
-	limit_sem_init(&s, 1);
-	log_init(&l, &s, 4);
-	for (i = 0; i < 4; i++)
-		tw_init(&t[i], i, &l);
-	ck_assert(limit_sem_acquire(&s, &t[0].w));
-	for (i = 1; i < 4; i++)
-		ck_assert(!limit_sem_acquire(&s, &t[i].w));
-	ck_assert_uint_eq(s.nqueued, 3);
-
-	limit_sem_cancel(&s, &t[2].w);
-	ck_assert(!t[2].w.queued);
-	ck_assert_uint_eq(s.nqueued, 2);
-	ck_assert_uint_eq(s.in_use, 1);
+	semfix_init(&f, 1, 4, 1, 3, 4);
+	limit_sem_cancel(&f.s, &f.t[2].w);
+	ck_assert(!f.t[2].w.queued);
+	assert_sem(&f.s, 1, 2);
 
 	/* no-op: already cancelled, and a waiter that holds a slot */
-	limit_sem_cancel(&s, &t[2].w);
-	limit_sem_cancel(&s, &t[0].w);
-	ck_assert_uint_eq(s.nqueued, 2);
-	ck_assert_uint_eq(s.in_use, 1);
+	limit_sem_cancel(&f.s, &f.t[2].w);
+	limit_sem_cancel(&f.s, &f.t[0].w);
+	assert_sem(&f.s, 1, 2);
 
-	limit_sem_release(&s);
-	limit_sem_release(&s);
-	limit_sem_release(&s);
-	ck_assert_uint_eq(l.n, 2);
-	ck_assert_int_eq(l.order[0], 1);
-	ck_assert_int_eq(l.order[1], 3);
-	ck_assert_uint_eq(s.in_use, 0);
-	ck_assert_uint_eq(s.nqueued, 0);
-	log_free(&l);
+	release_n(&f.s, 3);
+	assert_grants(&f.l, 2, (const int[]){1, 3});
+	assert_sem(&f.s, 0, 0);
+	semfix_free(&f);
 }
 END_TEST
 
 START_TEST(test_cancel_head_and_tail)
 {
-	struct limit_sem s;
-	struct log l;
-	struct tw t[5];
-	int i;
+	struct semfix f;
 
-	limit_sem_init(&s, 1);
-	log_init(&l, &s, 5);
-	for (i = 0; i < 5; i++)
-		tw_init(&t[i], i, &l);
-	ck_assert(limit_sem_acquire(&s, &t[0].w));
-	for (i = 1; i < 5; i++)
-		ck_assert(!limit_sem_acquire(&s, &t[i].w));
-	limit_sem_cancel(&s, &t[1].w);   /* head */
-	limit_sem_cancel(&s, &t[4].w);   /* tail */
-	ck_assert_uint_eq(s.nqueued, 2);
+	semfix_init(&f, 1, 5, 1, 4, 5);
+	limit_sem_cancel(&f.s, &f.t[1].w);   /* head */
+	limit_sem_cancel(&f.s, &f.t[4].w);   /* tail */
+	ck_assert_uint_eq(f.s.nqueued, 2);
 	/* a cancelled waiter may queue again, at the tail */
-	ck_assert(!limit_sem_acquire(&s, &t[1].w));
-	ck_assert_uint_eq(s.nqueued, 3);
-	for (i = 0; i < 4; i++)
-		limit_sem_release(&s);
-	ck_assert_uint_eq(l.n, 3);
-	ck_assert_int_eq(l.order[0], 2);
-	ck_assert_int_eq(l.order[1], 3);
-	ck_assert_int_eq(l.order[2], 1);
-	ck_assert_uint_eq(s.in_use, 0);
-	ck_assert_uint_eq(s.nqueued, 0);
-	log_free(&l);
+	ck_assert(!limit_sem_acquire(&f.s, &f.t[1].w));
+	ck_assert_uint_eq(f.s.nqueued, 3);
+	release_n(&f.s, 4);
+	assert_grants(&f.l, 3, (const int[]){2, 3, 1});
+	assert_sem(&f.s, 0, 0);
+	semfix_free(&f);
 }
 END_TEST
 
 /* A grant callback cancels a waiter further back: it is never granted. */
 START_TEST(test_cancel_from_grant)
 {
-	struct limit_sem s;
-	struct log l;
-	struct tw t[4];
-	int i;
+	struct semfix f;
 
-	limit_sem_init(&s, 1);
-	log_init(&l, &s, 4);
-	for (i = 0; i < 4; i++)
-		tw_init(&t[i], i, &l);
-	ck_assert(limit_sem_acquire(&s, &t[0].w));
-	for (i = 1; i < 4; i++)
-		ck_assert(!limit_sem_acquire(&s, &t[i].w));
-	l.hook_id = 1;
-	l.hook_cancel = &t[2];
-	l.release_on_grant = true;
-	limit_sem_release(&s);
-	ck_assert_uint_eq(l.n, 2);
-	ck_assert_int_eq(l.order[0], 1);
-	ck_assert_int_eq(l.order[1], 3);
-	ck_assert_uint_eq(s.in_use, 0);
-	ck_assert_uint_eq(s.nqueued, 0);
-	log_free(&l);
+	semfix_init(&f, 1, 4, 1, 3, 4);
+	f.l.hook_id = 1;
+	f.l.hook_cancel = &f.t[2];
+	f.l.release_on_grant = true;
+	limit_sem_release(&f.s);
+	assert_grants(&f.l, 2, (const int[]){1, 3});
+	assert_sem(&f.s, 0, 0);
+	semfix_free(&f);
 }
 END_TEST
 
@@ -405,103 +359,64 @@ END_TEST
 
 START_TEST(test_set_limit_raise_grants_at_once)
 {
-	struct limit_sem s;
-	struct log l;
-	struct tw t[5];
-	int i;
+	struct semfix f;
 
-	limit_sem_init(&s, 1);
-	log_init(&l, &s, 5);
-	for (i = 0; i < 5; i++)
-		tw_init(&t[i], i, &l);
-	ck_assert(limit_sem_acquire(&s, &t[0].w));
-	for (i = 1; i < 5; i++)
-		ck_assert(!limit_sem_acquire(&s, &t[i].w));
-	limit_sem_set_limit(&s, 3);
-	ck_assert_uint_eq(s.limit, 3);
-	ck_assert_uint_eq(l.n, 2);
-	ck_assert_int_eq(l.order[0], 1);
-	ck_assert_int_eq(l.order[1], 2);
-	ck_assert_uint_eq(s.in_use, 3);
-	ck_assert_uint_eq(s.nqueued, 2);
-	ck_assert(t[3].w.queued);
-	ck_assert(t[4].w.queued);
+	semfix_init(&f, 1, 5, 1, 4, 5);
+	limit_sem_set_limit(&f.s, 3);
+	ck_assert_uint_eq(f.s.limit, 3);
+	assert_grants(&f.l, 2, (const int[]){1, 2});
+	assert_sem(&f.s, 3, 2);
+	ck_assert(f.t[3].w.queued);
+	ck_assert(f.t[4].w.queued);
 	/* raising past the queue grants everyone, no more */
-	limit_sem_set_limit(&s, 10);
-	ck_assert_uint_eq(l.n, 4);
-	ck_assert_int_eq(l.order[2], 3);
-	ck_assert_int_eq(l.order[3], 4);
-	ck_assert_uint_eq(s.in_use, 5);
-	ck_assert_uint_eq(s.nqueued, 0);
-	for (i = 0; i < 5; i++)
-		limit_sem_release(&s);
-	ck_assert_uint_eq(s.in_use, 0);
-	log_free(&l);
+	limit_sem_set_limit(&f.s, 10);
+	assert_grants(&f.l, 4, (const int[]){1, 2, 3, 4});
+	assert_sem(&f.s, 5, 0);
+	release_n(&f.s, 5);
+	ck_assert_uint_eq(f.s.in_use, 0);
+	semfix_free(&f);
 }
 END_TEST
 
 START_TEST(test_set_limit_lower)
 {
-	struct limit_sem s;
-	struct log l;
-	struct tw t[5];
-	int i;
+	struct semfix f;
 
-	limit_sem_init(&s, 3);
-	log_init(&l, &s, 5);
-	for (i = 0; i < 5; i++)
-		tw_init(&t[i], i, &l);
-	for (i = 0; i < 3; i++)
-		ck_assert(limit_sem_acquire(&s, &t[i].w));
-	ck_assert(!limit_sem_acquire(&s, &t[3].w));
-	ck_assert(!limit_sem_acquire(&s, &t[4].w));
-	limit_sem_set_limit(&s, 1);
-	ck_assert_uint_eq(l.n, 0);
-	ck_assert_uint_eq(s.in_use, 3);
-	limit_sem_release(&s);
-	ck_assert_uint_eq(l.n, 0);
-	ck_assert_uint_eq(s.in_use, 2);
-	limit_sem_release(&s);
-	ck_assert_uint_eq(l.n, 0);
-	ck_assert_uint_eq(s.in_use, 1);
-	limit_sem_release(&s);          /* below the new limit now */
-	ck_assert_uint_eq(l.n, 1);
-	ck_assert_int_eq(l.order[0], 3);
-	ck_assert_uint_eq(s.in_use, 1);
-	ck_assert_uint_eq(s.nqueued, 1);
-	limit_sem_release(&s);
-	ck_assert_uint_eq(l.n, 2);
-	ck_assert_int_eq(l.order[1], 4);
-	limit_sem_release(&s);
-	ck_assert_uint_eq(s.in_use, 0);
-	ck_assert_uint_eq(s.nqueued, 0);
-	log_free(&l);
+	semfix_init(&f, 3, 5, 3, 2, 5);
+	limit_sem_set_limit(&f.s, 1);
+	ck_assert_uint_eq(f.l.n, 0);
+	ck_assert_uint_eq(f.s.in_use, 3);
+	limit_sem_release(&f.s);
+	ck_assert_uint_eq(f.l.n, 0);
+	ck_assert_uint_eq(f.s.in_use, 2);
+	limit_sem_release(&f.s);
+	ck_assert_uint_eq(f.l.n, 0);
+	ck_assert_uint_eq(f.s.in_use, 1);
+	limit_sem_release(&f.s);          /* below the new limit now */
+	assert_grants(&f.l, 1, (const int[]){3});
+	assert_sem(&f.s, 1, 1);
+	limit_sem_release(&f.s);
+	assert_grants(&f.l, 2, (const int[]){3, 4});
+	limit_sem_release(&f.s);
+	assert_sem(&f.s, 0, 0);
+	semfix_free(&f);
 }
 END_TEST
 
 START_TEST(test_limit_zero_queues_everything)
 {
-	struct limit_sem s;
-	struct log l;
-	struct tw a, b;
+	struct semfix f;
 
-	limit_sem_init(&s, 0);
-	log_init(&l, &s, 2);
-	tw_init(&a, 1, &l);
-	tw_init(&b, 2, &l);
-	ck_assert(!limit_sem_acquire(&s, &a.w));
-	ck_assert(!limit_sem_acquire(&s, &b.w));
-	limit_sem_release(&s);          /* nothing held: no-op, grants nothing */
-	ck_assert_uint_eq(l.n, 0);
-	limit_sem_set_limit(&s, 1);
-	ck_assert_uint_eq(l.n, 1);
-	ck_assert_int_eq(l.order[0], 1);
-	limit_sem_release(&s);
-	ck_assert_uint_eq(l.n, 2);
-	ck_assert_int_eq(l.order[1], 2);
-	limit_sem_release(&s);
-	ck_assert_uint_eq(s.in_use, 0);
-	log_free(&l);
+	semfix_init(&f, 0, 2, 0, 2, 2);
+	limit_sem_release(&f.s);          /* nothing held: no-op, grants nothing */
+	ck_assert_uint_eq(f.l.n, 0);
+	limit_sem_set_limit(&f.s, 1);
+	assert_grants(&f.l, 1, (const int[]){0});
+	limit_sem_release(&f.s);
+	assert_grants(&f.l, 2, (const int[]){0, 1});
+	limit_sem_release(&f.s);
+	ck_assert_uint_eq(f.s.in_use, 0);
+	semfix_free(&f);
 }
 END_TEST
 
@@ -655,199 +570,203 @@ START_TEST(test_bucket_init)
 }
 END_TEST
 
-START_TEST(test_bucket_starts_full)
-{
+/* A bucket of rate/burst at time 0 with n test waiters t[0..n-1] (id =
+ * index) and a log of cap grants: the first `taken` get a token at once,
+ * the next `queued` queue in order (plain-if checks, as on the grant
+ * path: the 100k test uses this too). */
+struct bfix {
 	struct limit_bucket b;
 	struct blog l;
-	struct btw t[6];
-	int i;
+	struct btw *t;
+};
 
-	limit_bucket_init(&b, 20, 5, 0);
-	blog_init(&l, &b, 6);
-	for (i = 0; i < 6; i++)
-		btw_init(&t[i], i, &l);
-	for (i = 0; i < 5; i++) {
-		ck_assert(bacquire(&l, &t[i]));
-		ck_assert(!t[i].w.queued);
-	}
-	ck_assert_double_eq_tol(b.tokens, 0, TOL);
-	ck_assert(!bacquire(&l, &t[5]));
-	ck_assert(t[5].w.queued);
-	ck_assert_uint_eq(b.nqueued, 1);
-	ck_assert_double_eq(limit_bucket_next_ms(&b, 0), 50);
-	ck_assert_uint_eq(run_timer(&l), 1);
-	ck_assert_uint_eq(l.n, 6);
-	ck_assert_int_eq(l.order[5], 5);
-	ck_assert_double_eq_tol(l.at[5], 50, TOL);
-	ck_assert_uint_eq(b.nqueued, 0);
-	blog_free(&l);
+static void bfix_init(struct bfix *f, double rate, double burst, size_t n, size_t taken,
+                      size_t queued, size_t cap)
+{
+	size_t i;
+
+	limit_bucket_init(&f->b, rate, burst, 0);
+	blog_init(&f->l, &f->b, cap);
+	f->t = calloc(n, sizeof *f->t);
+	ck_assert_ptr_nonnull(f->t);
+	for (i = 0; i < n; i++)
+		btw_init(&f->t[i], (int)i, &f->l);
+	for (i = 0; i < taken; i++)
+		if (!bacquire(&f->l, &f->t[i]) || f->t[i].w.queued)
+			ck_abort_msg("token %zu of a full bucket refused", i);
+	for (i = 0; i < queued; i++)
+		if (bacquire(&f->l, &f->t[taken + i]) || !f->t[taken + i].w.queued ||
+		    f->b.nqueued != i + 1)
+			ck_abort_msg("waiter %zu did not queue", taken + i);
+}
+
+static void bfix_free(struct bfix *f)
+{
+	free(f->t);
+	blog_free(&f->l);
+}
+
+/* Grant i of the log went to id, at (ms). */
+static void assert_bgrant(const struct blog *l, size_t i, int id, double at)
+{
+	ck_assert_uint_gt(l->n, i);
+	ck_assert_int_eq(l->order[i], id);
+	ck_assert_double_eq_tol(l->at[i], at, TOL);
+}
+
+START_TEST(test_bucket_starts_full)
+{
+	struct bfix f;
+
+	bfix_init(&f, 20, 5, 6, 5, 1, 6);
+	ck_assert_double_eq_tol(f.b.tokens, 0, TOL);
+	ck_assert_double_eq(limit_bucket_next_ms(&f.b, 0), 50);
+	ck_assert_uint_eq(run_timer(&f.l), 1);
+	ck_assert_uint_eq(f.l.n, 6);
+	assert_bgrant(&f.l, 5, 5, 50);
+	ck_assert_uint_eq(f.b.nqueued, 0);
+	bfix_free(&f);
 }
 END_TEST
 
 START_TEST(test_bucket_second_waits_50ms)
 {
-	struct limit_bucket b;
-	struct blog l;
-	struct btw a, c;
+	struct bfix f;
 
-	limit_bucket_init(&b, 20, 1, 0);
-	blog_init(&l, &b, 2);
-	btw_init(&a, 1, &l);
-	btw_init(&c, 2, &l);
-	ck_assert(bacquire(&l, &a));
-	ck_assert(!bacquire(&l, &c));
-	ck_assert_double_eq(limit_bucket_next_ms(&b, 0), 50);
-	ck_assert_double_eq_tol(limit_bucket_next_ms(&b, 30), 20, TOL);
-	ck_assert_double_eq(b.tokens, 0);       /* next_ms does not change it */
+	bfix_init(&f, 20, 1, 2, 1, 1, 2);
+	ck_assert_double_eq(limit_bucket_next_ms(&f.b, 0), 50);
+	ck_assert_double_eq_tol(limit_bucket_next_ms(&f.b, 30), 20, TOL);
+	ck_assert_double_eq(f.b.tokens, 0);       /* next_ms does not change it */
 
-	limit_bucket_dispatch(&b, 49);
-	ck_assert_uint_eq(l.n, 1);
-	ck_assert(c.w.queued);
-	ck_assert_double_eq_tol(limit_bucket_next_ms(&b, 49), 1, TOL);
+	limit_bucket_dispatch(&f.b, 49);
+	ck_assert_uint_eq(f.l.n, 1);
+	ck_assert(f.t[1].w.queued);
+	ck_assert_double_eq_tol(limit_bucket_next_ms(&f.b, 49), 1, TOL);
 	/* a timer that fires a hair early grants nothing, and says so */
-	limit_bucket_dispatch(&b, 49.9999);
-	ck_assert_uint_eq(l.n, 1);
-	ck_assert(limit_bucket_next_ms(&b, 49.9999) > 0);
+	limit_bucket_dispatch(&f.b, 49.9999);
+	ck_assert_uint_eq(f.l.n, 1);
+	ck_assert(limit_bucket_next_ms(&f.b, 49.9999) > 0);
 
-	l.now = 50;
-	limit_bucket_dispatch(&b, 50);
-	ck_assert_uint_eq(l.n, 2);
-	ck_assert_int_eq(l.order[1], 2);
-	ck_assert_double_eq(l.at[1], 50);
-	ck_assert(!c.w.queued);
-	ck_assert_uint_eq(b.nqueued, 0);
-	ck_assert_double_eq(limit_bucket_next_ms(&b, 50), -1);
-	blog_free(&l);
+	f.l.now = 50;
+	limit_bucket_dispatch(&f.b, 50);
+	ck_assert_uint_eq(f.l.n, 2);
+	ck_assert_int_eq(f.l.order[1], 1);
+	ck_assert_double_eq(f.l.at[1], 50);
+	ck_assert(!f.t[1].w.queued);
+	ck_assert_uint_eq(f.b.nqueued, 0);
+	ck_assert_double_eq(limit_bucket_next_ms(&f.b, 50), -1);
+	bfix_free(&f);
 }
 END_TEST
 
 /* The integration test's numbers: rate = 20/s, burst = 1, 40 requests. */
 START_TEST(test_bucket_40_evenly_spaced)
 {
-	struct limit_bucket b;
-	struct blog l;
-	struct btw t[40];
+	struct bfix f;
 	int i;
 
-	limit_bucket_init(&b, 20, 1, 0);
-	blog_init(&l, &b, 40);
-	for (i = 0; i < 40; i++) {
-		btw_init(&t[i], i, &l);
-		ck_assert(bacquire(&l, &t[i]) == (i == 0));
-	}
-	ck_assert_uint_eq(b.nqueued, 39);
-	ck_assert_uint_eq(run_timer(&l), 39);    /* one grant per wakeup */
-	ck_assert_uint_eq(l.n, 40);
-	for (i = 0; i < 40; i++) {
-		ck_assert_int_eq(l.order[i], i);
-		ck_assert_double_eq_tol(l.at[i], 50.0 * i, TOL);
-	}
-	ck_assert_double_eq_tol(l.now, 1950, TOL);
-	ck_assert_uint_eq(b.nqueued, 0);
-	blog_free(&l);
+	bfix_init(&f, 20, 1, 40, 1, 39, 40);
+	ck_assert_uint_eq(f.b.nqueued, 39);
+	ck_assert_uint_eq(run_timer(&f.l), 39);    /* one grant per wakeup */
+	ck_assert_uint_eq(f.l.n, 40);
+	for (i = 0; i < 40; i++)
+		assert_bgrant(&f.l, (size_t)i, i, 50.0 * i);
+	ck_assert_double_eq_tol(f.l.now, 1950, TOL);
+	ck_assert_uint_eq(f.b.nqueued, 0);
+	bfix_free(&f);
 }
 END_TEST
 
 START_TEST(test_bucket_refill_capped)
 {
-	struct limit_bucket b;
-	struct blog l;
-	struct btw t[8];
+	struct bfix f;
+	struct limit_bucket *b = &f.b;
+	struct blog *l = &f.l;
+	struct btw *t;
 	int i;
 
-	limit_bucket_init(&b, 20, 3, 0);
-	blog_init(&l, &b, 16);
-	for (i = 0; i < 8; i++)
-		btw_init(&t[i], i, &l);
-	for (i = 0; i < 3; i++)
-		ck_assert(bacquire(&l, &t[i]));
+	bfix_init(&f, 20, 3, 8, 3, 0, 16);
+	t = f.t;
 	/* 100 ms earn 2 tokens */
-	l.now = 100;
-	ck_assert(bacquire(&l, &t[3]));
-	ck_assert(bacquire(&l, &t[4]));
-	ck_assert(!bacquire(&l, &t[5]));
-	limit_bucket_cancel(&b, &t[5].w);
+	l->now = 100;
+	ck_assert(bacquire(l, &t[3]));
+	ck_assert(bacquire(l, &t[4]));
+	ck_assert(!bacquire(l, &t[5]));
+	limit_bucket_cancel(b, &t[5].w);
 	/* an hour idle: back to burst, not 72000 tokens */
-	l.now = 100 + 3600e3;
-	limit_bucket_dispatch(&b, l.now);
-	ck_assert_double_eq_tol(b.tokens, 3, TOL);
-	ck_assert_double_eq(limit_bucket_next_ms(&b, l.now + 3600e3), -1);
+	l->now = 100 + 3600e3;
+	limit_bucket_dispatch(b, l->now);
+	ck_assert_double_eq_tol(b->tokens, 3, TOL);
+	ck_assert_double_eq(limit_bucket_next_ms(b, l->now + 3600e3), -1);
 	for (i = 5; i < 8; i++)
-		ck_assert(bacquire(&l, &t[i]));
-	ck_assert(!bacquire(&l, &t[0]));
-	ck_assert_double_eq_tol(limit_bucket_next_ms(&b, l.now), 50, TOL);
+		ck_assert(bacquire(l, &t[i]));
+	ck_assert(!bacquire(l, &t[0]));
+	ck_assert_double_eq_tol(limit_bucket_next_ms(b, l->now), 50, TOL);
 	/* a clock that goes back adds nothing and takes nothing */
-	ck_assert_double_eq_tol(limit_bucket_next_ms(&b, l.now - 1000), 50, TOL);
-	limit_bucket_dispatch(&b, l.now - 1000);
+	ck_assert_double_eq_tol(limit_bucket_next_ms(b, l->now - 1000), 50, TOL);
+	limit_bucket_dispatch(b, l->now - 1000);
 	ck_assert(t[0].w.queued);
-	ck_assert_double_eq_tol(b.tokens, 0, TOL);
-	limit_bucket_dispatch(&b, l.now + 49);  /* counted from the latest time */
+	ck_assert_double_eq_tol(b->tokens, 0, TOL);
+	limit_bucket_dispatch(b, l->now + 49);  /* counted from the latest time */
 	ck_assert(t[0].w.queued);
-	limit_bucket_dispatch(&b, l.now + 50);
+	limit_bucket_dispatch(b, l->now + 50);
 	ck_assert(!t[0].w.queued);
-	blog_free(&l);
+	bfix_free(&f);
 }
 END_TEST
 
 START_TEST(test_bucket_cancel)
 {
-	struct limit_bucket b;
-	struct blog l;
-	struct btw t[5];
-	int i;
+	struct bfix f;
+	struct limit_bucket *b = &f.b;
+	struct blog *l = &f.l;
+	struct btw *t;
 
-	limit_bucket_init(&b, 20, 1, 0);
-	blog_init(&l, &b, 8);
-	for (i = 0; i < 5; i++)
-		btw_init(&t[i], i, &l);
-	ck_assert(bacquire(&l, &t[0]));
-	for (i = 1; i < 5; i++)
-		ck_assert(!bacquire(&l, &t[i]));
-	ck_assert_uint_eq(b.nqueued, 4);
+	bfix_init(&f, 20, 1, 5, 1, 4, 8);
+	t = f.t;
+	ck_assert_uint_eq(b->nqueued, 4);
 
-	limit_bucket_cancel(&b, &t[2].w);       /* middle */
-	limit_bucket_cancel(&b, &t[1].w);       /* head: the next one is not sooner */
+	limit_bucket_cancel(b, &t[2].w);       /* middle */
+	limit_bucket_cancel(b, &t[1].w);       /* head: the next one is not sooner */
 	ck_assert(!t[1].w.queued);
 	ck_assert(!t[2].w.queued);
-	ck_assert_uint_eq(b.nqueued, 2);
-	ck_assert_double_eq(limit_bucket_next_ms(&b, 0), 50);
+	ck_assert_uint_eq(b->nqueued, 2);
+	ck_assert_double_eq(limit_bucket_next_ms(b, 0), 50);
 	/* no-ops: already cancelled, and one that got its token */
-	limit_bucket_cancel(&b, &t[2].w);
-	limit_bucket_cancel(&b, &t[0].w);
-	ck_assert_uint_eq(b.nqueued, 2);
+	limit_bucket_cancel(b, &t[2].w);
+	limit_bucket_cancel(b, &t[0].w);
+	ck_assert_uint_eq(b->nqueued, 2);
 	/* a cancelled waiter may queue again, at the tail */
-	ck_assert(!bacquire(&l, &t[1]));
-	ck_assert_uint_eq(run_timer(&l), 3);
-	ck_assert_uint_eq(l.n, 4);
-	ck_assert_int_eq(l.order[1], 3);
-	ck_assert_int_eq(l.order[2], 4);
-	ck_assert_int_eq(l.order[3], 1);
-	ck_assert_double_eq_tol(l.at[1], 50, TOL);
-	ck_assert_double_eq_tol(l.at[3], 150, TOL);
+	ck_assert(!bacquire(l, &t[1]));
+	ck_assert_uint_eq(run_timer(l), 3);
+	ck_assert_uint_eq(l->n, 4);
+	assert_bgrant(l, 1, 3, 50);
+	ck_assert_int_eq(l->order[2], 4);
+	assert_bgrant(l, 3, 1, 150);
 
 	/* cancelling everyone empties the queue: the timer has nothing to do */
-	ck_assert(!bacquire(&l, &t[2]));
-	limit_bucket_cancel(&b, &t[2].w);
-	ck_assert_uint_eq(b.nqueued, 0);
-	ck_assert_double_eq(limit_bucket_next_ms(&b, l.now), -1);
+	ck_assert(!bacquire(l, &t[2]));
+	limit_bucket_cancel(b, &t[2].w);
+	ck_assert_uint_eq(b->nqueued, 0);
+	ck_assert_double_eq(limit_bucket_next_ms(b, l->now), -1);
 
 	/* waiters owed tokens by a late timer, cancelled before it fires: the
 	 * idle bucket keeps burst tokens, not theirs too */
-	l.now += 50;
-	ck_assert(bacquire(&l, &t[0]));
-	ck_assert(!bacquire(&l, &t[1]));
-	ck_assert(!bacquire(&l, &t[2]));
-	l.now += 1000;
-	ck_assert(!bacquire(&l, &t[3]));         /* refill: 2 owed + 1 */
-	ck_assert_double_eq_tol(b.tokens, 3, TOL);
-	limit_bucket_cancel(&b, &t[1].w);
-	limit_bucket_cancel(&b, &t[2].w);
-	limit_bucket_cancel(&b, &t[3].w);
-	ck_assert_double_eq(b.tokens, 1);
-	ck_assert(bacquire(&l, &t[1]));
-	ck_assert(!bacquire(&l, &t[2]));
-	limit_bucket_cancel(&b, &t[2].w);
-	blog_free(&l);
+	l->now += 50;
+	ck_assert(bacquire(l, &t[0]));
+	ck_assert(!bacquire(l, &t[1]));
+	ck_assert(!bacquire(l, &t[2]));
+	l->now += 1000;
+	ck_assert(!bacquire(l, &t[3]));         /* refill: 2 owed + 1 */
+	ck_assert_double_eq_tol(b->tokens, 3, TOL);
+	limit_bucket_cancel(b, &t[1].w);
+	limit_bucket_cancel(b, &t[2].w);
+	limit_bucket_cancel(b, &t[3].w);
+	ck_assert_double_eq(b->tokens, 1);
+	ck_assert(bacquire(l, &t[1]));
+	ck_assert(!bacquire(l, &t[2]));
+	limit_bucket_cancel(b, &t[2].w);
+	bfix_free(&f);
 }
 END_TEST
 
@@ -855,34 +774,31 @@ END_TEST
  * the newcomer queues behind, it does not take the token. */
 START_TEST(test_bucket_newcomer_never_overtakes)
 {
-	struct limit_bucket b;
-	struct blog l;
-	struct btw a, c, n1, n2;
+	struct bfix f;
+	struct btw *a, *c, *n1, *n2;
 
-	limit_bucket_init(&b, 20, 2, 0);
-	blog_init(&l, &b, 4);
-	btw_init(&a, 1, &l);
-	btw_init(&c, 2, &l);
-	btw_init(&n1, 3, &l);
-	btw_init(&n2, 4, &l);
-	ck_assert(bacquire(&l, &a));
-	ck_assert(bacquire(&l, &n2));
-	ck_assert(!bacquire(&l, &c));
-	l.now = 75;                              /* 1.5 tokens */
-	ck_assert_double_eq(limit_bucket_next_ms(&b, l.now), 0);
-	ck_assert(!bacquire(&l, &n1));
-	ck_assert(n1.w.queued);
-	ck_assert_uint_eq(b.nqueued, 2);
-	ck_assert_double_eq_tol(b.tokens, 1.5, TOL);   /* untouched */
-	limit_bucket_dispatch(&b, l.now);        /* the late timer */
-	ck_assert_uint_eq(l.n, 3);
-	ck_assert_int_eq(l.order[2], 2);
-	ck_assert(n1.w.queued);
-	ck_assert_double_eq_tol(limit_bucket_next_ms(&b, l.now), 25, TOL);
-	ck_assert_uint_eq(run_timer(&l), 1);
-	ck_assert_int_eq(l.order[3], 3);
-	ck_assert_double_eq_tol(l.at[3], 100, TOL);
-	blog_free(&l);
+	bfix_init(&f, 20, 2, 4, 0, 0, 4);
+	a = &f.t[0];
+	c = &f.t[1];
+	n1 = &f.t[2];
+	n2 = &f.t[3];
+	ck_assert(bacquire(&f.l, a));
+	ck_assert(bacquire(&f.l, n2));
+	ck_assert(!bacquire(&f.l, c));
+	f.l.now = 75;                              /* 1.5 tokens */
+	ck_assert_double_eq(limit_bucket_next_ms(&f.b, f.l.now), 0);
+	ck_assert(!bacquire(&f.l, n1));
+	ck_assert(n1->w.queued);
+	ck_assert_uint_eq(f.b.nqueued, 2);
+	ck_assert_double_eq_tol(f.b.tokens, 1.5, TOL);   /* untouched */
+	limit_bucket_dispatch(&f.b, f.l.now);        /* the late timer */
+	ck_assert_uint_eq(f.l.n, 3);
+	ck_assert_int_eq(f.l.order[2], c->id);
+	ck_assert(n1->w.queued);
+	ck_assert_double_eq_tol(limit_bucket_next_ms(&f.b, f.l.now), 25, TOL);
+	ck_assert_uint_eq(run_timer(&f.l), 1);
+	assert_bgrant(&f.l, 3, n1->id, 100);
+	bfix_free(&f);
 }
 END_TEST
 
@@ -892,39 +808,31 @@ END_TEST
  * on schedule (no drift).  Once nobody waits, the cap is burst again. */
 START_TEST(test_bucket_late_timer_no_drift)
 {
-	struct limit_bucket b;
-	struct blog l;
-	struct btw t[6];
-	int i;
+	struct bfix f;
 
-	limit_bucket_init(&b, 20, 1, 0);
-	blog_init(&l, &b, 8);
-	for (i = 0; i < 6; i++) {
-		btw_init(&t[i], i, &l);
-		ck_assert(bacquire(&l, &t[i]) == (i == 0));
-	}
-	ck_assert_double_eq(limit_bucket_next_ms(&b, 0), 50);
-	l.now = 120;                             /* due at 50 and at 100 */
-	limit_bucket_dispatch(&b, l.now);
-	ck_assert_uint_eq(l.n, 3);
-	ck_assert_int_eq(l.order[1], 1);
-	ck_assert_int_eq(l.order[2], 2);
-	ck_assert_double_eq_tol(b.tokens, 0.4, TOL);
-	ck_assert_double_eq_tol(limit_bucket_next_ms(&b, l.now), 30, TOL);
-	ck_assert_uint_eq(run_timer(&l), 3);
-	ck_assert_double_eq_tol(l.at[3], 150, TOL);
-	ck_assert_double_eq_tol(l.at[4], 200, TOL);
-	ck_assert_double_eq_tol(l.at[5], 250, TOL);
+	bfix_init(&f, 20, 1, 6, 1, 5, 8);
+	ck_assert_double_eq(limit_bucket_next_ms(&f.b, 0), 50);
+	f.l.now = 120;                             /* due at 50 and at 100 */
+	limit_bucket_dispatch(&f.b, f.l.now);
+	ck_assert_uint_eq(f.l.n, 3);
+	ck_assert_int_eq(f.l.order[1], 1);
+	ck_assert_int_eq(f.l.order[2], 2);
+	ck_assert_double_eq_tol(f.b.tokens, 0.4, TOL);
+	ck_assert_double_eq_tol(limit_bucket_next_ms(&f.b, f.l.now), 30, TOL);
+	ck_assert_uint_eq(run_timer(&f.l), 3);
+	ck_assert_double_eq_tol(f.l.at[3], 150, TOL);
+	ck_assert_double_eq_tol(f.l.at[4], 200, TOL);
+	ck_assert_double_eq_tol(f.l.at[5], 250, TOL);
 	/* a very late timer with one waiter: granted (as if at 300), and the
 	 * idle time after that refills to burst only, as on time */
-	ck_assert(!bacquire(&l, &t[0]));
-	l.now = 10e3;
-	limit_bucket_dispatch(&b, l.now);
-	ck_assert(!t[0].w.queued);
-	ck_assert_double_eq(b.tokens, 1);
-	limit_bucket_dispatch(&b, 20e3);
-	ck_assert_double_eq(b.tokens, 1);
-	blog_free(&l);
+	ck_assert(!bacquire(&f.l, &f.t[0]));
+	f.l.now = 10e3;
+	limit_bucket_dispatch(&f.b, f.l.now);
+	ck_assert(!f.t[0].w.queued);
+	ck_assert_double_eq(f.b.tokens, 1);
+	limit_bucket_dispatch(&f.b, 20e3);
+	ck_assert_double_eq(f.b.tokens, 1);
+	bfix_free(&f);
 }
 END_TEST
 
@@ -932,86 +840,75 @@ END_TEST
  * are queued queues behind them, even with tokens left. */
 START_TEST(test_bucket_acquire_from_grant)
 {
-	struct limit_bucket b;
-	struct blog l;
-	struct btw t[4], newcomer, late;
+	struct bfix f;
+	struct limit_bucket *b = &f.b;
+	struct blog *l = &f.l;
+	struct btw *t, *newcomer, *late;
 	int i;
 
-	limit_bucket_init(&b, 20, 4, 0);
-	blog_init(&l, &b, 8);
+	bfix_init(&f, 20, 4, 6, 4, 0, 8);
+	t = f.t;
+	newcomer = &t[4];
+	newcomer->id = 99;
+	late = &t[5];
+	late->id = 98;
 	for (i = 0; i < 4; i++)
-		btw_init(&t[i], i, &l);
-	btw_init(&newcomer, 99, &l);
-	btw_init(&late, 98, &l);
-	for (i = 0; i < 4; i++)
-		ck_assert(bacquire(&l, &t[i]));
-	for (i = 0; i < 4; i++)
-		ck_assert(!limit_bucket_acquire(&b, &t[i].w, 0));
-	l.hook_id = 0;
-	l.hook_acquire = &newcomer;
-	l.now = 150;                             /* 3 tokens for 4 waiters */
-	limit_bucket_dispatch(&b, l.now);
-	ck_assert_int_eq(l.hook_acquire_result, 0);
-	ck_assert_double_eq_tol(l.hook_tokens, 2, TOL);   /* tokens were there */
-	ck_assert_uint_eq(l.n, 4 + 3);
-	ck_assert_int_eq(l.order[4], 0);
-	ck_assert_int_eq(l.order[5], 1);
-	ck_assert_int_eq(l.order[6], 2);
-	ck_assert_uint_eq(b.nqueued, 2);         /* t3, then the newcomer */
+		ck_assert(!limit_bucket_acquire(b, &t[i].w, 0));
+	l->hook_id = 0;
+	l->hook_acquire = newcomer;
+	l->now = 150;                             /* 3 tokens for 4 waiters */
+	limit_bucket_dispatch(b, l->now);
+	ck_assert_int_eq(l->hook_acquire_result, 0);
+	ck_assert_double_eq_tol(l->hook_tokens, 2, TOL);   /* tokens were there */
+	ck_assert_uint_eq(l->n, 4 + 3);
+	ck_assert_int_eq(l->order[4], 0);
+	ck_assert_int_eq(l->order[5], 1);
+	ck_assert_int_eq(l->order[6], 2);
+	ck_assert_uint_eq(b->nqueued, 2);         /* t3, then the newcomer */
 	ck_assert(t[3].w.queued);
-	ck_assert(newcomer.w.queued);
-	limit_bucket_cancel(&b, &t[3].w);
-	limit_bucket_cancel(&b, &newcomer.w);
-	blog_free(&l);
+	ck_assert(newcomer->w.queued);
+	limit_bucket_cancel(b, &t[3].w);
+	limit_bucket_cancel(b, &newcomer->w);
+	blog_free(l);
 
 	/* the last queued waiter's grant finds the queue empty and a token
 	 * left: a newcomer then takes it at once, nobody is overtaken */
-	limit_bucket_init(&b, 20, 3, 0);
-	blog_init(&l, &b, 8);
-	ck_assert(bacquire(&l, &t[0]));
-	ck_assert(bacquire(&l, &t[1]));
-	ck_assert(bacquire(&l, &t[2]));
-	ck_assert(!bacquire(&l, &t[3]));
-	l.hook_id = 3;
-	l.hook_acquire = &late;
-	l.now = 100;
-	limit_bucket_dispatch(&b, l.now);
-	ck_assert_int_eq(l.hook_acquire_result, 1);
-	ck_assert(!late.w.queued);
-	ck_assert_uint_eq(b.nqueued, 0);
-	ck_assert_double_eq_tol(b.tokens, 0, TOL);
-	blog_free(&l);
+	limit_bucket_init(b, 20, 3, 0);
+	blog_init(l, b, 8);
+	ck_assert(bacquire(l, &t[0]));
+	ck_assert(bacquire(l, &t[1]));
+	ck_assert(bacquire(l, &t[2]));
+	ck_assert(!bacquire(l, &t[3]));
+	l->hook_id = 3;
+	l->hook_acquire = late;
+	l->now = 100;
+	limit_bucket_dispatch(b, l->now);
+	ck_assert_int_eq(l->hook_acquire_result, 1);
+	ck_assert(!late->w.queued);
+	ck_assert_uint_eq(b->nqueued, 0);
+	ck_assert_double_eq_tol(b->tokens, 0, TOL);
+	bfix_free(&f);
 }
 END_TEST
 
 START_TEST(test_bucket_cancel_from_grant)
 {
-	struct limit_bucket b;
-	struct blog l;
-	struct btw t[4];
-	int i;
+	struct bfix f;
 
-	limit_bucket_init(&b, 20, 1, 0);
-	blog_init(&l, &b, 4);
-	for (i = 0; i < 4; i++)
-		btw_init(&t[i], i, &l);
-	ck_assert(bacquire(&l, &t[0]));
-	for (i = 1; i < 4; i++)
-		ck_assert(!bacquire(&l, &t[i]));
-	l.hook_id = 1;
-	l.hook_cancel = &t[2];
-	l.now = 50;                              /* one token */
-	limit_bucket_dispatch(&b, l.now);
-	ck_assert_uint_eq(l.n, 2);
-	ck_assert(!t[2].w.queued);
-	ck_assert_uint_eq(b.nqueued, 1);
-	ck_assert_uint_eq(run_timer(&l), 1);
-	ck_assert_uint_eq(l.n, 3);
-	ck_assert_int_eq(l.order[1], 1);
-	ck_assert_int_eq(l.order[2], 3);         /* t2 never granted */
-	ck_assert_double_eq_tol(l.at[2], 100, TOL);
-	ck_assert_uint_eq(b.nqueued, 0);
-	blog_free(&l);
+	bfix_init(&f, 20, 1, 4, 1, 3, 4);
+	f.l.hook_id = 1;
+	f.l.hook_cancel = &f.t[2];
+	f.l.now = 50;                              /* one token */
+	limit_bucket_dispatch(&f.b, f.l.now);
+	ck_assert_uint_eq(f.l.n, 2);
+	ck_assert(!f.t[2].w.queued);
+	ck_assert_uint_eq(f.b.nqueued, 1);
+	ck_assert_uint_eq(run_timer(&f.l), 1);
+	ck_assert_uint_eq(f.l.n, 3);
+	ck_assert_int_eq(f.l.order[1], 1);
+	assert_bgrant(&f.l, 2, 3, 100);           /* t2 never granted */
+	ck_assert_uint_eq(f.b.nqueued, 0);
+	bfix_free(&f);
 }
 END_TEST
 
@@ -1021,112 +918,86 @@ END_TEST
 START_TEST(test_bucket_reentrant_100k)
 {
 	enum { N = 100000 };
-	struct limit_bucket b;
-	struct blog l;
-	struct btw *t;
+	struct bfix f;
 	size_t i;
 
-	t = calloc(N, sizeof *t);
-	ck_assert_ptr_nonnull(t);
-	limit_bucket_init(&b, 1000, N, 0);
-	blog_init(&l, &b, 2 * N);
-	for (i = 0; i < N; i++) {
-		btw_init(&t[i], (int)i, &l);
-		if (!bacquire(&l, &t[i]))
-			ck_abort_msg("token %zu of a full bucket refused", i);
-	}
+	bfix_init(&f, 1000, N, N, N, 0, 2 * N);
 	for (i = 0; i < N; i++)
-		if (limit_bucket_acquire(&b, &t[i].w, 0))
+		if (limit_bucket_acquire(&f.b, &f.t[i].w, 0))
 			ck_abort_msg("acquire %zu of an empty bucket granted", i);
-	l.n = 0;
-	l.reacquire = true;
-	l.dispatch_on_grant = true;
-	l.now = (double)N;                       /* N ms at 1000/s: full again */
-	limit_bucket_dispatch(&b, l.now);
-	ck_assert_uint_eq(l.n, N);
+	f.l.n = 0;
+	f.l.reacquire = true;
+	f.l.dispatch_on_grant = true;
+	f.l.now = (double)N;                       /* N ms at 1000/s: full again */
+	limit_bucket_dispatch(&f.b, f.l.now);
+	ck_assert_uint_eq(f.l.n, N);
 	for (i = 0; i < N; i++)
-		if (l.order[i] != (int)i)
-			ck_abort_msg("grant %zu went to waiter %d", i, l.order[i]);
-	ck_assert_uint_eq(b.nqueued, N);         /* all queued again, in order */
-	ck_assert(!b.dispatching);
-	ck_assert_double_eq_tol(b.tokens, 0, TOL);
-	ck_assert_double_eq_tol(limit_bucket_next_ms(&b, l.now), 1, TOL);
-	ck_assert_uint_le(l.frame_max - l.frame_min, 512);
+		if (f.l.order[i] != (int)i)
+			ck_abort_msg("grant %zu went to waiter %d", i, f.l.order[i]);
+	ck_assert_uint_eq(f.b.nqueued, N);         /* all queued again, in order */
+	ck_assert(!f.b.dispatching);
+	ck_assert_double_eq_tol(f.b.tokens, 0, TOL);
+	ck_assert_double_eq_tol(limit_bucket_next_ms(&f.b, f.l.now), 1, TOL);
+	ck_assert_uint_le(f.l.frame_max - f.l.frame_min, 512);
 	/* the second round starts where the first ended: FIFO across rounds */
-	l.reacquire = false;
-	l.now += 3;
-	limit_bucket_dispatch(&b, l.now);
-	ck_assert_uint_eq(l.n, N + 3);
-	ck_assert_int_eq(l.order[N], 0);
-	ck_assert_int_eq(l.order[N + 2], 2);
+	f.l.reacquire = false;
+	f.l.now += 3;
+	limit_bucket_dispatch(&f.b, f.l.now);
+	ck_assert_uint_eq(f.l.n, N + 3);
+	ck_assert_int_eq(f.l.order[N], 0);
+	ck_assert_int_eq(f.l.order[N + 2], 2);
 	for (i = 0; i < N; i++)
-		limit_bucket_cancel(&b, &t[i].w);
-	ck_assert_uint_eq(b.nqueued, 0);
-	free(t);
-	blog_free(&l);
+		limit_bucket_cancel(&f.b, &f.t[i].w);
+	ck_assert_uint_eq(f.b.nqueued, 0);
+	bfix_free(&f);
 }
 END_TEST
 
 START_TEST(test_bucket_set_rate_lower_burst)
 {
-	struct limit_bucket b;
-	struct blog l;
-	struct btw t[4];
-	int i;
+	struct bfix f;
 
-	limit_bucket_init(&b, 20, 10, 0);
-	blog_init(&l, &b, 4);
-	for (i = 0; i < 4; i++)
-		btw_init(&t[i], i, &l);
-	limit_bucket_set_rate(&b, 20, 2, 0);
-	ck_assert_double_eq(b.burst, 2);
-	ck_assert_double_eq(b.tokens, 2);
-	ck_assert(bacquire(&l, &t[0]));
-	ck_assert(bacquire(&l, &t[1]));
-	ck_assert(!bacquire(&l, &t[2]));
+	bfix_init(&f, 20, 10, 4, 0, 0, 4);
+	limit_bucket_set_rate(&f.b, 20, 2, 0);
+	ck_assert_double_eq(f.b.burst, 2);
+	ck_assert_double_eq(f.b.tokens, 2);
+	ck_assert(bacquire(&f.l, &f.t[0]));
+	ck_assert(bacquire(&f.l, &f.t[1]));
+	ck_assert(!bacquire(&f.l, &f.t[2]));
 	/* a higher burst adds room, not tokens */
-	limit_bucket_set_rate(&b, 20, 10, 0);
-	ck_assert_double_eq_tol(b.tokens, 0, TOL);
-	ck_assert(t[2].w.queued);
+	limit_bucket_set_rate(&f.b, 20, 10, 0);
+	ck_assert_double_eq_tol(f.b.tokens, 0, TOL);
+	ck_assert(f.t[2].w.queued);
 	/* and after a long idle the new burst is the cap */
-	limit_bucket_cancel(&b, &t[2].w);
-	limit_bucket_dispatch(&b, 60e3);
-	ck_assert_double_eq(b.tokens, 10);
-	blog_free(&l);
+	limit_bucket_cancel(&f.b, &f.t[2].w);
+	limit_bucket_dispatch(&f.b, 60e3);
+	ck_assert_double_eq(f.b.tokens, 10);
+	bfix_free(&f);
 }
 END_TEST
 
 START_TEST(test_bucket_set_rate_higher_rate)
 {
-	struct limit_bucket b;
-	struct blog l;
-	struct btw a, c, d;
+	struct bfix f;
 
-	limit_bucket_init(&b, 20, 1, 0);
-	blog_init(&l, &b, 3);
-	btw_init(&a, 1, &l);
-	btw_init(&c, 2, &l);
-	btw_init(&d, 3, &l);
-	ck_assert(bacquire(&l, &a));
-	ck_assert(!bacquire(&l, &c));
-	ck_assert(!bacquire(&l, &d));
-	ck_assert_double_eq(limit_bucket_next_ms(&b, 0), 50);
+	bfix_init(&f, 20, 1, 3, 1, 2, 3);
+	ck_assert_double_eq(limit_bucket_next_ms(&f.b, 0), 50);
 	/* at t=10: 0.2 token earned at 20/s; the other 0.8 at 100/s = 8 ms */
-	l.now = 10;
-	limit_bucket_set_rate(&b, 100, 1, l.now);
-	ck_assert_uint_eq(l.n, 1);
-	ck_assert_double_eq_tol(b.tokens, 0.2, TOL);
-	ck_assert_double_eq_tol(limit_bucket_next_ms(&b, l.now), 8, TOL);
-	ck_assert_uint_eq(run_timer(&l), 2);
-	ck_assert_double_eq_tol(l.at[1], 18, TOL);
-	ck_assert_double_eq_tol(l.at[2], 28, TOL);
+	f.l.now = 10;
+	limit_bucket_set_rate(&f.b, 100, 1, f.l.now);
+	ck_assert_uint_eq(f.l.n, 1);
+	ck_assert_double_eq_tol(f.b.tokens, 0.2, TOL);
+	ck_assert_double_eq_tol(limit_bucket_next_ms(&f.b, f.l.now), 8, TOL);
+	ck_assert_uint_eq(run_timer(&f.l), 2);
+	ck_assert_double_eq_tol(f.l.at[1], 18, TOL);
+	ck_assert_double_eq_tol(f.l.at[2], 28, TOL);
 	/* and a lower rate lengthens it: 0 tokens at 100/s = 10 ms, at 10/s 100 */
-	ck_assert(!bacquire(&l, &a));
-	ck_assert_double_eq_tol(limit_bucket_next_ms(&b, l.now), 10, TOL);
-	limit_bucket_set_rate(&b, 10, 1, l.now);
-	ck_assert_double_eq_tol(limit_bucket_next_ms(&b, l.now), 100, TOL);
-	limit_bucket_cancel(&b, &a.w);
-	blog_free(&l);
+	ck_assert(!bacquire(&f.l, &f.t[0]));
+	ck_assert_double_eq_tol(limit_bucket_next_ms(&f.b, f.l.now), 10, TOL);
+	limit_bucket_set_rate(&f.b, 10, 1, f.l.now);
+	ck_assert_double_eq_tol(limit_bucket_next_ms(&f.b, f.l.now), 100, TOL);
+	limit_bucket_cancel(&f.b, &f.t[0].w);
+	bfix_free(&f);
 }
 END_TEST
 
@@ -1134,65 +1005,48 @@ END_TEST
  * back to a rate, the bucket starts full. */
 START_TEST(test_bucket_set_rate_unlimited)
 {
-	struct limit_bucket b;
-	struct blog l;
-	struct btw t[6];
+	struct bfix f;
 	int i;
 
-	limit_bucket_init(&b, 20, 1, 0);
-	blog_init(&l, &b, 16);
-	for (i = 0; i < 6; i++)
-		btw_init(&t[i], i, &l);
-	ck_assert(bacquire(&l, &t[0]));
-	for (i = 1; i < 4; i++)
-		ck_assert(!bacquire(&l, &t[i]));
-	limit_bucket_set_rate(&b, 0, 1, 1);
-	ck_assert_uint_eq(l.n, 4);
+	bfix_init(&f, 20, 1, 6, 1, 3, 16);
+	limit_bucket_set_rate(&f.b, 0, 1, 1);
+	ck_assert_uint_eq(f.l.n, 4);
 	for (i = 0; i < 4; i++)
-		ck_assert_int_eq(l.order[i], i);
-	ck_assert_uint_eq(b.nqueued, 0);
-	ck_assert_double_eq(limit_bucket_next_ms(&b, 1), -1);
+		ck_assert_int_eq(f.l.order[i], i);
+	ck_assert_uint_eq(f.b.nqueued, 0);
+	ck_assert_double_eq(limit_bucket_next_ms(&f.b, 1), -1);
 	for (i = 0; i < 4; i++)
-		ck_assert(bacquire(&l, &t[i]));
-	limit_bucket_set_rate(&b, 20, 3, 1);
-	ck_assert_double_eq(b.tokens, 3);
+		ck_assert(bacquire(&f.l, &f.t[i]));
+	limit_bucket_set_rate(&f.b, 20, 3, 1);
+	ck_assert_double_eq(f.b.tokens, 3);
 	for (i = 0; i < 3; i++)
-		ck_assert(bacquire(&l, &t[i]));
-	ck_assert(!bacquire(&l, &t[3]));
-	ck_assert_double_eq(limit_bucket_next_ms(&b, 1), 50);
-	limit_bucket_cancel(&b, &t[3].w);
+		ck_assert(bacquire(&f.l, &f.t[i]));
+	ck_assert(!bacquire(&f.l, &f.t[3]));
+	ck_assert_double_eq(limit_bucket_next_ms(&f.b, 1), 50);
+	limit_bucket_cancel(&f.b, &f.t[3].w);
 	/* an unlimited bucket from the start */
-	limit_bucket_init(&b, 0, 1, 0);
+	limit_bucket_init(&f.b, 0, 1, 0);
 	for (i = 0; i < 6; i++)
-		ck_assert(limit_bucket_acquire(&b, &t[i].w, 0));
-	blog_free(&l);
+		ck_assert(limit_bucket_acquire(&f.b, &f.t[i].w, 0));
+	bfix_free(&f);
 }
 END_TEST
 
 START_TEST(test_bucket_fractional_rate)
 {
-	struct limit_bucket b;
-	struct blog l;
-	struct btw t[5];
+	struct bfix f;
 	int i;
 
-	limit_bucket_init(&b, 0.5, 1, 0);
-	blog_init(&l, &b, 5);
-	for (i = 0; i < 5; i++) {
-		btw_init(&t[i], i, &l);
-		ck_assert(bacquire(&l, &t[i]) == (i == 0));
-	}
-	ck_assert_double_eq(limit_bucket_next_ms(&b, 0), 2000);
-	l.now = 1999;
-	limit_bucket_dispatch(&b, l.now);
-	ck_assert_uint_eq(l.n, 1);
-	ck_assert_double_eq_tol(limit_bucket_next_ms(&b, l.now), 1, TOL);
-	ck_assert_uint_eq(run_timer(&l), 4);
-	for (i = 0; i < 5; i++) {
-		ck_assert_int_eq(l.order[i], i);
-		ck_assert_double_eq_tol(l.at[i], 2000.0 * i, TOL);
-	}
-	blog_free(&l);
+	bfix_init(&f, 0.5, 1, 5, 1, 4, 5);
+	ck_assert_double_eq(limit_bucket_next_ms(&f.b, 0), 2000);
+	f.l.now = 1999;
+	limit_bucket_dispatch(&f.b, f.l.now);
+	ck_assert_uint_eq(f.l.n, 1);
+	ck_assert_double_eq_tol(limit_bucket_next_ms(&f.b, f.l.now), 1, TOL);
+	ck_assert_uint_eq(run_timer(&f.l), 4);
+	for (i = 0; i < 5; i++)
+		assert_bgrant(&f.l, (size_t)i, i, 2000.0 * i);
+	bfix_free(&f);
 }
 END_TEST
 
@@ -1213,39 +1067,29 @@ static double ceil_us(double d)
 START_TEST(test_bucket_timer_rounding)
 {
 	enum { N = 3000 };
-	struct limit_bucket b;
-	struct blog l;
-	struct btw *t;
+	struct bfix f;
 	size_t i, wakeups = 0;
 	double d;
 
-	t = calloc(N, sizeof *t);
-	ck_assert_ptr_nonnull(t);
-	limit_bucket_init(&b, 3, 1, 0);
-	blog_init(&l, &b, N);
-	for (i = 0; i < N; i++) {
-		btw_init(&t[i], (int)i, &l);
-		ck_assert(bacquire(&l, &t[i]) == (i == 0));
-	}
-	while ((d = limit_bucket_next_ms(&b, l.now)) >= 0) {
-		size_t before = l.n;
+	bfix_init(&f, 3, 1, N, 1, N - 1, N);
+	while ((d = limit_bucket_next_ms(&f.b, f.l.now)) >= 0) {
+		size_t before = f.l.n;
 
 		ck_assert(d > 0);
-		l.now += ceil_us(d);
-		limit_bucket_dispatch(&b, l.now);
-		ck_assert_uint_eq(l.n, before + 1);
+		f.l.now += ceil_us(d);
+		limit_bucket_dispatch(&f.b, f.l.now);
+		ck_assert_uint_eq(f.l.n, before + 1);
 		wakeups++;
 	}
 	ck_assert_uint_eq(wakeups, N - 1);
 	for (i = 0; i < N; i++) {
 		double ideal = (double)i * 1000.0 / 3.0;
 
-		ck_assert_int_eq(l.order[i], (int)i);
-		if (!(l.at[i] >= ideal - TOL && l.at[i] <= ideal + 0.001 + TOL))
-			ck_abort_msg("grant %zu at %.9f, ideal %.9f", i, l.at[i], ideal);
+		ck_assert_int_eq(f.l.order[i], (int)i);
+		if (!(f.l.at[i] >= ideal - TOL && f.l.at[i] <= ideal + 0.001 + TOL))
+			ck_abort_msg("grant %zu at %.9f, ideal %.9f", i, f.l.at[i], ideal);
 	}
-	free(t);
-	blog_free(&l);
+	bfix_free(&f);
 }
 END_TEST
 

@@ -1,14 +1,17 @@
 /* check_request: unit tests of batch request parsing and validation
- * (src/request.c).  Every error case asserts the exact message and that
- * the batch is left empty. */
+ * (src/request.c, src/request_headers.c) and of the address parsers it
+ * shares with the config (src/netaddr.c).  Every error case asserts the
+ * exact message and that the batch is left empty. */
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <check.h>
 #include <jansson.h>
 
+#include "netaddr.h"
 #include "request.h"
 
 static const struct request_limits lim = { .max_batch_size = 100 };
@@ -90,7 +93,7 @@ START_TEST(test_short_form_fields)
 	ck_assert_str_eq(it->target, "/");
 	ck_assert_str_eq(it->upstream_key, "http://example.com:80");
 	ck_assert_str_eq(it->host_header, "example.com");
-	ck_assert_int_eq(it->method, METHOD_GET);
+	ck_assert_int_eq(it->method, REQUEST_METHOD_GET);
 	ck_assert_ptr_null(it->id_json);
 	ck_assert_uint_eq(it->nheaders, 0);
 	ck_assert_ptr_null(it->body);
@@ -317,12 +320,12 @@ START_TEST(test_long_form_defaults)
 	ck_assert_int_eq(br.max_concurrency, -1);
 	ck_assert_str_eq(br.items[0].url, "http://a/");
 	ck_assert_str_eq(br.items[0].upstream_key, "http://a:80");
-	ck_assert_int_eq(br.items[0].method, METHOD_GET);
+	ck_assert_int_eq(br.items[0].method, REQUEST_METHOD_GET);
 	ck_assert_int_eq(br.items[0].timeout_ms, -1);
 	ck_assert_str_eq(br.items[1].url, "https://b/x");
 	ck_assert_str_eq(br.items[1].upstream_key, "https://b:443");
 	ck_assert_str_eq(br.items[1].target, "/x");
-	ck_assert_int_eq(br.items[1].method, METHOD_GET);
+	ck_assert_int_eq(br.items[1].method, REQUEST_METHOD_GET);
 	ck_assert_int_eq(br.items[1].timeout_ms, -1);
 	ck_assert_ptr_null(br.items[1].body);
 	ck_assert_ptr_null(br.items[1].id_json);
@@ -402,20 +405,20 @@ START_TEST(test_method)
 	         "{\"url\": \"http://a/\", \"method\": \"options\"},"
 	         "{\"url\": \"http://a/\", \"method\": \"pAtCh\"}]}", &br);
 	ck_assert_uint_eq(br.n, 7);
-	ck_assert_int_eq(br.items[0].method, METHOD_GET);
-	ck_assert_int_eq(br.items[1].method, METHOD_HEAD);
-	ck_assert_int_eq(br.items[2].method, METHOD_POST);
-	ck_assert_int_eq(br.items[3].method, METHOD_PUT);
-	ck_assert_int_eq(br.items[4].method, METHOD_DELETE);
-	ck_assert_int_eq(br.items[5].method, METHOD_OPTIONS);
-	ck_assert_int_eq(br.items[6].method, METHOD_PATCH);
+	ck_assert_int_eq(br.items[0].method, REQUEST_METHOD_GET);
+	ck_assert_int_eq(br.items[1].method, REQUEST_METHOD_HEAD);
+	ck_assert_int_eq(br.items[2].method, REQUEST_METHOD_POST);
+	ck_assert_int_eq(br.items[3].method, REQUEST_METHOD_PUT);
+	ck_assert_int_eq(br.items[4].method, REQUEST_METHOD_DELETE);
+	ck_assert_int_eq(br.items[5].method, REQUEST_METHOD_OPTIONS);
+	ck_assert_int_eq(br.items[6].method, REQUEST_METHOD_PATCH);
 	ck_assert_str_eq(request_method_name(br.items[1].method), "HEAD");
 	ck_assert_str_eq(request_method_name(br.items[6].method), "PATCH");
-	ck_assert_str_eq(request_method_name(METHOD_GET), "GET");
-	ck_assert_str_eq(request_method_name(METHOD_POST), "POST");
-	ck_assert_str_eq(request_method_name(METHOD_PUT), "PUT");
-	ck_assert_str_eq(request_method_name(METHOD_DELETE), "DELETE");
-	ck_assert_str_eq(request_method_name(METHOD_OPTIONS), "OPTIONS");
+	ck_assert_str_eq(request_method_name(REQUEST_METHOD_GET), "GET");
+	ck_assert_str_eq(request_method_name(REQUEST_METHOD_POST), "POST");
+	ck_assert_str_eq(request_method_name(REQUEST_METHOD_PUT), "PUT");
+	ck_assert_str_eq(request_method_name(REQUEST_METHOD_DELETE), "DELETE");
+	ck_assert_str_eq(request_method_name(REQUEST_METHOD_OPTIONS), "OPTIONS");
 	request_free(&br);
 
 	expect_err("{\"requests\": [\"http://a/\", {\"url\": \"http://a/\", \"method\": \"TRACE\"}]}",
@@ -1145,6 +1148,81 @@ START_TEST(test_header_count)
 }
 END_TEST
 
+/* --- netaddr: the address parsers request.c, acl.c, dns.c, units.c and
+ * listener.c share ------------------------------------------------------ */
+
+START_TEST(test_netaddr_listen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char msg[256], text[NETADDR_TEXT_MAX];
+
+	ck_assert_int_eq(netaddr_parse_listen("127.0.0.1:8642", &ss, &len, msg, sizeof msg), 0);
+	ck_assert_int_eq(netaddr_format((struct sockaddr *)&ss, text, sizeof text), 0);
+	ck_assert_str_eq(text, "127.0.0.1:8642");
+	ck_assert_int_eq(netaddr_parse_listen("localhost:1", &ss, &len, msg, sizeof msg), 0);
+	netaddr_format((struct sockaddr *)&ss, text, sizeof text);
+	ck_assert_str_eq(text, "127.0.0.1:1");
+	ck_assert_int_eq(netaddr_parse_listen("*:0", &ss, &len, msg, sizeof msg), 0);
+	netaddr_format((struct sockaddr *)&ss, text, sizeof text);
+	ck_assert_str_eq(text, "0.0.0.0:0");
+	ck_assert_int_eq(netaddr_parse_listen("[0::1]:80", &ss, &len, msg, sizeof msg), 0);
+	netaddr_format((struct sockaddr *)&ss, text, sizeof text);
+	ck_assert_str_eq(text, "[::1]:80");
+	ck_assert_int_eq(netaddr_parse_listen("unix:/run/f.sock", &ss, &len, msg, sizeof msg), 0);
+	ck_assert_int_eq(ss.ss_family, AF_UNIX);
+	ck_assert_int_eq(netaddr_format((struct sockaddr *)&ss, text, sizeof text), -1);
+	ck_assert_int_eq(netaddr_parse_listen("::1:80", &ss, &len, msg, sizeof msg), -1);
+	ck_assert_str_eq(msg, "listen: IPv6 address needs brackets in \"::1:80\" (e.g. [::1]:8642)");
+	ck_assert_int_eq(netaddr_parse_listen(":80", &ss, &len, msg, sizeof msg), -1);
+	ck_assert_int_eq(netaddr_parse_listen("1.2.3.4:65536", &ss, &len, msg, sizeof msg), -1);
+	ck_assert_str_eq(msg, "listen: bad port in \"1.2.3.4:65536\" (0..65535)");
+	ck_assert_int_eq(netaddr_parse_listen("unix:rel", &ss, &len, msg, sizeof msg), -1);
+}
+END_TEST
+
+START_TEST(test_netaddr_cidr)
+{
+	struct netaddr_cidr c;
+	char text[NETADDR_TEXT_MAX];
+
+	ck_assert_int_eq(netaddr_parse_cidr("FD00:0::/8", &c), 0);
+	netaddr_format_cidr(&c, text, sizeof text);
+	ck_assert_str_eq(text, "fd00::/8");
+	ck_assert_int_eq(netaddr_parse_cidr("192.168.1.1", &c), 0);
+	netaddr_format_cidr(&c, text, sizeof text);
+	ck_assert_str_eq(text, "192.168.1.1/32");
+	ck_assert_int_eq(netaddr_parse_cidr("10.0.0.1/8", &c), -2);
+	ck_assert_int_eq(netaddr_parse_cidr("10.0.0.0/33", &c), -1);
+	ck_assert_int_eq(netaddr_parse_cidr("10.0.0.0/", &c), -1);
+	ck_assert_int_eq(netaddr_parse_cidr("10.0.0.0/+8", &c), -1);
+	ck_assert_int_eq(netaddr_parse_cidr("example.com/8", &c), -1);
+}
+END_TEST
+
+START_TEST(test_netaddr_ip)
+{
+	struct sockaddr_storage ss;
+	char text[NETADDR_TEXT_MAX];
+
+	ck_assert(netaddr_parse_ip("10.1.2.3", &ss));
+	netaddr_ip_text((struct sockaddr *)&ss, text, sizeof text);
+	ck_assert_str_eq(text, "10.1.2.3");
+	ck_assert(netaddr_parse_ip("::ffff:1.2.3.4", &ss));
+	ck_assert_int_eq(ss.ss_family, AF_INET6);
+	ck_assert(!netaddr_parse_ip("[::1]", &ss));
+	ck_assert(!netaddr_parse_ip("127.1", &ss));
+	ck_assert(!netaddr_parse_ip("example.com", &ss));
+	ck_assert(netaddr_canonical_ipv6("0:0::1", 6, text, sizeof text));
+	ck_assert_str_eq(text, "::1");
+	ck_assert(!netaddr_canonical_ipv6("v1.x", 4, text, sizeof text));
+	ck_assert(netaddr_ambiguous_ipv4("127.1"));
+	ck_assert(netaddr_ambiguous_ipv4("2130706433"));
+	ck_assert(!netaddr_ambiguous_ipv4("127.0.0.1"));
+	ck_assert(!netaddr_ambiguous_ipv4("1password.com"));
+}
+END_TEST
+
 static Suite *request_suite(void)
 {
 	Suite *s = suite_create("request");
@@ -1195,6 +1273,12 @@ static Suite *request_suite(void)
 	tcase_add_test(tc, test_id);
 	tcase_add_test(tc, test_item_errors);
 	tcase_add_test(tc, test_long_form_string_elements);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("netaddr");
+	tcase_add_test(tc, test_netaddr_listen);
+	tcase_add_test(tc, test_netaddr_cidr);
+	tcase_add_test(tc, test_netaddr_ip);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -51,6 +51,17 @@ def free_port():
     return port
 
 
+def wait_until(predicate, timeout=5, interval=0.02):
+    """Poll predicate until it is true or timeout seconds pass; returns
+    its last value (the caller asserts on what it waited for)."""
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value or time.time() >= deadline:
+            return value
+        time.sleep(interval)
+
+
 def _stop(proc, sig, timeout):
     if proc.poll() is None:
         proc.send_signal(sig)
@@ -135,7 +146,16 @@ class Fanoutd:
         _running.append(self.proc)
         self.port = None
         if wait:
-            self.port = self.wait_listening()
+            try:
+                self.port = self.wait_listening()
+            except BaseException:
+                # a start that failed leaves nothing running
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                self.proc.wait()
+                _running.remove(self.proc)
+                self.log.close()
+                raise
 
     def wait_listening(self, timeout=30 if WRAPPER else 10):
         deadline = time.time() + timeout
@@ -155,6 +175,30 @@ class Fanoutd:
     def read_log(self):
         with open(self.log_path, errors="replace") as f:
             return f.read()
+
+    def wait_log(self, text, timeout=10):
+        """Wait until the log holds text; returns the log."""
+        if not wait_until(lambda: text in self.read_log(), timeout):
+            raise AssertionError("%r not in the log:\n%s" % (text, self.read_log()))
+        return self.read_log()
+
+    def write_config(self, text):
+        with open(self.config_path, "w") as f:
+            f.write(text)
+
+    def hup(self, text=None):
+        """Write text as the config (if given) and send SIGHUP (a reload,
+        which stop() need not wait for)."""
+        if text is not None:
+            self.write_config(text)
+        self.proc.send_signal(signal.SIGHUP)
+
+    def reload(self, text=None, timeout=10):
+        """hup(text), then wait for one more "reloaded " line in the log."""
+        before = self.read_log().count("reloaded ")
+        self.hup(text)
+        if not wait_until(lambda: self.read_log().count("reloaded ") > before, timeout):
+            raise AssertionError("no reload in the log:\n" + self.read_log())
 
     def connection(self, timeout=30):
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -182,6 +226,7 @@ class Fanoutd:
         rc = self.proc.wait(timeout)
         _running.remove(self.proc)
         self.log.close()
+        self.exited = True
         return rc
 
     def send_signal(self, sig):
@@ -190,6 +235,7 @@ class Fanoutd:
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         """Stop it; assert exit 0 and a log free of sanitizer reports."""
+        self.stopped = True
         if getattr(self, "signalled", False) and sig == signal.SIGTERM:
             # it was told already: a second SIGTERM would force the exit
             try:
@@ -206,6 +252,114 @@ class Fanoutd:
         if rc != 0:
             raise AssertionError("fanoutd exited %d:\n%s" % (rc, log))
         return rc
+
+    def stop_if_running(self):
+        """stop(), unless the test stopped it or saw it exit already."""
+        if getattr(self, "exited", False):
+            shutil.rmtree(self.dir, ignore_errors=True)
+        elif not getattr(self, "stopped", False):
+            self.stop()
+
+
+class TestCase(unittest.TestCase):
+    """The shared fixture: a class's test upstream(s) and fanoutd, started
+    before its first test and stopped after its last (or around each test
+    with PER_TEST), by pid, even when a start or a test fails.  Class
+    attributes say what a suite wants:
+
+      UPSTREAMS      how many test upstreams: cls.up, then cls.up2, ...
+      FANOUTD        start a fanoutd as cls.fd (after the upstreams)
+      CONFIG         its config text (None: no -c), or staticmethod(f) with
+                     f(class or test) -> text, to name what setUpClass or
+                     the upstreams made (an upstream's port, a temp file)
+      FANOUTD_ARGS   more keyword arguments for Fanoutd()
+      PER_TEST       start them in setUp, stop them after each test
+      RESET          reset the upstreams' stats before each test
+      STILL_ALIVE    after each test, /healthz answers 200
+      NOTHING_SENT   after each test, no request reached cls.up
+
+    A suite that overrides setUp/setUpClass/tearDown calls super() (after
+    making what CONFIG names).  A test may start more with self.upstream()
+    and self.fanoutd(): they are stopped when it ends, after tearDown."""
+
+    UPSTREAMS = 1
+    FANOUTD = True
+    CONFIG = None
+    FANOUTD_ARGS = {}
+    PER_TEST = False
+    RESET = False
+    STILL_ALIVE = False
+    NOTHING_SENT = False
+
+    @staticmethod
+    def _start(owner, add_cleanup):
+        """Start the fixture's processes as attributes of owner; each one's
+        stop is registered as soon as it runs, so a failed start stops the
+        ones before it."""
+        for i in range(owner.UPSTREAMS):
+            up = Upstream()
+            add_cleanup(up.stop)
+            setattr(owner, "up" if i == 0 else "up%d" % (i + 1), up)
+        if owner.FANOUTD:
+            config = owner.CONFIG(owner) if callable(owner.CONFIG) else owner.CONFIG
+            owner.fd = Fanoutd(config=config, **owner.FANOUTD_ARGS)
+            add_cleanup(owner.fd.stop_if_running)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if not cls.PER_TEST:
+            TestCase._start(cls, cls.addClassCleanup)
+
+    def setUp(self):
+        super().setUp()
+        if self.PER_TEST:
+            TestCase._start(self, self.addCleanup)
+        if self.RESET:
+            self.reset_upstreams()
+
+    def tearDown(self):
+        if self.STILL_ALIVE:
+            status, _, _ = self.fd.request("GET", "/healthz")
+            self.assertEqual(status, 200, "fanoutd is not alive")
+        if self.NOTHING_SENT:
+            self.assertEqual(self.up.stats()["requests"], 0, "something was sent upstream")
+        super().tearDown()
+
+    def upstreams(self):
+        return [getattr(self, "up" if i == 0 else "up%d" % (i + 1))
+                for i in range(self.UPSTREAMS)]
+
+    def reset_upstreams(self):
+        for up in self.upstreams():
+            up.reset()
+
+    def upstream(self, **kw):
+        """Another test upstream, stopped when this test ends."""
+        up = Upstream(**kw)
+        self.addCleanup(up.stop)
+        return up
+
+    def fanoutd(self, **kw):
+        """Another fanoutd (Fanoutd's arguments), stopped when this test
+        ends unless the test stopped it already."""
+        fd = Fanoutd(**kw)
+        self.addCleanup(fd.stop_if_running)
+        return fd
+
+    def connect(self, timeout=5):
+        """A raw TCP connection to cls.fd."""
+        return socket.create_connection(("127.0.0.1", self.fd.port), timeout=timeout)
+
+
+def has_ipv6():
+    try:
+        s = socket.socket(socket.AF_INET6)
+        s.bind(("::1", 0))
+        s.close()
+        return True
+    except OSError:
+        return False
 
 
 def curl(*args, timeout=30):

@@ -6,11 +6,9 @@ nothing, so without this it would slip past the new list.)"""
 
 import json
 import os
-import signal
 import sys
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -20,29 +18,18 @@ DENY_LOOPBACK = ("[fanoutd]\nkeepalive_timeout = 30s\n"
                  "deny_networks = 169.254.0.0/16, fe80::/10, 127.0.0.0/8, ::1/128\n")
 
 
-class ReloadDeny(unittest.TestCase):
+class ReloadDeny(harness.TestCase):
+    CONFIG = OPEN
+    PER_TEST = True
+
     def setUp(self):
-        self.up = harness.Upstream()
+        super().setUp()
         # a name, so that the request passes validation after the reload
         # and only the check on addresses stands between it and the upstream
         self.url = "http://localhost:%d/json" % self.up.port
-        self.fd = harness.Fanoutd(config=OPEN)
-
-    def tearDown(self):
-        self.fd.stop()
-        self.up.stop()
 
     def reload(self, text):
-        with open(self.fd.config_path, "w") as f:
-            f.write(text)
-        before = self.fd.read_log().count("reloaded ")
-        self.fd.send_signal(signal.SIGHUP)
-        self.fd.signalled = False
-        deadline = time.time() + 5
-        while self.fd.read_log().count("reloaded ") == before:
-            if time.time() > deadline:
-                self.fail("no reload in the log:\n" + self.fd.read_log())
-            time.sleep(0.02)
+        self.fd.reload(text, timeout=5)
 
     def idle_connections(self):
         status, hdrs, data = self.fd.request("GET", "/v1/upstreams")
@@ -86,9 +73,7 @@ class ReloadDeny(unittest.TestCase):
         t = threading.Thread(target=lambda: result.append(
             self.fd.batch([self.url.replace("/json", "/delay/1000")])))
         t.start()
-        deadline = time.time() + 5
-        while self.up.stats()["in_flight"] < 1 and time.time() < deadline:
-            time.sleep(0.02)
+        harness.wait_until(lambda: self.up.stats()["in_flight"] >= 1)
         self.reload(DENY_LOOPBACK)
         t.join(10)
         # in flight when the list changed: it finishes (a reload drops nothing) ...

@@ -7,23 +7,12 @@ import os
 import socket
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 
-class Basic(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.up = harness.Upstream()
-        cls.fd = harness.Fanoutd()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.fd.stop()
-        cls.up.stop()
-
+class Basic(harness.TestCase):
     def test_twenty_urls_in_input_order(self):
         paths = ["/delay/%d" % (50 - 2 * i) for i in range(20)]  # later ones finish first
         status, ans = self.fd.batch([self.up.url(p) for p in paths])

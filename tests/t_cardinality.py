@@ -6,10 +6,8 @@ live state was forgotten counts on from where it was when it comes back."""
 
 import json
 import os
-import signal
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -76,12 +74,9 @@ def under_asan():
         return b"__asan_init" in f.read()
 
 
-class TestCap(unittest.TestCase):
-    def setUp(self):
-        self.fd = harness.Fanoutd()
-
-    def tearDown(self):
-        self.fd.stop()
+class TestCap(harness.TestCase):
+    UPSTREAMS = 0
+    PER_TEST = True
 
     def test_names_past_the_cap_count_into_other(self):
         ans = settled(self.fd, [invalid(i) for i in range(CAP + 200)])
@@ -147,28 +142,16 @@ class TestCap(unittest.TestCase):
         self.assertEqual(m.get("fanoutd_live_upstreams"), 0)
 
 
-class TestConfiguredAndOther(unittest.TestCase):
+class TestConfiguredAndOther(harness.TestCase):
+    UPSTREAMS = 2
+    CONFIG = staticmethod(lambda t: '[upstream "http://127.0.0.1:%d"]\nconcurrency = 3\n'
+                          % t.up.port)
+    PER_TEST = True
+
     def setUp(self):
-        self.up = harness.Upstream()
-        self.up2 = harness.Upstream()
+        super().setUp()
         self.key = "http://127.0.0.1:%d" % self.up.port
         self.key2 = "http://127.0.0.1:%d" % self.up2.port
-        self.fd = harness.Fanoutd(config='[upstream "%s"]\nconcurrency = 3\n' % self.key)
-
-    def tearDown(self):
-        self.fd.stop()
-        self.up.stop()
-        self.up2.stop()
-
-    def reload(self, config):
-        with open(self.fd.config_path, "w") as f:
-            f.write(config)
-        n = self.fd.read_log().count("reloaded ")
-        self.fd.proc.send_signal(signal.SIGHUP)
-        deadline = time.time() + 10
-        while self.fd.read_log().count("reloaded ") == n:
-            self.assertLess(time.time(), deadline, self.fd.read_log())
-            time.sleep(0.02)
 
     def test_configured_always_has_its_own_series(self):
         settled(self.fd, [invalid(i) for i in range(CAP)])   # the cap is full
@@ -189,7 +172,7 @@ class TestConfiguredAndOther(unittest.TestCase):
 
         # a section for the second one: from now on it counts on its own,
         # and "other" keeps what it counted (counters never go back)
-        self.reload('[upstream "%s"]\nconcurrency = 3\n[upstream "%s"]\nconcurrency = 4\n'
+        self.fd.reload('[upstream "%s"]\nconcurrency = 3\n[upstream "%s"]\nconcurrency = 4\n'
                     % (self.key, self.key2))
         status, ans = self.fd.batch([self.up2.url("/json")])
         self.assertEqual((status, ans["results"][0]["reused"]), (200, True))
@@ -207,15 +190,13 @@ class TestConfiguredAndOther(unittest.TestCase):
         self.assertEqual(m.get("fanoutd_upstream_series"), CAP + 3)
 
 
-class TestForgotten(unittest.TestCase):
-    def setUp(self):
-        self.up = harness.Upstream()
-        self.key = "http://127.0.0.1:%d" % self.up.port
-        self.fd = harness.Fanoutd(config="[fanoutd]\nkeepalive_timeout = 300ms\n")
+class TestForgotten(harness.TestCase):
+    CONFIG = "[fanoutd]\nkeepalive_timeout = 300ms\n"
+    PER_TEST = True
 
-    def tearDown(self):
-        self.fd.stop()
-        self.up.stop()
+    def setUp(self):
+        super().setUp()
+        self.key = "http://127.0.0.1:%d" % self.up.port
 
     def wait_forgotten(self):
         deadline = time.time() + 5

@@ -4,7 +4,6 @@ SIGHUP reload (good and bad)."""
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,56 @@ class CheckConfig(unittest.TestCase):
             rc, log = check(config)
             self.assertEqual(rc, 1, config)
             self.assertIn("fanoutd.conf" + fragment, log)
+
+
+class CheckVerbose(unittest.TestCase):
+    """-t -v prints the effective configuration on stdout after "is ok"."""
+
+    CONFIG = ("[fanoutd]\nupstream_concurrency = 3\nrequest_timeout = 1.5s\n"
+              "max_request_body = 1024K\ndeny_networks =\n\n"
+              '[upstream "HTTP://127.0.0.1:8080/"]\nconcurrency = 2\nrate = 300/m\n')
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="fanoutd-dump-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def run_t(self, config, *args):
+        """fanoutd -t ARGS on CONFIG: (exit code, stdout, stderr)."""
+        path = os.path.join(self.dir, "fanoutd.conf")
+        with open(path, "w") as f:
+            f.write(config)
+        p = subprocess.run(harness.WRAPPER + [harness.FANOUTD, "-t", "-c", path] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+    def test_dump_after_ok(self):
+        rc, out, err = self.run_t(self.CONFIG, "-v", "-l", "127.0.0.1:9999")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("fanoutd.conf is ok\n", err)
+        self.assertTrue(out.startswith("; fanoutd effective configuration\n[fanoutd]\n"
+                                       "listen = 127.0.0.1:9999\n"), out)
+        lines = out.splitlines()
+        for line in ("max_batch_size = 10000", "max_request_body = 1M",
+                     "request_timeout = 1500ms", "connect_timeout = 5s",
+                     "upstream_concurrency = 3", "tls_verify = yes", "ca_file =",
+                     "allow_hosts = *", "deny_networks =", "socket_mode = 0660"):
+            self.assertIn(line, lines)
+        # an upstream section lists only what it sets, in normal form
+        self.assertTrue(out.endswith('\n\n[upstream "http://127.0.0.1:8080"]\n'
+                                     "concurrency = 2\nrate = 5/s\n"), out)
+
+    def test_dump_is_a_config_that_dumps_the_same(self):
+        rc, out, err = self.run_t(self.CONFIG, "-v")
+        self.assertEqual(rc, 0, err)
+        rc, again, err = self.run_t(out, "-v")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(again, out)
+
+    def test_no_dump_without_v_or_on_error(self):
+        rc, out, err = self.run_t(self.CONFIG)
+        self.assertEqual((rc, out), (0, ""))
+        rc, out, err = self.run_t("[fanoutd]\nfoo = 1\n", "-v")
+        self.assertEqual((rc, out), (1, ""))
 
 
 def openssl_ca(path):
@@ -120,12 +169,8 @@ class CheckFiles(unittest.TestCase):
         up = harness.Upstream()
         fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 4\n")
         try:
-            with open(fd.config_path, "w") as f:
-                f.write("[fanoutd]\nupstream_concurrency = 1\nca_file = %s\n"
-                        % self.path("nope.pem"))
-            fd.send_signal(signal.SIGHUP)
-            fd.signalled = False
-            Reload.wait_log(self, fd, "reload failed; keeping the running config")
+            fd.hup("[fanoutd]\nupstream_concurrency = 1\nca_file = %s\n" % self.path("nope.pem"))
+            fd.wait_log("reload failed; keeping the running config", timeout=5)
             self.assertIn("%s: ca_file: cannot open %s: No such file or directory\n"
                           % (fd.config_path, self.path("nope.pem")), fd.read_log())
             status, ans = fd.batch([up.url("/delay/100")] * 8)
@@ -159,152 +204,106 @@ class CheckFiles(unittest.TestCase):
             self.assertNotIn("max_queued", log)
 
 
-class PerUpstream(unittest.TestCase):
-    def setUp(self):
-        self.up = harness.Upstream()
-
-    def tearDown(self):
-        self.up.stop()
+class PerUpstream(harness.TestCase):
+    FANOUTD = False
+    PER_TEST = True
 
     def test_section_concurrency(self):
-        fd = harness.Fanoutd(config='[fanoutd]\nupstream_concurrency = 10\n\n'
-                                    '[upstream "http://127.0.0.1:%d"]\nconcurrency = 3\n'
-                                    % self.up.port)
-        try:
-            status, ans = fd.batch([self.up.url("/delay/100")] * 12)
-            self.assertEqual(status, 200)
-            self.assertEqual(self.up.stats()["max_in_flight"], 3)
-        finally:
-            fd.stop()
+        fd = self.fanoutd(config='[fanoutd]\nupstream_concurrency = 10\n\n'
+                                 '[upstream "http://127.0.0.1:%d"]\nconcurrency = 3\n'
+                                 % self.up.port)
+        status, ans = fd.batch([self.up.url("/delay/100")] * 12)
+        self.assertEqual(status, 200)
+        self.assertEqual(self.up.stats()["max_in_flight"], 3)
 
     def test_rate_20_per_s_burst_1(self):
-        fd = harness.Fanoutd(config='[upstream "http://127.0.0.1:%d"]\nrate = 20/s\nburst = 1\n'
-                                    % self.up.port)
-        try:
-            t0 = time.time()
-            status, ans = fd.batch([self.up.url("/json?i=%d" % i) for i in range(40)])
-            took = time.time() - t0
-            self.assertEqual(status, 200, ans)
-            # 40 requests at 20/s with no burst: about 1.95 s
-            self.assertGreater(took, 1.8)
-            self.assertLess(took, 3.0)
-            starts = sorted(r["timing"]["queued_ms"] for r in ans["results"])
-            gaps = sorted(b - a for a, b in zip(starts, starts[1:]))
-            # evenly spaced, 50 ms apart; a timer that fires late on a busy
-            # machine hands out the tokens that came due together, so allow
-            # a few short gaps, but not bursts
-            self.assertAlmostEqual(gaps[len(gaps) // 2], 50, delta=10)
-            self.assertAlmostEqual(sum(gaps) / len(gaps), 50, delta=5)
-            self.assertLessEqual(sum(1 for g in gaps if g < 25), 4)
-        finally:
-            fd.stop()
+        fd = self.fanoutd(config='[upstream "http://127.0.0.1:%d"]\nrate = 20/s\nburst = 1\n'
+                                 % self.up.port)
+        t0 = time.time()
+        status, ans = fd.batch([self.up.url("/json?i=%d" % i) for i in range(40)])
+        took = time.time() - t0
+        self.assertEqual(status, 200, ans)
+        # 40 requests at 20/s with no burst: about 1.95 s
+        self.assertGreater(took, 1.8)
+        self.assertLess(took, 3.0)
+        starts = sorted(r["timing"]["queued_ms"] for r in ans["results"])
+        gaps = sorted(b - a for a, b in zip(starts, starts[1:]))
+        # evenly spaced, 50 ms apart; a timer that fires late on a busy
+        # machine hands out the tokens that came due together, so allow
+        # a few short gaps, but not bursts
+        self.assertAlmostEqual(gaps[len(gaps) // 2], 50, delta=10)
+        self.assertAlmostEqual(sum(gaps) / len(gaps), 50, delta=5)
+        self.assertLessEqual(sum(1 for g in gaps if g < 25), 4)
 
     def test_rate_wait_counts_against_the_timeout(self):
-        fd = harness.Fanoutd(config='[fanoutd]\nrequest_timeout = 300ms\n\n'
-                                    '[upstream "http://127.0.0.1:%d"]\nrate = 2/s\nburst = 1\n'
-                                    % self.up.port)
-        try:
-            status, ans = fd.batch({"mode": "settled",
-                                    "requests": [self.up.url("/json")] * 3})
-            r = ans["results"]
-            self.assertEqual(r[0]["status"], 200)
-            self.assertEqual((r[1]["error"]["type"], r[1]["error"]["phase"]),
-                             ("timeout", "queued"))
-            self.assertEqual(self.up.stats()["requests"], 1)
-        finally:
-            fd.stop()
+        fd = self.fanoutd(config='[fanoutd]\nrequest_timeout = 300ms\n\n'
+                                 '[upstream "http://127.0.0.1:%d"]\nrate = 2/s\nburst = 1\n'
+                                 % self.up.port)
+        status, ans = fd.batch({"mode": "settled",
+                                "requests": [self.up.url("/json")] * 3})
+        r = ans["results"]
+        self.assertEqual(r[0]["status"], 200)
+        self.assertEqual((r[1]["error"]["type"], r[1]["error"]["phase"]),
+                         ("timeout", "queued"))
+        self.assertEqual(self.up.stats()["requests"], 1)
 
 
-class Reload(unittest.TestCase):
-    def setUp(self):
-        self.up = harness.Upstream()
-
-    def tearDown(self):
-        self.up.stop()
-
-    def write(self, fd, text):
-        with open(fd.config_path, "w") as f:
-            f.write(text)
-
-    def wait_log(self, fd, text, timeout=5):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if text in fd.read_log():
-                return
-            time.sleep(0.02)
-        self.fail("no %r in the log:\n%s" % (text, fd.read_log()))
+class Reload(harness.TestCase):
+    FANOUTD = False
+    PER_TEST = True
 
     def test_sighup_5_to_2_running_batch_completes(self):
-        fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 5\n")
-        try:
-            result = []
-            t = threading.Thread(target=lambda: result.append(
-                fd.batch([self.up.url("/delay/200")] * 20)))
-            t.start()
-            time.sleep(0.1)
-            self.assertEqual(self.up.stats()["in_flight"], 5)
-            self.write(fd, "[fanoutd]\nupstream_concurrency = 2\n")
-            fd.send_signal(signal.SIGHUP)
-            fd.signalled = False
-            self.wait_log(fd, "reloaded")
-            t.join(30)
-            self.assertEqual(result[0][0], 200)          # nothing dropped
-            self.up.reset()
-            status, ans = fd.batch([self.up.url("/delay/100")] * 8)
-            self.assertEqual(status, 200)
-            self.assertEqual(self.up.stats()["max_in_flight"], 2)
-        finally:
-            fd.stop()
+        fd = self.fanoutd(config="[fanoutd]\nupstream_concurrency = 5\n")
+        result = []
+        t = threading.Thread(target=lambda: result.append(
+            fd.batch([self.up.url("/delay/200")] * 20)))
+        t.start()
+        time.sleep(0.1)
+        self.assertEqual(self.up.stats()["in_flight"], 5)
+        fd.hup("[fanoutd]\nupstream_concurrency = 2\n")
+        fd.wait_log("reloaded", timeout=5)
+        t.join(30)
+        self.assertEqual(result[0][0], 200)          # nothing dropped
+        self.up.reset()
+        status, ans = fd.batch([self.up.url("/delay/100")] * 8)
+        self.assertEqual(status, 200)
+        self.assertEqual(self.up.stats()["max_in_flight"], 2)
 
     def test_listeners_follow_the_file(self):
         p1, p2 = harness.free_port(), harness.free_port()
-        fd = harness.Fanoutd(config="[fanoutd]\nlisten = 127.0.0.1:%d\n" % p1, listen=None)
-        try:
-            self.assertEqual(fd.port, p1)
-            c = harness.http.client.HTTPConnection("127.0.0.1", p1, timeout=5)
-            c.request("GET", "/healthz")
-            self.assertEqual(c.getresponse().read(), b'{"status":"ok"}')
-            self.write(fd, "[fanoutd]\nlisten = 127.0.0.1:%d\nlisten = 127.0.0.1:%d\n"
-                       % (p1, p2))
-            fd.send_signal(signal.SIGHUP)
-            fd.signalled = False
-            self.wait_log(fd, "listening on 127.0.0.1:%d" % p2)
-            fd.port = p2
-            status, ans = fd.batch([self.up.url("/json")])
-            self.assertEqual(status, 200)
-            # the unchanged listener kept its socket: the old connection still works
-            c.request("GET", "/healthz")
-            self.assertEqual(c.getresponse().read(), b'{"status":"ok"}')
-            # p1 dropped (and p2 named twice): p1's open connection still works
-            self.write(fd, "[fanoutd]\nlisten = 127.0.0.1:%d\nlisten = 127.0.0.1:%d\n"
-                       % (p2, p2))
-            fd.send_signal(signal.SIGHUP)
-            fd.signalled = False
-            self.wait_log(fd, "no longer listening on 127.0.0.1:%d" % p1)
-            c.request("POST", "/v1/batch", json.dumps([self.up.url("/json")]))
-            r = c.getresponse()
-            self.assertEqual((r.status, json.loads(r.read())["ok"]), (200, True))
-            c.close()
-            with self.assertRaises(ConnectionRefusedError):
-                harness.socket.create_connection(("127.0.0.1", p1), timeout=2)
-            status, ans = fd.batch([self.up.url("/json")])
-            self.assertEqual(status, 200)
-        finally:
-            fd.stop()
+        fd = self.fanoutd(config="[fanoutd]\nlisten = 127.0.0.1:%d\n" % p1, listen=None)
+        self.assertEqual(fd.port, p1)
+        c = harness.http.client.HTTPConnection("127.0.0.1", p1, timeout=5)
+        c.request("GET", "/healthz")
+        self.assertEqual(c.getresponse().read(), b'{"status":"ok"}')
+        fd.hup("[fanoutd]\nlisten = 127.0.0.1:%d\nlisten = 127.0.0.1:%d\n" % (p1, p2))
+        fd.wait_log("listening on 127.0.0.1:%d" % p2, timeout=5)
+        fd.port = p2
+        status, ans = fd.batch([self.up.url("/json")])
+        self.assertEqual(status, 200)
+        # the unchanged listener kept its socket: the old connection still works
+        c.request("GET", "/healthz")
+        self.assertEqual(c.getresponse().read(), b'{"status":"ok"}')
+        # p1 dropped (and p2 named twice): p1's open connection still works
+        fd.hup("[fanoutd]\nlisten = 127.0.0.1:%d\nlisten = 127.0.0.1:%d\n" % (p2, p2))
+        fd.wait_log("no longer listening on 127.0.0.1:%d" % p1, timeout=5)
+        c.request("POST", "/v1/batch", json.dumps([self.up.url("/json")]))
+        r = c.getresponse()
+        self.assertEqual((r.status, json.loads(r.read())["ok"]), (200, True))
+        c.close()
+        with self.assertRaises(ConnectionRefusedError):
+            harness.socket.create_connection(("127.0.0.1", p1), timeout=2)
+        status, ans = fd.batch([self.up.url("/json")])
+        self.assertEqual(status, 200)
 
     def test_bad_file_keeps_the_old_config(self):
-        fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 4\n")
-        try:
-            self.write(fd, "[fanoutd]\nupstream_concurrency = lots\n")
-            fd.send_signal(signal.SIGHUP)
-            fd.signalled = False
-            self.wait_log(fd, "reload failed; keeping the running config")
-            self.assertIn("upstream_concurrency", fd.read_log())
-            status, ans = fd.batch([self.up.url("/delay/100")] * 12)
-            self.assertEqual(status, 200)
-            self.assertEqual(self.up.stats()["max_in_flight"], 4)
-        finally:
-            fd.stop()
+        fd = self.fanoutd(config="[fanoutd]\nupstream_concurrency = 4\n")
+        fd.hup("[fanoutd]\nupstream_concurrency = lots\n")
+        fd.wait_log("reload failed; keeping the running config", timeout=5)
+        self.assertIn("upstream_concurrency", fd.read_log())
+        status, ans = fd.batch([self.up.url("/delay/100")] * 12)
+        self.assertEqual(status, 200)
+        self.assertEqual(self.up.stats()["max_in_flight"], 4)
 
 
 if __name__ == "__main__":

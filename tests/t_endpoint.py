@@ -84,26 +84,10 @@ def parse_one(buf, bodyless=False):
     return (status, hdrs, rest[:n]), rest[n:]
 
 
-class Endpoint(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.up = harness.Upstream()
-        cls.fd = harness.Fanoutd(config="[fanoutd]\nmax_request_body = 64K\n")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.fd.stop()
-        cls.up.stop()
-
-    def setUp(self):
-        self.up.reset()
-
-    def tearDown(self):
-        status, _, _ = self.fd.request("GET", "/healthz")
-        self.assertEqual(status, 200)   # still alive
-
-    def connect(self):
-        return socket.create_connection(("127.0.0.1", self.fd.port), timeout=5)
+class Endpoint(harness.TestCase):
+    CONFIG = "[fanoutd]\nmax_request_body = 64K\n"
+    RESET = True
+    STILL_ALIVE = True
 
     def exchange(self, data, want, timeout=5, bodyless=()):
         s = self.connect()
@@ -180,51 +164,45 @@ class Endpoint(unittest.TestCase):
     # --- form bodies (libevhtp parsed them onto its stack) -------------------
 
     def test_big_form_typed_bodies_to_every_route(self):
-        fd = harness.Fanoutd(config="[fanoutd]\nmax_request_body = 16M\n")
-        try:
-            big = b"a=" + b"x" * (8 << 20)
-            for path in ("/v1/batch", "/healthz", "/metrics", "/v1/upstreams", "/nope"):
-                status, _, data = fd.request(
-                    "POST", path, big,
-                    {"Content-Type": "application/x-www-form-urlencoded"})
-                self.assertIn(status, (400, 404, 405), path)
-                self.assertEqual(json.loads(data)["ok"], False)
-            # the case: curl --data-binary @big-batch.json (curl's
-            # form content type) with a 4.5 MB batch of 1,000 URLs
-            path = os.path.join(fd.dir, "big-batch.json")
-            with open(path, "w") as f:
-                json.dump([self.up.url("/json?pad=%04d&" % i + "x" * 4500)
-                           for i in range(1000)], f)
-            self.assertGreater(os.path.getsize(path), 4500000)
-            rc, out = harness.curl("--data-binary", "@" + path,
-                                   "http://127.0.0.1:%d/v1/batch" % fd.port, timeout=60)
-            self.assertEqual(rc, 0)
-            ans = json.loads(out)
-            self.assertIs(ans["ok"], True)
-            self.assertEqual([r["status"] for r in ans["results"]], [200] * 1000)
-            status, _, data = fd.request("GET", "/healthz")
-            self.assertEqual(status, 200)
-        finally:
-            fd.stop()
+        fd = self.fanoutd(config="[fanoutd]\nmax_request_body = 16M\n")
+        big = b"a=" + b"x" * (8 << 20)
+        for path in ("/v1/batch", "/healthz", "/metrics", "/v1/upstreams", "/nope"):
+            status, _, data = fd.request(
+                "POST", path, big,
+                {"Content-Type": "application/x-www-form-urlencoded"})
+            self.assertIn(status, (400, 404, 405), path)
+            self.assertEqual(json.loads(data)["ok"], False)
+        # the case: curl --data-binary @big-batch.json (curl's
+        # form content type) with a 4.5 MB batch of 1,000 URLs
+        path = os.path.join(fd.dir, "big-batch.json")
+        with open(path, "w") as f:
+            json.dump([self.up.url("/json?pad=%04d&" % i + "x" * 4500)
+                       for i in range(1000)], f)
+        self.assertGreater(os.path.getsize(path), 4500000)
+        rc, out = harness.curl("--data-binary", "@" + path,
+                               "http://127.0.0.1:%d/v1/batch" % fd.port, timeout=60)
+        self.assertEqual(rc, 0)
+        ans = json.loads(out)
+        self.assertIs(ans["ok"], True)
+        self.assertEqual([r["status"] for r in ans["results"]], [200] * 1000)
+        status, _, data = fd.request("GET", "/healthz")
+        self.assertEqual(status, 200)
 
     def test_big_form_typed_bodies_with_auth(self):
         token_dir = self.fd.dir
         path = os.path.join(token_dir, "token")
         with open(path, "w") as f:
             f.write("s3cret-token-0123456789\n")
-        fd = harness.Fanoutd(config="[fanoutd]\nmax_request_body = 16M\n"
-                                    "auth_token_file = %s\n" % path)
-        try:
-            big = b"a=" + b"x" * (8 << 20)
-            for auth in ({}, {"Authorization": "Bearer s3cret-token-0123456789"}):
-                for route in ("/v1/batch", "/healthz", "/metrics", "/nope"):
-                    hdrs = dict(auth, **{"Content-Type": "application/x-www-form-urlencoded"})
-                    status, _, data = fd.request("POST", route, big, hdrs)
-                    self.assertIn(status, (400, 401, 404, 405), (route, auth))
-            status, _, _ = fd.request("GET", "/healthz")
-            self.assertEqual(status, 200)
-        finally:
-            fd.stop()
+        fd = self.fanoutd(config="[fanoutd]\nmax_request_body = 16M\n"
+                                 "auth_token_file = %s\n" % path)
+        big = b"a=" + b"x" * (8 << 20)
+        for auth in ({}, {"Authorization": "Bearer s3cret-token-0123456789"}):
+            for route in ("/v1/batch", "/healthz", "/metrics", "/nope"):
+                hdrs = dict(auth, **{"Content-Type": "application/x-www-form-urlencoded"})
+                status, _, data = fd.request("POST", route, big, hdrs)
+                self.assertIn(status, (400, 401, 404, 405), (route, auth))
+        status, _, _ = fd.request("GET", "/healthz")
+        self.assertEqual(status, 200)
 
     # --- framing ------------------------------------------------------------
 
@@ -236,7 +214,7 @@ class Endpoint(unittest.TestCase):
         self.assertEqual(len(out), 1, out)
         self.assertEqual(out[0][0], status, out[0])
         self.assertEqual(json.loads(out[0][2]),
-                         {"ok": False, "error": "request_too_large" if status == 413
+                         {"ok": False, "error": "request_too_large" if status in (413, 414, 431)
                           else "invalid_request", "message": message})
 
     def test_chunk_extensions_and_tab_before_value(self):
@@ -295,6 +273,88 @@ class Endpoint(unittest.TestCase):
         out, _ = self.exchange(b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 1)
         self.assertEqual(out[0][0], 505)
 
+    def test_connection_header_read_once(self):
+        # evhtp alone read "close, foo" as keep-alive and dropped the rest
+        for value in (b"close, foo", b"keep-alive, close"):
+            out, closed = self.exchange(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: "
+                                        + value + b"\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n", 2)
+            self.assertEqual([r[0] for r in out], [200], value)
+            self.assertEqual(out[0][1]["connection"], "close")
+            self.assertIs(closed, True)
+
+    def test_what_evhtp_cannot_parse_is_answered(self):
+        out, _ = self.exchange(b"GET /healthz HTTP/1.1\r\nX-Big: " + b"v" * 9000 +
+                               b"\r\n\r\n", 1)
+        self.assert_refused(out, 431, "a header value over 8000 bytes")
+        out, _ = self.exchange(b"GET /" + b"p" * 9000 + b" HTTP/1.1\r\n\r\n", 1)
+        self.assert_refused(out, 414, "request target over 8000 bytes")
+        out, _ = self.exchange(b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", 1)
+        self.assert_refused(out, 400, 'malformed request: the target must be a path ("/...")')
+        out, _ = self.exchange(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 1)
+        self.assertEqual(out[0][0], 505)
+
+    def test_refused_chunked_upload_closes_after_404(self):
+        # 413 by the gate mid-body, but the path is unknown: 404, then close
+        out, closed = self.exchange(b"POST /nope HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                    b"12000\r\n" + b"x" * 0x12000 + b"\r\n0\r\n\r\n"
+                                    b"GET /healthz HTTP/1.1\r\n\r\n", 2)
+        self.assertEqual([r[0] for r in out], [404])
+        self.assertIs(closed, True)
+
+    def test_half_closed_client_gets_its_whole_answer(self):
+        n = 200
+        body = json.dumps([self.up.url("/bytes/20000")] * n).encode()
+        s = self.connect()
+        try:
+            s.sendall(b"POST /v1/batch HTTP/1.0\r\nContent-Length: %d\r\n\r\n" % len(body)
+                      + body)
+            time.sleep(1)
+            s.shutdown(socket.SHUT_WR)
+            data = b""
+            s.settimeout(10)
+            while True:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            s.close()
+        ans = json.loads(data.split(b"\r\n\r\n", 1)[1])
+        self.assertEqual(len(ans["results"]), n)
+
+    def test_answer_paced_by_the_client(self):
+        # 20 MB of answer to a client that does not read: fanoutd writes
+        # what the socket takes, not the whole answer into memory
+        n = 1000
+        body = json.dumps([self.up.url("/bytes/20000")] * n).encode()
+        before = self.answer_bytes()
+        s = self.connect()
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            s.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                      % len(body) + body)
+            time.sleep(2)
+            stalled = self.answer_bytes() - before
+            self.assertLess(stalled, 8 << 20)
+            data = b""
+            s.settimeout(10)
+            while b"\r\n0\r\n\r\n" not in data[-16:]:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            s.close()
+        self.assertGreater(len(data), n * 20000)
+        self.assertGreater(self.answer_bytes() - before, n * 20000)
+
+    def answer_bytes(self):
+        _, _, data = self.fd.request("GET", "/metrics")
+        for line in data.decode().splitlines():
+            if line.startswith("fanoutd_client_answer_bytes_total "):
+                return float(line.split()[1])
+        raise AssertionError("no fanoutd_client_answer_bytes_total")
+
     def test_refusal_keeps_its_place_in_the_pipeline(self):
         out, closed = self.exchange(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
                                     b"POST /v1/batch HTTP/1.1\r\nContent-Length: +1\r\n\r\n1"
@@ -345,6 +405,28 @@ class Endpoint(unittest.TestCase):
         self.assertEqual(rc, 0)
         self.assertEqual(json.loads(out)["ok"], True)
         self.assertLess(time.time() - start, 0.9)   # curl would wait 1 s for a 100
+
+
+class Relisten(unittest.TestCase):
+    def test_listeners_dropped_by_reloads_are_freed(self):
+        # every reload moves the listener to another port; a dropped one
+        # with no connection left is freed (the fixed array of retired
+        # listeners leaked once 64 reloads had dropped one)
+        ports = [harness.free_port() for _ in range(2)]
+        fd = harness.Fanoutd(config="[fanoutd]\nlisten = 127.0.0.1:%d\n" % ports[0], listen=None)
+        try:
+            fds_before = len(os.listdir("/proc/%d/fd" % fd.proc.pid))
+            for i in range(1, 81):
+                fd.hup("[fanoutd]\nlisten = 127.0.0.1:%d\n" % ports[i % 2])
+                deadline = time.time() + 5
+                while fd.read_log().count("reloaded") < i and time.time() < deadline:
+                    time.sleep(0.01)
+            c = socket.create_connection(("127.0.0.1", ports[0]), timeout=5)
+            c.close()
+            fds_after = len(os.listdir("/proc/%d/fd" % fd.proc.pid))
+            self.assertLessEqual(fds_after, fds_before + 2)
+        finally:
+            fd.stop()
 
 
 if __name__ == "__main__":

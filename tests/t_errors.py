@@ -4,7 +4,6 @@ import os
 import socket
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -18,20 +17,9 @@ def strip_timing(e):
     return e
 
 
-class Errors(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.up = harness.Upstream()
-        cls.fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 50\n"
-                                        "request_timeout = 1s\n")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.fd.stop()
-        cls.up.stop()
-
-    def setUp(self):
-        self.up.reset()
+class Errors(harness.TestCase):
+    CONFIG = "[fanoutd]\nupstream_concurrency = 50\nrequest_timeout = 1s\n"
+    RESET = True
 
     def check_cover(self, ans, n):
         idx = [e["index"] for e in ans["errors"]] + ans["completed"] + ans["cancelled"]
@@ -60,9 +48,7 @@ class Errors(unittest.TestCase):
         self.assertEqual(ans["cancelled"], [i for i in range(21) if i != 7])
         self.check_cover(ans, 21)
         # the slow ones were aborted at the upstream, not left running
-        deadline = time.time() + 3
-        while time.time() < deadline and self.up.stats()["in_flight"] > 0:
-            time.sleep(0.05)
+        harness.wait_until(lambda: self.up.stats()["in_flight"] == 0, 3, 0.05)
         st = self.up.stats()
         self.assertEqual(st["in_flight"], 0)
         self.assertEqual(st["aborted"], 20)

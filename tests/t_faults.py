@@ -1,7 +1,6 @@
 """Faults: stale keep-alive connections, broken upstream answers, slow
 clients, running out of file descriptors, signal storms under load."""
 
-import json
 import os
 import resource
 import signal
@@ -9,7 +8,6 @@ import socket
 import sys
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -21,21 +19,13 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class Upstreams(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.up = harness.Upstream()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.up.stop()
+class Upstreams(harness.TestCase):
+    FANOUTD = False         # one per test, below
+    RESET = True
 
     def setUp(self):
-        self.up.reset()
-        self.fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 1\n")
-
-    def tearDown(self):
-        self.fd.stop()
+        super().setUp()
+        self.fd = self.fanoutd(config="[fanoutd]\nupstream_concurrency = 1\n")
 
     def test_stale_keepalive_get_is_retried(self):
         for method in ("GET", "PUT", "DELETE", "HEAD"):
@@ -65,14 +55,11 @@ class Upstreams(unittest.TestCase):
         self.assertIs(ans["results"][0]["reused"], False)
 
     def test_head_with_big_content_length(self):
-        fd = harness.Fanoutd(config="[fanoutd]\nmax_response_body = 1K\n")
-        try:
-            status, ans = fd.batch({"requests": [{"url": self.up.url("/bytes/100000"),
-                                                   "method": "HEAD"}]})
-            self.assertEqual(status, 200, ans)
-            self.assertEqual(ans["results"][0]["headers"]["content-length"], "100000")
-        finally:
-            fd.stop()
+        fd = self.fanoutd(config="[fanoutd]\nmax_response_body = 1K\n")
+        status, ans = fd.batch({"requests": [{"url": self.up.url("/bytes/100000"),
+                                               "method": "HEAD"}]})
+        self.assertEqual(status, 200, ans)
+        self.assertEqual(ans["results"][0]["headers"]["content-length"], "100000")
 
     def test_broken_answers_are_protocol_and_discarded(self):
         cases = {"/badlength": "upstream closed the connection before the end of the body",
@@ -85,51 +72,43 @@ class Upstreams(unittest.TestCase):
             status, ans = self.fd.batch([self.up.url(path)])
             e = ans["errors"][0]
             self.assertEqual((e["type"], e["message"]), ("protocol", message), path)
-        deadline = time.time() + 2
-        while time.time() < deadline and self.up.stats()["open_connections"] > 0:
-            time.sleep(0.02)
+        harness.wait_until(lambda: self.up.stats()["open_connections"] == 0, 2)
         self.assertEqual(self.up.stats()["open_connections"], 0)   # none kept
 
 
-class Clients(unittest.TestCase):
-    def setUp(self):
-        self.up = harness.Upstream()
-
-    def tearDown(self):
-        self.up.stop()
+class Clients(harness.TestCase):
+    FANOUTD = False
+    PER_TEST = True
 
     def test_slowloris_is_cut_off(self):
-        fd = harness.Fanoutd(config="[fanoutd]\nclient_timeout = 1s\n")
-        try:
-            slow = socket.create_connection(("127.0.0.1", fd.port))
-            slow.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\n")
-            t0 = time.time()
-            cut = None
-            while time.time() - t0 < 5:
-                try:
-                    slow.sendall(b"X-Slow: 1\r\n")    # a byte of header now and then
-                except OSError:
+        fd = self.fanoutd(config="[fanoutd]\nclient_timeout = 1s\n")
+        slow = socket.create_connection(("127.0.0.1", fd.port))
+        slow.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\n")
+        t0 = time.time()
+        cut = None
+        while time.time() - t0 < 5:
+            try:
+                slow.sendall(b"X-Slow: 1\r\n")    # a byte of header now and then
+            except OSError:
+                cut = time.time() - t0
+                break
+            # others are served normally meanwhile
+            status, ans = fd.batch([self.up.url("/json")])
+            self.assertEqual(status, 200)
+            slow.settimeout(0.3)
+            try:
+                if slow.recv(100) == b"":
                     cut = time.time() - t0
                     break
-                # others are served normally meanwhile
-                status, ans = fd.batch([self.up.url("/json")])
-                self.assertEqual(status, 200)
-                slow.settimeout(0.3)
-                try:
-                    if slow.recv(100) == b"":
-                        cut = time.time() - t0
-                        break
-                except socket.timeout:
-                    pass
-                except OSError:
-                    cut = time.time() - t0
-                    break
-            slow.close()
-            self.assertIsNotNone(cut, "the slow client was never cut off")
-            self.assertGreater(cut, 0.8)
-            self.assertLess(cut, 3)
-        finally:
-            fd.stop()
+            except socket.timeout:
+                pass
+            except OSError:
+                cut = time.time() - t0
+                break
+        slow.close()
+        self.assertIsNotNone(cut, "the slow client was never cut off")
+        self.assertGreater(cut, 0.8)
+        self.assertLess(cut, 3)
 
     def test_fd_exhaustion_no_busy_loop_and_recovery(self):
         limit = 48

@@ -10,7 +10,6 @@ import sys
 import tempfile
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -25,17 +24,11 @@ def low_nofile():
     resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
 
 
-class OutOfFds(unittest.TestCase):
-    def setUp(self):
-        self.up = harness.Upstream()
-        # the upstream limit is far above what the descriptors allow
-        self.fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 200\n"
-                                  "request_timeout = 10s\n",
-                                  preexec=low_nofile)
-
-    def tearDown(self):
-        self.fd.stop()
-        self.up.stop()
+class OutOfFds(harness.TestCase):
+    # the upstream limit is far above what the descriptors allow
+    CONFIG = "[fanoutd]\nupstream_concurrency = 200\nrequest_timeout = 10s\n"
+    FANOUTD_ARGS = {"preexec": low_nofile}
+    PER_TEST = True
 
     def test_requests_wait_for_a_descriptor(self):
         n = 100
@@ -102,9 +95,7 @@ class OutOfFds(unittest.TestCase):
         t = threading.Thread(target=lambda: result.append(self.fd.batch(
             [self.up.url("/delay/2000?%d" % i) for i in range(40)], timeout=60)))
         t.start()
-        deadline = time.time() + 5
-        while self.up.stats()["in_flight"] < 20 and time.time() < deadline:
-            time.sleep(0.05)
+        harness.wait_until(lambda: self.up.stats()["in_flight"] >= 20, 5, 0.05)
         time.sleep(0.2)
         # ... so another batch's requests wait for one, until their own timeout
         c.request("POST", "/v1/batch", json.dumps({"mode": "settled", "requests": [

@@ -12,21 +12,10 @@ import sys
 import tempfile
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from dnsserver import DNSServer  # noqa: E402
-
-
-def has_ipv6():
-    try:
-        s = socket.socket(socket.AF_INET6)
-        s.bind(("::1", 0))
-        s.close()
-        return True
-    except OSError:
-        return False
 
 
 def stats(up):
@@ -65,84 +54,66 @@ class DNSServer6(DNSServer):
                             len(self.records6[name]), 0, 0) + data[12:i + 5] + answers)
 
 
-class Guards(unittest.TestCase):
-    def setUp(self):
-        self.up = harness.Upstream()
-
-    def tearDown(self):
-        self.up.stop()
+class Guards(harness.TestCase):
+    FANOUTD = False
+    PER_TEST = True
 
     def test_allow_hosts(self):
-        fd = harness.Fanoutd(config="[fanoutd]\nallow_hosts = 127.0.0.*, *.example.com\n")
-        try:
-            status, ans = fd.batch([self.up.url("/json")])
-            self.assertEqual(status, 200)
-            self.up.reset()
-            status, ans = fd.batch([self.up.url("/json"),
-                                    "http://localhost:%d/json" % self.up.port])
-            self.assertEqual((status, ans), (400, {
-                "ok": False, "error": "invalid_request",
-                "message": '[1]: host "localhost" is not in allow_hosts'}))
-            self.assertEqual(self.up.stats()["requests"], 0)   # nothing sent
-        finally:
-            fd.stop()
+        fd = self.fanoutd(config="[fanoutd]\nallow_hosts = 127.0.0.*, *.example.com\n")
+        status, ans = fd.batch([self.up.url("/json")])
+        self.assertEqual(status, 200)
+        self.up.reset()
+        status, ans = fd.batch([self.up.url("/json"),
+                                "http://localhost:%d/json" % self.up.port])
+        self.assertEqual((status, ans), (400, {
+            "ok": False, "error": "invalid_request",
+            "message": '[1]: host "localhost" is not in allow_hosts'}))
+        self.assertEqual(self.up.stats()["requests"], 0)   # nothing sent
 
     def test_deny_networks_literal_is_400(self):
-        fd = harness.Fanoutd()   # default: 169.254.0.0/16, fe80::/10
-        try:
-            status, ans = fd.batch([self.up.url("/json"), "http://169.254.169.254/latest/"])
-            self.assertEqual((status, ans["message"]),
-                             (400, "[1]: address 169.254.169.254 is in deny_networks"))
-            status, ans = fd.batch(["http://[fe80::1]/x"])
-            self.assertEqual(ans["message"], "[0]: address fe80::1 is in deny_networks")
-            self.assertEqual(self.up.stats()["requests"], 0)
-        finally:
-            fd.stop()
+        fd = self.fanoutd()   # default: 169.254.0.0/16, fe80::/10
+        status, ans = fd.batch([self.up.url("/json"), "http://169.254.169.254/latest/"])
+        self.assertEqual((status, ans["message"]),
+                         (400, "[1]: address 169.254.169.254 is in deny_networks"))
+        status, ans = fd.batch(["http://[fe80::1]/x"])
+        self.assertEqual(ans["message"], "[0]: address fe80::1 is in deny_networks")
+        self.assertEqual(self.up.stats()["requests"], 0)
 
     def test_deny_networks_resolved_name_is_forbidden(self):
         # localhost resolves (hosts file; evdns adds ::1) into denied blocks:
         # never connected to
-        fd = harness.Fanoutd(config="[fanoutd]\ndeny_networks = 127.0.0.0/8, ::1/128\n")
-        try:
-            status, ans = fd.batch({"mode": "settled", "requests": [
-                "http://localhost:%d/json" % self.up.port]})
-            e = ans["results"][0]["error"]
-            self.assertEqual(e["type"], "forbidden")
-            self.assertEqual(e["message"], "localhost resolves into deny_networks; "
-                                           "nothing was sent")
-            self.assertEqual(self.up.stats()["connections"], 0)
-        finally:
-            fd.stop()
+        fd = self.fanoutd(config="[fanoutd]\ndeny_networks = 127.0.0.0/8, ::1/128\n")
+        status, ans = fd.batch({"mode": "settled", "requests": [
+            "http://localhost:%d/json" % self.up.port]})
+        e = ans["results"][0]["error"]
+        self.assertEqual(e["type"], "forbidden")
+        self.assertEqual(e["message"], "localhost resolves into deny_networks; "
+                                       "nothing was sent")
+        self.assertEqual(self.up.stats()["connections"], 0)
 
     def test_unspecified_literal_is_400(self):
         # 0.0.0.0/8 and :: connect to the local host: refused whatever
         # deny_networks says (here the default, which allows loopback)
-        fd = harness.Fanoutd()
-        try:
-            for host, shown in (("0.0.0.0", "0.0.0.0"), ("0.1.2.3", "0.1.2.3"),
-                                ("[::]", "::"), ("[::ffff:0.0.0.0]", "::ffff:0.0.0.0")):
-                status, ans = fd.batch([self.up.url("/json"),
-                                        "http://%s:%d/json" % (host, self.up.port)])
-                self.assertEqual((status, ans), (400, {
-                    "ok": False, "error": "invalid_request",
-                    "message": "[1]: address %s is in deny_networks" % shown}))
-            self.assertEqual(self.up.stats()["requests"], 0)   # nothing sent
-        finally:
-            fd.stop()
-
-    def test_ipv4_mapped_literal_counts_as_ipv4(self):
-        fd = harness.Fanoutd(config="[fanoutd]\ndeny_networks = 127.0.0.0/8\n")
-        try:
-            status, ans = fd.batch(["http://[::ffff:127.0.0.1]:%d/json" % self.up.port])
+        fd = self.fanoutd()
+        for host, shown in (("0.0.0.0", "0.0.0.0"), ("0.1.2.3", "0.1.2.3"),
+                            ("[::]", "::"), ("[::ffff:0.0.0.0]", "::ffff:0.0.0.0")):
+            status, ans = fd.batch([self.up.url("/json"),
+                                    "http://%s:%d/json" % (host, self.up.port)])
             self.assertEqual((status, ans), (400, {
                 "ok": False, "error": "invalid_request",
-                "message": "[0]: address ::ffff:127.0.0.1 is in deny_networks"}))
-            self.assertEqual(self.up.stats()["requests"], 0)
-        finally:
-            fd.stop()
+                "message": "[1]: address %s is in deny_networks" % shown}))
+        self.assertEqual(self.up.stats()["requests"], 0)   # nothing sent
+
+    def test_ipv4_mapped_literal_counts_as_ipv4(self):
+        fd = self.fanoutd(config="[fanoutd]\ndeny_networks = 127.0.0.0/8\n")
+        status, ans = fd.batch(["http://[::ffff:127.0.0.1]:%d/json" % self.up.port])
+        self.assertEqual((status, ans), (400, {
+            "ok": False, "error": "invalid_request",
+            "message": "[0]: address ::ffff:127.0.0.1 is in deny_networks"}))
+        self.assertEqual(self.up.stats()["requests"], 0)
 
     def test_name_resolving_to_unspecified_is_forbidden(self):
-        v6 = has_ipv6()
+        v6 = harness.has_ipv6()
         up6 = harness.Upstream(listen="[::1]:0") if v6 else None
         dns = DNSServer6({"zero.fanoutd.test.": ["0.0.0.0"]},
                          {"zero6.fanoutd.test.": ["::"]})
@@ -188,28 +159,25 @@ class Guards(unittest.TestCase):
             up2.stop()
 
     def test_max_queued_overloaded(self):
-        fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 1\nmax_queued = 12\n")
-        try:
-            result = []
-            t = threading.Thread(target=lambda: result.append(
-                fd.batch([self.up.url("/delay/100")] * 10)))
-            t.start()
-            time.sleep(0.2)                     # 1 in flight, about 7 waiting
-            requests_before = self.up.stats()["requests"]
-            status, ans = fd.batch([self.up.url("/json")] * 10)
-            self.assertEqual(status, 503)
-            self.assertEqual(ans["error"], "overloaded")
-            self.assertRegex(ans["message"], r"^\d+ requests are waiting; 10 more would pass "
-                                             r"max_queued \(12\)$")
-            t.join(10)
-            self.assertEqual(result[0][0], 200)
-            # the refused batch sent nothing: only the first batch's requests arrived
-            self.assertEqual(self.up.stats()["requests"], 10)
-            self.assertLessEqual(requests_before, 10)
-            status, ans = fd.batch([self.up.url("/json")] * 10)   # room again
-            self.assertEqual(status, 200)
-        finally:
-            fd.stop()
+        fd = self.fanoutd(config="[fanoutd]\nupstream_concurrency = 1\nmax_queued = 12\n")
+        result = []
+        t = threading.Thread(target=lambda: result.append(
+            fd.batch([self.up.url("/delay/100")] * 10)))
+        t.start()
+        time.sleep(0.2)                     # 1 in flight, about 7 waiting
+        requests_before = self.up.stats()["requests"]
+        status, ans = fd.batch([self.up.url("/json")] * 10)
+        self.assertEqual(status, 503)
+        self.assertEqual(ans["error"], "overloaded")
+        self.assertRegex(ans["message"], r"^\d+ requests are waiting; 10 more would pass "
+                                         r"max_queued \(12\)$")
+        t.join(10)
+        self.assertEqual(result[0][0], 200)
+        # the refused batch sent nothing: only the first batch's requests arrived
+        self.assertEqual(self.up.stats()["requests"], 10)
+        self.assertLessEqual(requests_before, 10)
+        status, ans = fd.batch([self.up.url("/json")] * 10)   # room again
+        self.assertEqual(status, 200)
 
 
 if __name__ == "__main__":

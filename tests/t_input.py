@@ -6,29 +6,15 @@ import os
 import socket
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 
-class Input(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.up = harness.Upstream()
-        cls.fd = harness.Fanoutd(config="[fanoutd]\nmax_batch_size = 5\n"
-                                        "max_request_body = 64K\n")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.fd.stop()
-        cls.up.stop()
-
-    def setUp(self):
-        self.up.reset()
-
-    def tearDown(self):
-        self.assertEqual(self.up.stats()["requests"], 0, "something was sent upstream")
+class Input(harness.TestCase):
+    CONFIG = "[fanoutd]\nmax_batch_size = 5\nmax_request_body = 64K\n"
+    RESET = True
+    NOTHING_SENT = True
 
     def bad(self, payload, message, status=400, error="invalid_request"):
         got_status, ans = self.fd.batch(payload)
@@ -136,20 +122,10 @@ class Input(unittest.TestCase):
         self.assertEqual((status, json.loads(data)), (200, {"status": "ok"}))
 
 
-class Numbers(unittest.TestCase):
+class Numbers(harness.TestCase):
     """Numbers keep the client's spelling: in the id echoed back and in a
     json body sent upstream (jansson alone would make 0.1 into
     0.10000000000000001 and 1e2 into 100.0)."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.up = harness.Upstream()
-        cls.fd = harness.Fanoutd()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.fd.stop()
-        cls.up.stop()
 
     def test_id_and_json_numbers_as_written(self):
         url = self.up.url("/echo")

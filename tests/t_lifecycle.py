@@ -76,35 +76,25 @@ class CommandLine(unittest.TestCase):
         self.assertFalse(os.path.exists(path), "socket file left behind")
 
 
-class Lifecycle(unittest.TestCase):
-    def setUp(self):
-        self.up = harness.Upstream()
-
-    def tearDown(self):
-        self.up.stop()
+class Lifecycle(harness.TestCase):
+    FANOUTD = False
+    PER_TEST = True
 
     def test_client_disconnect_aborts_upstream_requests(self):
-        fd = harness.Fanoutd()
-        try:
-            s = socket.create_connection(("127.0.0.1", fd.port))
-            body = json.dumps([self.up.url("/delay/3000")] * 4 + [self.up.url("/hang")])
-            s.sendall(("POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
-                       % (len(body), body)).encode())
-            deadline = time.time() + 3
-            while time.time() < deadline and self.up.stats()["in_flight"] < 5:
-                time.sleep(0.02)
-            self.assertEqual(self.up.stats()["in_flight"], 5)
-            s.close()
-            deadline = time.time() + 2
-            while time.time() < deadline and self.up.stats()["in_flight"] > 0:
-                time.sleep(0.02)
-            st = self.up.stats()
-            self.assertEqual((st["in_flight"], st["aborted"]), (0, 5))
-            # and fanoutd still serves
-            status, ans = fd.batch([self.up.url("/json")])
-            self.assertEqual(status, 200)
-        finally:
-            fd.stop()
+        fd = self.fanoutd()
+        s = socket.create_connection(("127.0.0.1", fd.port))
+        body = json.dumps([self.up.url("/delay/3000")] * 4 + [self.up.url("/hang")])
+        s.sendall(("POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                   % (len(body), body)).encode())
+        harness.wait_until(lambda: self.up.stats()["in_flight"] >= 5, 3)
+        self.assertEqual(self.up.stats()["in_flight"], 5)
+        s.close()
+        harness.wait_until(lambda: self.up.stats()["in_flight"] == 0, 2)
+        st = self.up.stats()
+        self.assertEqual((st["in_flight"], st["aborted"]), (0, 5))
+        # and fanoutd still serves
+        status, ans = fd.batch([self.up.url("/json")])
+        self.assertEqual(status, 200)
 
     def test_sigterm_lets_running_batch_finish(self):
         fd = harness.Fanoutd()
@@ -173,14 +163,10 @@ class Lifecycle(unittest.TestCase):
 
         t = threading.Thread(target=client)
         t.start()
-        deadline = time.time() + 5
-        while time.time() < deadline and self.up.stats()["in_flight"] < 2:
-            time.sleep(0.02)
+        harness.wait_until(lambda: self.up.stats()["in_flight"] >= 2, 5)
         self.assertEqual(self.up.stats()["in_flight"], 2)
         fd.send_signal(signal.SIGTERM)
-        deadline = time.time() + 5
-        while time.time() < deadline and "shutting down" not in fd.read_log():
-            time.sleep(0.02)
+        harness.wait_until(lambda: "shutting down" in fd.read_log(), 5)
         fd.send_signal(signal.SIGTERM)
         self.assertEqual(fd.wait_exit(), 3, fd.read_log())
         t.join(10)
@@ -200,13 +186,9 @@ class Lifecycle(unittest.TestCase):
         threads = [threading.Thread(target=self._hang_batch, args=(fd,)) for _ in range(3)]
         for t in threads:
             t.start()
-        deadline = time.time() + 5
-        while time.time() < deadline and self.up.stats()["in_flight"] < 3:
-            time.sleep(0.02)
+        harness.wait_until(lambda: self.up.stats()["in_flight"] >= 3, 5)
         fd.send_signal(signal.SIGTERM)
-        deadline = time.time() + 5
-        while time.time() < deadline and "shutting down" not in fd.read_log():
-            time.sleep(0.02)
+        harness.wait_until(lambda: "shutting down" in fd.read_log(), 5)
         fd.send_signal(signal.SIGINT)
         self.assertEqual(fd.wait_exit(), 3, fd.read_log())
         for t in threads:

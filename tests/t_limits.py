@@ -6,7 +6,6 @@ import os
 import sys
 import threading
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -33,22 +32,10 @@ def in_threads(fns):
     return results
 
 
-class Limits(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.up = harness.Upstream()
-        cls.up2 = harness.Upstream()
-        cls.fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 5\n")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.fd.stop()
-        cls.up.stop()
-        cls.up2.stop()
-
-    def setUp(self):
-        self.up.reset()
-        self.up2.reset()
+class Limits(harness.TestCase):
+    UPSTREAMS = 2
+    CONFIG = "[fanoutd]\nupstream_concurrency = 5\n"
+    RESET = True
 
     def test_limit_5_holds_and_paces(self):
         t0 = time.time()
@@ -102,19 +89,16 @@ class Limits(unittest.TestCase):
         self.assertLess(t_small[0], 1.6)
 
     def test_keepalive_reuse_opens_at_most_limit_connections(self):
-        fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 10\n")
-        try:
-            status, ans = fd.batch([self.up.url("/delay/5")] * 100)
-            self.assertEqual(status, 200)
-            self.assertLessEqual(self.up.stats()["connections"], 10)
-            self.assertGreaterEqual(sum(r["reused"] for r in ans["results"]), 90)
-            # a second batch reuses the idle connections
-            fd.batch([self.up.url("/json")] * 10)
-            self.assertLessEqual(self.up.stats()["connections"], 10)
-            reused = [r for r in ans["results"] if r["reused"]]
-            self.assertEqual({r["timing"]["connect_ms"] for r in reused}, {0})
-        finally:
-            fd.stop()
+        fd = self.fanoutd(config="[fanoutd]\nupstream_concurrency = 10\n")
+        status, ans = fd.batch([self.up.url("/delay/5")] * 100)
+        self.assertEqual(status, 200)
+        self.assertLessEqual(self.up.stats()["connections"], 10)
+        self.assertGreaterEqual(sum(r["reused"] for r in ans["results"]), 90)
+        # a second batch reuses the idle connections
+        fd.batch([self.up.url("/json")] * 10)
+        self.assertLessEqual(self.up.stats()["connections"], 10)
+        reused = [r for r in ans["results"] if r["reused"]]
+        self.assertEqual({r["timing"]["connect_ms"] for r in reused}, {0})
 
     def test_idle_connections_closed_after_keepalive_timeout(self):
         up = harness.Upstream()
@@ -136,21 +120,18 @@ class Limits(unittest.TestCase):
             up.stop()
 
     def test_2000_urls_and_50_clients(self):
-        fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 64\n")
-        try:
-            big = [self.up.url("/json?i=%d" % i) for i in range(2000)]
-            clients = [lambda: fd.batch(big, timeout=60)]
-            clients += [lambda i=i: fd.batch([self.up2.url("/delay/%d" % (i % 20))] * 10)
-                        for i in range(50)]
-            res = in_threads(clients)
-            for status, ans in res:
-                self.assertEqual(status, 200)
-                self.assertIs(ans["ok"], True)
-            self.assertEqual(len(res[0][1]["results"]), 2000)
-            self.assertEqual([r["index"] for r in res[0][1]["results"]], list(range(2000)))
-            self.assertLessEqual(self.up2.stats()["max_in_flight"], 64)
-        finally:
-            fd.stop()
+        fd = self.fanoutd(config="[fanoutd]\nupstream_concurrency = 64\n")
+        big = [self.up.url("/json?i=%d" % i) for i in range(2000)]
+        clients = [lambda: fd.batch(big, timeout=60)]
+        clients += [lambda i=i: fd.batch([self.up2.url("/delay/%d" % (i % 20))] * 10)
+                    for i in range(50)]
+        res = in_threads(clients)
+        for status, ans in res:
+            self.assertEqual(status, 200)
+            self.assertIs(ans["ok"], True)
+        self.assertEqual(len(res[0][1]["results"]), 2000)
+        self.assertEqual([r["index"] for r in res[0][1]["results"]], list(range(2000)))
+        self.assertLessEqual(self.up2.stats()["max_in_flight"], 64)
 
 
 if __name__ == "__main__":

@@ -5,25 +5,14 @@ import json
 import os
 import sys
 import time
-import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 
-class LongForm(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.up = harness.Upstream()
-        cls.fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 10\n")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.fd.stop()
-        cls.up.stop()
-
-    def setUp(self):
-        self.up.reset()
+class LongForm(harness.TestCase):
+    CONFIG = "[fanoutd]\nupstream_concurrency = 10\n"
+    RESET = True
 
     def echo(self, **req):
         req.setdefault("url", self.up.url("/echo"))
@@ -166,30 +155,27 @@ class LongForm(unittest.TestCase):
         self.assertLess(ans["elapsed_ms"], 600)
 
     def test_timings_add_up(self):
-        fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 1\n")
-        try:
-            status, ans = fd.batch([self.up.url("/delay/100")] * 3)
-            r = ans["results"]
-            self.assertEqual(r[0]["reused"], False)
-            self.assertLess(r[0]["timing"]["queued_ms"], 20)
-            # the second one waited behind a limit of 1, then reused the connection
-            self.assertGreater(r[1]["timing"]["queued_ms"], 90)
-            self.assertGreater(r[2]["timing"]["queued_ms"], 190)
-            self.assertEqual((r[1]["reused"], r[1]["timing"]["connect_ms"]), (True, 0))
-            for x in r:
-                t = x["timing"]
-                # not "connect_ms > 0": a loopback connect can round to
-                # 0.0 ms.  What must hold: nothing is negative, and the
-                # connect lies within the time to the first byte (both
-                # count from the slot), before the upstream's 100 ms wait
-                for k in ("queued_ms", "connect_ms", "ttfb_ms", "total_ms"):
-                    self.assertGreaterEqual(t[k], 0, (k, t))
-                self.assertLessEqual(t["connect_ms"] + 95, t["ttfb_ms"], t)
-                self.assertGreaterEqual(t["ttfb_ms"], 95)
-                self.assertAlmostEqual(t["total_ms"], t["queued_ms"] + t["ttfb_ms"], delta=5)
-                self.assertEqual(x["elapsed_ms"], t["total_ms"])
-        finally:
-            fd.stop()
+        fd = self.fanoutd(config="[fanoutd]\nupstream_concurrency = 1\n")
+        status, ans = fd.batch([self.up.url("/delay/100")] * 3)
+        r = ans["results"]
+        self.assertEqual(r[0]["reused"], False)
+        self.assertLess(r[0]["timing"]["queued_ms"], 20)
+        # the second one waited behind a limit of 1, then reused the connection
+        self.assertGreater(r[1]["timing"]["queued_ms"], 90)
+        self.assertGreater(r[2]["timing"]["queued_ms"], 190)
+        self.assertEqual((r[1]["reused"], r[1]["timing"]["connect_ms"]), (True, 0))
+        for x in r:
+            t = x["timing"]
+            # not "connect_ms > 0": a loopback connect can round to
+            # 0.0 ms.  What must hold: nothing is negative, and the
+            # connect lies within the time to the first byte (both
+            # count from the slot), before the upstream's 100 ms wait
+            for k in ("queued_ms", "connect_ms", "ttfb_ms", "total_ms"):
+                self.assertGreaterEqual(t[k], 0, (k, t))
+            self.assertLessEqual(t["connect_ms"] + 95, t["ttfb_ms"], t)
+            self.assertGreaterEqual(t["ttfb_ms"], 95)
+            self.assertAlmostEqual(t["total_ms"], t["queued_ms"] + t["ttfb_ms"], delta=5)
+            self.assertEqual(x["elapsed_ms"], t["total_ms"])
 
     def test_too_large_closes_the_connection(self):
         up = harness.Upstream()   # its own, so no other idle connections count
@@ -199,30 +185,25 @@ class LongForm(unittest.TestCase):
             e = ans["errors"][0]
             self.assertEqual(e["type"], "too_large")
             self.assertEqual(e["message"], "Content-Length over max_response_body (65536 bytes)")
-            deadline = time.time() + 2
-            while time.time() < deadline and up.stats()["open_connections"] > 0:
-                time.sleep(0.02)
+            harness.wait_until(lambda: up.stats()["open_connections"] == 0, 2)
             self.assertEqual(up.stats()["open_connections"], 0)
         finally:
             fd.stop()
             up.stop()
 
     def test_batch_total_is_capped(self):
-        fd = harness.Fanoutd(config="[fanoutd]\nmax_batch_response = 100K\n")
-        try:
-            status, ans = fd.batch([self.up.url("/bytes/40000")] * 3)
-            self.assertEqual(status, 502)
-            self.assertEqual(len(ans["errors"]), 1)
-            e = ans["errors"][0]
-            self.assertEqual(e["type"], "too_large")
-            self.assertEqual(e["message"],
-                             "bodies of the batch over max_batch_response (102400 bytes)")
-            self.assertEqual(len(ans["completed"]) + len(ans["cancelled"]), 2)
-            # under the cap the same batch succeeds
-            status, ans = fd.batch([self.up.url("/bytes/40000")] * 2)
-            self.assertEqual(status, 200)
-        finally:
-            fd.stop()
+        fd = self.fanoutd(config="[fanoutd]\nmax_batch_response = 100K\n")
+        status, ans = fd.batch([self.up.url("/bytes/40000")] * 3)
+        self.assertEqual(status, 502)
+        self.assertEqual(len(ans["errors"]), 1)
+        e = ans["errors"][0]
+        self.assertEqual(e["type"], "too_large")
+        self.assertEqual(e["message"],
+                         "bodies of the batch over max_batch_response (102400 bytes)")
+        self.assertEqual(len(ans["completed"]) + len(ans["cancelled"]), 2)
+        # under the cap the same batch succeeds
+        status, ans = fd.batch([self.up.url("/bytes/40000")] * 2)
+        self.assertEqual(status, 200)
 
 
 if __name__ == "__main__":

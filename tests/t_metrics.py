@@ -96,15 +96,13 @@ def wait_lines(fd, n, timeout=5):
     return access_lines(fd)
 
 
-class TestMetrics(unittest.TestCase):
-    def setUp(self):
-        self.up = harness.Upstream()
-        self.fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = 2\n")
-        self.key = "http://127.0.0.1:%d" % self.up.port
+class TestMetrics(harness.TestCase):
+    CONFIG = "[fanoutd]\nupstream_concurrency = 2\n"
+    PER_TEST = True
 
-    def tearDown(self):
-        self.fd.stop()
-        self.up.stop()
+    def setUp(self):
+        super().setUp()
+        self.key = "http://127.0.0.1:%d" % self.up.port
 
     def test_families_parse_with_their_types(self):
         m = scrape(self.fd)
@@ -220,12 +218,9 @@ class TestMetrics(unittest.TestCase):
         self.assertEqual(waited["+Inf"] - waited["0.5"], 3)
 
 
-class TestAccessLog(unittest.TestCase):
-    def setUp(self):
-        self.up = harness.Upstream()
-
-    def tearDown(self):
-        self.up.stop()
+class TestAccessLog(harness.TestCase):
+    FANOUTD = False
+    PER_TEST = True
 
     def test_one_line_per_batch(self):
         fd = harness.Fanoutd()
@@ -266,9 +261,7 @@ class TestAccessLog(unittest.TestCase):
             body = json.dumps([self.up.url("/delay/3000")] * 2)
             s.sendall(("POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
                        % (len(body), body)).encode())
-            deadline = time.time() + 3
-            while time.time() < deadline and self.up.stats()["in_flight"] < 2:
-                time.sleep(0.02)
+            harness.wait_until(lambda: self.up.stats()["in_flight"] >= 2, 3)
             s.close()
             lines = wait_lines(fd, 1)
             m = scrape(fd)

@@ -4,7 +4,6 @@ activation through systemd-socket-activate, the unix-socket listener
 
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -27,17 +26,6 @@ def built_with_systemd():
 
 
 WITH_SYSTEMD = built_with_systemd()
-
-
-def wait_for(fd, text, timeout=10):
-    """Wait until fanoutd's log holds text; returns the log."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        log = fd.read_log()
-        if text in log:
-            return log
-        time.sleep(0.02)
-    raise AssertionError("%r not in the log:\n%s" % (text, fd.read_log()))
 
 
 def read(path):
@@ -111,7 +99,7 @@ class Notify(unittest.TestCase):
             self.assertEqual(len(lines), 2)
             self.assertRegex(lines[1], r"^MONOTONIC_USEC=\d+$")
             self.assertEqual(self.recv(), "READY=1")
-            wait_for(fd, "reloaded %s" % fd.config_path)
+            fd.wait_log("reloaded %s" % fd.config_path)
 
             # a bad file: the reload fails, and systemd still hears READY=1
             with open(fd.config_path, "w") as f:
@@ -119,7 +107,7 @@ class Notify(unittest.TestCase):
             fd.send_signal(signal.SIGHUP)
             self.assertEqual(self.recv().split("\n")[0], "RELOADING=1")
             self.assertEqual(self.recv(), "READY=1")
-            wait_for(fd, "reload failed; keeping the running config")
+            fd.wait_log("reload failed; keeping the running config")
             self.assert_silent()
 
             fd.send_signal(signal.SIGTERM)
@@ -200,24 +188,20 @@ class SocketActivation(unittest.TestCase):
 
 # --- unix socket -------------------------------------------------------------
 
-class UnixSocket(unittest.TestCase):
+class UnixSocket(harness.TestCase):
     """The basic unix-socket batch is in t_lifecycle.py; these add the mode
     and the socket files found at start."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.up = harness.Upstream()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.up.stop()
+    FANOUTD = False
 
     def setUp(self):
+        super().setUp()
         self.dir = tempfile.mkdtemp(prefix="fanoutd-unix-")
         self.path = os.path.join(self.dir, "fanoutd.sock")
 
     def tearDown(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+        super().tearDown()
 
     def curl_batch(self):
         rc, out = harness.curl("--unix-socket", self.path, "-d",
@@ -245,11 +229,8 @@ class UnixSocket(unittest.TestCase):
                 self.assertFalse(os.path.exists(self.path), "socket file left behind")
 
     def test_default_mode_is_0660(self):
-        fd = harness.Fanoutd(listen="unix:" + self.path)
-        try:
-            self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o660)
-        finally:
-            fd.stop()
+        self.fanoutd(listen="unix:" + self.path)
+        self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o660)
 
     def test_stale_socket_file_is_replaced(self):
         dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -299,23 +280,19 @@ NEED = {"ok": False, "error": "unauthorized",
 WRONG = {"ok": False, "error": "unauthorized", "message": "wrong bearer token"}
 
 
-class Auth(unittest.TestCase):
+class Auth(harness.TestCase):
+    CONFIG = staticmethod(lambda cls: "[fanoutd]\nauth_token_file = %s\n"
+                                      "max_request_body = 1K\n" % cls.token_path)
+    FANOUTD_ARGS = {"args": ["-v"]}   # the most logging there is, and still no token in it
+
     @classmethod
     def setUpClass(cls):
-        cls.up = harness.Upstream()
         cls.dir = tempfile.mkdtemp(prefix="fanoutd-auth-")
+        cls.addClassCleanup(shutil.rmtree, cls.dir, ignore_errors=True)
         cls.token_path = os.path.join(cls.dir, "token")
         with open(cls.token_path, "w") as f:
             f.write(TOKEN + "\n")
-        # -v: the most logging there is, and still no token in it
-        cls.fd = harness.Fanoutd(config="[fanoutd]\nauth_token_file = %s\n"
-                                 "max_request_body = 1K\n" % cls.token_path, args=["-v"])
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.fd.stop()
-        cls.up.stop()
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        super().setUpClass()
 
     def assert_401(self, method, path, headers, want, challenge, body=None):
         status, hdrs, data = self.fd.request(method, path, body, headers)
@@ -399,15 +376,15 @@ class Auth(unittest.TestCase):
         self.assertNotIn(TOKEN[5:15], self.fd.read_log())
 
 
-class AuthReload(unittest.TestCase):
-    def setUp(self):
-        self.up = harness.Upstream()
-        self.dir = tempfile.mkdtemp(prefix="fanoutd-auth-")
-        self.token_path = os.path.join(self.dir, "token")
+class AuthReload(harness.TestCase):
+    FANOUTD = False
+    PER_TEST = True
 
-    def tearDown(self):
-        self.up.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+    def setUp(self):
+        super().setUp()
+        self.dir = tempfile.mkdtemp(prefix="fanoutd-auth-")
+        self.addCleanup(shutil.rmtree, self.dir, ignore_errors=True)
+        self.token_path = os.path.join(self.dir, "token")
 
     def write_token(self, text):
         with open(self.token_path, "w") as f:
@@ -419,34 +396,25 @@ class AuthReload(unittest.TestCase):
 
     def test_reload_swaps_the_token_and_a_bad_file_keeps_the_old(self):
         self.write_token("first-token\r\n\t \n")
-        fd = harness.Fanoutd(config="[fanoutd]\nauth_token_file = %s\n" % self.token_path)
-        try:
-            self.assertEqual(self.status_with(fd, "first-token"), 200)
-            self.write_token("second-token")
-            fd.proc.send_signal(signal.SIGHUP)
-            wait_for(fd, "reloaded %s" % fd.config_path)
-            self.assertEqual(self.status_with(fd, "first-token"), 401)
-            self.assertEqual(self.status_with(fd, "second-token"), 200)
+        fd = self.fanoutd(config="[fanoutd]\nauth_token_file = %s\n" % self.token_path)
+        self.assertEqual(self.status_with(fd, "first-token"), 200)
+        self.write_token("second-token")
+        fd.proc.send_signal(signal.SIGHUP)
+        fd.wait_log("reloaded %s" % fd.config_path)
+        self.assertEqual(self.status_with(fd, "first-token"), 401)
+        self.assertEqual(self.status_with(fd, "second-token"), 200)
 
-            self.write_token(" \n")
-            fd.proc.send_signal(signal.SIGHUP)
-            log = wait_for(fd, "reload failed; keeping the running config")
-            self.assertIn("fanoutd: error: auth_token_file %s: empty\n" % self.token_path, log)
-            self.assertEqual(self.status_with(fd, "second-token"), 200)
+        self.write_token(" \n")
+        fd.proc.send_signal(signal.SIGHUP)
+        log = fd.wait_log("reload failed; keeping the running config")
+        self.assertIn("fanoutd: error: auth_token_file %s: empty\n" % self.token_path, log)
+        self.assertEqual(self.status_with(fd, "second-token"), 200)
 
-            # auth switched off by a reload
-            with open(fd.config_path, "w") as f:
-                f.write("[fanoutd]\n")
-            fd.proc.send_signal(signal.SIGHUP)
-            deadline = time.time() + 10
-            while fd.read_log().count("reloaded %s" % fd.config_path) < 2:
-                self.assertLess(time.time(), deadline, fd.read_log())
-                time.sleep(0.02)
-            status, ans = fd.batch([self.up.url("/json")])
-            assert_one_json_result(self, status, ans, self.up.url("/json"))
-            self.assertNotIn("second-token", fd.read_log())
-        finally:
-            fd.stop()
+        # auth switched off by a reload
+        fd.reload("[fanoutd]\n")
+        status, ans = fd.batch([self.up.url("/json")])
+        assert_one_json_result(self, status, ans, self.up.url("/json"))
+        self.assertNotIn("second-token", fd.read_log())
 
     def start_fails(self, config, args=()):
         fd = harness.Fanoutd(config=config, wait=False, args=list(args))

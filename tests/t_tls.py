@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -48,32 +47,22 @@ def make_pki(d):
             for n in ("good", "wronghost", "expired", "self")}
 
 
-def has_ipv6():
-    try:
-        s = socket.socket(socket.AF_INET6)
-        s.bind(("::1", 0))
-        s.close()
-        return True
-    except OSError:
-        return False
+class TLS(harness.TestCase):
+    UPSTREAMS = 0           # cls.good, with the PKI's certificate
+    CONFIG = staticmethod(lambda cls: "[fanoutd]\nca_file = %s\n" % cls.ca)
 
-
-class TLS(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = tempfile.mkdtemp(prefix="fanoutd-pki-")
+        cls.addClassCleanup(shutil.rmtree, cls.dir, ignore_errors=True)
         cls.pki = make_pki(cls.dir)
         cls.ca = os.path.join(cls.dir, "ca.pem")
         cls.good = harness.Upstream(tls=cls.pki["good"])
-        cls.fd = harness.Fanoutd(config="[fanoutd]\nca_file = %s\n" % cls.ca)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.fd.stop()
-        cls.good.stop()
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        cls.addClassCleanup(cls.good.stop)
+        super().setUpClass()
 
     def setUp(self):
+        super().setUp()
         self.good.reset()
 
     def tls_error(self, name):
@@ -132,17 +121,14 @@ class TLS(unittest.TestCase):
             up.stop()
 
     def test_reuse_skips_the_handshake(self):
-        fd = harness.Fanoutd(config="[fanoutd]\nca_file = %s\nupstream_concurrency = 1\n"
-                                    % self.ca)
-        try:
-            status, ans = fd.batch([self.good.url("/json")] * 3)
-            r = ans["results"]
-            self.assertEqual([x["reused"] for x in r], [False, True, True])
-            self.assertGreater(r[0]["timing"]["connect_ms"], 0)
-            self.assertEqual(r[1]["timing"]["connect_ms"], 0)
-            self.assertEqual(self.good.stats()["handshakes"], 1)
-        finally:
-            fd.stop()
+        fd = self.fanoutd(config="[fanoutd]\nca_file = %s\nupstream_concurrency = 1\n"
+                                 % self.ca)
+        status, ans = fd.batch([self.good.url("/json")] * 3)
+        r = ans["results"]
+        self.assertEqual([x["reused"] for x in r], [False, True, True])
+        self.assertGreater(r[0]["timing"]["connect_ms"], 0)
+        self.assertEqual(r[1]["timing"]["connect_ms"], 0)
+        self.assertEqual(self.good.stats()["handshakes"], 1)
 
     def test_200_urls_limit_10_at_most_10_handshakes(self):
         t0 = time.time()
@@ -172,16 +158,8 @@ class TLS(unittest.TestCase):
             srv.close()
 
 
-class DNS(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.up = harness.Upstream()
-        cls.fd = harness.Fanoutd()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.fd.stop()
-        cls.up.stop()
+class DNS(harness.TestCase):
+    pass
 
     def test_localhost_from_hosts_file(self):
         status, ans = self.fd.batch(["http://localhost:%d/json" % self.up.port])
@@ -198,30 +176,26 @@ class DNS(unittest.TestCase):
                                        "(.invalid names never resolve, RFC 6761)")
 
 
-class DNSCache(unittest.TestCase):
+class DNSCache(harness.TestCase):
     """Names from a test-owned nameserver on loopback (resolv_conf)."""
+
+    # idle connections go quickly, so every batch needs new ones (and names)
+    CONFIG = staticmethod(lambda cls: "[fanoutd]\nresolv_conf = %s\n"
+                                      "keepalive_timeout = 100ms\n"
+                                      "connect_timeout = 400ms\n" % cls.resolv)
 
     @classmethod
     def setUpClass(cls):
-        cls.up = harness.Upstream()
+        cls.dir = tempfile.mkdtemp(prefix="fanoutd-dns-")
+        cls.addClassCleanup(shutil.rmtree, cls.dir, ignore_errors=True)
         cls.dns = DNSServer({"svc.fanoutd.test.": ["127.0.0.1"],
                              "multi.fanoutd.test.": ["127.0.0.2", "127.0.0.1"],
                              "silent.fanoutd.test.": None}, ttl=1)
-        cls.dir = tempfile.mkdtemp(prefix="fanoutd-dns-")
-        resolv = os.path.join(cls.dir, "resolv.conf")
-        with open(resolv, "w") as f:
+        cls.addClassCleanup(cls.dns.stop)
+        cls.resolv = os.path.join(cls.dir, "resolv.conf")
+        with open(cls.resolv, "w") as f:
             f.write("nameserver 127.0.0.1:%d\n" % cls.dns.port)
-        # idle connections go quickly, so every batch needs new ones (and names)
-        cls.fd = harness.Fanoutd(config="[fanoutd]\nresolv_conf = %s\n"
-                                        "keepalive_timeout = 100ms\n"
-                                        "connect_timeout = 400ms\n" % resolv)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.fd.stop()
-        cls.dns.stop()
-        cls.up.stop()
-        shutil.rmtree(cls.dir, ignore_errors=True)
+        super().setUpClass()
 
     def test_answers_cached_for_their_ttl(self):
         url = "http://svc.fanoutd.test:%d/json" % self.up.port
@@ -255,24 +229,23 @@ class DNSCache(unittest.TestCase):
         self.assertEqual(e["message"], "cannot resolve nope.fanoutd.test: name does not exist")
 
 
-@unittest.skipUnless(has_ipv6(), "no IPv6 on this kernel")
-class IPv6(unittest.TestCase):
+@unittest.skipUnless(harness.has_ipv6(), "no IPv6 on this kernel")
+class IPv6(harness.TestCase):
+    UPSTREAMS = 0
+    FANOUTD = False
+
     def test_ipv6_upstream_and_listener(self):
-        up = harness.Upstream(listen="[::1]:0")
-        fd = harness.Fanoutd(listen="[::1]:0")
-        try:
-            self.assertEqual(up.url("/json"), "http://[::1]:%d/json" % up.port)
-            c = harness.http.client.HTTPConnection("::1", fd.port, timeout=10)
-            c.request("POST", "/v1/batch", json.dumps([up.url("/json")]))
-            r = c.getresponse()
-            ans = json.loads(r.read())
-            c.close()
-            self.assertEqual(r.status, 200, ans)
-            self.assertEqual(ans["results"][0]["url"], up.url("/json"))
-            self.assertEqual(ans["results"][0]["body"]["name"], "Ada")
-        finally:
-            fd.stop()
-            up.stop()
+        up = self.upstream(listen="[::1]:0")
+        fd = self.fanoutd(listen="[::1]:0")
+        self.assertEqual(up.url("/json"), "http://[::1]:%d/json" % up.port)
+        c = harness.http.client.HTTPConnection("::1", fd.port, timeout=10)
+        c.request("POST", "/v1/batch", json.dumps([up.url("/json")]))
+        r = c.getresponse()
+        ans = json.loads(r.read())
+        c.close()
+        self.assertEqual(r.status, 200, ans)
+        self.assertEqual(ans["results"][0]["url"], up.url("/json"))
+        self.assertEqual(ans["results"][0]["body"]["name"], "Ada")
 
 
 if __name__ == "__main__":

@@ -73,11 +73,6 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 
-/* The build puts src/ on the include path, where src/limits.h shadows the
- * system <limits.h> that <openssl/err.h> needs for INT_MAX. */
-#ifndef INT_MAX
-#define INT_MAX __INT_MAX__
-#endif
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/ssl.h>

@@ -25,6 +25,7 @@
 #endif
 #include "fuzz.h"
 #include "answer.h"
+#include "outcome.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -180,7 +181,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* the outcome, as fetch.c builds it */
 	outcome_init(&o);
-	o.type = (enum outcome_type)(((flags >> 1) & 0xf) % (OUTCOME_FORBIDDEN + 1));
+	o.type = (enum outcome_type)(((flags >> 1) & 0xf) % OUTCOME_COUNT);
 	o.status = status;
 	o.reused = flags & 0x80;
 	o.timing.queued_ms = 0.5;

@@ -1,5 +1,5 @@
-/* fuzz_config: the config file parser (src/config_load.c, src/config.c)
- * and the value syntax (src/units.c).
+/* fuzz_config: the config file parser (src/config_load.c, src/config.c,
+ * src/config_types.c) and the value syntax (src/units.c).
  *
  * The input is written to a file in a private temp directory and loaded
  * with config_load() on top of config_defaults().  On success the
@@ -20,11 +20,6 @@
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
-
-#define MAX_RATE_PER_S 1000000.0   /* as config.c */
-/* From 0.000001/h up, rates must round trip through units_format_rate
- * (far smaller ones do not fit in its 60 decimals). */
-#define MIN_RATE_PER_S (0.000001 / 3600)
 
 static char dir[64];
 static char path1[96], path2[96];
@@ -148,8 +143,9 @@ static void fuzz_units(const char *s)
 	}
 	if (units_parse_rate(s, &d) == 0) {
 		FUZZ_CHECK(d >= 0 && d == d, "rate %g", d);
-		/* rates a config may hold must dump as themselves */
-		if (d >= MIN_RATE_PER_S && d <= MAX_RATE_PER_S) {
+		/* rates a config may hold must dump as themselves (far smaller
+		 * ones do not fit in units_format_rate's 60 decimals) */
+		if (d >= CONFIG_MIN_RATE_PER_S && d <= CONFIG_MAX_RATE_PER_S) {
 			units_format_rate(d, buf, sizeof buf);
 			FUZZ_CHECK(units_parse_rate(buf, &d2) == 0 && d2 == d,
 			           "rate %.17g/s (from \"%s\") formats as \"%s\"", d, s, buf);

@@ -50,7 +50,7 @@ static void check_item(const struct request_item *it, size_t i, const uint8_t *d
 	FUZZ_CHECK(it->host[0] != '\0', "item %zu: empty host", i);
 	FUZZ_CHECK(it->target[0] == '/', "item %zu: target \"%s\"", i, it->target);
 	FUZZ_CHECK(it->port >= 1 && it->port <= 65535, "item %zu: port %d", i, it->port);
-	FUZZ_CHECK((unsigned)it->method <= METHOD_PATCH, "item %zu: method %d", i, it->method);
+	FUZZ_CHECK((unsigned)it->method <= REQUEST_METHOD_PATCH, "item %zu: method %d", i, it->method);
 	FUZZ_CHECK(request_method_name(it->method) != NULL, "item %zu", i);
 	FUZZ_CHECK(it->timeout_ms == -1 || (it->timeout_ms >= 1 && it->timeout_ms <= MAX_TIMEOUT_MS),
 	           "item %zu: timeout_ms %ld", i, it->timeout_ms);

@@ -1,4 +1,4 @@
-/* limits: the two FIFO limiters of an upstream — the counting semaphore
+/* limit: the two FIFO limiters of an upstream — the counting semaphore
  * (concurrency) and the token bucket (rate + burst).  Both share the
  * waiter type and the same grant discipline: grants run synchronously
  * (from release() / set_limit() for the semaphore, from dispatch() /
@@ -7,7 +7,7 @@
  * its next limiter), so each dispatch is guarded against re-entry and the
  * outer loop picks up the change instead of recursing once per queued
  * waiter. */
-#include "limits.h"
+#include "limit.h"
 
 void limit_sem_init(struct limit_sem *s, size_t limit)
 {

@@ -1,11 +1,11 @@
-/* limits: the two FIFO limiters a request to an upstream may wait in —
+/* limit: the two FIFO limiters a request to an upstream may wait in —
  * the counting semaphore that caps requests in flight (`concurrency`) and
  * the token bucket that caps requests started per second (`rate` +
  * `burst`).  Pure data structures (no I/O, no clock, no allocation): they
  * do not own their waiters, their owner (a fetch) does, and must cancel a
  * queued waiter before freeing it. */
-#ifndef FANOUTD_LIMITS_H
-#define FANOUTD_LIMITS_H
+#ifndef FANOUTD_LIMIT_H
+#define FANOUTD_LIMIT_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -85,7 +85,7 @@ struct limit_bucket {
 	double tokens;             /* as of last_ms; >= -EPS; <= burst when
 	                              idle, <= burst + nqueued while waiters
 	                              are owed tokens a late timer has not
-	                              granted yet (see limits.c: no drift) */
+	                              granted yet (see limit.c: no drift) */
 	double last_ms;            /* latest time seen (refilled up to here) */
 	size_t nqueued;            /* waiters in the queue */
 	bool dispatching;          /* inside the grant loop: no re-entry */
