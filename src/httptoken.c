@@ -3,7 +3,7 @@
 
 #include "httptoken.h"
 
-bool httptoken_char(unsigned char c)
+static bool is_tchar(unsigned char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 	       (c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL);
@@ -16,7 +16,7 @@ bool httptoken_is(const char *s, size_t n)
 	if (n == 0)
 		return false;
 	for (i = 0; i < n; i++)
-		if (!httptoken_char((unsigned char)s[i]))
+		if (!is_tchar((unsigned char)s[i]))
 			return false;
 	return true;
 }

@@ -6,10 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* tchar: a letter, a digit or one of !#$%&'*+-.^_`|~ */
-bool httptoken_char(unsigned char c);
-
-/* Are s[0..n) a token (n > 0, tchars only)? */
+/* Are s[0..n) a token: n > 0, each a letter, a digit or one of
+ * !#$%&'*+-.^_`|~ ? */
 bool httptoken_is(const char *s, size_t n);
 
 #endif

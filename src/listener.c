@@ -179,16 +179,6 @@ struct listener *listener_adopt(evhtp_t *htp, int fd, char *err, size_t errlen)
 	return wrap(htp);
 }
 
-struct listener *listener_find(struct listener **ls, size_t n, const char *spec)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (ls[i] != NULL && ls[i]->spec != NULL && strcmp(ls[i]->spec, spec) == 0)
-			return ls[i];
-	return NULL;
-}
-
 const char *listener_spec(const struct listener *l)
 {
 	return l->spec;

@@ -23,9 +23,6 @@ struct listener *listener_adopt(evhtp_t *htp, int fd, char *err, size_t errlen);
 /* The spec it was bound to ("127.0.0.1:8642"), or NULL when adopted. */
 const char *listener_spec(const struct listener *l);
 
-/* The listener of ls[0..n) bound to spec, or NULL (NULL entries skipped). */
-struct listener *listener_find(struct listener **ls, size_t n, const char *spec);
-
 /* Stop accepting (shutdown); open connections stay. */
 void listener_stop(struct listener *l);
 

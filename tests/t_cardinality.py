@@ -199,13 +199,13 @@ class TestForgotten(harness.TestCase):
         self.key = "http://127.0.0.1:%d" % self.up.port
 
     def wait_forgotten(self):
-        deadline = time.time() + 5
-        while time.time() < deadline:
+        def forgotten():
             m = scrape(self.fd)
-            if m.get("fanoutd_live_upstreams") == 0:
-                return m
-            time.sleep(0.05)
-        self.fail("the upstream was not forgotten: %s" % upstreams(self.fd))
+            return m if m.get("fanoutd_live_upstreams") == 0 else None
+        m = harness.wait_until(forgotten, interval=0.05)
+        if m is None:
+            self.fail("the upstream was not forgotten: %s" % upstreams(self.fd))
+        return m
 
     def test_counters_continue_after_the_sweep(self):
         t0 = time.time()

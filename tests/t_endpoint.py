@@ -12,6 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from t_metrics import scrape  # noqa: E402
 
 
 def read_responses(sock, want, timeout=5, bodyless=()):
@@ -349,11 +350,7 @@ class Endpoint(harness.TestCase):
         self.assertGreater(self.answer_bytes() - before, n * 20000)
 
     def answer_bytes(self):
-        _, _, data = self.fd.request("GET", "/metrics")
-        for line in data.decode().splitlines():
-            if line.startswith("fanoutd_client_answer_bytes_total "):
-                return float(line.split()[1])
-        raise AssertionError("no fanoutd_client_answer_bytes_total")
+        return scrape(self.fd).get("fanoutd_client_answer_bytes_total")
 
     def test_refusal_keeps_its_place_in_the_pipeline(self):
         out, closed = self.exchange(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"

@@ -87,12 +87,7 @@ def access_lines(fd):
 
 
 def wait_lines(fd, n, timeout=5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        lines = access_lines(fd)
-        if len(lines) >= n:
-            return lines
-        time.sleep(0.02)
+    harness.wait_until(lambda: len(access_lines(fd)) >= n, timeout)
     return access_lines(fd)
 
 
