@@ -31,7 +31,8 @@ LABEL = {
 def label(s, t):
     if t == "wrk":
         return {"LAT": "the limit: `wrk -t1 -c100` at nginx /delay/20",
-                "THR": "the limit: `wrk -t1 -c64` at nginx /fast"}.get(s, LABEL[t])
+                "THR": "the limit: `wrk -t1 -c64` at nginx /fast",
+                "KB": "the limit: `wrk -t1 -c64` at nginx /kb"}.get(s, LABEL[t])
     return LABEL[t]
 LAT_IDEAL = 200.0
 
@@ -279,14 +280,22 @@ def main():
            f"{f_rps(fr)} vs {f_rps(wrr)} req/s = {fr / wrr * 100:.0f} %" if fr and wrr else "—",
            None if not (fr and wrr) else fr >= 0.6 * wrr)
     for t, factor, name in (("httpx", 10, "THR ≥ 10 × the httpx peer"),
-                            ("curl", 1, "THR faster than curl --parallel")):
+                            ("curl", 2.5, "THR ≥ 2.5 × curl --parallel")):
         o = st.get(("THR", t))
         orr = o.rps_med() if o else None
         target(name, f"{f_rps(fr)} vs {f_rps(orr)} req/s = {fr / orr:.2f} ×" if fr and orr else "—",
                None if not (fr and orr) else (fr >= factor * orr if factor > 1 else fr > orr))
+    f, wr = st.get(("KB", "fanoutd")), st.get(("KB", "wrk"))
+    fr, wrr = (f.rps_med() if f else None), (wr.rps_med() if wr else None)
+    target("KB ≥ 40 % of wrk straight at nginx /kb",
+           f"{f_rps(fr)} vs {f_rps(wrr)} req/s = {fr / wrr * 100:.0f} %" if fr and wrr else "—",
+           None if not (fr and wrr) else fr >= 0.4 * wrr)
     f, fl = st.get(("SMALL", "fanoutd")), st.get(("SMALL", "floor"))
     v = f.tmed() if f else None
     flv = fl.tmed() if fl else None
+    target("SMALL ≤ curl start-up + 1 ms (the floor: curl GET /healthz)",
+           f"{f_ms(v)} ms vs floor {f_ms(flv)} ms" if v and flv else "—",
+           None if not (v and flv) else v <= flv + 1.0)
     target("SMALL ≤ 5 ms per curl call (median)",
            (f"{f_ms(v)} ms" + (f" (floor: curl GET /healthz {f_ms(flv)} ms)" if flv else "")) if v else "—",
            None if v is None else v <= 5.0)
@@ -297,6 +306,7 @@ def main():
     limit = 3 * SCEN["KB"][1] * 1024  # 3 × the body bytes returned
     target("KB peak RSS ≤ 3 × the 10,240,000 body bytes (29.3 MiB)", f_mib(kb),
            None if kb is None else kb * 1024 <= limit)
+    target("KB peak RSS ≤ 30 MiB", f_mib(kb), None if kb is None else kb <= 30 * 1024)
     f = st.get(("THR", "fanoutd"))
     most = max(f.conns) if f and f.conns else None
     opened = fst.get("THR", {}).get("connections_opened")

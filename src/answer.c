@@ -1,7 +1,9 @@
 /* answer: JSON answers, written entry by entry into the client's output
- * evbuffer.  Small values go through jansson's encoder (json_dump_callback)
- * so escaping is jansson's, never ours; upstream JSON bodies that parse are
- * copied in verbatim, so numbers keep their exact upstream spelling. */
+ * evbuffer without building JSON values: strings are escaped here exactly
+ * as jansson's encoder does it, numbers formatted here exactly as printf
+ * did, and upstream JSON bodies that pass jsonvalid_check are copied in
+ * verbatim, so numbers keep their exact upstream spelling.
+ * tests/check_answer.c holds each of these to jansson and snprintf. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
@@ -13,84 +15,202 @@
 #include <openssl/evp.h>
 
 #include "answer.h"
+#include "units.h"
+#include "jsonvalid.h"
 #include "xalloc.h"
 
-/* --- headers and Retry-After ------------------------------------------ */
-
-/* Length of the valid UTF-8 sequence at p (RFC 3629), or 0. */
-static size_t utf8_seq(const unsigned char *p)
-{
-	size_t n, i;
-	unsigned c = p[0];
-	unsigned lo = 0x80, hi = 0xbf;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	/* the second byte's range excludes overlongs, surrogates, > U+10FFFF */
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return n;
-}
+/* --- text ------------------------------------------------------------- */
 
 json_t *answer_text(const char *s)
 {
-	json_t *v = json_string(s);
+	return answer_textn(s, strlen(s));
+}
+
+json_t *answer_textn(const char *s, size_t len)
+{
+	json_t *v = json_stringn(s, len);
 	char *copy;
-	size_t i, n;
 
 	if (v != NULL)
 		return v;
-	copy = xstrdup(s);
-	for (i = 0; copy[i] != '\0'; i += n) {
-		n = utf8_seq((const unsigned char *)copy + i);
-		if (n == 0) {
-			copy[i] = '?';
-			n = 1;
-		}
-	}
-	v = json_string(copy);
+	copy = xmalloc(len + 1);
+	answer_text_clean(copy, s, len);
+	v = json_stringn(copy, len);
 	free(copy);
 	return v;
 }
 
-void answer_add_header(json_t *headers, const char *name, const char *value)
+char *answer_text_clean(char *dst, const char *s, size_t len)
 {
-	char lname[256];
-	const char *old;
-	char *joined;
-	size_t i;
+	size_t i, n;
 
-	for (i = 0; name[i] != '\0' && i < sizeof lname - 1; i++)
-		lname[i] = (char)tolower((unsigned char)name[i]);
-	lname[i] = '\0';
-	old = json_string_value(json_object_get(headers, lname));
-	if (old == NULL) {
-		json_object_set_new(headers, lname, answer_text(value));
-		return;
+	if (jsonvalid_utf8(s, len)) {
+		memcpy(dst, s, len);
+		return dst + len;
 	}
-	joined = xasprintf("%s, %s", old, value);
-	json_object_set_new(headers, lname, answer_text(joined));
-	free(joined);
+	for (i = 0; i < len; i += n) {
+		n = s[i] == '\0' ? 0 : jsonvalid_utf8_len(s + i, len - i);
+		if (n == 0) {
+			dst[i] = '?';
+			n = 1;
+		} else {
+			memcpy(dst + i, s + i, n);
+		}
+	}
+	return dst + len;
 }
+
+/* Where escaped text goes, a run of bytes at a time. */
+typedef void emit_fn(void *ctx, const char *p, size_t n);
+
+static void emit_count(void *ctx, const char *p, size_t n)
+{
+	(void)p;
+	*(size_t *)ctx += n;
+}
+
+static void emit_copy(void *ctx, const char *p, size_t n)
+{
+	char **dst = ctx;
+
+	memcpy(*dst, p, n);
+	*dst += n;
+}
+
+static void emit_buffer(void *ctx, const char *p, size_t n)
+{
+	evbuffer_add(ctx, p, n);
+}
+
+/* The escape for byte c of a JSON string, jansson's way, into esc (at
+ * least 6 bytes); returns its length, 0 when c goes as it is. */
+static size_t escape_of(unsigned char c, char *esc)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	static const char named[0x20] = {
+		['\b'] = 'b', ['\f'] = 'f', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
+	};
+
+	if (c == '"' || c == '\\') {
+		esc[0] = '\\';
+		esc[1] = (char)c;
+		return 2;
+	}
+	if (c >= 0x20)
+		return 0;
+	esc[0] = '\\';
+	if (named[c] != 0) {
+		esc[1] = named[c];
+		return 2;
+	}
+	memcpy(esc + 1, "u00", 3);
+	esc[4] = hex[c >> 4];
+	esc[5] = hex[c & 0xf];
+	return 6;
+}
+
+/* The JSON string, quotes included, for len bytes of text: valid UTF-8
+ * escaped as it is (clean), or else with each byte that breaks it and
+ * each NUL made '?' on the way (answer_text_clean). */
+static void escape(const char *s, size_t len, bool clean, emit_fn *emit, void *ctx)
+{
+	size_t i = 0, run = 0, n, e;
+	char esc[6];
+
+	emit(ctx, "\"", 1);
+	while (i < len) {
+		unsigned char c = (unsigned char)s[i];
+
+		n = 1;
+		if (c >= 0x80) {
+			if (clean || (n = jsonvalid_utf8_len(s + i, len - i)) > 0) {
+				i += n;
+				continue;
+			}
+			esc[0] = '?';
+			e = n = 1;
+		} else if (c == '\0' && !clean) {
+			esc[0] = '?';
+			e = 1;
+		} else if ((e = escape_of(c, esc)) == 0) {
+			i++;
+			continue;
+		}
+		if (i > run)
+			emit(ctx, s + run, i - run);
+		emit(ctx, esc, e);
+		i += n;
+		run = i;
+	}
+	if (i > run)
+		emit(ctx, s + run, i - run);
+	emit(ctx, "\"", 1);
+}
+
+size_t answer_text_json_len(const char *s, size_t len)
+{
+	size_t n = 0;
+
+	escape(s, len, jsonvalid_utf8(s, len), emit_count, &n);
+	return n;
+}
+
+char *answer_text_json(char *dst, const char *s, size_t len)
+{
+	escape(s, len, jsonvalid_utf8(s, len), emit_copy, &dst);
+	return dst;
+}
+
+/* --- numbers ----------------------------------------------------------- */
+
+char *answer_format_ms(char *dst, double v)
+{
+	uint64_t bits, m, frac, tenths, rest, half, whole = 0;
+	unsigned digit = 0, shift;
+	int e;
+
+	memcpy(&bits, &v, sizeof bits);
+	e = (int)(bits >> 52 & 0x7ff);
+	m = bits & (((uint64_t)1 << 52) - 1);
+	/* from 2^53 ms (285,000 years) on, and NaN and infinities, printf's
+	 * own text: never a real time, and out of the reach of one uint64 */
+	if (e >= 1075 + 1)
+		return dst + snprintf(dst, ANSWER_MS_MAX, "%.1f", v);
+	if (bits >> 63)
+		*dst++ = '-';
+	/* v = m * 2^-shift exactly */
+	if (e == 0) {
+		e = 1;   /* subnormal */
+	} else {
+		m |= (uint64_t)1 << 52;
+	}
+	shift = (unsigned)(1075 - e);
+	if (shift == 0) {
+		whole = m;
+	} else if (shift <= 60) {
+		/* the first decimal of the fraction, and what is left after
+		 * it, in units of 2^-shift: rounded to nearest, ties to even */
+		whole = m >> shift;
+		frac = m & (((uint64_t)1 << shift) - 1);
+		tenths = frac * 10;
+		digit = (unsigned)(tenths >> shift);
+		rest = tenths & (((uint64_t)1 << shift) - 1);
+		half = (uint64_t)1 << (shift - 1);
+		if (rest > half || (rest == half && digit % 2 == 1))
+			digit++;
+		if (digit == 10) {
+			digit = 0;
+			whole++;
+		}
+	}
+	/* shift > 60: v < 2^-8, "0.0" */
+	dst = units_format_uint(dst, whole);
+	dst[0] = '.';
+	dst[1] = (char)('0' + digit);
+	return dst + 2;
+}
+
+/* --- Retry-After ------------------------------------------------------- */
 
 int answer_parse_retry_after(const char *value, time_t now, long *out)
 {
@@ -147,35 +267,55 @@ void answer_write_json(struct evbuffer *out, const json_t *v)
 	json_dump_callback(v, to_evbuffer, out, JSON_COMPACT | JSON_ENCODE_ANY);
 }
 
-/* A JSON string of len bytes of valid UTF-8 (checked by jansson). */
+/* A string literal, as it is: into the evbuffer, or at dst (returning
+ * the end) for a piece assembled on the stack and added at once. */
+#define put_lit(out, lit) evbuffer_add((out), (lit), sizeof(lit) - 1)
+#define add_lit(dst, lit) add((dst), (lit), sizeof(lit) - 1)
+
+static char *add(char *dst, const char *s, size_t n)
+{
+	memcpy(dst, s, n);
+	return dst + n;
+}
+
+static void put_piece(struct evbuffer *out, const char *buf, const char *end)
+{
+	evbuffer_add(out, buf, (size_t)(end - buf));
+}
+
+static char *add_int(char *dst, intmax_t v)
+{
+	if (v >= 0)
+		return units_format_uint(dst, (uintmax_t)v);
+	*dst++ = '-';
+	return units_format_uint(dst, -(uintmax_t)v);
+}
+
+/* A JSON string of len bytes of valid UTF-8; false, and nothing written,
+ * when they are not. */
 static bool put_string_n(struct evbuffer *out, const char *s, size_t len)
 {
-	json_t *v = json_stringn(s, len);
-
-	if (v == NULL)
+	if (!jsonvalid_utf8(s, len))
 		return false;
-	answer_write_json(out, v);
-	json_decref(v);
+	escape(s, len, true, emit_buffer, out);
 	return true;
 }
 
-/* A string we wrote or got from the client or an upstream. */
+/* A string we wrote or got from the client or an upstream, made valid
+ * as answer_text does. */
 static void put_string(struct evbuffer *out, const char *s)
 {
-	json_t *v = answer_text(s);
+	size_t len = strlen(s);
 
-	answer_write_json(out, v);
-	json_decref(v);
+	escape(s, len, jsonvalid_utf8(s, len), emit_buffer, out);
 }
 
-static void put_key(struct evbuffer *out, const char *key)
+/* A static ASCII name that needs no escaping ("ok", "response"), quoted. */
+static void put_name(struct evbuffer *out, const char *name)
 {
-	evbuffer_add_printf(out, ",\"%s\":", key);
-}
-
-static void put_ms(struct evbuffer *out, const char *key, double ms)
-{
-	evbuffer_add_printf(out, ",\"%s\":%.1f", key, ms < 0 ? 0.0 : ms);
+	put_lit(out, "\"");
+	evbuffer_add(out, name, strlen(name));
+	put_lit(out, "\"");
 }
 
 /* --- bodies ------------------------------------------------------------ */
@@ -187,30 +327,6 @@ static void put_ms(struct evbuffer *out, const char *key, double ms)
 
 /* JSON bodies at least this big go into the answer by reference. */
 #define ANSWER_COPY_BELOW 4096
-
-/* Nesting depth of a JSON text: brackets outside strings. */
-static size_t json_depth(const char *p, size_t len)
-{
-	size_t i, depth = 0, max = 0;
-	bool in_string = false;
-
-	for (i = 0; i < len; i++) {
-		if (in_string) {
-			if (p[i] == '\\')
-				i++;
-			else if (p[i] == '"')
-				in_string = false;
-		} else if (p[i] == '"') {
-			in_string = true;
-		} else if (p[i] == '[' || p[i] == '{') {
-			if (++depth > max)
-				max = depth;
-		} else if ((p[i] == ']' || p[i] == '}') && depth > 0) {
-			depth--;
-		}
-	}
-	return max;
-}
 
 static bool is_json_type(const char *ct)
 {
@@ -224,17 +340,18 @@ static bool is_json_type(const char *ct)
 	return n >= 5 && strncasecmp(ct + n - 5, "+json", 5) == 0;
 }
 
+/* Encoded straight into out's own space: no buffer of its own. */
 static void put_base64(struct evbuffer *out, const unsigned char *p, size_t len)
 {
-	size_t cap = 4 * ((len + 2) / 3) + 1;
-	unsigned char *b64 = xmalloc(cap);
-	int n;
+	size_t cap = 4 * ((len + 2) / 3) + 1;   /* EVP_EncodeBlock adds a NUL */
+	struct evbuffer_iovec vec;
 
-	n = EVP_EncodeBlock(b64, p, (int)len);
-	evbuffer_add(out, "\"", 1);
-	evbuffer_add(out, b64, (size_t)n);
-	evbuffer_add(out, "\"", 1);
-	free(b64);
+	put_lit(out, "\"");
+	if (evbuffer_reserve_space(out, (ev_ssize_t)cap, &vec, 1) != 1)
+		xcheck(NULL);   /* out of memory: xalloc's policy */
+	vec.iov_len = (size_t)EVP_EncodeBlock(vec.iov_base, p, (int)len);
+	evbuffer_commit_space(out, &vec, 1);
+	put_lit(out, "\"");
 }
 
 static void free_body(const void *data, size_t len, void *arg)
@@ -244,40 +361,36 @@ static void free_body(const void *data, size_t len, void *arg)
 	free((void *)data);
 }
 
-/* ,"body":…,"encoding":"json|text|base64".  The body is consumed: a JSON
- * body is handed to out by reference (no copy), any other is freed once
- * written, so the answer never holds a body twice. */
+/* ,"body":…,"encoding":"json|text|base64"[,"decoded":"gzip"].  The body
+ * is consumed: a JSON body is handed to out by reference (no copy), any
+ * other is freed once written, so the answer never holds a body twice. */
 static void put_body(struct evbuffer *out, struct outcome *o)
 {
-	const char *ct = o->content_type;
 	size_t len = o->body ? o->body_len : 0;
 	const char *p = len ? o->body : "";
-	const char *encoding = "text";
-	json_t *parsed;
 
-	put_key(out, "body");
-	if (len > 0 && is_json_type(ct) && json_depth(p, len) <= ANSWER_MAX_JSON_DEPTH) {
-		/* only a check: the body is copied verbatim, so integers past
-		 * 64 bits are fine as reals here */
-		parsed = json_loadb(p, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL);
-		if (parsed != NULL) {
-			json_decref(parsed);
-			/* a big body changes hands; a small one is cheaper copied
-			 * than kept as a chain of its own */
-			if (len < ANSWER_COPY_BELOW) {
-				evbuffer_add(out, o->body, len);
-			} else {
-				evbuffer_add_reference(out, o->body, len, free_body, NULL);
-				o->body = NULL;   /* out owns it now */
-			}
-			encoding = "json";
+	put_lit(out, ",\"body\":");
+	if (len > 0 && is_json_type(o->content_type) &&
+	    jsonvalid_check(p, len, ANSWER_MAX_JSON_DEPTH)) {
+		/* a big body changes hands; a small one is cheaper copied
+		 * than kept as a chain of its own */
+		if (len < ANSWER_COPY_BELOW) {
+			evbuffer_add(out, o->body, len);
+		} else {
+			evbuffer_add_reference(out, o->body, len, free_body, NULL);
+			o->body = NULL;   /* out owns it now */
 		}
-	}
-	if (strcmp(encoding, "json") != 0 && !put_string_n(out, p, len)) {
+		put_lit(out, ",\"encoding\":\"json\"");
+	} else if (put_string_n(out, p, len)) {
+		put_lit(out, ",\"encoding\":\"text\"");
+	} else {
 		put_base64(out, (const unsigned char *)p, len);
-		encoding = "base64";
+		put_lit(out, ",\"encoding\":\"base64\"");
 	}
-	evbuffer_add_printf(out, ",\"encoding\":\"%s\"", encoding);
+	if (o->decoded != NULL) {   /* a token list: "gzip", "gzip, br" */
+		put_lit(out, ",\"decoded\":");
+		put_string_n(out, o->decoded, strlen(o->decoded));
+	}
 	free(o->body);
 	o->body = NULL;
 	o->body_len = o->body_cap = 0;
@@ -288,55 +401,89 @@ static void put_body(struct evbuffer *out, struct outcome *o)
 /* {"index":N[,"id":…],"url":"…" — the entry is left open. */
 static void put_entry_head(struct evbuffer *out, size_t index, const struct request_item *it)
 {
-	evbuffer_add_printf(out, "{\"index\":%zu", index);
+	char buf[16 + UNITS_UINT_MAX], *p = buf;
+
+	p = add_lit(p, "{\"index\":");
+	p = units_format_uint(p, index);
+	put_piece(out, buf, p);
 	if (it->id_json != NULL) {
 		/* the client's own text: 0.1 is echoed 0.1, not 0.10000000000000001 */
-		put_key(out, "id");
+		put_lit(out, ",\"id\":");
 		evbuffer_add(out, it->id_json, strlen(it->id_json));
 	}
-	put_key(out, "url");
+	put_lit(out, ",\"url\":");
 	put_string(out, it->url);
 }
 
+/* ,"elapsed_ms":…,"timing":{…},"reused":… */
 static void put_timing(struct evbuffer *out, const struct outcome *o)
 {
-	put_ms(out, "elapsed_ms", o->timing.total_ms);
-	evbuffer_add_printf(out, ",\"timing\":{\"queued_ms\":%.1f,\"connect_ms\":%.1f,"
-	                    "\"ttfb_ms\":%.1f,\"total_ms\":%.1f}",
-	                    o->timing.queued_ms, o->timing.connect_ms,
-	                    o->timing.ttfb_ms, o->timing.total_ms);
-	evbuffer_add_printf(out, ",\"reused\":%s", o->reused ? "true" : "false");
+	const struct outcome_timing *t = &o->timing;
+	char buf[5 * ANSWER_MS_MAX + 128], *p = buf;
+
+	p = add_lit(p, ",\"elapsed_ms\":");
+	p = answer_format_ms(p, t->total_ms < 0 ? 0.0 : t->total_ms);
+	p = add_lit(p, ",\"timing\":{\"queued_ms\":");
+	p = answer_format_ms(p, t->queued_ms);
+	p = add_lit(p, ",\"connect_ms\":");
+	p = answer_format_ms(p, t->connect_ms);
+	p = add_lit(p, ",\"ttfb_ms\":");
+	p = answer_format_ms(p, t->ttfb_ms);
+	p = add_lit(p, ",\"total_ms\":");
+	p = answer_format_ms(p, t->total_ms);
+	if (o->reused)
+		p = add_lit(p, "},\"reused\":true");
+	else
+		p = add_lit(p, "},\"reused\":false");
+	put_piece(out, buf, p);
 }
 
 static void put_response(struct evbuffer *out, struct outcome *o)
 {
-	outcome_seal(o);
 	if (o->headers_json == NULL)
 		return;
-	put_key(out, "headers");
+	put_lit(out, ",\"headers\":");
 	evbuffer_add(out, o->headers_json, strlen(o->headers_json));
 	put_body(out, o);
+}
+
+/* ,"status":N */
+static void put_status(struct evbuffer *out, int status)
+{
+	char buf[16 + UNITS_UINT_MAX], *p = buf;
+
+	p = add_lit(p, ",\"status\":");
+	p = add_int(p, status);
+	put_piece(out, buf, p);
 }
 
 /* "type":…,"message":… and the fields that go with the type; no leading
  * comma, so it can open an object. */
 static void put_error_fields(struct evbuffer *out, const struct outcome *o)
 {
-	evbuffer_add_printf(out, "\"type\":\"%s\"", outcome_type_name(o->type));
+	char buf[32 + UNITS_UINT_MAX], *p = buf;
+
+	put_lit(out, "\"type\":");
+	put_name(out, outcome_type_name(o->type));
 	if (o->status > 0)
-		evbuffer_add_printf(out, ",\"status\":%d", o->status);
-	put_key(out, "message");
+		put_status(out, o->status);
+	put_lit(out, ",\"message\":");
 	put_string(out, o->message ? o->message : outcome_type_name(o->type));
-	if (o->phase != NULL)
-		evbuffer_add_printf(out, ",\"phase\":\"%s\"", o->phase);
-	if (o->type == OUTCOME_RATE_LIMITED && o->retry_after_s >= 0)
-		evbuffer_add_printf(out, ",\"retry_after_s\":%ld", o->retry_after_s);
+	if (o->phase != NULL) {
+		put_lit(out, ",\"phase\":");
+		put_name(out, o->phase);
+	}
+	if (o->type == OUTCOME_RATE_LIMITED && o->retry_after_s >= 0) {
+		p = add_lit(p, ",\"retry_after_s\":");
+		p = add_int(p, o->retry_after_s);
+		put_piece(out, buf, p);
+	}
 }
 
 /* The rest of a success: its status, timing and response. */
 static void put_success(struct evbuffer *out, struct outcome *o)
 {
-	evbuffer_add_printf(out, ",\"status\":%d", o->status);
+	put_status(out, o->status);
 	put_timing(out, o);
 	put_response(out, o);
 }
@@ -345,7 +492,7 @@ static void put_success(struct evbuffer *out, struct outcome *o)
  * the entry itself. */
 static void put_group_error(struct evbuffer *out, struct outcome *o)
 {
-	evbuffer_add(out, ",", 1);
+	put_lit(out, ",");
 	put_error_fields(out, o);
 	put_timing(out, o);
 	put_response(out, o);
@@ -355,10 +502,10 @@ static void put_group_error(struct evbuffer *out, struct outcome *o)
  * succeed: the error fields and the response in an object of their own. */
 static void put_settled_error(struct evbuffer *out, struct outcome *o)
 {
-	evbuffer_add_printf(out, ",\"error\":{");
+	put_lit(out, ",\"error\":{");
 	put_error_fields(out, o);
 	put_response(out, o);
-	evbuffer_add(out, "}", 1);
+	put_lit(out, "}");
 	put_timing(out, o);
 }
 
@@ -378,22 +525,33 @@ static void count(const struct outcome *outcomes, size_t n, size_t *failed,
 	}
 }
 
-/* ,"name":[i,j,…] of the indices whose outcome satisfies keep(). */
+/* ,"name":[i,j,…] of the indices whose outcome satisfies keep(); name
+ * needs no escaping. */
 static void put_index_list(struct evbuffer *out, const char *name,
                            const struct outcome *outcomes, size_t n,
                            bool (*keep)(const struct outcome *))
 {
-	const char *sep = "";
+	char buf[512], *p = buf;
 	size_t i;
+	bool first = true;
 
-	evbuffer_add_printf(out, ",\"%s\":[", name);
+	put_lit(out, ",");
+	put_name(out, name);
+	put_lit(out, ":[");
 	for (i = 0; i < n; i++) {
 		if (!keep(&outcomes[i]))
 			continue;
-		evbuffer_add_printf(out, "%s%zu", sep, i);
-		sep = ",";
+		if (p + 1 + UNITS_UINT_MAX > buf + sizeof buf) {
+			put_piece(out, buf, p);
+			p = buf;
+		}
+		if (!first)
+			*p++ = ',';
+		p = units_format_uint(p, i);
+		first = false;
 	}
-	evbuffer_add(out, "]", 1);
+	p = add_lit(p, "]");
+	put_piece(out, buf, p);
 }
 
 static bool is_ok(const struct outcome *o) { return o->type == OUTCOME_OK; }
@@ -405,31 +563,46 @@ static bool is_not_done(const struct outcome *o)
 /* The opening of the answer, up to the "[" of its list of entries. */
 static void put_head(struct evbuffer *out, const struct answer_stream *s)
 {
-	const struct batch_request *br = s->br;
+	char buf[256 + 3 * UNITS_UINT_MAX + ANSWER_MS_MAX], *p = buf;
+	size_t n = s->br->n;
 
 	switch (s->shape) {
 	case ANSWER_ALL_OK:
-		evbuffer_add_printf(out, "{\"ok\":true,\"elapsed_ms\":%.1f,\"results\":[",
-		                    s->elapsed_ms);
-		return;
+		p = add_lit(p, "{\"ok\":true,\"elapsed_ms\":");
+		p = answer_format_ms(p, s->elapsed_ms);
+		p = add_lit(p, ",\"results\":[");
+		break;
 	case ANSWER_SETTLED:
-		evbuffer_add_printf(out, "{\"ok\":%s,\"elapsed_ms\":%.1f,\"results\":[",
-		                    s->failed + s->cancelled == 0 ? "true" : "false",
-		                    s->elapsed_ms);
-		return;
-	case ANSWER_GROUP:
-		if (s->failed > 0)
-			evbuffer_add_printf(out, "{\"ok\":false,\"error\":\"batch_failed\","
-			                    "\"message\":\"%zu of %zu requests failed, "
-			                    "%zu cancelled\"", s->failed, br->n, s->cancelled);
+		if (s->failed + s->cancelled == 0)
+			p = add_lit(p, "{\"ok\":true,\"elapsed_ms\":");
 		else
-			evbuffer_add_printf(out, "{\"ok\":false,\"error\":\"draining\","
-			                    "\"message\":\"fanoutd is shutting down: %zu of %zu "
-			                    "requests cancelled\"", s->cancelled, br->n);
-		put_ms(out, "elapsed_ms", s->elapsed_ms);
-		evbuffer_add_printf(out, ",\"errors\":[");
-		return;
+			p = add_lit(p, "{\"ok\":false,\"elapsed_ms\":");
+		p = answer_format_ms(p, s->elapsed_ms);
+		p = add_lit(p, ",\"results\":[");
+		break;
+	case ANSWER_GROUP:
+		if (s->failed > 0) {
+			p = add_lit(p, "{\"ok\":false,\"error\":\"batch_failed\",\"message\":\"");
+			p = units_format_uint(p, s->failed);
+			p = add_lit(p, " of ");
+			p = units_format_uint(p, n);
+			p = add_lit(p, " requests failed, ");
+			p = units_format_uint(p, s->cancelled);
+			p = add_lit(p, " cancelled\"");
+		} else {
+			p = add_lit(p, "{\"ok\":false,\"error\":\"draining\","
+			            "\"message\":\"fanoutd is shutting down: ");
+			p = units_format_uint(p, s->cancelled);
+			p = add_lit(p, " of ");
+			p = units_format_uint(p, n);
+			p = add_lit(p, " requests cancelled\"");
+		}
+		p = add_lit(p, ",\"elapsed_ms\":");
+		p = answer_format_ms(p, s->elapsed_ms < 0 ? 0.0 : s->elapsed_ms);
+		p = add_lit(p, ",\"errors\":[");
+		break;
 	}
+	put_piece(out, buf, p);
 }
 
 /* Entry i, if this shape lists it (an error group lists failures only). */
@@ -441,7 +614,7 @@ static void put_entry(struct evbuffer *out, struct answer_stream *s, size_t i)
 	if (s->shape == ANSWER_GROUP && !outcome_is_failure(o))
 		return;
 	if (s->entries++ > 0)
-		evbuffer_add(out, ",", 1);
+		put_lit(out, ",");
 	put_entry_head(out, i, it);
 	if (s->shape == ANSWER_GROUP)
 		put_group_error(out, o);
@@ -449,19 +622,19 @@ static void put_entry(struct evbuffer *out, struct answer_stream *s, size_t i)
 		put_success(out, o);
 	else
 		put_settled_error(out, o);
-	evbuffer_add(out, "}", 1);
+	put_lit(out, "}");
 }
 
 static void put_tail(struct evbuffer *out, const struct answer_stream *s)
 {
 	if (s->shape != ANSWER_GROUP) {
-		evbuffer_add(out, "]}", 2);
+		put_lit(out, "]}");
 		return;
 	}
-	evbuffer_add(out, "]", 1);
+	put_lit(out, "]");
 	put_index_list(out, "completed", s->outcomes, s->br->n, is_ok);
 	put_index_list(out, "cancelled", s->outcomes, s->br->n, is_not_done);
-	evbuffer_add(out, "}", 1);
+	put_lit(out, "}");
 }
 
 void answer_stream_init(struct answer_stream *s, const struct batch_request *br,
@@ -516,7 +689,9 @@ int answer_write_batch(struct evbuffer *out, const struct batch_request *br,
 
 void answer_write_error(struct evbuffer *out, const char *error, const char *message)
 {
-	evbuffer_add_printf(out, "{\"ok\":false,\"error\":\"%s\",\"message\":", error);
+	put_lit(out, "{\"ok\":false,\"error\":");
+	put_name(out, error);
+	put_lit(out, ",\"message\":");
 	put_string(out, message);
-	evbuffer_add(out, "}", 1);
+	put_lit(out, "}");
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 #include <jansson.h>
 #include <event2/buffer.h>
@@ -19,10 +20,27 @@
  * header values, reason phrases, upstream keys): bytes that would break
  * it become '?'.  The caller owns the result. */
 json_t *answer_text(const char *s);
+/* The same for len bytes (not NUL-terminated).  Valid UTF-8 is kept as
+ * it is, NUL bytes too; in text that is not, each byte that breaks it
+ * and each NUL becomes '?'. */
+json_t *answer_textn(const char *s, size_t len);
 
-/* Add one response header to a JSON object: name lower-cased, a repeated
- * header joined to the earlier value with ", ". */
-void answer_add_header(json_t *headers, const char *name, const char *value);
+/* The same text without a json_t: the bytes answer_textn would hold
+ * (len of them at dst; returns the end), and the JSON string, quotes
+ * included, that jansson's json_dumps writes for it (its length, and the
+ * bytes at dst; returns the end).  Escaped as jansson does: ", \ and
+ * control characters (\b \f \n \r \t, else \u00XX); '/', DEL and
+ * non-ASCII as they are. */
+char *answer_text_clean(char *dst, const char *s, size_t len);
+size_t answer_text_json_len(const char *s, size_t len);
+char *answer_text_json(char *dst, const char *s, size_t len);
+
+/* Milliseconds as the answer spells them, without printf: what printf's
+ * "%.1f" does for v (the same bytes, rounding half to even on v's exact
+ * value, "-0.0" for a negative zero) into at least ANSWER_MS_MAX bytes at
+ * dst.  Returns the end (no NUL terminator).  Integers: units_format_uint. */
+#define ANSWER_MS_MAX 320    /* "-" DBL_MAX's 309 digits ".0", and a NUL */
+char *answer_format_ms(char *dst, double v);
 
 /* Retry-After as seconds from now: delta-seconds or an HTTP date.
  * Returns 0 and sets *out, or -1 when the value is not understood. */
@@ -62,7 +80,7 @@ bool answer_stream_write(struct answer_stream *s, struct evbuffer *out, size_t b
 int answer_write_batch(struct evbuffer *out, const struct batch_request *br,
                        struct outcome *outcomes, double elapsed_ms);
 
-/* v as compact JSON (any value, not just an object or array). */
+/* v as compact JSON (any value, not just an object or array), by jansson. */
 void answer_write_json(struct evbuffer *out, const json_t *v);
 
 /* {"ok":false,"error":error,"message":message} */

@@ -7,6 +7,7 @@
  *
  * When evhtp frees a connection it frees the filter only; the socket
  * then goes to linger.c for a lingering close. */
+#include <errno.h>
 #include <stdlib.h>
 #include <sys/queue.h>
 
@@ -35,6 +36,10 @@ struct client {
 	struct event *deadline;          /* a whole request by then, or closed */
 	long timeout_ms;
 };
+
+/* evhtp's own event callback for its connections (one function for all;
+ * its argument is the evhtp connection, as for its read and write ones). */
+static bufferevent_event_cb evhtp_event;
 
 struct clients {
 	struct event_base *base;
@@ -105,6 +110,17 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 }
 
 /* evhtp reads the gate's filter from now on, with the socket's timeouts. */
+/* evhtp ignores an EOF or error while reading when errno is EAGAIN (for
+ * the spurious empty reads of old libevents), but errno here is whatever
+ * the last system call of the loop left, an upstream socket's EAGAIN as
+ * often as not: the client's close would go unseen until client_timeout.
+ * The event itself is the news; errno says nothing about it. */
+static void on_gate_event(struct bufferevent *bev, short what, void *arg)
+{
+	errno = 0;
+	evhtp_event(bev, what, arg);
+}
+
 static void put_gate(struct client *c, struct clients *cl)
 {
 	bufferevent_data_cb readcb, writecb;
@@ -120,7 +136,8 @@ static void put_gate(struct client *c, struct clients *cl)
 	bufferevent_set_timeouts(c->sock, NULL, NULL);
 	bufferevent_setwatermark(c->sock, EV_READ, 0, SOCKET_READ_AHEAD);
 	bufferevent_setwatermark(c->sock, EV_WRITE, SOCKET_WRITE_WINDOW / 2, SOCKET_WRITE_WINDOW);
-	bufferevent_setcb(filter, readcb, writecb, eventcb, cbarg);
+	evhtp_event = eventcb;
+	bufferevent_setcb(filter, readcb, writecb, on_gate_event, cbarg);
 	bufferevent_set_timeouts(filter, &tv, &tv);
 	evhtp_connection_set_bev(c->conn, filter);
 	bufferevent_enable(filter, EV_READ | EV_WRITE);

@@ -43,6 +43,8 @@ const struct config_key config_keys[CONFIG_N_KEYS] = {
 	  "all upstream requests in flight at once (1..1000000)" },
 	{ "max_queued", CONFIG_KEY_INT, CFG(max_queued), 1, 100000000, true, "100000",
 	  "requests waiting for a slot (1..100000000); more -> 503 overloaded" },
+	{ "max_connections", CONFIG_KEY_INT, CFG(max_connections), 0, 100000, true, "0",
+	  "connections open at once to one upstream (0..100000); 0 = as many as needed" },
 	{ "keepalive_timeout", CONFIG_KEY_DURATION, CFG(keepalive_timeout_ms), 1, UNITS_DAY_MS, true, "30s",
 	  "idle upstream connections are kept this long for reuse" },
 	{ "tls_verify", CONFIG_KEY_BOOL, CFG(tls_verify), 0, 0, true, "yes",
@@ -65,6 +67,8 @@ const struct config_key config_keys[CONFIG_N_KEYS] = {
 	/* [upstream "URL"]: defaults are all unset, the [fanoutd] value applies */
 	{ "concurrency", CONFIG_KEY_INT, UPS(concurrency), 1, 100000, true, NULL,
 	  "requests in flight to this upstream (1..100000)" },
+	{ "max_connections", CONFIG_KEY_INT, UPS(max_connections), 1, 100000, true, NULL,
+	  "overrides [fanoutd] max_connections" },
 	{ "rate", CONFIG_KEY_RATE, UPS(rate_per_s), 0, 0, true, NULL,
 	  "token bucket: N/s, N/m or N/h, N may be decimal, at most 1000000/s" },
 	{ "burst", CONFIG_KEY_INT, UPS(burst), 1, 1000000, true, NULL,

@@ -22,6 +22,7 @@
 struct config_upstream {
 	char *key;                 /* normalised "scheme://host:port", owned */
 	long concurrency;          /* -1 = use upstream_concurrency */
+	long max_connections;      /* -1 = use [fanoutd] max_connections */
 	double rate_per_s;         /* 0 = no rate limit */
 	long burst;                /* -1 = ceil(rate_per_s), at least 1 */
 	long request_timeout_ms;   /* -1 = global */
@@ -45,6 +46,7 @@ struct config {
 	long upstream_concurrency;
 	long global_concurrency;
 	long max_queued;
+	long max_connections;              /* per upstream; 0 = as many as needed */
 	long keepalive_timeout_ms;
 	bool tls_verify;
 	char *ca_file;                     /* NULL = system store, owned */

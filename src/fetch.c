@@ -1,19 +1,20 @@
 /* fetch: the life of one upstream request.
  *
- *   idle -> queued -> (slot) -> resolving -> [nofd] -> connecting
- *        -> [handshake] -> waiting -> receiving -> done
- *   a reused keep-alive connection goes from queued (or nofd) straight to
- *   waiting, and back to resolving, once, if it turns out dead; nofd: the
- *   process is out of file descriptors, and the fetch waits for one; any
- *   state but done may end in done (an outcome or an abort).  Every
- *   change goes through fetch_set_state(), which checks it against this.
+ *   idle -> queued -> (slot) -> resolving -> [waitconn] -> connecting
+ *        -> exchanging -> done
+ *   an idle kept-alive connection goes from queued (or waitconn) straight
+ *   to exchanging, and back to resolving, once, if it turns out dead;
+ *   waitconn: max_connections are open or the process is out of file
+ *   descriptors, and the fetch waits for a connection; any state but done
+ *   may end in done (an outcome or an abort).  Every change goes through
+ *   fetch_set_state(), which checks it against this.
  *
- * evhttp has no connect-only timeout and reports no phases, so the fetch
- * keeps its own timer (the connect deadline, then the request deadline),
- * watches the socket for the end of the TCP connect and OpenSSL for the
- * end of the handshake.  The HTTP exchange itself is in fetch_http.c.
- * Re-entrancy: evhttp_cancel_request() runs the error callback before it
- * returns, and dns_resolve() may answer before it returns. */
+ * The fetch owns the slots, the timers (the connect deadline, then the
+ * request deadline), DNS, the deny list on resolved addresses and the one
+ * classifier that turns what went wrong into an error type and message.
+ * The exchange itself is the pool's connection and codec (exchange.h),
+ * which report back through exchange_ops; no event comes from inside a
+ * call of ours but dns_resolve(), which may answer before it returns. */
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
@@ -22,11 +23,11 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include <event2/bufferevent.h>
-
 #include "acl.h"
+#include "answer.h"
 #include "clock.h"
-#include "fetch_internal.h"
+#include "decode.h"
+#include "fetch.h"
 #include "log.h"
 #include "metrics.h"
 #include "netaddr.h"
@@ -34,16 +35,30 @@
 
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void connect_next(struct fetch *f);
+static void fetch_fail(struct fetch *f, enum outcome_type type, char *message);
 
 /* --- state ------------------------------------------------------------ */
+
+/* "b17[3]": the batch and the item a line is about. */
+static void fetch_describe(const void *obj, char *buf, size_t len)
+{
+	const struct fetch *f = obj;
+
+	snprintf(buf, len, "b%lu[%zu]", f->batch_id, f->index);
+}
+
+/* A debug line about fetch f: "b17[3]: ...".  (fetch_obj() makes the
+ * compiler check that f is a fetch.) */
+static inline const void *fetch_obj(const struct fetch *f) { return f; }
+#define fetch_debug(f, ...) \
+	log_about(LOG_LEVEL_DEBUG, fetch_describe, fetch_obj(f), __VA_ARGS__)
 
 static const char *state_name(enum fetch_state s)
 {
 	static const char *names[] = {
 		[FETCH_IDLE] = "idle", [FETCH_QUEUED] = "queued",
-		[FETCH_RESOLVING] = "resolving", [FETCH_NOFD] = "nofd",
-		[FETCH_CONNECTING] = "connecting", [FETCH_HANDSHAKE] = "handshake",
-		[FETCH_WAITING] = "waiting", [FETCH_RECEIVING] = "receiving",
+		[FETCH_RESOLVING] = "resolving", [FETCH_WAITCONN] = "waitconn",
+		[FETCH_CONNECTING] = "connecting", [FETCH_EXCHANGING] = "exchanging",
 		[FETCH_DONE] = "done",
 	};
 
@@ -57,14 +72,11 @@ static bool allowed(enum fetch_state from, enum fetch_state to)
 {
 	static const unsigned next[] = {
 		[FETCH_IDLE] = TO(FETCH_QUEUED),
-		[FETCH_QUEUED] = TO(FETCH_RESOLVING) | TO(FETCH_WAITING),
-		[FETCH_RESOLVING] = TO(FETCH_CONNECTING) | TO(FETCH_NOFD),
-		[FETCH_NOFD] = TO(FETCH_CONNECTING) | TO(FETCH_WAITING),
-		[FETCH_CONNECTING] = TO(FETCH_HANDSHAKE) | TO(FETCH_WAITING) | TO(FETCH_NOFD),
-		/* receiving: headers came before OpenSSL's callback was seen */
-		[FETCH_HANDSHAKE] = TO(FETCH_WAITING) | TO(FETCH_RECEIVING),
-		[FETCH_WAITING] = TO(FETCH_RECEIVING) | TO(FETCH_RESOLVING),
-		[FETCH_RECEIVING] = 0,
+		[FETCH_QUEUED] = TO(FETCH_RESOLVING) | TO(FETCH_EXCHANGING),
+		[FETCH_RESOLVING] = TO(FETCH_CONNECTING) | TO(FETCH_WAITCONN),
+		[FETCH_WAITCONN] = TO(FETCH_CONNECTING) | TO(FETCH_EXCHANGING),
+		[FETCH_CONNECTING] = TO(FETCH_EXCHANGING) | TO(FETCH_WAITCONN),
+		[FETCH_EXCHANGING] = TO(FETCH_RESOLVING),
 		[FETCH_DONE] = 0,
 	};
 
@@ -73,14 +85,8 @@ static bool allowed(enum fetch_state from, enum fetch_state to)
 	return to == FETCH_DONE || to == from || (next[from] & TO(to)) != 0;
 }
 
-void fetch_describe(const void *obj, char *buf, size_t len)
-{
-	const struct fetch *f = obj;
-
-	snprintf(buf, len, "b%lu[%zu]", f->batch_id, f->index);
-}
-
-void fetch_set_state(struct fetch *f, enum fetch_state to)
+/* Every change of f->state: checked against the diagram, traced. */
+static void fetch_set_state(struct fetch *f, enum fetch_state to)
 {
 	assert(allowed(f->state, to));
 	if (to == f->state)
@@ -97,22 +103,20 @@ void fetch_set_state(struct fetch *f, enum fetch_state to)
 
 static bool connecting(enum fetch_state s)
 {
-	return s == FETCH_RESOLVING || s == FETCH_CONNECTING || s == FETCH_HANDSHAKE;
+	return s == FETCH_RESOLVING || s == FETCH_CONNECTING;
 }
 
-static const char *phase_of(enum fetch_state s)
+static const char *phase_of(const struct fetch *f)
 {
-	switch (s) {
+	switch (f->state) {
 	case FETCH_IDLE:
 	case FETCH_QUEUED:
-	case FETCH_NOFD:      /* a local shortage, like a slot: not the upstream's */
+	case FETCH_WAITCONN:   /* a local shortage, like a slot: not the upstream's */
 		return "queued";
 	case FETCH_RESOLVING:
 		return "dns";
 	case FETCH_CONNECTING:
-		return "connect";
-	case FETCH_HANDSHAKE:
-		return "tls";
+		return f->conn != NULL && pool_conn_handshaking(f->conn) ? "tls" : "connect";
 	default:
 		return "response";
 	}
@@ -149,21 +153,13 @@ static void stop_timer(struct fetch *f)
 	}
 }
 
-static void stop_watch(struct fetch *f)
-{
-	if (f->connect_watch != NULL) {
-		event_free(f->connect_watch);
-		f->connect_watch = NULL;
-	}
-}
-
 /* --- ending ------------------------------------------------------------ */
 
+/* Hand the connection back; an exchange still under way is cancelled. */
 static void drop_conn(struct fetch *f, bool reusable)
 {
 	if (f->conn == NULL)
 		return;
-	f->conn->on_handshake = NULL;
 	/* a reload may have denied its address while it was busy */
 	if (reusable && f->env->acl != NULL &&
 	    acl_addr_denied(f->env->acl, (const struct sockaddr *)&f->conn->peer))
@@ -198,22 +194,15 @@ static void leave_queue(struct fetch *f)
 }
 
 /* Abort whatever is under way: queue, DNS, connect or exchange.  The
- * connection is closed (evhttp_cancel_request) and dropped, never reused. */
+ * connection is closed, never reused. */
 static void stop_exchange(struct fetch *f)
 {
-	struct evhttp_request *req = f->req;
-
 	leave_queue(f);
-	pool_cancel_wait(f->up->pool, &f->fd_waiter);
+	pool_cancel_wait(f->up->pool, &f->conn_waiter);
 	stop_timer(f);
-	stop_watch(f);
 	if (f->dns_req != NULL) {
 		dns_cancel(f->dns_req);
 		f->dns_req = NULL;
-	}
-	if (req != NULL) {
-		f->req = NULL;
-		evhttp_cancel_request(req);     /* calls on_error(CANCEL) now */
 	}
 	drop_conn(f, false);
 }
@@ -227,9 +216,12 @@ static void record(struct fetch *f, enum outcome_type type, char *message,
 	f->out->phase = phase;
 	f->out->timing.total_ms = clock_now_ms() - f->t_start;
 	outcome_body_trim(f->out);
-	outcome_seal(f->out);
 	free(f->addrs);
 	f->addrs = NULL;
+	free(f->status_message);
+	f->status_message = NULL;
+	decode_free(f->decoder);
+	f->decoder = NULL;
 	f->up->totals[type]++;
 	metrics_observe_request(f->env->metrics, f->out, f->t_granted > 0, f->body_len);
 }
@@ -248,14 +240,14 @@ static void release_slots(struct fetch *f)
 		limit_sem_release(f->batch_sem);
 }
 
-/* Hand back the connection, tell the batch, then hand back the slot, so
- * a failing batch cancels its own queued requests before the slot could
- * be given to one of them. */
-void fetch_finish(struct fetch *f, enum outcome_type type, char *message,
-                  const char *phase, bool reusable)
+/* The natural end of a fetch (message is owned by the outcome now): hand
+ * back the connection, tell the batch, then hand back the slot, so a
+ * failing batch cancels its own queued requests before the slot could be
+ * given to one of them. */
+static void fetch_finish(struct fetch *f, enum outcome_type type, char *message,
+                         const char *phase, bool reusable)
 {
 	stop_timer(f);
-	stop_watch(f);
 	drop_conn(f, reusable);
 	record(f, type, message, phase);
 	fetch_set_state(f, FETCH_DONE);
@@ -263,9 +255,10 @@ void fetch_finish(struct fetch *f, enum outcome_type type, char *message,
 	release_slots(f);
 }
 
-void fetch_fail(struct fetch *f, enum outcome_type type, char *message)
+/* Abort what is under way, then end with this failure. */
+static void fetch_fail(struct fetch *f, enum outcome_type type, char *message)
 {
-	const char *phase = type == OUTCOME_TIMEOUT ? phase_of(f->state) : NULL;
+	const char *phase = type == OUTCOME_TIMEOUT ? phase_of(f) : NULL;
 
 	stop_exchange(f);
 	fetch_finish(f, type, message, phase, false);
@@ -273,7 +266,7 @@ void fetch_fail(struct fetch *f, enum outcome_type type, char *message)
 
 void fetch_abort(struct fetch *f, enum outcome_type type, const char *message)
 {
-	const char *phase = phase_of(f->state);
+	const char *phase = phase_of(f);
 
 	if (f->state == FETCH_DONE)
 		return;
@@ -284,56 +277,11 @@ void fetch_abort(struct fetch *f, enum outcome_type type, const char *message)
 	release_slots(f);
 }
 
-/* --- connect and handshake --------------------------------------------- */
-
-static bool socket_connected(struct fetch *f)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	evutil_socket_t fd;
-
-	if (f->conn == NULL)
-		return false;
-	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(f->conn->evcon));
-	return fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
-}
-
-/* Connected and, for https, the handshake done: the request is on. */
-static void mark_ready(struct fetch *f)
-{
-	stop_watch(f);
-	f->conn->open = true;
-	f->out->timing.connect_ms = clock_now_ms() - f->t_granted;
-	fetch_set_state(f, FETCH_WAITING);
-	arm_timer(f);
-}
-
-static void on_handshake(struct pool_conn *c, void *arg)
-{
-	struct fetch *f = arg;
-
-	(void)c;
-	if (f->state == FETCH_HANDSHAKE || f->state == FETCH_CONNECTING)
-		mark_ready(f);
-}
-
-void fetch_mark_connected(struct fetch *f)
-{
-	if (f->state != FETCH_CONNECTING && f->state != FETCH_HANDSHAKE)
-		return;
-	stop_watch(f);
-	f->conn->open = true;
-	if (f->conn->ssl != NULL && !f->conn->handshake_done) {
-		fetch_set_state(f, FETCH_HANDSHAKE);   /* the connect deadline still runs */
-		return;
-	}
-	mark_ready(f);
-}
-
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct fetch *f = arg;
 	long limit = connecting(f->state) ? f->connect_timeout_ms : f->timeout_ms;
+	const char *what_missing;
 
 	(void)fd;
 	(void)what;
@@ -342,74 +290,250 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		           "(global_concurrency or rate limit)", f->timeout_ms));
 		return;
 	}
-	if (f->state == FETCH_NOFD) {
+	if (f->state == FETCH_WAITCONN && pool_at_cap(f->up->pool)) {
+		fetch_fail(f, OUTCOME_TIMEOUT, xasprintf("no connection to %s free within "
+		           "%ld ms (max_connections)", f->up->key, f->timeout_ms));
+		return;
+	}
+	if (f->state == FETCH_WAITCONN) {
 		fetch_fail(f, OUTCOME_TIMEOUT, xasprintf("no free file descriptor to "
 		           "connect with within %ld ms (ulimit -n)", f->timeout_ms));
 		return;
 	}
-	/* the connect may have finished without the watcher seeing it */
-	if (f->state == FETCH_CONNECTING && socket_connected(f)) {
-		fetch_mark_connected(f);
-		if (f->state == FETCH_WAITING)
-			return;
-	}
-	fetch_fail(f, OUTCOME_TIMEOUT, xasprintf("no %s within %ld ms",
-	           f->state == FETCH_RESOLVING ? "DNS answer" :
-	           f->state == FETCH_CONNECTING ? "connection" :
-	           f->state == FETCH_HANDSHAKE ? "TLS handshake" : "complete answer", limit));
+	if (f->state == FETCH_RESOLVING)
+		what_missing = "DNS answer";
+	else if (f->state == FETCH_CONNECTING)
+		what_missing = strcmp(phase_of(f), "tls") == 0 ? "TLS handshake" : "connection";
+	else
+		what_missing = "complete answer";
+	fetch_fail(f, OUTCOME_TIMEOUT, xasprintf("no %s within %ld ms", what_missing, limit));
 }
 
-/* The socket became writable: the connect finished, one way or the other.
- * This runs before libevent's own write callback on the same socket (the
- * event added last is activated first), so on a failure we read the real
- * reason (SO_ERROR: refused, unreachable, ...) before evhttp's clean-up
- * clobbers errno, and end the attempt ourselves; cancelling the request
- * also removes libevent's pending callback. */
-static void on_connect_ready(evutil_socket_t fd, short what, void *arg)
+/* --- the exchange -------------------------------------------------------- */
+
+static bool idempotent(enum request_method m)
+{
+	return m != REQUEST_METHOD_POST && m != REQUEST_METHOD_PATCH;
+}
+
+static char *cap_message(const char *what, uint64_t cap, const char *key)
+{
+	return xasprintf("%s over %s (%llu bytes)", what, key, (unsigned long long)cap);
+}
+
+/* A new connection is open and the request going out on it. */
+static void on_ready(void *ctx, const char *protocol)
+{
+	struct fetch *f = ctx;
+
+	(void)protocol;
+	f->out->timing.connect_ms = clock_now_ms() - f->t_granted;
+	fetch_set_state(f, FETCH_EXCHANGING);
+	arm_timer(f);   /* from the connect deadline to the request's */
+}
+
+/* A decoder for the answer's Content-Encoding, or NULL (none, or one we
+ * do not know: the body is then kept as sent). */
+static struct decoder *decoder_for(const struct exchange_head *head)
+{
+	static const char name[] = "content-encoding";
+	size_t i;
+
+	for (i = 0; i < head->nfields; i++)
+		if (head->fields[i].name_len == sizeof name - 1 &&
+		    memcmp(head->fields[i].name, name, sizeof name - 1) == 0)
+			return decode_new(head->fields[i].value, head->fields[i].value_len);
+	return NULL;
+}
+
+static int on_head(void *ctx, const struct exchange_head *head)
+{
+	struct fetch *f = ctx;
+
+	f->out->timing.ttfb_ms = clock_now_ms() - f->t_granted;
+	outcome_set_head(f->out, head);
+	free(f->status_message);
+	f->status_message = NULL;
+	if (head->status < 200 || head->status >= 300)
+		f->status_message = xasprintf("upstream answered %d %.*s", head->status,
+		                              (int)head->reason_len, head->reason);
+	decode_free(f->decoder);
+	f->decoder = f->item->decompress ? decoder_for(head) : NULL;
+	f->coded_len = 0;
+	/* a coded body's length says little about what it decodes to: the
+	 * cap is checked on the decoded bytes as they come */
+	if (f->decoder == NULL && head->content_length > 0 &&
+	    (uint64_t)head->content_length > f->env->max_response_body) {
+		fetch_fail(f, OUTCOME_TOO_LARGE, cap_message("Content-Length",
+		           f->env->max_response_body, "max_response_body"));
+		return -1;
+	}
+	/* size the body buffer once; a lying Content-Length costs at most 1 MiB
+	 * up front, past that the buffer grows as bytes really arrive */
+	if (head->content_length > 0)
+		outcome_body_reserve(f->out, (size_t)(head->content_length < (1 << 20)
+		                                      ? head->content_length : (1 << 20)));
+	return 0;
+}
+
+/* Keep len more bytes of the body (decoded, if it was coded), within
+ * max_response_body and max_batch_response; -1 past one of them. */
+static int keep_body(void *arg, const char *data, size_t len)
 {
 	struct fetch *f = arg;
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	int e = 0;
-	socklen_t elen = sizeof e;
 
-	(void)what;
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
-		fetch_mark_connected(f);
-		return;
+	if (f->body_len + len > f->env->max_response_body) {
+		f->over_cap = "max_response_body";
+		return -1;
 	}
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) < 0 || e == 0) {
-		event_add(f->connect_watch, NULL);   /* not finished after all */
-		return;
+	if (*f->batch_bytes + len > f->env->max_batch_response) {
+		f->over_cap = "max_batch_response";
+		return -1;
 	}
-	stop_watch(f);
-	f->connect_failed = true;
-	if (f->req != NULL) {
-		struct evhttp_request *req = f->req;
-
-		f->req = NULL;
-		evhttp_cancel_request(req);
-	}
-	f->sock_errno = e;   /* after the cancel, which runs on_error */
-	if (fetch_next_address(f))
-		return;
-	fetch_fail(f, OUTCOME_CONNECT, fetch_connect_message(f));
+	f->body_len += len;
+	*f->batch_bytes += len;
+	outcome_body_add(f->out, data, len);
+	return 0;
 }
 
-static void watch_connect(struct fetch *f)
+/* What a piece of the body came to: go on (0), or the fetch has failed
+ * (-1: over a cap, or a coded body that does not decode). */
+static int body_verdict(struct fetch *f, enum decode_result r)
 {
-	evutil_socket_t fd;
-
-	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(f->conn->evcon));
-	if (fd < 0)
-		return;   /* the timer checks the socket instead */
-	f->connect_watch = xcheck(event_new(f->env->base, fd, EV_WRITE, on_connect_ready, f));
-	event_add(f->connect_watch, NULL);
+	if (r == DECODE_OK)
+		return 0;
+	if (r == DECODE_STOPPED && strcmp(f->over_cap, "max_response_body") == 0)
+		fetch_fail(f, OUTCOME_TOO_LARGE, cap_message("answer body",
+		           f->env->max_response_body, "max_response_body"));
+	else if (r == DECODE_STOPPED)
+		fetch_fail(f, OUTCOME_TOO_LARGE, cap_message("bodies of the batch",
+		           f->env->max_batch_response, "max_batch_response"));
+	else
+		fetch_fail(f, OUTCOME_PROTOCOL, xasprintf("malformed answer: %s",
+		           decode_error(f->decoder)));
+	return -1;
 }
 
-static bool out_of_fds(int e)
+static int on_body(void *ctx, const char *data, size_t len)
 {
-	return e == EMFILE || e == ENFILE;
+	struct fetch *f = ctx;
+
+	if (f->decoder == NULL)
+		return body_verdict(f, keep_body(f, data, len) < 0 ? DECODE_STOPPED : DECODE_OK);
+	f->coded_len += len;
+	return body_verdict(f, decode_feed(f->decoder, data, len, keep_body, f));
+}
+
+/* The end of a coded body: what the decoder still holds, and whether the
+ * stream was whole.  -1: the fetch has failed. */
+static int finish_decoding(struct fetch *f)
+{
+	if (f->decoder == NULL)
+		return 0;
+	if (body_verdict(f, decode_finish(f->decoder, keep_body, f)) < 0)
+		return -1;
+	if (f->coded_len > 0)   /* something was undone (not a HEAD, not a 304) */
+		f->out->decoded = xstrdup(decode_name(f->decoder));
+	return 0;
+}
+
+static void on_end(void *ctx, bool reusable)
+{
+	struct fetch *f = ctx;
+	int code = f->out->status;
+	enum outcome_type type;
+	char *msg;
+
+	if (f->out->reused)
+		f->out->timing.connect_ms = 0;
+	if (finish_decoding(f) < 0)
+		return;
+	if (code >= 200 && code < 300) {
+		fetch_finish(f, OUTCOME_OK, NULL, NULL, reusable);
+		return;
+	}
+	msg = f->status_message;
+	f->status_message = NULL;
+	type = code == 429 ? OUTCOME_RATE_LIMITED : OUTCOME_HTTP_STATUS;
+	fetch_finish(f, type, msg, NULL, reusable);
+}
+
+static void reopen(struct fetch *f);
+static bool next_address(struct fetch *f);
+
+/* The one classifier: what went wrong, as an error type and message. */
+static void on_fail(void *ctx, const struct exchange_failure *why)
+{
+	struct fetch *f = ctx;
+	bool stale = why->nothing_received && f->out->reused && !f->retried &&
+	             idempotent(f->item->method);
+
+	switch (why->kind) {
+	case EXCHANGE_FAIL_CONNECT:
+		if (next_address(f))   /* the name may have another address */
+			return;
+		fetch_fail(f, OUTCOME_CONNECT, xasprintf("cannot connect to %s: %s",
+		           f->up->key, why->message));
+		return;
+	case EXCHANGE_FAIL_TLS:
+		fetch_fail(f, OUTCOME_TLS, xstrdup(why->message));
+		return;
+	case EXCHANGE_FAIL_RESET:
+	case EXCHANGE_FAIL_CLOSED:
+		/* a kept-alive connection the upstream closed just as we sent:
+		 * an idempotent request goes once more on a new connection */
+		if (stale) {
+			reopen(f);
+			return;
+		}
+		if (!why->nothing_received)
+			fetch_fail(f, OUTCOME_PROTOCOL, xstrdup(why->kind == EXCHANGE_FAIL_CLOSED
+			           ? why->message : "connection reset by upstream before the "
+			           "end of the answer"));
+		else if (why->kind == EXCHANGE_FAIL_RESET && why->err == ECONNRESET)
+			fetch_fail(f, OUTCOME_CONNECT, xstrdup("connection reset by upstream"));
+		else if (why->kind == EXCHANGE_FAIL_RESET)
+			fetch_fail(f, OUTCOME_CONNECT, xasprintf("connection to %s failed: %s",
+			           f->up->key, why->message));
+		else
+			fetch_fail(f, OUTCOME_CONNECT, xstrdup(why->message));
+		return;
+	case EXCHANGE_FAIL_PROTOCOL:
+		fetch_fail(f, OUTCOME_PROTOCOL, xstrdup(why->message));
+		return;
+	case EXCHANGE_FAIL_REFUSED:
+		fetch_fail(f, OUTCOME_TOO_LARGE, xstrdup(why->message));
+		return;
+	}
+}
+
+static const struct exchange_ops exchange_events = {
+	.ready = on_ready, .head = on_head, .body = on_body, .end = on_end, .fail = on_fail,
+};
+
+/* Put the request on f->conn. */
+static void send_request(struct fetch *f)
+{
+	const struct request_item *it = f->item;
+	struct exchange_request req = {
+		.method = it->method, .authority = it->host_header, .target = it->target,
+		.headers = it->headers, .nheaders = it->nheaders,
+		.body = it->body, .body_len = it->body_len,
+	};
+
+	f->body_len = 0;
+	pool_exchange(f->conn, &req, &exchange_events, f);
+}
+
+/* --- connect ------------------------------------------------------------- */
+
+static void wait_conn(struct fetch *f)
+{
+	fetch_set_state(f, FETCH_WAITCONN);
+	fetch_debug(f, "no connection to %s to be had now: waiting for one", f->up->key);
+	f->t_waitconn = clock_now_ms();
+	arm_timer(f);   /* the request deadline only: not connecting yet */
+	pool_wait(f->up->pool, &f->conn_waiter);
 }
 
 /* Open a connection to the current address and send the request on it. */
@@ -420,24 +544,20 @@ static void connect_next(struct fetch *f)
 
 	netaddr_ip_text((const struct sockaddr *)ss, addr, sizeof addr);
 	f->conn = pool_open(f->up->pool, (const struct sockaddr *)ss, f->up->port);
-	if (f->conn == NULL && out_of_fds(errno)) {
-		fetch_wait_fd(f);
+	if (f->conn == NULL && (errno == EAGAIN || errno == EMFILE || errno == ENFILE)) {
+		wait_conn(f);
 		return;
 	}
 	if (f->conn == NULL) {
 		fetch_fail(f, f->up->tls ? OUTCOME_TLS : OUTCOME_CONNECT,
-		           xasprintf("cannot set up a connection to %s", addr));
+		           xasprintf("cannot set up a connection to %s: %s", addr,
+		                     errno != 0 ? strerror(errno) : "TLS set-up failed"));
 		return;
 	}
-	f->conn->on_handshake = on_handshake;
-	f->conn->handshake_arg = f;
-	f->connect_failed = false;
 	fetch_set_state(f, FETCH_CONNECTING);
 	fetch_debug(f, "connecting to %s (address %zu of %zu) on c%lu", addr,
 	            f->addr_i + 1, f->addrs->n, f->conn->id);
-	fetch_send(f);
-	if (f->state == FETCH_CONNECTING && f->connect_watch == NULL)
-		watch_connect(f);
+	send_request(f);
 }
 
 /* An idle kept-alive connection: no connect, straight to the exchange. */
@@ -445,19 +565,19 @@ static void send_reused(struct fetch *f, struct pool_conn *c)
 {
 	f->conn = c;
 	f->out->reused = true;
-	fetch_set_state(f, FETCH_WAITING);
+	fetch_set_state(f, FETCH_EXCHANGING);
 	fetch_debug(f, "reusing c%lu", c->id);
 	arm_timer(f);
-	fetch_send(f);
+	send_request(f);
 }
 
-/* A descriptor is free, or a kept-alive connection to send on: the wait
- * counts as queued time, not as connecting (the connect deadline starts
- * now), and the request goes on where it stopped. */
-static void on_fd_ready(struct pool_waiter *w, struct pool_conn *c, void *arg)
+/* A connection to send on, or leave to open one: the wait counts as
+ * queued time, not as connecting (the connect deadline starts now), and
+ * the request goes on where it stopped. */
+static void on_conn_ready(struct pool_waiter *w, struct pool_conn *c, void *arg)
 {
 	struct fetch *f = arg;
-	double waited = clock_now_ms() - f->t_nofd;
+	double waited = clock_now_ms() - f->t_waitconn;
 
 	(void)w;
 	f->out->timing.queued_ms += waited;
@@ -467,30 +587,19 @@ static void on_fd_ready(struct pool_waiter *w, struct pool_conn *c, void *arg)
 		send_reused(f, c);
 		return;
 	}
-	fetch_set_state(f, FETCH_CONNECTING);
-	arm_timer(f);
 	connect_next(f);
 }
 
-void fetch_wait_fd(struct fetch *f)
-{
-	stop_watch(f);
-	drop_conn(f, false);
-	fetch_set_state(f, FETCH_NOFD);
-	fetch_debug(f, "out of file descriptors: waiting for one to connect to %s",
-	            f->up->key);
-	f->t_nofd = clock_now_ms();
-	arm_timer(f);   /* the request deadline only: not connecting yet */
-	pool_wait_fd(f->up->pool, &f->fd_waiter);
-}
-
-bool fetch_next_address(struct fetch *f)
+/* The connect to the current address failed: try the next address of
+ * the name, if there is one.  True when a new attempt is under way. */
+static bool next_address(struct fetch *f)
 {
 	if (f->addrs == NULL || f->addr_i + 1 >= f->addrs->n)
 		return false;
-	stop_watch(f);
 	drop_conn(f, false);
 	f->addr_i++;
+	f->t_attempt = clock_now_ms();
+	arm_timer(f);
 	connect_next(f);
 	return true;
 }
@@ -537,11 +646,13 @@ static void open_new(struct fetch *f)
 		f->dns_req = r;
 }
 
-void fetch_reopen(struct fetch *f)
+/* A reused connection turned out dead: do it again on a new one. */
+static void reopen(struct fetch *f)
 {
 	drop_conn(f, false);
 	f->retried = true;
 	f->out->reused = false;
+	f->out->status = 0;
 	f->t_attempt = clock_now_ms();
 	fetch_debug(f, "the kept-alive connection was closed: once more on a new one");
 	open_new(f);
@@ -630,12 +741,11 @@ void fetch_init(struct fetch *f, size_t index, const struct request_item *item,
 	f->env = env;
 	f->done = done;
 	f->done_arg = done_arg;
-	f->evhttp_error = -1;
 	f->timeout_ms = item->timeout_ms > 0 ? item->timeout_ms : up->request_timeout_ms;
 	f->connect_timeout_ms = up->connect_timeout_ms < f->timeout_ms
 	                        ? up->connect_timeout_ms : f->timeout_ms;
 	limit_waiter_init(&f->waiter, on_grant, f);
-	pool_waiter_init(&f->fd_waiter, on_fd_ready, f);
+	pool_waiter_init(&f->conn_waiter, on_conn_ready, f);
 }
 
 void fetch_start(struct fetch *f)
@@ -649,8 +759,11 @@ void fetch_start(struct fetch *f)
 
 void fetch_cleanup(struct fetch *f)
 {
-	stop_watch(f);
 	stop_timer(f);
 	free(f->addrs);
 	f->addrs = NULL;
+	free(f->status_message);
+	f->status_message = NULL;
+	decode_free(f->decoder);
+	f->decoder = NULL;
 }

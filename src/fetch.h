@@ -8,7 +8,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "clock.h"
 #include "dns.h"
@@ -21,14 +20,14 @@
 
 enum fetch_state {
 	FETCH_IDLE = 0,    /* not started */
-	FETCH_QUEUED,      /* waiting for a slot of the upstream's semaphore */
+	FETCH_QUEUED,      /* waiting for a slot (and a token) */
 	FETCH_RESOLVING,   /* slot held; resolving the host name */
-	FETCH_NOFD,        /* slot held; no file descriptor free to connect with:
+	FETCH_WAITCONN,    /* slot held; no connection to be had now
+	                      (max_connections, or out of file descriptors):
 	                      waits for one (phase "queued") */
-	FETCH_CONNECTING,  /* slot held; TCP connect in progress */
-	FETCH_HANDSHAKE,   /* https: TCP up, TLS handshake in progress */
-	FETCH_WAITING,     /* connected; request sent, no answer byte yet */
-	FETCH_RECEIVING,   /* status and headers in, body arriving */
+	FETCH_CONNECTING,  /* slot held; TCP connect, then the TLS handshake */
+	FETCH_EXCHANGING,  /* the request is out on an open connection; the
+	                      answer is coming */
 	FETCH_DONE,        /* outcome recorded; slot and connection handed back */
 };
 
@@ -41,6 +40,7 @@ enum fetch_stage {
 	FETCH_STAGE_STARTED,         /* all held: the request is under way */
 };
 
+struct decoder;
 struct fetch;
 struct metrics;
 typedef void (*fetch_done_fn)(struct fetch *f, void *arg);
@@ -61,13 +61,11 @@ struct fetch {
 	struct limit_waiter waiter;        /* in the queue of stage, while queued */
 	enum fetch_stage stage;            /* the next thing to wait for */
 	struct pool_conn *conn;            /* while busy */
-	struct evhttp_request *req;        /* owned by evhttp once made */
 	struct dns_request *dns_req;
 	struct dns_answer *addrs;          /* while connecting (owned) */
 	size_t addr_i;                     /* the address being tried */
 	struct event *timer;               /* connect, then request deadline */
-	struct event *connect_watch;       /* fd writable: connect finished */
-	struct pool_waiter fd_waiter;      /* in the pool's queue while FETCH_NOFD */
+	struct pool_waiter conn_waiter;    /* in the pool's queue while FETCH_WAITCONN */
 
 	long timeout_ms;
 	long connect_timeout_ms;
@@ -75,14 +73,15 @@ struct fetch {
 	double t_slot;                     /* got its slot: the deadline counts from here */
 	double t_granted;                  /* started (slot and token) */
 	double t_attempt;                  /* this connect attempt began */
-	double t_nofd;                     /* began waiting for a descriptor */
+	double t_waitconn;                 /* began waiting for a connection */
 	uint64_t body_len;
 	uint64_t *batch_bytes;             /* the batch's running total of bodies */
-	int evhttp_error;                  /* from the error callback, -1 none */
-	int sock_errno;                    /* errno seen with that error */
-	bool connect_failed;               /* connect watcher saw no peer */
 	bool retried;                      /* the stale keep-alive retry is spent */
-	enum outcome_type pending_type;    /* a failure we caused (too_large) */
+	struct decoder *decoder;           /* undoes the body's Content-Encoding (owned) */
+	uint64_t coded_len;                /* body bytes as sent, when decoding */
+	const char *over_cap;              /* the cap keep_body() stopped at */
+	char *status_message;              /* "upstream answered 404 Not Found",
+	                                      from a non-2xx head to the end (owned) */
 };
 
 /* batch_sem, when given, is the batch's max_concurrency for this

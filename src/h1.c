@@ -39,7 +39,7 @@ struct raw_field {
 
 /* For joining: a field and where it came in the answer. */
 struct entry {
-	struct h1_field f;
+	struct exchange_field f;
 	size_t idx;
 };
 
@@ -69,7 +69,7 @@ struct h1 {
 	bool field_open;                  /* a name is arriving */
 	/* the joined head (owned, reused) */
 	struct entry *entries;
-	struct h1_field *fields;
+	struct exchange_field *fields;
 	char *joined;
 	size_t joined_cap, entries_cap;
 };
@@ -294,7 +294,7 @@ static int by_idx(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-static bool same_name(const struct h1_field *a, const struct h1_field *b)
+static bool same_name(const struct exchange_field *a, const struct exchange_field *b)
 {
 	return a->name_len == b->name_len && memcmp(a->name, b->name, a->name_len) == 0;
 }
@@ -347,7 +347,7 @@ static size_t join_fields(struct h1 *h)
 	for (i = 0; i < h->nraw; i++) {
 		struct raw_field *r = &h->raw[i];
 
-		h->entries[i].f = (struct h1_field){ h->arena + r->name_off, r->name_len,
+		h->entries[i].f = (struct exchange_field){ h->arena + r->name_off, r->name_len,
 		                                     h->arena + r->value_off, r->value_len };
 		h->entries[i].idx = i;
 	}
@@ -411,7 +411,7 @@ static int64_t content_length(const struct h1 *h, const llhttp_t *p)
 
 static int deliver_head(struct h1 *h, llhttp_t *p)
 {
-	struct h1_head head = {
+	struct exchange_head head = {
 		.status = p->status_code,
 		.reason = h->reason_len ? h->arena : "",
 		.reason_len = h->reason_len,
@@ -541,6 +541,8 @@ static const char *parse_error_reason(const struct h1 *h, llhttp_errno_t err)
 	switch (err) {
 	case HPE_INVALID_STATUS:
 		return "invalid status code";
+	case HPE_INVALID_CONSTANT:   /* "Expected HTTP/": not a status line */
+		return "not an HTTP/1.x answer";
 	default:
 		return llhttp_get_error_reason(&h->parser);
 	}

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "exchange.h"
+
 struct evbuffer;
 
 /* --- requests ----------------------------------------------------------- */
@@ -58,31 +60,6 @@ struct h1_limits {
 	                           * interim answers and trailers included */
 };
 
-/* One header of the final answer: the name lower-cased, the values of
- * every line with that name joined with ", " in the order received
- * (Set-Cookie too, as the answer's JSON object has one key a name).  The
- * value has no white space around it (llhttp drops what leads, h1 what
- * trails) and never a CR or LF. */
-struct h1_field {
-	const char *name;
-	size_t name_len;
-	const char *value;
-	size_t value_len;
-};
-
-/* The final answer's head; everything borrowed until the callback returns. */
-struct h1_head {
-	int status;                      /* 200..999 (1xx never reach here) */
-	const char *reason;              /* may be empty, not NUL-terminated */
-	size_t reason_len;
-	const struct h1_field *fields;   /* in order of first appearance */
-	size_t nfields;
-	int64_t content_length;          /* body bytes to come by Content-Length;
-	                                  * 0: no body (HEAD, 204, 304,
-	                                  * Content-Length: 0); -1: chunked, or
-	                                  * until EOF (close-delimited) */
-};
-
 enum h1_fail_kind {
 	H1_FAIL_PROTOCOL,     /* malformed answer, or over h1_limits */
 	H1_FAIL_TOO_LARGE,    /* the head or body callback refused (a size cap) */
@@ -105,7 +82,7 @@ struct h1_failure {
 struct h1_ops {
 	/* the final answer's head; return -1 to refuse it (e.g. Content-Length
 	 * over a cap): the codec then reports H1_FAIL_TOO_LARGE */
-	int (*head)(void *ctx, const struct h1_head *head);
+	int (*head)(void *ctx, const struct exchange_head *head);
 	/* len > 0 bytes of the decoded body; -1 refuses more: H1_FAIL_TOO_LARGE */
 	int (*body)(void *ctx, const char *data, size_t len);
 	/* the answer is whole; reusable: keep-alive was allowed AND no byte

@@ -11,6 +11,7 @@
 
 #include "h1.h"
 #include "httptoken.h"
+#include "units.h"
 #include "xalloc.h"
 
 /* --- requests ------------------------------------------------------------ */
@@ -115,22 +116,6 @@ static bool needs_length(const struct h1_request *req)
 	       strcmp(req->method, "PUT") == 0 || strcmp(req->method, "PATCH") == 0;
 }
 
-/* n in decimal into buf (at least 20 bytes); returns the length. */
-static size_t put_decimal(char *buf, size_t n)
-{
-	char tmp[24];
-	size_t i = 0, len;
-
-	do {
-		tmp[i++] = (char)('0' + n % 10);
-		n /= 10;
-	} while (n > 0);
-	len = i;
-	while (i > 0)
-		*buf++ = tmp[--i];
-	return len;
-}
-
 #define REQUEST_VERSION " HTTP/1.1\r\n"
 #define CONTENT_LENGTH "Content-Length: "
 
@@ -170,7 +155,8 @@ void h1_write_request(struct evbuffer *out, const struct h1_request *req)
 
 	assert(request_is_sane(req));
 	if (needs_length(req))
-		cl_digits = put_decimal(digits, req->body != NULL ? req->body_len : 0);
+		cl_digits = (size_t)(units_format_uint(digits, req->body != NULL ? req->body_len : 0)
+		                     - digits);
 	len = request_head_len(req, cl_digits);
 	/* the head in one contiguous reservation: no chain per piece */
 	if (evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) != 1 || v.iov_len < len)

@@ -380,6 +380,9 @@ static void stop(struct daemon *d)
 		event_base_loop(d->base, EVLOOP_NONBLOCK);
 	if (d->reg != NULL)
 		upstream_registry_free(d->reg);
+	/* ... and the closed upstream connections theirs (conn_free) */
+	if (d->base != NULL)
+		event_base_loop(d->base, EVLOOP_NONBLOCK);
 	if (d->sig_term != NULL) {
 		event_free(d->sig_term);
 		event_free(d->sig_int);

@@ -205,6 +205,7 @@ static unsigned long u_queued(const struct upstream_stats *s)
 	return s->queued + s->waiting_token;
 }
 static unsigned long u_idle(const struct upstream_stats *s) { return s->idle_connections; }
+static unsigned long u_conns(const struct upstream_stats *s) { return s->connections; }
 static unsigned long u_opened(const struct upstream_stats *s)
 {
 	return s->connections_opened;
@@ -221,6 +222,8 @@ static const struct upstream_family upstream_families[] = {
 	  "Requests holding a slot of the upstream's semaphore.", u_in_flight },
 	{ "fanoutd_upstream_queued", "gauge",
 	  "Requests waiting for a slot or a rate-limit token of the upstream.", u_queued },
+	{ "fanoutd_upstream_connections", "gauge",
+	  "Connections to the upstream open or opening now, busy or idle.", u_conns },
 	{ "fanoutd_upstream_idle_connections", "gauge",
 	  "Keep-alive connections to the upstream waiting for a request.", u_idle },
 	{ "fanoutd_upstream_connections_opened_total", "counter",

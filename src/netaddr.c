@@ -324,3 +324,11 @@ int netaddr_format(const struct sockaddr *sa, char *buf, size_t len)
 		snprintf(buf, len, "%s:%d", addr, ntohs(((const struct sockaddr_in *)sa)->sin_port));
 	return 0;
 }
+
+void netaddr_set_port(struct sockaddr *sa, int port)
+{
+	if (sa->sa_family == AF_INET6)
+		((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+	else if (sa->sa_family == AF_INET)
+		((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+}

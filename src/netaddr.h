@@ -51,6 +51,9 @@ void netaddr_format_cidr(const struct netaddr_cidr *c, char *buf, size_t len);
 /* The address of sa (AF_INET or AF_INET6) without port: "10.0.0.1", "::1". */
 void netaddr_ip_text(const struct sockaddr *sa, char *buf, size_t len);
 
+/* Set the port of sa (AF_INET or AF_INET6). */
+void netaddr_set_port(struct sockaddr *sa, int port);
+
 /* "10.0.0.1:80" or "[::1]:80"; -1 (buf left empty) for other families. */
 int netaddr_format(const struct sockaddr *sa, char *buf, size_t len);
 

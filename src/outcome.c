@@ -3,7 +3,10 @@
  * goes in outcome_clear, except a body the answer writer took over. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "answer.h"
+#include "jsonvalid.h"
 #include "outcome.h"
 #include "xalloc.h"
 
@@ -40,24 +43,103 @@ void outcome_init(struct outcome *o)
 void outcome_clear(struct outcome *o)
 {
 	free(o->message);
-	json_decref(o->headers);
-	free(o->headers_json);
-	free(o->content_type);
+	free(o->headers_json);   /* content_type with it */
 	free(o->body);
+	free(o->decoded);
 	outcome_init(o);
 }
 
-void outcome_seal(struct outcome *o)
+/* A field jansson would have kept in the object: a name of valid UTF-8. */
+static bool is_kept(const struct exchange_field *f)
 {
-	const char *ct;
+	return jsonvalid_utf8(f->name, f->name_len);
+}
 
-	if (o->headers == NULL)
-		return;
-	ct = json_string_value(json_object_get(o->headers, "content-type"));
-	o->content_type = ct ? xstrdup(ct) : NULL;
-	o->headers_json = xcheck(json_dumps(o->headers, JSON_COMPACT));
-	json_decref(o->headers);
-	o->headers = NULL;
+static bool is_named(const struct exchange_field *f, const char *name)
+{
+	return f->name_len == strlen(name) && memcmp(f->name, name, f->name_len) == 0;
+}
+
+/* {"name":"value",...}: its length, and the text at dst (returns the end). */
+static size_t headers_json_len(const struct exchange_head *head)
+{
+	size_t i, n = 2, kept = 0;
+
+	for (i = 0; i < head->nfields; i++) {
+		const struct exchange_field *f = &head->fields[i];
+
+		if (is_kept(f))
+			n += (kept++ > 0) + answer_text_json_len(f->name, f->name_len) + 1 +
+			     answer_text_json_len(f->value, f->value_len);
+	}
+	return n;
+}
+
+static char *add_headers_json(char *dst, const struct exchange_head *head)
+{
+	size_t i, kept = 0;
+
+	*dst++ = '{';
+	for (i = 0; i < head->nfields; i++) {
+		const struct exchange_field *f = &head->fields[i];
+
+		if (!is_kept(f))
+			continue;
+		if (kept++ > 0)
+			*dst++ = ',';
+		dst = answer_text_json(dst, f->name, f->name_len);
+		*dst++ = ':';
+		dst = answer_text_json(dst, f->value, f->value_len);
+	}
+	*dst++ = '}';
+	return dst;
+}
+
+/* The kept field called name, or NULL. */
+static const struct exchange_field *find(const struct exchange_head *head,
+                                         const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < head->nfields; i++)
+		if (is_named(&head->fields[i], name) && is_kept(&head->fields[i]))
+			return &head->fields[i];
+	return NULL;
+}
+
+/* A value as answer_textn makes it, NUL-terminated: read as a C string it
+ * ends at a NUL of its own, as the jansson string value it replaces did. */
+static char *add_clean(char *dst, const struct exchange_field *f)
+{
+	dst = answer_text_clean(dst, f->value, f->value_len);
+	*dst = '\0';
+	return dst + 1;
+}
+
+/* The block: the JSON text, then the Content-Type and (on a 429) the
+ * Retry-After values, each NUL-terminated. */
+void outcome_set_head(struct outcome *o, const struct exchange_head *head)
+{
+	const struct exchange_field *ct = find(head, "content-type");
+	const struct exchange_field *ra = head->status == 429 ? find(head, "retry-after") : NULL;
+	char *p;
+
+	free(o->headers_json);
+	o->status = head->status;
+	o->headers_json = p = xmalloc(headers_json_len(head) + 1 +
+	                              (ct ? ct->value_len + 1 : 0) +
+	                              (ra ? ra->value_len + 1 : 0));
+	p = add_headers_json(p, head);
+	*p++ = '\0';
+	o->content_type = ct ? p : NULL;
+	if (ct != NULL)
+		p = add_clean(p, ct);
+	o->retry_after_s = -1;
+	if (ra != NULL) {
+		add_clean(p, ra);
+		if (answer_parse_retry_after(p, time(NULL), &o->retry_after_s) < 0)
+			o->retry_after_s = -1;   /* not understood */
+	}
 }
 
 void outcome_body_reserve(struct outcome *o, size_t n)
@@ -68,15 +150,30 @@ void outcome_body_reserve(struct outcome *o, size_t n)
 	o->body_cap = n;
 }
 
-void outcome_body_append(struct outcome *o, struct evbuffer *in)
+/* Room for len more bytes: doubling, so a body in many pieces costs
+ * log n reallocations. */
+static void body_grow(struct outcome *o, size_t len)
 {
-	size_t len = evbuffer_get_length(in);
 	size_t cap = o->body_cap ? o->body_cap : 1024;
 
 	while (cap < o->body_len + len)
 		cap *= 2;
 	outcome_body_reserve(o, cap);
+}
+
+void outcome_body_append(struct outcome *o, struct evbuffer *in)
+{
+	size_t len = evbuffer_get_length(in);
+
+	body_grow(o, len);
 	evbuffer_remove(in, o->body + o->body_len, len);
+	o->body_len += len;
+}
+
+void outcome_body_add(struct outcome *o, const char *data, size_t len)
+{
+	body_grow(o, len);
+	memcpy(o->body + o->body_len, data, len);
 	o->body_len += len;
 }
 

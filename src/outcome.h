@@ -7,8 +7,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <jansson.h>
 #include <event2/buffer.h>
+
+#include "exchange.h"
 
 enum outcome_type {
 	OUTCOME_PENDING = 0,   /* not finished yet */
@@ -40,14 +41,16 @@ struct outcome {
 	char *message;         /* failure text (owned), NULL on success */
 	const char *phase;     /* timeout phase, static string, or NULL */
 	long retry_after_s;    /* from Retry-After on 429, -1 if none */
-	json_t *headers;       /* response headers while collected (owned) or NULL */
-	char *headers_json;    /* the same, serialised by outcome_seal (owned) */
-	char *content_type;    /* kept by outcome_seal (owned) or NULL */
+	char *headers_json;    /* the response headers as a compact JSON object
+	                        * (owned; one block with content_type), NULL
+	                        * while there was no response */
+	const char *content_type;   /* in the block of headers_json, or NULL */
 	char *body;            /* response body (owned, malloc) or NULL */
 	size_t body_len;
 	size_t body_cap;       /* allocated; trimmed to body_len when done */
 	struct outcome_timing timing;
 	bool reused;           /* went over a kept-alive connection */
+	char *decoded;         /* the Content-Encoding undone ("gzip"), owned, or NULL */
 };
 
 void outcome_init(struct outcome *o);
@@ -57,11 +60,17 @@ void outcome_clear(struct outcome *o);   /* frees what it owns */
  * reserve (from Content-Length), append (moves bytes out of in), trim. */
 void outcome_body_reserve(struct outcome *o, size_t n);
 void outcome_body_append(struct outcome *o, struct evbuffer *in);
+void outcome_body_add(struct outcome *o, const char *data, size_t len);
 void outcome_body_trim(struct outcome *o);
 
-/* Swap the headers object (~1 KiB) for its JSON text (~100 bytes); a
- * finished outcome waits in memory until the whole batch is done. */
-void outcome_seal(struct outcome *o);
+/* The final answer's head: its status, its headers as JSON text (what
+ * json_dumps(JSON_COMPACT) made of an object of the fields, values made
+ * valid UTF-8 as answer_textn does; a field whose name is not UTF-8 left
+ * out, as jansson does), Content-Type, and on a 429 Retry-After parsed
+ * into retry_after_s (from now).  One allocation, a few bytes over the
+ * JSON text: a finished outcome waits in memory until the whole batch is
+ * done.  Replaces what an earlier call (a retried request) set. */
+void outcome_set_head(struct outcome *o, const struct exchange_head *head);
 
 /* Failed by itself: not pending, not ok, not cancelled. */
 bool outcome_is_failure(const struct outcome *o);

@@ -1,9 +1,15 @@
-/* pool: keep-alive evhttp connections of one upstream.  An idle
+/* pool: the connections of one upstream (see pool.h).  An idle
  * connection is reused LIFO (the most recently used is the least likely
- * to have been closed by the upstream); it is dropped when its idle
- * timer fires, when the upstream closes it (evhttp's closecb), or when a
- * reload puts its address in deny_networks.  Fetches that find no file
- * descriptor to connect with wait here, FIFO, for one to be freed. */
+ * to have been closed by the upstream); it is dropped when its idle timer
+ * fires, when the upstream closes it or sends a byte nobody asked for,
+ * or when a reload puts its address in deny_networks.  Fetches that find
+ * no connection to be had wait here, FIFO.
+ *
+ * The events of an exchange come from two places, turned into one
+ * stream here: the connection (opened, failed, closed) and the codec
+ * (head, body, end, malformed).  The exchange is detached from the
+ * connection before its last event is delivered, so the fetch may
+ * release the connection from inside that event. */
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
@@ -11,15 +17,17 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/bufferevent_ssl.h>
+#include <event2/buffer.h>
 
 #include "acl.h"
 #include "clock.h"
+#include "conn.h"
+#include "h1.h"
 #include "log.h"
 #include "netaddr.h"
 #include "pool.h"
-#include "tls.h"
 #include "xalloc.h"
+#include "autoconf.h"
 
 /* While fetches wait for a descriptor, look for one this often: most are
  * freed by this pool's own connections (the reaper looks at once then),
@@ -27,19 +35,31 @@
  * them too, and nothing tells us. */
 #define FD_RETRY_MS 20.0
 
+/* Caps on an answer's head: more header lines than this is an attack on
+ * the event loop, not an answer. */
+static const struct h1_limits head_limits = {
+	.max_headers = 1000,
+	.max_head_bytes = 64 * 1024,
+};
+
+/* The protocols offered by ALPN (HTTP/2 comes with its codec). */
+static const char *const alpn_protocols[] = { "http/1.1", NULL };
+
 struct pool {
 	struct event_base *base;
 	struct pool_settings settings;
+	struct h1_block *block;            /* default headers, built at first use */
+	char *block_host;                  /* ... for this Host (owned) */
 	struct pool_conn *idle_head;       /* most recently released first */
 	unsigned nidle;
-	unsigned long opened;
-	unsigned long handshakes;
+	unsigned nconns;                   /* busy or idle: open or opening */
+	struct conn_counters counters;     /* opened, handshakes */
 	struct pool_conn *dead;            /* waiting for the reaper */
 	struct event *reaper;
-	TAILQ_HEAD(, pool_waiter) fd_waiters;   /* FIFO, out of descriptors */
-	unsigned nwaiting;                 /* in fd_waiters */
+	TAILQ_HEAD(, pool_waiter) waiters; /* FIFO: no connection to be had */
+	unsigned nwaiting;                 /* in waiters */
 	bool granting;                     /* inside a waiter's ready callback */
-	struct event *fd_timer;            /* looks for a free descriptor */
+	struct event *wait_timer;          /* serves the waiters */
 	double warned_ms;                  /* last "out of file descriptors" warning */
 	LIST_ENTRY(pool) all;              /* in all_pools */
 };
@@ -48,11 +68,9 @@ struct pool {
  * upstream it belongs to (the upstreams' table is upstream.c's). */
 static LIST_HEAD(, pool) all_pools = LIST_HEAD_INITIALIZER(all_pools);
 
-/* Connections ever made, all pools: names them in the log. */
-static unsigned long conn_ids;
-
 static void reap(evutil_socket_t fd, short what, void *arg);
-static void on_fd_timer(evutil_socket_t fd, short what, void *arg);
+static void on_wait_timer(evutil_socket_t fd, short what, void *arg);
+static void arm_wait_timer(struct pool *p, double ms);
 
 /* --- the state of a connection ----------------------------------------- */
 
@@ -60,12 +78,10 @@ static void on_fd_timer(evutil_socket_t fd, short what, void *arg);
 static void describe_conn(const void *obj, char *buf, size_t len)
 {
 	const struct pool_conn *c = obj;
-	bool v6 = c->peer.ss_family == AF_INET6;
-	char addr[NETADDR_TEXT_MAX];
+	char addr[NETADDR_TEXT_MAX + 8];
 
-	netaddr_ip_text((const struct sockaddr *)&c->peer, addr, sizeof addr);
-	snprintf(buf, len, "%s%s%s:%d c%lu", v6 ? "[" : "", addr, v6 ? "]" : "",
-	         c->port, c->id);
+	netaddr_format((const struct sockaddr *)&c->peer, addr, sizeof addr);
+	snprintf(buf, len, "%s c%lu", addr, c->id);
 }
 
 /* (conn_obj() makes the compiler check that c is a connection.) */
@@ -99,8 +115,8 @@ struct pool *pool_new(struct event_base *base, const struct pool_settings *ps)
 	p->base = base;
 	p->settings = *ps;
 	p->reaper = xcheck(evtimer_new(base, reap, p));
-	p->fd_timer = xcheck(evtimer_new(base, on_fd_timer, p));
-	TAILQ_INIT(&p->fd_waiters);
+	p->wait_timer = xcheck(evtimer_new(base, on_wait_timer, p));
+	TAILQ_INIT(&p->waiters);
 	LIST_INSERT_HEAD(&all_pools, p, all);
 	return p;
 }
@@ -108,13 +124,14 @@ struct pool *pool_new(struct event_base *base, const struct pool_settings *ps)
 void pool_configure(struct pool *p, const struct pool_settings *ps)
 {
 	p->settings = *ps;
+	if (!TAILQ_EMPTY(&p->waiters))
+		arm_wait_timer(p, 0);   /* the cap may be higher now */
 }
 
 static void free_conn(struct pool_conn *c)
 {
-	if (c->ssl != NULL)
-		SSL_set_app_data(c->ssl, NULL);   /* the SSL may outlive c briefly */
-	evhttp_connection_free(c->evcon);
+	h1_free(c->h1);
+	evbuffer_free(c->out);
 	event_free(c->idle_timer);
 	free(c);
 }
@@ -136,14 +153,19 @@ static void unlink_idle(struct pool_conn *c)
 	evtimer_del(c->idle_timer);
 }
 
-/* Free later: we may be inside one of this connection's callbacks. */
+/* Close now (the descriptor is free at once), free the rest later: we
+ * may be inside one of this connection's callbacks. */
 static void retire(struct pool_conn *c, const char *why)
 {
 	struct pool *p = c->pool;
 
 	unlink_idle(c);
 	set_state(c, POOL_CONN_DEAD, why);
+	conn_free(c->conn);
+	c->conn = NULL;
 	c->open = false;
+	c->xops = NULL;
+	p->nconns--;
 	c->next_dead = p->dead;
 	p->dead = c;
 	event_active(p->reaper, EV_TIMEOUT, 0);
@@ -160,19 +182,25 @@ static struct pool_conn *take_idle(struct pool *p)
 	return c;
 }
 
-/* --- waiting for a file descriptor ------------------------------------- */
+/* --- waiting for a connection ------------------------------------------ */
 
-static void arm_fd_timer(struct pool *p, double ms)
+static void arm_wait_timer(struct pool *p, double ms)
 {
 	struct timeval tv = clock_timeval(ms);
 
-	evtimer_add(p->fd_timer, &tv);
+	evtimer_add(p->wait_timer, &tv);
 }
 
-/* Could a socket be made now?  Asked of the kernel itself: the loop is
- * single-threaded, so the descriptor found free is still free when evhttp
- * makes its socket a moment later.  Only running out says no; any other
- * failure is the connect attempt's to report. */
+bool pool_at_cap(const struct pool *p)
+{
+	return p->settings.max_connections > 0 &&
+	       p->nconns >= (unsigned long)p->settings.max_connections;
+}
+
+/* Could a socket be made now?  Asked of the kernel itself, and only while
+ * fetches wait for one: the loop is single-threaded, so the descriptor
+ * found free is still free when the waiter makes its socket a moment
+ * later.  Only running out says no. */
 static bool fd_available(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -200,33 +228,43 @@ static void evict_idle(struct pool *self, unsigned n)
 	}
 }
 
+static void grant(struct pool *p, struct pool_waiter *w, struct pool_conn *c)
+{
+	TAILQ_REMOVE(&p->waiters, w, link);
+	p->nwaiting--;
+	w->waiting = false;
+	p->granting = true;
+	w->ready(w, c, w->arg);
+	p->granting = false;
+}
+
 /* Serve the waiters, first come first served: with a connection of this
- * pool that went idle (no descriptor needed), else with a free
- * descriptor, which the ready callback uses before the next probe.  When
- * there is neither, make room and look again soon. */
-static void on_fd_timer(evutil_socket_t fd, short what, void *arg)
+ * pool that went idle, else with leave to open one (under the cap, and a
+ * descriptor free).  Out of descriptors, make room and look again soon;
+ * at the cap, a connection that goes idle or closes brings us back. */
+static void on_wait_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct pool *p = arg;
 	struct pool_waiter *w;
 	struct pool_conn *c;
+	bool no_fd = false;
 
 	(void)fd;
 	(void)what;
-	while ((w = TAILQ_FIRST(&p->fd_waiters)) != NULL) {
+	while ((w = TAILQ_FIRST(&p->waiters)) != NULL) {
 		c = take_idle(p);
-		if (c == NULL && !fd_available())
+		if (c == NULL && pool_at_cap(p))
 			break;
-		TAILQ_REMOVE(&p->fd_waiters, w, link);
-		p->nwaiting--;
-		w->waiting = false;
-		p->granting = true;
-		w->ready(w, c, w->arg);
-		p->granting = false;
+		if (c == NULL && !fd_available()) {
+			no_fd = true;
+			break;
+		}
+		grant(p, w, c);
 	}
-	if (TAILQ_EMPTY(&p->fd_waiters))
+	if (!no_fd)
 		return;
 	evict_idle(p, p->nwaiting);
-	arm_fd_timer(p, FD_RETRY_MS);
+	arm_wait_timer(p, FD_RETRY_MS);
 }
 
 void pool_waiter_init(struct pool_waiter *w, pool_ready_fn ready, void *arg)
@@ -236,19 +274,19 @@ void pool_waiter_init(struct pool_waiter *w, pool_ready_fn ready, void *arg)
 	w->arg = arg;
 }
 
-void pool_wait_fd(struct pool *p, struct pool_waiter *w)
+void pool_wait(struct pool *p, struct pool_waiter *w)
 {
 	if (w->waiting)
 		return;
-	if (TAILQ_EMPTY(&p->fd_waiters)) {
-		if (clock_now_ms() - p->warned_ms > 10000.0) {
+	if (TAILQ_EMPTY(&p->waiters)) {
+		if (!pool_at_cap(p) && clock_now_ms() - p->warned_ms > 10000.0) {
 			log_warn("out of file descriptors: new upstream connections wait for "
 			         "one to be freed (raise ulimit -n or LimitNOFILE)");
 			p->warned_ms = clock_now_ms();
 		}
-		arm_fd_timer(p, 0);   /* an idle connection may serve at once */
+		arm_wait_timer(p, 0);   /* an idle connection may serve at once */
 	}
-	TAILQ_INSERT_TAIL(&p->fd_waiters, w, link);
+	TAILQ_INSERT_TAIL(&p->waiters, w, link);
 	p->nwaiting++;
 	w->waiting = true;
 }
@@ -257,12 +295,132 @@ void pool_cancel_wait(struct pool *p, struct pool_waiter *w)
 {
 	if (!w->waiting)
 		return;
-	TAILQ_REMOVE(&p->fd_waiters, w, link);
+	TAILQ_REMOVE(&p->waiters, w, link);
 	p->nwaiting--;
 	w->waiting = false;
-	if (TAILQ_EMPTY(&p->fd_waiters))
-		evtimer_del(p->fd_timer);
+	if (TAILQ_EMPTY(&p->waiters))
+		evtimer_del(p->wait_timer);
 }
+
+/* --- the events of an exchange ------------------------------------------ */
+
+/* Detach the exchange, then tell it how it ended. */
+static void deliver_fail(struct pool_conn *c, enum exchange_fail_kind kind, int err,
+                         bool nothing_received, const char *message)
+{
+	const struct exchange_ops *ops = c->xops;
+	struct exchange_failure why = {
+		.kind = kind, .err = err, .nothing_received = nothing_received,
+		.message = message,
+	};
+
+	c->xops = NULL;
+	ops->fail(c->xctx, &why);
+}
+
+static int on_h1_head(void *ctx, const struct exchange_head *head)
+{
+	struct pool_conn *c = ctx;
+
+	return c->xops->head(c->xctx, head);
+}
+
+static int on_h1_body(void *ctx, const char *data, size_t len)
+{
+	struct pool_conn *c = ctx;
+
+	return c->xops->body(c->xctx, data, len);
+}
+
+static void on_h1_end(void *ctx, bool reusable)
+{
+	struct pool_conn *c = ctx;
+	const struct exchange_ops *ops = c->xops;
+
+	c->xops = NULL;
+	ops->end(c->xctx, reusable);
+}
+
+static void on_h1_fail(void *ctx, const struct h1_failure *why)
+{
+	static const enum exchange_fail_kind kinds[] = {
+		[H1_FAIL_PROTOCOL] = EXCHANGE_FAIL_PROTOCOL,
+		[H1_FAIL_TOO_LARGE] = EXCHANGE_FAIL_REFUSED,
+		[H1_FAIL_CLOSED] = EXCHANGE_FAIL_CLOSED,
+	};
+
+	deliver_fail(ctx, kinds[why->kind], 0, why->nothing_received, why->message);
+}
+
+static const struct h1_ops h1_events = {
+	.head = on_h1_head, .body = on_h1_body, .end = on_h1_end, .fail = on_h1_fail,
+};
+
+static void on_connected(void *ctx, const char *alpn)
+{
+	struct pool_conn *c = ctx;
+
+	(void)alpn;   /* only http/1.1 is offered */
+	c->open = true;
+	if (c->xops == NULL)
+		return;
+	c->xops->ready(c->xctx, "http/1.1");
+	if (c->xops != NULL && c->conn != NULL)
+		conn_send(c->conn, c->out);
+}
+
+static void on_readable(void *ctx, struct evbuffer *in)
+{
+	struct pool_conn *c = ctx;
+
+	if (c->xops == NULL) {   /* nothing asked for these bytes */
+		evbuffer_drain(in, evbuffer_get_length(in));
+		if (c->state == POOL_CONN_IDLE)
+			retire(c, "bytes nobody asked for");
+		else
+			h1_cancel(c->h1);   /* never reused: pool_release sees it */
+		return;
+	}
+	c->got_bytes = true;
+	h1_feed_buffer(c->h1, in);
+}
+
+static void on_error(void *ctx, const struct conn_error *why)
+{
+	struct pool_conn *c = ctx;
+	enum exchange_fail_kind kind;
+
+	c->open = false;
+	if (c->xops == NULL) {
+		if (c->state == POOL_CONN_IDLE)
+			retire(c, why->message);
+		return;
+	}
+	if (why->kind == CONN_ERR_TLS)
+		kind = EXCHANGE_FAIL_TLS;
+	else
+		kind = why->connecting ? EXCHANGE_FAIL_CONNECT : EXCHANGE_FAIL_RESET;
+	h1_cancel(c->h1);
+	deliver_fail(c, kind, why->err, !c->got_bytes, why->message);
+}
+
+static void on_closed(void *ctx)
+{
+	struct pool_conn *c = ctx;
+
+	c->open = false;
+	if (c->xops == NULL) {
+		if (c->state == POOL_CONN_IDLE)
+			retire(c, "closed by the upstream");
+		return;
+	}
+	h1_eof(c->h1);   /* ends a close-delimited body, or fails */
+}
+
+static const struct conn_ops conn_events = {
+	.connected = on_connected, .readable = on_readable,
+	.error = on_error, .closed = on_closed,
+};
 
 /* --- connections --------------------------------------------------------- */
 
@@ -277,20 +435,9 @@ static void reap(evutil_socket_t fd, short what, void *arg)
 		p->dead = c->next_dead;
 		free_conn(c);
 	}
-	/* descriptors were freed (libevent may close them a moment later,
-	 * from its finalizers, hence the next turn of the loop) */
-	if (!TAILQ_EMPTY(&p->fd_waiters))
-		arm_fd_timer(p, 0);
-}
-
-static void on_close(struct evhttp_connection *evcon, void *arg)
-{
-	struct pool_conn *c = arg;
-
-	(void)evcon;
-	c->open = false;
-	if (c->state == POOL_CONN_IDLE)
-		retire(c, "closed by the upstream");
+	/* descriptors and room under the cap were freed */
+	if (!TAILQ_EMPTY(&p->waiters))
+		arm_wait_timer(p, 0);
 }
 
 static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
@@ -302,98 +449,102 @@ static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
 
 struct pool_conn *pool_take_idle(struct pool *p)
 {
-	/* fetches waiting for a descriptor are owed the idle ones first */
-	if (!TAILQ_EMPTY(&p->fd_waiters))
+	/* fetches waiting for a connection are owed the idle ones first */
+	if (!TAILQ_EMPTY(&p->waiters))
 		return NULL;
 	return take_idle(p);
 }
 
-/* OpenSSL tells us the moment the handshake is done: that ends the
- * connect phase of an https request. */
-static void on_ssl_info(const SSL *ssl, int where, int ret)
+static socklen_t peer_len(const struct sockaddr_storage *ss)
 {
-	struct pool_conn *c = SSL_get_app_data(ssl);
-
-	(void)ret;
-	if (!(where & SSL_CB_HANDSHAKE_DONE) || c == NULL || c->handshake_done)
-		return;
-	c->handshake_done = true;
-	c->pool->handshakes++;
-	if (c->on_handshake != NULL)
-		c->on_handshake(c, c->handshake_arg);
-}
-
-/* An evhttp connection over TLS: evhttp connects the socket of an
- * OpenSSL bufferevent, which then runs the handshake. */
-static struct evhttp_connection *new_tls_evcon(struct pool *p, struct pool_conn *c,
-                                               const char *addr, int port)
-{
-	struct bufferevent *bev;
-	SSL *ssl = tls_new_ssl(p->settings.ssl_ctx, p->settings.tls_host,
-	                       p->settings.tls_verify);
-
-	if (ssl == NULL)
-		return NULL;
-	SSL_set_app_data(ssl, c);
-	SSL_set_info_callback(ssl, on_ssl_info);
-	bev = bufferevent_openssl_socket_new(p->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-	                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (bev == NULL) {
-		SSL_free(ssl);
-		return NULL;
-	}
-	c->ssl = ssl;
-	return evhttp_connection_base_bufferevent_new(p->base, NULL, bev, addr,
-	                                              (unsigned short)port);
-}
-
-/* evhttp makes the socket inside evhttp_make_request() and reports a
- * failure to make one as a failed connect, by a callback that may be
- * deferred (TLS) and with an errno that may have been overwritten by
- * then: so ask first (a socket() and a close() per new connection), and
- * let those already waiting go first. */
-static bool may_open(struct pool *p)
-{
-	if (!p->granting && !TAILQ_EMPTY(&p->fd_waiters))
-		return false;
-	return fd_available();
+	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+	                                 : sizeof(struct sockaddr_in);
 }
 
 struct pool_conn *pool_open(struct pool *p, const struct sockaddr *peer, int port)
 {
+	struct conn_tls tls = {
+		.ctx = p->settings.ssl_ctx, .host = p->settings.tls_host,
+		.verify = p->settings.tls_verify, .alpn = alpn_protocols,
+	};
 	struct pool_conn *c;
-	char addr[NETADDR_TEXT_MAX];
-	struct timeval tv;
 
-	if (!may_open(p)) {
-		errno = EMFILE;
+	if ((!p->granting && !TAILQ_EMPTY(&p->waiters)) || pool_at_cap(p)) {
+		errno = EAGAIN;
 		return NULL;
 	}
-	netaddr_ip_text(peer, addr, sizeof addr);
 	c = xcalloc(1, sizeof *c);
-	c->pool = p;
-	c->state = POOL_CONN_BUSY;
-	c->port = port;
 	memcpy(&c->peer, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 	                                                   : sizeof(struct sockaddr_in));
-	if (p->settings.ssl_ctx != NULL)
-		c->evcon = new_tls_evcon(p, c, addr, port);
-	else
-		c->evcon = evhttp_connection_base_new(p->base, NULL, addr, (unsigned short)port);
-	if (c->evcon == NULL) {
+	netaddr_set_port((struct sockaddr *)&c->peer, port);
+	c->conn = conn_open(p->base, (const struct sockaddr *)&c->peer, peer_len(&c->peer),
+	                    p->settings.ssl_ctx != NULL ? &tls : NULL, &conn_events, c,
+	                    &p->counters);
+	if (c->conn == NULL) {
+		int e = errno;
+
 		free(c);
+		errno = e;
 		return NULL;
 	}
-	c->id = ++conn_ids;
+	c->pool = p;
+	c->state = POOL_CONN_BUSY;
+	c->id = conn_id(c->conn);
+	c->h1 = h1_new(&h1_events, c, &head_limits);
+	c->out = xcheck(evbuffer_new());
 	c->idle_timer = xcheck(evtimer_new(p->base, on_idle_timeout, c));
+	p->nconns++;
 	conn_debug(c, "new connection (busy)");
-	tv = clock_timeval((double)p->settings.io_timeout_ms);
-	evhttp_connection_set_timeout_tv(c->evcon, &tv);
-	evhttp_connection_set_max_body_size(c->evcon, (ev_ssize_t)p->settings.max_response_body);
-	evhttp_connection_set_max_headers_size(c->evcon, 64 * 1024);
-	evhttp_connection_set_closecb(c->evcon, on_close, c);
-	p->opened++;
 	return c;
+}
+
+/* The headers every request to the upstream carries unless it has its
+ * own of that name, serialised once (again only if Host changed, which
+ * one upstream key never makes it do). */
+static const struct h1_block *block_for(struct pool *p, const char *host)
+{
+	struct h1_header lines[] = {
+		{ "Host", host },
+		{ "User-Agent", "fanoutd/" PACKAGE_VERSION },
+		{ "Accept", "*/*" },
+		/* as httpx: fetch.c undoes each of these (decode.c) */
+		{ "Accept-Encoding", "gzip, deflate, br, zstd" },
+	};
+
+	if (p->block != NULL && strcmp(p->block_host, host) == 0)
+		return p->block;
+	h1_block_free(p->block);
+	free(p->block_host);
+	p->block = h1_block_new(lines, sizeof lines / sizeof lines[0]);
+	p->block_host = xstrdup(host);
+	return p->block;
+}
+
+void pool_exchange(struct pool_conn *c, const struct exchange_request *req,
+                   const struct exchange_ops *ops, void *ctx)
+{
+	const char *method = request_method_name(req->method);
+	struct h1_request hr = {
+		.method = method, .target = req->target,
+		.block = block_for(c->pool, req->authority),
+		/* laid out alike (h1.h) */
+		.headers = (const struct h1_header *)req->headers, .nheaders = req->nheaders,
+		.body = req->body, .body_len = req->body_len,
+	};
+
+	assert(c->state == POOL_CONN_BUSY && c->xops == NULL);
+	c->xops = ops;
+	c->xctx = ctx;
+	c->got_bytes = false;
+	h1_begin(c->h1, method);
+	h1_write_request(c->out, &hr);
+	if (c->open)
+		conn_send(c->conn, c->out);   /* else when connected */
+}
+
+bool pool_conn_handshaking(const struct pool_conn *c)
+{
+	return c->conn != NULL && conn_state(c->conn) == CONN_HANDSHAKING;
 }
 
 void pool_release(struct pool_conn *c, bool reusable)
@@ -401,10 +552,18 @@ void pool_release(struct pool_conn *c, bool reusable)
 	struct pool *p = c->pool;
 	struct timeval tv;
 
-	if (!reusable || !c->open) {
+	if (c->state == POOL_CONN_DEAD)
+		return;
+	if (c->xops != NULL) {   /* still under way: abandoned */
+		h1_cancel(c->h1);
+		c->xops = NULL;
+		reusable = false;
+	}
+	if (!reusable || !c->open || !h1_reusable(c->h1)) {
 		retire(c, reusable ? "closed by the upstream" : "not reusable after this exchange");
 		return;
 	}
+	evbuffer_drain(c->out, evbuffer_get_length(c->out));
 	set_state(c, POOL_CONN_IDLE, "kept alive");
 	c->prev_idle = NULL;
 	c->next_idle = p->idle_head;
@@ -414,8 +573,8 @@ void pool_release(struct pool_conn *c, bool reusable)
 	p->nidle++;
 	tv = clock_timeval((double)p->settings.keepalive_timeout_ms);
 	evtimer_add(c->idle_timer, &tv);
-	if (!TAILQ_EMPTY(&p->fd_waiters))
-		arm_fd_timer(p, 0);   /* a waiter can have it (not from inside its callbacks) */
+	if (!TAILQ_EMPTY(&p->waiters))
+		arm_wait_timer(p, 0);   /* a waiter can have it (not from inside its callbacks) */
 }
 
 void pool_close_denied(const struct acl *acl)
@@ -438,14 +597,19 @@ unsigned pool_idle_count(const struct pool *p)
 	return p->nidle;
 }
 
+unsigned pool_conn_count(const struct pool *p)
+{
+	return p->nconns;
+}
+
 unsigned long pool_opened_count(const struct pool *p)
 {
-	return p->opened;
+	return p->counters.opened;
 }
 
 unsigned long pool_handshake_count(const struct pool *p)
 {
-	return p->handshakes;
+	return p->counters.handshakes;
 }
 
 /* Only called once no fetch holds a connection: its upstream is unused
@@ -457,8 +621,10 @@ void pool_free(struct pool *p)
 	while ((c = p->idle_head) != NULL)
 		retire(c, "the pool is freed");
 	reap(-1, 0, p);
+	h1_block_free(p->block);
+	free(p->block_host);
 	event_free(p->reaper);
-	event_free(p->fd_timer);
+	event_free(p->wait_timer);
 	LIST_REMOVE(p, all);
 	free(p);
 }

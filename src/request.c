@@ -131,6 +131,25 @@ static int check_acl(const struct request_item *it, const struct request_limits 
 	return 0;
 }
 
+/* parts[0..n) one after another in one malloc'd string: the URL-derived
+ * fields of every item are made this way, without printf. */
+static char *join(const char *const *parts, size_t n)
+{
+	size_t i, len = 0, k;
+	char *s, *p;
+
+	for (i = 0; i < n; i++)
+		len += strlen(parts[i]);
+	s = p = xmalloc(len + 1);
+	for (i = 0; i < n; i++) {
+		k = strlen(parts[i]);
+		memcpy(p, parts[i], k);
+		p += k;
+	}
+	*p = '\0';
+	return s;
+}
+
 /* The upstream key (units_upstream_key), malloc'd: a URL's host may be
  * longer than a config section's. */
 static char *upstream_key(bool tls, const char *host, int port)
@@ -150,6 +169,7 @@ static int parse_url(struct request_item *it, const char *url, const char *path,
 	const char *scheme, *host, *p, *q;
 	bool v6;
 	int port, rc = -1;
+	char digits[UNITS_UINT_MAX + 1];
 
 	if (strlen(url) > 8192)
 		return request_fail(err, errlen, "%s: URL longer than 8192 bytes", path);
@@ -208,14 +228,23 @@ static int parse_url(struct request_item *it, const char *url, const char *path,
 		it->host = lower_dup(host);
 	}
 	it->upstream_key = upstream_key(it->tls, it->host, port);
-	if (port == (it->tls ? 443 : 80))
-		it->host_header = xasprintf("%s%s%s", v6 ? "[" : "", it->host, v6 ? "]" : "");
-	else
-		it->host_header = xasprintf("%s%s%s:%d", v6 ? "[" : "", it->host,
-		                            v6 ? "]" : "", port);
+	*units_format_uint(digits, (uintmax_t)port) = '\0';
+	{
+		/* the port only when it is not the scheme's */
+		bool dflt = port == (it->tls ? 443 : 80);
+		const char *host_parts[] = {
+			v6 ? "[" : "", it->host, v6 ? "]" : "", dflt ? "" : ":", dflt ? "" : digits,
+		};
+
+		it->host_header = join(host_parts, sizeof host_parts / sizeof host_parts[0]);
+	}
 	p = evhttp_uri_get_path(u);
 	q = evhttp_uri_get_query(u);
-	it->target = xasprintf("%s%s%s", (p && *p) ? p : "/", q ? "?" : "", q ? q : "");
+	{
+		const char *target_parts[] = { (p && *p) ? p : "/", q ? "?" : "", q ? q : "" };
+
+		it->target = join(target_parts, 3);
+	}
 	rc = check_acl(it, lim, path, err, errlen);
 out:
 	evhttp_uri_free(u);
@@ -240,6 +269,14 @@ static int get_long(const json_t *v, const char *path, long min, long max, long 
 }
 
 /* --- one element -------------------------------------------------------- */
+
+static int get_bool(const json_t *v, const char *path, bool *out, char *err, size_t errlen)
+{
+	if (!json_is_boolean(v))
+		return request_fail(err, errlen, "%s: must be true or false", path);
+	*out = json_is_true(v);
+	return 0;
+}
 
 /* The first key of obj that is not in known[n], or NULL. */
 static const char *unknown_key(const json_t *obj, const char *const *known, size_t n)
@@ -314,7 +351,7 @@ static int parse_object_item(struct request_item *it, const json_t *obj, const c
                              char *err, size_t errlen)
 {
 	static const char *const known[] = {
-		"url", "method", "headers", "body", "json", "timeout_ms", "id",
+		"url", "method", "headers", "body", "json", "timeout_ms", "id", "decompress",
 	};
 	const char *key, *url;
 	json_t *v, *headers;
@@ -350,6 +387,10 @@ static int parse_object_item(struct request_item *it, const json_t *obj, const c
 	v = json_object_get(obj, "id");
 	if (v != NULL && parse_id(it, v, env, path, err, errlen) < 0)
 		return -1;
+	v = json_object_get(obj, "decompress");
+	snprintf(sub, sizeof sub, "%s.decompress", path);
+	if (v != NULL && get_bool(v, sub, &it->decompress, err, errlen) < 0)
+		return -1;
 	return 0;
 }
 
@@ -361,6 +402,7 @@ static int parse_item(struct request_item *it, const json_t *v, const char *path
 
 	it->method = REQUEST_METHOD_GET;
 	it->timeout_ms = -1;
+	it->decompress = br->decompress;
 	if (long_form && json_is_object(v))
 		return parse_object_item(it, v, path, br, env, err, errlen);
 	url = plain_string(v);
@@ -383,6 +425,23 @@ static int too_many(char *err, size_t errlen, bool long_form, size_t n,
 	                    long_form ? "requests" : "batch", n, lim->max_batch_size);
 }
 
+/* "requests[3]": where an item is, for its error messages (no printf:
+ * it runs for every item).  prefix is a short literal. */
+static void item_path(char *buf, size_t len, const char *prefix, size_t i)
+{
+	char digits[UNITS_UINT_MAX];
+	size_t k = strlen(prefix), d;
+
+	d = (size_t)(units_format_uint(digits, i) - digits);
+	if (k + d + 3 > len)
+		abort();   /* 64 bytes hold "requests[" + 20 digits + "]" */
+	memcpy(buf, prefix, k);
+	buf[k] = '[';
+	memcpy(buf + k + 1, digits, d);
+	buf[k + 1 + d] = ']';
+	buf[k + 2 + d] = '\0';
+}
+
 /* The items of arr into br (its batch headers already kept). */
 static int parse_items(struct batch_request *br, const json_t *arr, const char *prefix,
                        bool long_form, const struct parse_env *env, char *err,
@@ -399,7 +458,7 @@ static int parse_items(struct batch_request *br, const json_t *arr, const char *
 		/* count the item before parsing it so request_free() frees a half
 		 * parsed one too */
 		br->n = i + 1;
-		snprintf(path, sizeof path, "%s[%zu]", prefix, i);
+		item_path(path, sizeof path, prefix, i);
 		if (parse_item(&br->items[i], json_array_get(arr, i), path, long_form,
 		               br, env, err, errlen) < 0)
 			return -1;
@@ -416,7 +475,7 @@ static int parse_long_form(struct batch_request *br, const json_t *obj,
                            const struct parse_env *env, char *err, size_t errlen)
 {
 	static const char *const known[] = {
-		"requests", "mode", "timeout_ms", "max_concurrency", "headers",
+		"requests", "mode", "timeout_ms", "max_concurrency", "headers", "decompress",
 	};
 	const char *key, *mode;
 	json_t *v, *reqs, *headers;
@@ -447,6 +506,9 @@ static int parse_long_form(struct batch_request *br, const json_t *obj,
 	v = json_object_get(obj, "max_concurrency");
 	if (v != NULL && get_long(v, "max_concurrency", 1, MAX_CONCURRENCY,
 	                          &br->max_concurrency, err, errlen) < 0)
+		return -1;
+	v = json_object_get(obj, "decompress");
+	if (v != NULL && get_bool(v, "decompress", &br->decompress, err, errlen) < 0)
 		return -1;
 	headers = json_object_get(obj, "headers");
 	if (headers != NULL) {
@@ -505,6 +567,7 @@ int request_parse(const char *data, size_t len, const struct request_limits *lim
 	out->mode = BATCH_MODE_ALL;
 	out->timeout_ms = -1;
 	out->max_concurrency = -1;
+	out->decompress = true;
 	jsonscan_run(&scan, data, len, tree_budget(lim));
 	if (check_scan(&scan, lim, err, errlen) < 0) {
 		jsonscan_free(&scan);

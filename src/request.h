@@ -47,6 +47,7 @@ struct request_item {
 	char *body;            /* NULL = no body (owned) */
 	size_t body_len;
 	long timeout_ms;       /* -1 = the configured request_timeout */
+	bool decompress;       /* undo the answer's Content-Encoding (default) */
 };
 
 struct batch_request {
@@ -55,6 +56,7 @@ struct batch_request {
 	enum batch_mode mode;
 	long timeout_ms;              /* -1 = the configured batch_timeout */
 	long max_concurrency;         /* -1 = no per-batch cap */
+	bool decompress;              /* the items' default (true) */
 	struct request_header *batch_headers;   /* owned, strings too; the */
 	size_t nbatch_headers;                  /* items' lists point into them */
 };

@@ -280,13 +280,41 @@ int units_check_listen(const char *s, char *msg, size_t len)
 	return netaddr_parse_listen(s, &ss, &sslen, msg, len);
 }
 
+_Static_assert(sizeof(uintmax_t) <= 8, "UNITS_UINT_MAX holds a uintmax_t");
+
+char *units_format_uint(char *dst, uintmax_t v)
+{
+	char digits[UNITS_UINT_MAX];
+	size_t n = 0;
+
+	do {
+		digits[sizeof digits - ++n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	memcpy(dst, digits + sizeof digits - n, n);
+	return dst + n;
+}
+
+/* As snprintf would, without printf: it runs for every URL of a batch. */
 size_t units_upstream_key(char *out, size_t len, bool tls, const char *host, long port)
 {
 	bool v6 = strchr(host, ':') != NULL;
-	int n = snprintf(out, len, v6 ? "%s://[%s]:%ld" : "%s://%s:%ld",
-	                 tls ? "https" : "http", host, port);
+	char digits[UNITS_UINT_MAX + 1];
+	const char *parts[] = {
+		tls ? "https://" : "http://", v6 ? "[" : "", host, v6 ? "]:" : ":", digits,
+	};
+	size_t i, n = 0, k;
 
-	return n < 0 ? 0 : (size_t)n;
+	*units_format_uint(digits, (uintmax_t)(port < 0 ? 0 : port)) = '\0';
+	for (i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+		k = strlen(parts[i]);
+		if (out != NULL && n + 1 < len)
+			memcpy(out + n, parts[i], k < len - 1 - n ? k : len - 1 - n);
+		n += k;
+	}
+	if (out != NULL && len > 0)
+		out[n < len ? n : len - 1] = '\0';
+	return n;
 }
 
 /* "scheme://host[:port][/]" -> "scheme://host:port"; see units.h. */

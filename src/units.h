@@ -81,4 +81,10 @@ int units_parse_host_list(const char *name, const char *value, char ***out,
 int units_parse_cidr_list(const char *name, const char *value, char ***out,
                           char *msg, size_t len);
 
+/* v in decimal, what printf's "%ju" writes, into at least UNITS_UINT_MAX
+ * bytes at dst, without printf (it runs for every request); returns the
+ * end (no NUL terminator). */
+#define UNITS_UINT_MAX 20   /* UINT64_MAX's digits */
+char *units_format_uint(char *dst, uintmax_t v);
+
 #endif

@@ -184,6 +184,7 @@ static void series_stats(const struct upstream_registry *reg,
 		st->queued += u->sem.nqueued;
 		st->waiting_token += u->rate_limited ? u->bucket.nqueued : 0;
 		st->idle_connections += pool_idle_count(u->pool);
+		st->connections += pool_conn_count(u->pool);
 		st->connections_opened += pool_opened_count(u->pool) - u->opened_base;
 		st->tls_handshakes += pool_handshake_count(u->pool) - u->handshakes_base;
 	}
@@ -217,16 +218,18 @@ size_t upstream_series_count(const struct upstream_registry *reg)
 }
 
 static struct pool_settings pool_settings_for(struct upstream_registry *reg,
-                                              struct upstream *u, const char *ca_file)
+                                              struct upstream *u,
+                                              const struct config_upstream *cu,
+                                              const char *ca_file)
 {
 	struct pool_settings ps;
 	char err[512];
 
 	memset(&ps, 0, sizeof ps);
 	ps.keepalive_timeout_ms = reg->cfg->keepalive_timeout_ms;
-	ps.max_response_body = reg->cfg->max_response_body;
-	/* evhttp's inactivity timeout only backs up our own timers */
-	ps.io_timeout_ms = 24L * 3600 * 1000 + 1000;
+	ps.max_connections = reg->cfg->max_connections;
+	if (cu != NULL && cu->max_connections > 0)
+		ps.max_connections = cu->max_connections;
 	free(u->tls_error);
 	u->tls_error = NULL;
 	if (u->tls) {
@@ -321,7 +324,7 @@ static void configure(struct upstream_registry *reg, struct upstream *u)
 	}
 	limit_sem_set_limit(&u->sem, configured_limit(cfg, u->key));
 	configure_rate(reg, u, cu);
-	ps = pool_settings_for(reg, u, ca_file);
+	ps = pool_settings_for(reg, u, cu, ca_file);
 	if (u->pool == NULL)
 		u->pool = pool_new(reg->base, &ps);
 	else
@@ -456,12 +459,13 @@ static json_t *series_json(const struct upstream_stats *s)
 	for (t = OUTCOME_OK; t < OUTCOME_COUNT; t++)
 		json_object_set_new(totals, outcome_type_name((enum outcome_type)t),
 		                    json_integer((json_int_t)s->totals[t]));
-	return xcheck(json_pack("{s:o,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
+	return xcheck(json_pack("{s:o,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
 	                        "upstream", answer_text(s->key),
 	                        "live", (int)s->live,
 	                        "limit", (json_int_t)s->limit,
 	                        "in_flight", (json_int_t)s->in_flight,
 	                        "queued", (json_int_t)s->queued,
+	                        "connections", (json_int_t)s->connections,
 	                        "idle_connections", (json_int_t)s->idle_connections,
 	                        "connections_opened", (json_int_t)s->connections_opened,
 	                        "tls_handshakes", (json_int_t)s->tls_handshakes,

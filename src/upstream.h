@@ -64,6 +64,7 @@ struct upstream_stats {
 	size_t in_flight;           /* holding a slot */
 	size_t queued;              /* waiting for a slot */
 	size_t waiting_token;       /* waiting for a rate-limit token */
+	unsigned connections;       /* open or opening now, busy or idle */
 	unsigned idle_connections;
 	unsigned long connections_opened;   /* since start */
 	unsigned long tls_handshakes;       /* since start */
@@ -99,7 +100,7 @@ bool upstream_take_token(struct upstream *u, struct limit_waiter *w)
 void upstream_cancel_token(struct upstream *u, struct limit_waiter *w);
 
 /* {"upstreams":[{"upstream","live","limit","in_flight","queued",
- * "idle_connections","connections_opened","tls_handshakes","totals"},...]}
+ * "connections","idle_connections","connections_opened","tls_handshakes","totals"},...]}
  * for GET /v1/upstreams: one entry per series, in the order they were
  * made, "other" last. */
 void upstream_registry_write_json(struct upstream_registry *reg, struct evbuffer *out);

@@ -1,6 +1,12 @@
-/* check_answer: unit tests of the JSON answers (src/answer.c).  Outcomes
- * are built by hand for a batch from request_parse(), and the exact bytes
- * written by answer_write_batch() are compared. */
+/* check_answer: unit tests of the JSON answers (src/answer.c), the
+ * outcome's head (src/outcome.c) and the JSON checker (src/jsonvalid.c).
+ * Outcomes are built by hand for a batch from request_parse(), and the
+ * exact bytes written by answer_write_batch() are compared.  What used to
+ * be jansson's or printf's work is compared with jansson and snprintf
+ * themselves, on generated and mutated inputs. */
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +18,8 @@
 #include <jansson.h>
 
 #include "answer.h"
+#include "units.h"
+#include "jsonvalid.h"
 #include "outcome.h"
 #include "request.h"
 
@@ -68,15 +76,38 @@ static void short_batch(void)
 	ck_assert_uint_eq(g_br.n, 2);
 }
 
+#define MAX_FIELDS 16
+
+/* o's head as the codec hands it over: status, then name/value pairs
+ * (names lower-case, repeats joined already) up to a NULL name. */
+static void set_head(struct outcome *o, int status, ...)
+{
+	struct exchange_field fields[MAX_FIELDS];
+	struct exchange_head head = { .status = status, .fields = fields,
+	                              .content_length = -1 };
+	const char *name, *value;
+	va_list ap;
+
+	va_start(ap, status);
+	while ((name = va_arg(ap, const char *)) != NULL) {
+		value = va_arg(ap, const char *);
+		ck_assert_uint_lt(head.nfields, MAX_FIELDS);
+		fields[head.nfields++] = (struct exchange_field){ name, strlen(name),
+		                                                  value, strlen(value) };
+	}
+	va_end(ap);
+	outcome_set_head(o, &head);
+}
+
 /* Give outcome o a response: status, optional Content-Type and body. */
 static void respond(struct outcome *o, enum outcome_type type, int status,
                     const char *ct, const char *body, size_t len)
 {
 	o->type = type;
-	o->status = status;
-	o->headers = json_object();
 	if (ct != NULL)
-		answer_add_header(o->headers, "Content-Type", ct);
+		set_head(o, status, "content-type", ct, NULL);
+	else
+		set_head(o, status, NULL);
 	if (body != NULL) {
 		struct evbuffer *in = evbuffer_new();
 
@@ -172,7 +203,8 @@ START_TEST(test_outcome_basics)
 	ck_assert_ptr_null(o.message);
 	ck_assert_ptr_null(o.phase);
 	ck_assert_int_eq(o.retry_after_s, -1);
-	ck_assert_ptr_null(o.headers);
+	ck_assert_ptr_null(o.headers_json);
+	ck_assert_ptr_null(o.content_type);
 	ck_assert_ptr_null(o.body);
 	ck_assert(!o.reused);
 	for (i = 0; i < sizeof types / sizeof *types; i++) {
@@ -187,7 +219,8 @@ START_TEST(test_outcome_basics)
 	outcome_clear(&o);
 	ck_assert_int_eq(o.type, OUTCOME_PENDING);
 	ck_assert_ptr_null(o.message);
-	ck_assert_ptr_null(o.headers);
+	ck_assert_ptr_null(o.headers_json);
+	ck_assert_ptr_null(o.content_type);
 	ck_assert_ptr_null(o.body);
 	ck_assert_int_eq(o.retry_after_s, -1);
 	outcome_clear(&o);      /* twice is harmless */
@@ -201,8 +234,8 @@ START_TEST(test_all_ok)
 	short_batch();
 	respond(&g_o[0], OUTCOME_OK, 200, "application/json", "{\"name\":\"Ada\"}", 14);
 	respond(&g_o[1], OUTCOME_OK, 201, "text/plain; charset=utf-8", "hello\n", 6);
-	answer_add_header(g_o[1].headers, "X-Dup", "a");
-	answer_add_header(g_o[1].headers, "x-dup", "b");
+	/* again: the head of a retried request replaces the first */
+	set_head(&g_o[1], 201, "content-type", "text/plain; charset=utf-8", "x-dup", "a, b", NULL);
 	std_timing();
 	ck_assert_str_eq(write_batch(23.44, 200),
 		"{\"ok\":true,\"elapsed_ms\":23.4,\"results\":["
@@ -278,9 +311,9 @@ START_TEST(test_rate_limited)
 	short_batch();
 	respond(&g_o[0], OUTCOME_OK, 200, "text/plain", "ok", 2);
 	respond(&g_o[1], OUTCOME_RATE_LIMITED, 429, "text/plain", "slow down", 9);
-	answer_add_header(g_o[1].headers, "Retry-After", "120");
+	set_head(&g_o[1], 429, "content-type", "text/plain", "retry-after", "120", NULL);
+	ck_assert_int_eq(g_o[1].retry_after_s, 120);
 	g_o[1].message = strdup("upstream answered 429 Too Many Requests");
-	g_o[1].retry_after_s = 120;
 	std_timing();
 	ck_assert_str_eq(write_batch(6.0, 502),
 		"{\"ok\":false,\"error\":\"batch_failed\","
@@ -621,25 +654,103 @@ END_TEST
 
 /* --- headers ----------------------------------------------------------- */
 
-START_TEST(test_add_header)
+/* What fetch.c and outcome_seal made of a head before outcome_set_head:
+ * a jansson object of answer_textn values, dumped JSON_COMPACT; its
+ * Content-Type, and on a 429 its Retry-After parsed. */
+static char *old_headers_json(const struct exchange_head *head, char **ct, long *ra)
 {
-	char *s;
+	json_t *obj = json_object();
+	const char *v;
+	char *text;
+	size_t i;
 
-	g_json = json_object();
-	answer_add_header(g_json, "Content-Type", "text/html");
-	answer_add_header(g_json, "X-Dup", "a");
-	answer_add_header(g_json, "x-dup", "b");
-	answer_add_header(g_json, "X-DUP", "c");
-	answer_add_header(g_json, "Set-Cookie", "k=v; Path=/");
-	answer_add_header(g_json, "X-Utf8", "caf\xc3\xa9");
-	answer_add_header(g_json, "X-Latin1", "caf\xe9");
-	answer_add_header(g_json, "X-Empty", "");
-	s = json_dumps(g_json, JSON_COMPACT);
-	ck_assert_ptr_nonnull(s);
-	g_out = s;
-	ck_assert_str_eq(s, "{\"content-type\":\"text/html\",\"x-dup\":\"a, b, c\","
+	ck_assert_ptr_nonnull(obj);
+	for (i = 0; i < head->nfields; i++)
+		json_object_setn_new(obj, head->fields[i].name, head->fields[i].name_len,
+		                     answer_textn(head->fields[i].value, head->fields[i].value_len));
+	v = json_string_value(json_object_get(obj, "content-type"));
+	*ct = v ? strdup(v) : NULL;
+	*ra = -1;
+	v = json_string_value(json_object_get(obj, "retry-after"));
+	if (head->status == 429 && v != NULL && answer_parse_retry_after(v, time(NULL), ra) < 0)
+		*ra = -1;
+	text = json_dumps(obj, JSON_COMPACT);
+	ck_assert_ptr_nonnull(text);
+	json_decref(obj);
+	return text;
+}
+
+/* outcome_set_head on o is what the jansson object made of head. */
+static void check_head_as_before(struct outcome *o, const struct exchange_head *head)
+{
+	char *want, *ct;
+	long ra;
+
+	outcome_set_head(o, head);
+	want = old_headers_json(head, &ct, &ra);
+	ck_assert_int_eq(o->status, head->status);
+	ck_assert_msg(strcmp(o->headers_json, want) == 0, "headers %s, want %s",
+	              o->headers_json, want);
+	if (ct == NULL)
+		ck_assert_ptr_null(o->content_type);
+	else
+		ck_assert_str_eq(o->content_type, ct);
+	ck_assert_int_eq(o->retry_after_s, ra);
+	free(want);
+	free(ct);
+}
+
+START_TEST(test_set_head)
+{
+	struct outcome o;
+	struct exchange_field f[4];
+	struct exchange_head head = { .status = 200, .fields = f, .nfields = 4 };
+
+	outcome_init(&o);
+	set_head(&o, 200, "content-type", "text/html", "x-dup", "a, b, c",
+	         "set-cookie", "k=v; Path=/", "x-utf8", "caf\xc3\xa9", "x-latin1", "caf\xe9",
+	         "x-empty", "", "retry-after", "120", NULL);
+	ck_assert_int_eq(o.status, 200);
+	ck_assert_str_eq(o.headers_json, "{\"content-type\":\"text/html\",\"x-dup\":\"a, b, c\","
 	                 "\"set-cookie\":\"k=v; Path=/\",\"x-utf8\":\"caf\xc3\xa9\","
-	                 "\"x-latin1\":\"caf?\",\"x-empty\":\"\"}");
+	                 "\"x-latin1\":\"caf?\",\"x-empty\":\"\",\"retry-after\":\"120\"}");
+	ck_assert_str_eq(o.content_type, "text/html");
+	ck_assert_int_eq(o.retry_after_s, -1);          /* only on a 429 */
+
+	/* escaped as jansson does: '/' and DEL as they are */
+	set_head(&o, 429, "retry-after", " 7 ", "x-esc", "\"a\\b\"\t\b\f\n\r\x01\x1f/\x7f", NULL);
+	ck_assert_str_eq(o.headers_json, "{\"retry-after\":\" 7 \",\"x-esc\":"
+	                 "\"\\\"a\\\\b\\\"\\t\\b\\f\\n\\r\\u0001\\u001F/\x7f\"}");
+	ck_assert_ptr_null(o.content_type);
+	ck_assert_int_eq(o.retry_after_s, 7);
+	set_head(&o, 429, "retry-after", "soon", NULL);
+	ck_assert_int_eq(o.retry_after_s, -1);
+	set_head(&o, 429, "retry-after", "Thu, 01 Jan 1970 00:01:00 GMT", NULL);
+	ck_assert_int_eq(o.retry_after_s, 0);           /* in the past */
+	set_head(&o, 204, NULL);
+	ck_assert_str_eq(o.headers_json, "{}");
+	ck_assert_ptr_null(o.content_type);
+
+	/* NUL bytes: kept in valid UTF-8 (and a C string ends there), '?' in
+	 * text that is not; a name that is not UTF-8 is left out */
+	f[0] = (struct exchange_field){ "content-type", 12, "application/json\0; x", 20 };
+	f[1] = (struct exchange_field){ "x-\xff", 3, "v", 1 };
+	f[2] = (struct exchange_field){ "x-a", 3, "a\0b", 3 };
+	f[3] = (struct exchange_field){ "x-b", 3, "a\0\xff", 3 };
+	outcome_set_head(&o, &head);
+	ck_assert_str_eq(o.headers_json, "{\"content-type\":\"application/json\\u0000; x\","
+	                 "\"x-a\":\"a\\u0000b\",\"x-b\":\"a??\"}");
+	ck_assert_str_eq(o.content_type, "application/json");
+	check_head_as_before(&o, &head);
+	head.status = 429;
+	f[1] = (struct exchange_field){ "retry-after", 11, "12\0x", 4 };
+	check_head_as_before(&o, &head);
+	ck_assert_int_eq(o.retry_after_s, 12);
+	f[3] = (struct exchange_field){ "x-b", 3, "\xe9", 1 };
+	f[1] = (struct exchange_field){ "retry-after", 11, "12\0\xff", 4 };
+	check_head_as_before(&o, &head);
+	ck_assert_int_eq(o.retry_after_s, -1);          /* "12??" */
+	outcome_clear(&o);
 }
 END_TEST
 
@@ -746,21 +857,566 @@ END_TEST
  * are kept. */
 START_TEST(test_invalid_utf8_only_bad_bytes_replaced)
 {
-	char *s;
-
 	answer_write_error(g_buf, "draining", "caf\xc3\xa9 / caf\xe9");
 	ck_assert_str_eq(output(), "{\"ok\":false,\"error\":\"draining\","
 	                 "\"message\":\"caf\xc3\xa9 / caf?\"}");
 
-	json_decref(g_json);   /* the parsed output of the first half */
-	g_json = json_object();
-	answer_add_header(g_json, "X-Name", "Jos\xc3\xa9");
-	answer_add_header(g_json, "X-Name", "Jos\xe9");
-	s = json_dumps(g_json, JSON_COMPACT);
-	ck_assert_ptr_nonnull(s);
-	free(g_out);
-	g_out = s;
-	ck_assert_str_eq(s, "{\"x-name\":\"Jos\xc3\xa9, Jos?\"}");
+	set_head(&g_o[0], 200, "x-name", "Jos\xc3\xa9, Jos\xe9", NULL);
+	ck_assert_str_eq(g_o[0].headers_json, "{\"x-name\":\"Jos\xc3\xa9, Jos?\"}");
+}
+END_TEST
+
+/* --- against jansson and snprintf -------------------------------------- */
+
+/* xorshift64*: the same inputs on every run. */
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545F4914F6CDD1DULL;
+}
+
+static size_t pick(size_t n)
+{
+	return (size_t)(rnd() % n);
+}
+
+/* A growing test input; what does not fit is dropped. */
+struct gen {
+	char buf[4096];
+	size_t len;
+};
+
+static void gen_add(struct gen *g, const char *s, size_t n)
+{
+	if (n > sizeof g->buf - g->len)
+		n = sizeof g->buf - g->len;
+	memcpy(g->buf + g->len, s, n);
+	g->len += n;
+}
+
+static void gen_str(struct gen *g, const char *s)
+{
+	gen_add(g, s, strlen(s));
+}
+
+static void gen_one_of(struct gen *g, const char *const *list, size_t n)
+{
+	gen_str(g, list[pick(n)]);
+}
+
+#define ONE_OF(g, ...) do {                                                      \
+		static const char *const list_[] = { __VA_ARGS__ };                    \
+		gen_one_of((g), list_, sizeof list_ / sizeof *list_);                   \
+	} while (0)
+
+/* Text that is mostly UTF-8: ASCII, what needs escaping, multi-byte
+ * characters and now and then a byte or sequence that breaks it. */
+static void gen_text(struct gen *g, size_t pieces)
+{
+	char c;
+
+	while (pieces-- > 0) {
+		switch (pick(8)) {
+		case 0: case 1: case 2:
+			c = (char)(0x20 + pick(0x5f));
+			gen_add(g, &c, 1);
+			break;
+		case 3:
+			c = (char)pick(0x20);   /* control characters, NUL too */
+			gen_add(g, &c, 1);
+			break;
+		case 4:
+			ONE_OF(g, "\"", "\\", "/", "\x7f", "?", " ");
+			break;
+		case 5: case 6:
+			ONE_OF(g, "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
+			       "\xc2\x80", "\xed\x9f\xbf", "\xee\x80\x80", "\xef\xbf\xbf");
+			break;
+		default:
+			if (pick(3) == 0)
+				ONE_OF(g, "\x80", "\xbf", "\xc0\x80", "\xc1\xbf", "\xf5\x80\x80\x80",
+				       "\xff", "\xe2\x82", "\xed\xa0\x80", "\xe0\x80\x80",
+				       "\xf4\x90\x80\x80", "\xf0\x8f\xbf\xbf", "\xc3");
+			break;
+		}
+	}
+}
+
+START_TEST(test_text_json_matches_jansson)
+{
+	struct gen g;
+	char out[6 * sizeof g.buf + 2], clean[sizeof g.buf];
+	json_t *v;
+	char *want;
+	size_t i, n, invalid = 0;
+
+	rng_state = 0x9e3779b97f4a7c15ULL;
+	for (i = 0; i < 3000; i++) {
+		g.len = 0;
+		gen_text(&g, pick(24));
+		v = answer_textn(g.buf, g.len);
+		ck_assert_ptr_nonnull(v);
+		want = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		ck_assert_ptr_nonnull(want);
+		n = answer_text_json_len(g.buf, g.len);
+		ck_assert_uint_eq(n, strlen(want));
+		ck_assert_ptr_eq(answer_text_json(out, g.buf, g.len), out + n);
+		out[n] = '\0';
+		ck_assert_msg(strcmp(out, want) == 0, "input %zu: %s, want %s", i, out, want);
+		ck_assert_ptr_eq(answer_text_clean(clean, g.buf, g.len), clean + g.len);
+		ck_assert_uint_eq(json_string_length(v), g.len);
+		ck_assert(memcmp(clean, json_string_value(v), g.len) == 0);
+		free(want);
+		json_decref(v);
+		v = json_stringn(g.buf, g.len);
+		ck_assert(jsonvalid_utf8(g.buf, g.len) == (v != NULL));
+		json_decref(v);
+		invalid += !jsonvalid_utf8(g.buf, g.len);
+	}
+	ck_assert_uint_gt(invalid, 300);    /* both kinds were tried */
+	ck_assert_uint_lt(invalid, 2700);
+}
+END_TEST
+
+/* Random heads, names from the codec (lower-case tokens) and not (upper
+ * case, NUL, not UTF-8); values anything. */
+START_TEST(test_set_head_matches_jansson)
+{
+	static const char *const names[] = {
+		"content-type", "retry-after", "server", "date", "x-a", "x-b", "set-cookie",
+		"Content-Type", "x-\xff", "x-\xc3\xa9", "x\"q", "x\\", "x/y", "x\x01",
+	};
+	struct gen text[MAX_FIELDS];
+	struct exchange_field f[MAX_FIELDS];
+	struct exchange_head head = { .fields = f };
+	struct outcome o;
+	bool used[sizeof names / sizeof *names];
+	size_t i, k, j;
+
+	rng_state = 0x243f6a8885a308d3ULL;
+	outcome_init(&o);
+	for (i = 0; i < 1000; i++) {
+		memset(used, 0, sizeof used);
+		head.status = pick(2) ? 429 : 200;
+		head.nfields = pick(8);
+		for (k = 0; k < head.nfields; k++) {
+			do
+				j = pick(sizeof names / sizeof *names);
+			while (used[j]);   /* the codec joins repeats: names unique */
+			used[j] = true;
+			text[k].len = 0;
+			if (strcmp(names[j], "retry-after") == 0 && pick(2))
+				ONE_OF(&text[k], "120", " 7", "0", "-1", "1e3", "Thu, 01 Jan 1970 00:00:00 GMT");
+			else
+				gen_text(&text[k], pick(12));
+			f[k] = (struct exchange_field){ names[j], strlen(names[j]),
+			                                text[k].buf, text[k].len };
+		}
+		check_head_as_before(&o, &head);
+	}
+	outcome_clear(&o);
+}
+END_TEST
+
+/* answer_format_ms(v) is snprintf's "%.1f" of v; ms_tried counts. */
+static size_t ms_tried;
+
+static void check_ms(double v)
+{
+	char want[ANSWER_MS_MAX + 8], got[ANSWER_MS_MAX + 8];
+	int n = snprintf(want, sizeof want, "%.1f", v);
+	char *end = answer_format_ms(got, v);
+
+	/* not ck_assert: a check per value would cost more than the value */
+	if (n < 0 || (size_t)(end - got) != (size_t)n || memcmp(got, want, (size_t)n) != 0)
+		ck_abort_msg("%.17g: \"%.*s\", want \"%s\"", v, (int)(end - got), got, want);
+	ms_tried++;
+}
+
+static void check_ms_both(double v)
+{
+	check_ms(v);
+	check_ms(-v);
+}
+
+START_TEST(test_format_ms_matches_printf)
+{
+	static const double fixed[] = {
+		0.0, 0.04, 0.05, 0.049999999999999996, 0.05000000000000001, 0.15, 0.25,
+		0.35, 0.45, 0.55, 0.65, 0.75, 0.85, 0.95, 0.9500000000000001, 1.25, 2.25,
+		2.5, 9.95, 9.96, 99.95, 20.16, 10.04, 2.26, 5.56, 23.44, 31.04, 2000.46,
+		30000.0, 1e-300, 5e-324, 2.2250738585072014e-308, 0x1p-7, 0x1p-8, 0x1.fffp-9,
+		0x1p-60, 0x1p-61, 0x1p52, 0x1p52 + 1, 0x1p53 - 1, 0x1p53 - 0.5, 0x1p51 + 0.5,
+		0x1p50 + 0.25, 0x1p50 + 0.75, 0x1p49 + 0.125, 0x1p53, 0x1p53 + 2, 1e15 + 0.05,
+		1e16, 1e20, 1e300, DBL_MAX, 4503599627370495.5, 1125899906842624.25,
+	};
+	size_t i;
+	uint64_t bits;
+	double v;
+
+	ms_tried = 0;
+	for (i = 0; i < sizeof fixed / sizeof *fixed; i++)
+		check_ms_both(fixed[i]);
+	check_ms(NAN);
+	check_ms(INFINITY);
+	check_ms(-INFINITY);
+	/* every tie and near-tie of the first decimal up to 10,000 ms */
+	for (i = 0; i <= 200000; i++) {
+		check_ms_both((double)i / 20);
+		check_ms_both((double)i / 4);
+	}
+	for (i = 0; i <= 100000; i++) {
+		check_ms((double)i / 100);
+		check_ms((double)i / 1000);
+		check_ms(nextafter((double)i / 20, 0));
+		check_ms(nextafter((double)i / 20, INFINITY));
+	}
+	/* random times, random magnitudes, random bit patterns */
+	rng_state = 0x13198a2e03707344ULL;
+	for (i = 0; i < 200000; i++) {
+		check_ms((double)(rnd() >> 11) / 0x1p53 * 1e7);
+		check_ms_both(ldexp((double)(rnd() >> 11), (int)pick(130) - 120));
+		bits = rnd();
+		memcpy(&v, &bits, sizeof v);
+		check_ms(v);
+	}
+	ck_assert_uint_gt(ms_tried, 2000000);
+}
+END_TEST
+
+START_TEST(test_format_uint_matches_printf)
+{
+	char want[32], got[UNITS_UINT_MAX];
+	uintmax_t v, p;
+	size_t i;
+	int n;
+
+	rng_state = 0xa4093822299f31d0ULL;
+	for (i = 0; i < 20000; i++) {
+		if (i < 1000)
+			v = i;
+		else if (i < 1040)
+			v = UINTMAX_MAX - (i - 1000);
+		else
+			v = rnd() >> pick(64);
+		for (p = 1; p != 0 && i == 0; p = p * 10 > p ? p * 10 : 0) {
+			/* the powers of ten and their neighbours, once */
+			n = snprintf(want, sizeof want, "%ju", p - 1);
+			ck_assert(units_format_uint(got, p - 1) - got == n && memcmp(got, want, (size_t)n) == 0);
+			n = snprintf(want, sizeof want, "%ju", p);
+			ck_assert(units_format_uint(got, p) - got == n && memcmp(got, want, (size_t)n) == 0);
+		}
+		n = snprintf(want, sizeof want, "%ju", v);
+		if (units_format_uint(got, v) - got != n || memcmp(got, want, (size_t)n) != 0)
+			ck_abort_msg("%ju", v);
+	}
+}
+END_TEST
+
+/* --- jsonvalid --------------------------------------------------------- */
+
+#define JSON_DEPTH 512   /* answer.c's ANSWER_MAX_JSON_DEPTH */
+
+/* Nesting depth of a JSON text: brackets outside strings (the check
+ * answer.c made before jsonvalid). */
+static size_t bracket_depth(const char *p, size_t len)
+{
+	size_t i, depth = 0, max = 0;
+	bool in_string = false;
+
+	for (i = 0; i < len; i++) {
+		if (in_string) {
+			if (p[i] == '\\')
+				i++;
+			else if (p[i] == '"')
+				in_string = false;
+		} else if (p[i] == '"') {
+			in_string = true;
+		} else if (p[i] == '[' || p[i] == '{') {
+			if (++depth > max)
+				max = depth;
+		} else if ((p[i] == ']' || p[i] == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return max;
+}
+
+/* What answer.c did before jsonvalid: jansson parses it, nested at most
+ * max_depth deep; and, the one difference, no NUL byte. */
+static bool jansson_valid(const char *p, size_t len, size_t max_depth)
+{
+	json_t *v;
+
+	if (memchr(p, '\0', len) != NULL || bracket_depth(p, len) > max_depth)
+		return false;
+	v = json_loadb(p, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL);
+	json_decref(v);
+	return v != NULL;
+}
+
+static void check_json(const char *p, size_t len, size_t *valid)
+{
+	bool want = jansson_valid(p, len, JSON_DEPTH);
+
+	if (jsonvalid_check(p, len, JSON_DEPTH) != want)
+		ck_abort_msg("jsonvalid_check(\"%.*s\") is %d, jansson %d",
+		             (int)(len < 300 ? len : 300), p, !want, want);
+	*valid += want;
+}
+
+static void gen_space(struct gen *g)
+{
+	if (pick(3) == 0)
+		ONE_OF(g, " ", "\t", "\n", "\r", "  ", "\r\n", " \t ");
+	else if (pick(60) == 0)
+		ONE_OF(g, "\f", "\v", "\xc2\xa0");   /* not JSON's white space */
+}
+
+static void gen_json_string(struct gen *g)
+{
+	size_t n = pick(6);
+
+	gen_str(g, "\"");
+	while (n-- > 0) {
+		switch (pick(6)) {
+		case 0:
+			ONE_OF(g, "\\\"", "\\\\", "\\/", "\\b", "\\f", "\\n", "\\r", "\\t",
+			       "\\u00e9", "\\u0041", "\\u20AC", "\\uFFFF", "\\ud83d\\ude00",
+			       "\\uD834\\uDD1E", "\\udbff\\udfff", "\\u0001");
+			break;
+		case 1:
+			if (pick(4) == 0)
+				ONE_OF(g, "\\ud800", "\\udc00", "\\ud800\\u0041", "\\ud800x",
+				       "\\ud800\\ud800", "\\udfff\\ud800", "\\u0000", "\\x", "\\u12G4",
+				       "\\U0041", "\\u12", "\\", "\\'", "\t", "\n");
+			break;
+		default:
+			gen_text(g, 1 + pick(4));
+			break;
+		}
+	}
+	if (pick(40) > 0)
+		gen_str(g, "\"");
+}
+
+static void gen_json_number(struct gen *g)
+{
+	char digits[24];
+	size_t i, n;
+
+	if (pick(12) == 0) {
+		ONE_OF(g, "1e309", "1e308", "-1e309", "1e-400", "-0", "0e999999999999999999999",
+		       "01", "-01", "1.", ".5", "+1", "1e", "1e+", "-", "0x1F", "1.5e3.2", "00",
+		       "1.7976931348623157e308", "1.7976931348623158e308", "1.7976931348623159e308",
+		       "17976931348623158e292", "17976931348623159e292", "0.00017976931348623159e312",
+		       "179769313486231580793728971405303415079934132710037826936173778980444968"
+		       "292764750946649017977587207096330286416692887910946555547851940402630657"
+		       "488671505820681908902000708383676273854845817711531764475730270069855571"
+		       "366959622842914819860834936475292719074168444365510704342711559699508093"
+		       "042880177904174497791",
+		       "179769313486231580793728971405303415079934132710037826936173778980444968"
+		       "292764750946649017977587207096330286416692887910946555547851940402630657"
+		       "488671505820681908902000708383676273854845817711531764475730270069855571"
+		       "366959622842914819860834936475292719074168444365510704342711559699508093"
+		       "042880177904174497792.0e-0",
+		       "18446744073709551616", "1E400", "1e-99999999999999999999", "-0.0e-0");
+		return;
+	}
+	if (pick(3) == 0)
+		gen_str(g, "-");
+	n = 1 + pick(pick(4) == 0 ? 20 : 4);
+	for (i = 0; i < n; i++)
+		digits[i] = (char)('0' + (i == 0 && n > 1 ? 1 + pick(9) : pick(10)));
+	gen_add(g, digits, n);
+	if (pick(3) == 0) {
+		gen_str(g, ".");
+		n = 1 + pick(6);
+		for (i = 0; i < n; i++)
+			digits[i] = (char)('0' + pick(10));
+		gen_add(g, digits, n);
+	}
+	if (pick(4) == 0) {
+		ONE_OF(g, "e", "E", "e+", "e-", "E-", "E+");
+		snprintf(digits, sizeof digits, "%zu", pick(3) ? pick(40) : pick(400));
+		gen_str(g, digits);
+	}
+}
+
+static void gen_json(struct gen *g, size_t depth)
+{
+	size_t n, i;
+	size_t kind = depth > 5 ? 4 + pick(6) : pick(10);
+
+	gen_space(g);
+	switch (kind) {
+	case 0: case 1:
+		gen_str(g, "[");
+		n = pick(5);
+		for (i = 0; i < n; i++) {
+			if (i > 0)
+				gen_str(g, pick(50) ? "," : ",,");
+			gen_json(g, depth + 1);
+		}
+		if (pick(50) == 0)
+			gen_str(g, ",");
+		gen_space(g);
+		gen_str(g, pick(60) ? "]" : "}");
+		break;
+	case 2: case 3:
+		gen_str(g, "{");
+		n = pick(5);
+		for (i = 0; i < n; i++) {
+			if (i > 0)
+				gen_str(g, pick(50) ? "," : ",,");
+			gen_space(g);
+			if (pick(60) == 0)
+				gen_json(g, depth + 1);   /* a key that is not a string */
+			else
+				gen_json_string(g);
+			gen_space(g);
+			gen_str(g, pick(60) ? ":" : "=");
+			gen_json(g, depth + 1);
+		}
+		gen_space(g);
+		gen_str(g, pick(60) ? "}" : "]");
+		break;
+	case 4: case 5:
+		gen_json_string(g);
+		break;
+	case 6: case 7:
+		gen_json_number(g);
+		break;
+	default:
+		ONE_OF(g, "true", "false", "null", "true", "false", "null",
+		       "tru", "nul", "True", "nulll", "falsey", "NaN", "Infinity");
+		break;
+	}
+	gen_space(g);
+}
+
+/* Mutants of a text: a byte replaced, dropped or added, or the text cut. */
+static void mutate(struct gen *g)
+{
+	static const char bytes[] = "\0\"\\[]{},:0-e.+ \xff\x80ut\n\x01";
+	size_t at = g->len ? pick(g->len) : 0;
+	char c = bytes[pick(sizeof bytes - 1)];
+
+	switch (pick(4)) {
+	case 0:
+		if (g->len > 0)
+			g->buf[at] = c;
+		break;
+	case 1:
+		if (g->len > 0) {
+			memmove(g->buf + at, g->buf + at + 1, g->len - at - 1);
+			g->len--;
+		}
+		break;
+	case 2:
+		if (g->len < sizeof g->buf) {
+			memmove(g->buf + at + 1, g->buf + at, g->len - at);
+			g->buf[at] = c;
+			g->len++;
+		}
+		break;
+	default:
+		g->len = at;
+		break;
+	}
+}
+
+START_TEST(test_jsonvalid_matches_jansson)
+{
+	struct gen g, m;
+	size_t i, k, tried = 0, valid = 0;
+
+	rng_state = 0x082efa98ec4e6c89ULL;
+	for (i = 0; i < 4000; i++) {
+		g.len = 0;
+		gen_json(&g, 0);
+		if (pick(30) == 0)
+			ONE_OF(&g, "x", "1", "\"", "]", "\xff", " 0");   /* trailing junk */
+		check_json(g.buf, g.len, &valid);
+		tried++;
+		for (k = 0; k < 3; k++) {
+			m = g;
+			mutate(&m);
+			if (pick(2))
+				mutate(&m);
+			check_json(m.buf, m.len, &valid);
+			tried++;
+		}
+	}
+	/* the generator reaches both sides */
+	ck_assert_uint_gt(valid, tried / 10);
+	ck_assert_uint_lt(valid, tried - tried / 10);
+}
+END_TEST
+
+/* n arrays or objects deep around a value, into buf. */
+static size_t nest(char *buf, size_t n, bool objects, const char *inner)
+{
+	size_t i, len = 0;
+
+	for (i = 0; i < n; i++)
+		len += (size_t)sprintf(buf + len, objects ? "{\"k\":" : "[");
+	len += (size_t)sprintf(buf + len, "%s", inner);
+	for (i = 0; i < n; i++)
+		buf[len++] = objects ? '}' : ']';
+	return len;
+}
+
+START_TEST(test_jsonvalid_cases)
+{
+	static const struct { const char *text; size_t len; bool ok; } cases[] = {
+#define C(lit, ok) { lit, sizeof lit - 1, ok }
+		C("{}", true), C(" [ ] ", true), C("\"\"", true), C("0", true), C("-0.0e+0", true),
+		C("true", true), C(" \t\r\nnull\n", true), C("{\"a\":[1,{\"b\":null}],\"a\":2}", true),
+		C("\"\\ud83d\\ude00 \xf0\x9f\x98\x80 \\/ \x7f\"", true), C("1e-400", true),
+		C("1.7976931348623158e308", true), C("18446744073709551615", true),
+		C("", false), C(" ", false), C("[", false), C("]", false), C("[1,]", false),
+		C("{\"a\"}", false), C("{\"a\":1,}", false), C("{1:2}", false), C("'a'", false),
+		C("\"\\ud800\"", false), C("\"\\udc00\"", false), C("\"\\ud800\\u0041\"", false),
+		C("\"\\u0000\"", false), C("{\"\\u0000\":1}", false), C("\"a\0\"", false),
+		C("1\0", false), C("[1\0]", false), C("true\0", false), C("\0", false),
+		C("\"\xff\"", false), C("\"\xed\xa0\x80\"", false), C("\"\xc3\"", false),
+		C("1e309", false), C("-1e309", false), C("1.7976931348623159e308", false),
+		C("01", false), C("1.", false), C(".1", false), C("+1", false), C("1 2", false),
+		C("\"a\"\"b\"", false), C("nul", false), C("truex", false), C("\"\t\"", false),
+		C("\f1", false), C("\xef\xbb\xbf{}", false),
+#undef C
+	};
+	static char buf[2 * 2100 * 5 + 16];
+	size_t i, len, valid = 0;
+
+	for (i = 0; i < sizeof cases / sizeof *cases; i++) {
+		ck_assert_msg(jsonvalid_check(cases[i].text, cases[i].len, JSON_DEPTH) == cases[i].ok,
+		              "case %zu: %s", i, cases[i].text);
+		check_json(cases[i].text, cases[i].len, &valid);
+	}
+	/* the nesting limit, and jansson's own (2048) past it */
+	for (i = 0; i < 2; i++) {
+		len = nest(buf, 512, i, "1");
+		ck_assert(jsonvalid_check(buf, len, 512));
+		ck_assert(!jsonvalid_check(buf, len, 511));
+		check_json(buf, len, &valid);
+		len = nest(buf, 513, i, "[]");
+		ck_assert(!jsonvalid_check(buf, len, 512));
+		ck_assert(jsonvalid_check(buf, len, 514));
+		check_json(buf, len, &valid);
+		len = nest(buf, 2047, i, "1");
+		ck_assert(jsonvalid_check(buf, len, 2047));
+		ck_assert(jsonvalid_check(buf, len, SIZE_MAX));
+		len = nest(buf, 2049, i, "1");
+		ck_assert(!jsonvalid_check(buf, len, SIZE_MAX));   /* capped at 2048 */
+		ck_assert(jsonvalid_check("1", 1, 0));
+		ck_assert(!jsonvalid_check("[]", 2, 0));
+	}
 }
 END_TEST
 
@@ -807,12 +1463,21 @@ static Suite *answer_suite(void)
 
 	tc = tcase_create("misc");
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_add_test(tc, test_add_header);
+	tcase_add_test(tc, test_set_head);
 	tcase_add_test(tc, test_retry_after);
 	tcase_add_test(tc, test_retry_after_obsolete_date_formats);
 	tcase_add_test(tc, test_write_error);
 	tcase_add_test(tc, test_text_and_write_json);
 	tcase_add_test(tc, test_invalid_utf8_only_bad_bytes_replaced);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("as_before");
+	tcase_add_test(tc, test_text_json_matches_jansson);
+	tcase_add_test(tc, test_set_head_matches_jansson);
+	tcase_add_test(tc, test_format_ms_matches_printf);
+	tcase_add_test(tc, test_format_uint_matches_printf);
+	tcase_add_test(tc, test_jsonvalid_matches_jansson);
+	tcase_add_test(tc, test_jsonvalid_cases);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -49,7 +49,7 @@ static void close_body(struct rec *r)
 	r->in_body = false;
 }
 
-static int on_head(void *ctx, const struct h1_head *head)
+static int on_head(void *ctx, const struct exchange_head *head)
 {
 	struct rec *r = ctx;
 	char line[80];
@@ -394,7 +394,7 @@ START_TEST(test_protocol_errors)
 	check("HTTP/1.1 200\r :5oh\n\r\n",
 	      "fail protocol malformed answer: a header name that is not a token "
 	      "(white space before the colon?)\nunfit\n");
-	check("<html>hello</html>", "fail protocol malformed answer: Expected HTTP/\nunfit\n");
+	check("<html>hello</html>", "fail protocol malformed answer: not an HTTP/1.x answer\nunfit\n");
 }
 END_TEST
 

@@ -77,14 +77,16 @@ def _stop(proc, sig, timeout):
 
 
 class Upstream:
-    """The test upstream; port read from its stdout."""
+    """The test upstream; port read from its stdout.  extra_args: more
+    command-line options, e.g. ["--files", DIR] for /file/NAME."""
 
-    def __init__(self, tls=None, listen="127.0.0.1:0"):
+    def __init__(self, tls=None, listen="127.0.0.1:0", extra_args=()):
         self.dir = tempfile.mkdtemp(prefix="fanoutd-up-")
         self.log_path = os.path.join(self.dir, "upstream.log")
         args = [UPSTREAM, "--listen", listen]
         if tls:
             args += ["--tls", tls[0], tls[1]]
+        args += list(extra_args)
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
         _running.append(self.proc)

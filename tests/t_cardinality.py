@@ -91,6 +91,7 @@ class TestCap(harness.TestCase):
         self.assertEqual(m.get("fanoutd_live_upstreams"), 0)
         for name in ("fanoutd_upstream_limit", "fanoutd_upstream_in_flight",
                      "fanoutd_upstream_queued", "fanoutd_upstream_idle_connections",
+                     "fanoutd_upstream_connections",
                      "fanoutd_upstream_connections_opened"):
             self.assertEqual(len(m.families[name].samples), CAP + 1, name)
         self.assertEqual(m.get("fanoutd_upstream_limit", upstream="other"), 10)
@@ -102,7 +103,8 @@ class TestCap(harness.TestCase):
         self.assertTrue(names == [key_of(i) for i in range(CAP)] + ["other"],
                         "%d entries: %s ... %s" % (len(names), names[:2], names[-2:]))
         self.assertEqual(ups[-1], {"upstream": "other", "live": False, "limit": 10,
-                                   "in_flight": 0, "queued": 0, "idle_connections": 0,
+                                   "in_flight": 0, "queued": 0, "connections": 0,
+                                   "idle_connections": 0,
                                    "connections_opened": 0, "tls_handshakes": 0,
                                    "totals": totals(dns=200)})
         self.assertEqual(ups[0]["totals"], totals(dns=1))

@@ -37,11 +37,11 @@ class DebugLog(harness.TestCase):
         self.assertEqual(states[-1], "done", log)
         for (_, to), (frm, _) in zip(steps, steps[1:]):
             self.assertEqual(to, frm, "states out of order: %s" % states)
-        for s in ("resolving", "connecting", "waiting", "receiving"):
+        for s in ("resolving", "connecting", "exchanging"):
             self.assertIn(s, states, log)
-        self.assertLess(states.index("queued"), states.index("connecting"))
-        self.assertLess(states.index("connecting"), states.index("waiting"))
-        self.assertLess(states.index("waiting"), states.index("receiving"))
+        self.assertLess(states.index("queued"), states.index("resolving"))
+        self.assertLess(states.index("resolving"), states.index("connecting"))
+        self.assertLess(states.index("connecting"), states.index("exchanging"))
         self.assertEqual(states.count("done"), 1, log)
         self.assertRegex(log, r"-> done: %s\b" % outcome)
 
@@ -65,7 +65,7 @@ class DebugLog(harness.TestCase):
         bad_life = self.transitions(log, bid, 1)
         self.check_life(ok_life, "ok, status 200", log)
         self.check_life(bad_life, "http_status, status 500", log)
-        self.assertRegex(log, r"b%s\[1\]: receiving -> done: http_status, status 500, "
+        self.assertRegex(log, r"b%s\[1\]: exchanging -> done: http_status, status 500, "
                               r"[\d.]+ ms: upstream answered 500 Internal Server Error" % bid)
 
         # the batch's own states, in order, after both items are done

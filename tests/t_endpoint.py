@@ -117,6 +117,24 @@ class Endpoint(harness.TestCase):
         status, _, data = self.fd.request("GET", "/healthz?verbose=1")
         self.assertEqual((status, json.loads(data)), (200, {"status": "ok"}))
 
+    def test_client_close_after_a_batch_is_seen_at_once(self):
+        # the answer's upstream reads leave errno EAGAIN behind; the close
+        # of the client must still be seen then, not at client_timeout
+        pid = self.fd.proc.pid
+        base = len(os.listdir("/proc/%d/fd" % pid))
+        for path in ("/bytes/100", "/json", "/binary"):
+            body = json.dumps([self.up.url(path)] * 3).encode()
+            s = self.connect()
+            s.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                      % len(body) + body)
+            out, _ = read_responses(s, 1, 5)
+            self.assertEqual(out[0][0], 200, path)
+            s.close()
+            # back to the descriptors it had: the client's socket closed
+            # (the upstream connections were open already, kept alive)
+            harness.wait_until(lambda: len(os.listdir("/proc/%d/fd" % pid)) <= base + 3, 2)
+            self.assertLessEqual(len(os.listdir("/proc/%d/fd" % pid)), base + 3, path)
+
     def test_head_has_no_body(self):
         for path in ("/healthz", "/metrics", "/v1/upstreams"):
             get, _ = self.exchange(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path.encode(), 1)

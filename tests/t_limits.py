@@ -100,6 +100,36 @@ class Limits(harness.TestCase):
         reused = [r for r in ans["results"] if r["reused"]]
         self.assertEqual({r["timing"]["connect_ms"] for r in reused}, {0})
 
+    def test_max_connections_caps_connections_not_requests(self):
+        fd = self.fanoutd(config="[fanoutd]\nupstream_concurrency = 10\n"
+                                 "max_connections = 20\n"
+                                 "[upstream \"%s\"]\nmax_connections = 2\n" % self.up.url(""))
+        t0 = time.time()
+        status, ans = fd.batch([self.up.url("/delay/100")] * 10)
+        took = time.time() - t0
+        self.assertEqual(status, 200, ans)
+        st = self.up.stats()
+        # 10 slots, 2 connections: 2 at a time, 5 waves of 100 ms
+        self.assertEqual((st["connections"], st["max_in_flight"], st["requests"]), (2, 2, 10))
+        self.assertGreater(took, 0.45)
+        self.assertLess(took, 1.5)
+        self.assertEqual(sum(r["reused"] for r in ans["results"]), 8)
+        _, _, data = fd.request("GET", "/v1/upstreams")
+        up = json.loads(data)["upstreams"][0]
+        self.assertEqual((up["connections"], up["idle_connections"],
+                          up["connections_opened"]), (2, 2, 2))
+        # the wait for a connection is queued time, and the deadline holds
+        self.assertGreater(max(r["timing"]["queued_ms"] for r in ans["results"]), 300)
+        status, ans = fd.batch({"mode": "settled", "requests": [
+            {"url": self.up.url("/delay/300"), "timeout_ms": 200} for _ in range(3)]})
+        errors = [r["error"] for r in ans["results"] if "error" in r]
+        self.assertIn({"type": "timeout", "phase": "queued",
+                       "message": "no connection to %s free within 200 ms "
+                                  "(max_connections)" % self.up.url("")}, errors)
+        # [fanoutd] max_connections = 20 applies to the other upstream
+        status, ans = fd.batch([self.up2.url("/delay/50")] * 10)
+        self.assertEqual((status, self.up2.stats()["connections"]), (200, 10))
+
     def test_idle_connections_closed_after_keepalive_timeout(self):
         up = harness.Upstream()
         fd = harness.Fanoutd(config="[fanoutd]\nkeepalive_timeout = 300ms\n")

@@ -174,7 +174,9 @@ class LongForm(harness.TestCase):
                 self.assertGreaterEqual(t[k], 0, (k, t))
             self.assertLessEqual(t["connect_ms"] + 95, t["ttfb_ms"], t)
             self.assertGreaterEqual(t["ttfb_ms"], 95)
-            self.assertAlmostEqual(t["total_ms"], t["queued_ms"] + t["ttfb_ms"], delta=5)
+            # (valgrind translates each code path on its first run: slower)
+            self.assertAlmostEqual(t["total_ms"], t["queued_ms"] + t["ttfb_ms"],
+                                   delta=30 if harness.WRAPPER else 5)
             self.assertEqual(x["elapsed_ms"], t["total_ms"])
 
     def test_too_large_closes_the_connection(self):

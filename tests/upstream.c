@@ -5,11 +5,12 @@
  * raw libevent bufferevents rather than evhttp, because several endpoints
  * misbehave on purpose and need byte-level control of the socket.
  *
- *   upstream [--listen ADDR:PORT] [--tls CERT.pem KEY.pem]
+ *   upstream [--listen ADDR:PORT] [--tls CERT.pem KEY.pem] [--files DIR]
  *
  * Listens on 127.0.0.1:0 by default ("[::1]:0" works too), prints the actual
  * port and "\n" on stdout (the only thing ever printed there), and serves
- * until SIGTERM/SIGINT, then frees everything and exits 0.
+ * until SIGTERM/SIGINT, then frees everything and exits 0.  --files DIR is
+ * where /file/NAME reads its files.
  *
  * Endpoints (a query string may follow; "?delay=MS" delays any answer except
  * /stats and /stats/reset by MS first):
@@ -28,6 +29,21 @@
  *                  body_base64 when the body is not UTF-8)
  *   /close         "bye" with Connection: close, then close
  *   /badlength     Content-Length: 100 but 10 bytes, then close
+ *   /overlong      "hello" (Content-Length: 5) and, in the same write, a whole
+ *                  second answer "forged" (with X-Forged: yes) nobody asked
+ *                  for; the connection stays open
+ *   /twolengths    Content-Length: 5 and Content-Length: 6, body "hello!"
+ *   /earlyhints    three 103 Early Hints (Link: </a.css>; rel=preload), then
+ *                  200 "final answer" with X-Final: 1
+ *   /badchunk      chunked, with the chunk size line "zz"
+ *   /negativelength  Content-Length: -1, body "hello"
+ *   /status2000    the status line "HTTP/1.1 2000 OK", body "ok"
+ *                  (these six write raw bytes and keep the connection open)
+ *   /file/NAME     the bytes of NAME in the --files directory (a plain name:
+ *                  no '/', not starting with '.'; 404 if absent), as
+ *                  text/plain; ?ce=CODING adds Content-Encoding: CODING
+ *                  verbatim; ?chunked=1 sends it chunked (100-byte chunks)
+ *                  instead of with Content-Length
  *   /stats         the counters below, as JSON
  *   /stats/reset   zero the counters, answers {}
  *   anything else  404 "not found\n"
@@ -85,8 +101,10 @@
 #define LINGER_SECONDS  2                    /* wait for EOF after a 400 */
 #define PATTERN_LEN     (26 * 2521)          /* ~64 KiB of a..z, whole cycles */
 #define REFILL_CHUNKS   16                   /* /bytes: pattern refs per refill */
+#define FILE_CHUNK      100                  /* /file/NAME?chunked=1: chunk size */
 
 static char pattern[PATTERN_LEN];
+static const char *files_dir;       /* --files: what /file/NAME serves */
 
 struct stats {
 	long long requests, in_flight, max_in_flight;
@@ -855,6 +873,141 @@ static void h_eof(struct conn *c, const char *arg)
 	finish(c);
 }
 
+/* Raw answers that break HTTP/1.1 framing on purpose.  Each is written in
+ * one piece and the connection stays open, so a client has to see the fault
+ * in the bytes themselves, not in an EOF that follows them. */
+static void raw_answer(struct conn *c, const char *bytes)
+{
+	evbuffer_add(out_of(c), bytes, strlen(bytes));
+	finish(c);
+}
+
+/* An answer followed by a second one nobody asked for: a client that keeps
+ * the connection would hand "forged" to its next request. */
+static void h_overlong(struct conn *c, const char *arg)
+{
+	(void)arg;
+	raw_answer(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+	           "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nX-Forged: yes\r\n\r\nforged");
+}
+
+static void h_twolengths(struct conn *c, const char *arg)
+{
+	(void)arg;
+	raw_answer(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	           "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!");
+}
+
+static void h_earlyhints(struct conn *c, const char *arg)
+{
+	static const char hint[] = "HTTP/1.1 103 Early Hints\r\n"
+	                           "Link: </a.css>; rel=preload\r\n\r\n";
+
+	(void)arg;
+	for (int i = 0; i < 3; i++)
+		evbuffer_add(out_of(c), hint, sizeof hint - 1);
+	raw_answer(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	           "Content-Length: 12\r\nX-Final: 1\r\n\r\nfinal answer");
+}
+
+static void h_badchunk(struct conn *c, const char *arg)
+{
+	(void)arg;
+	raw_answer(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	           "Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n");
+}
+
+static void h_negativelength(struct conn *c, const char *arg)
+{
+	(void)arg;
+	raw_answer(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+	           "Content-Length: -1\r\n\r\nhello");
+}
+
+static void h_status2000(struct conn *c, const char *arg)
+{
+	(void)arg;
+	raw_answer(c, "HTTP/1.1 2000 OK\r\nContent-Type: text/plain\r\n"
+	           "Content-Length: 2\r\n\r\nok");
+}
+
+/* The whole of file NAME in files_dir, malloc'ed, or NULL. */
+static char *read_file(const char *name, size_t *len)
+{
+	char path[4096];
+	FILE *f;
+	char *buf = NULL;
+	size_t cap = 0, n = 0;
+
+	if (snprintf(path, sizeof path, "%s/%s", files_dir, name) >= (int)sizeof path)
+		return NULL;
+	f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	for (;;) {
+		if (n == cap) {
+			char *b = cap < (size_t)MAX_BYTES ? realloc(buf, cap ? 2 * cap : 65536) : NULL;
+
+			if (!b) {
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = b;
+			cap = cap ? 2 * cap : 65536;
+		}
+		size_t got = fread(buf + n, 1, cap - n, f);
+
+		n += got;
+		if (got == 0)
+			break;
+	}
+	if (ferror(f)) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	*len = n;
+	return buf;
+}
+
+static void h_file(struct conn *c, const char *name)
+{
+	char ce[128], chunked[8], extra[192] = "";
+	size_t len;
+	char *data;
+	int is_chunked;
+
+	if (!files_dir || !*name || name[0] == '.' || strchr(name, '/') ||
+	    !(data = read_file(name, &len))) {
+		reply_text(c, 404, "not found\n");
+		return;
+	}
+	if (query_param(c->req.target, "ce", ce, sizeof ce) && *ce)
+		snprintf(extra, sizeof extra, "Content-Encoding: %s\r\n", ce);
+	is_chunked = query_param(c->req.target, "chunked", chunked, sizeof chunked) &&
+	             !strcmp(chunked, "1");
+	if (!is_chunked) {
+		reply(c, 200, "text/plain", data, len, extra);
+		free(data);
+		return;
+	}
+	strcat(extra, "Transfer-Encoding: chunked\r\n");
+	put_head(c, 200, "text/plain", -1, extra);
+	if (!c->req.is_head) {
+		for (size_t off = 0; off < len; off += FILE_CHUNK) {
+			size_t n = len - off < FILE_CHUNK ? len - off : FILE_CHUNK;
+
+			evbuffer_add_printf(out_of(c), "%zx\r\n", n);
+			evbuffer_add(out_of(c), data + off, n);
+			evbuffer_add(out_of(c), "\r\n", 2);
+		}
+		evbuffer_add(out_of(c), "0\r\n\r\n", 5);
+	}
+	free(data);
+	finish(c);
+}
+
 static void h_stats(struct conn *c, const char *arg)
 {
 	const struct stats *st = &c->srv->st;
@@ -898,6 +1051,10 @@ static const struct route {
 	{ "/stats/reset", h_stats_reset }, { "/stale", h_stale },
 	{ "/bigheaders", h_bigheaders }, { "/manyheaders", h_manyheaders },
 	{ "/eof", h_eof },
+	{ "/overlong", h_overlong },  { "/twolengths", h_twolengths },
+	{ "/earlyhints", h_earlyhints }, { "/badchunk", h_badchunk },
+	{ "/negativelength", h_negativelength }, { "/status2000", h_status2000 },
+	{ "/file/", h_file },
 };
 
 static void route(struct conn *c)
@@ -1437,7 +1594,7 @@ static void server_free(struct server *s)
 static void usage(void)
 {
 	fprintf(stderr, "usage: upstream [--listen ADDR:PORT] "
-		"[--tls CERT.pem KEY.pem]\n");
+		"[--tls CERT.pem KEY.pem] [--files DIR]\n");
 	exit(2);
 }
 
@@ -1453,6 +1610,8 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--tls") && i + 2 < argc) {
 			cert = argv[++i];
 			key = argv[++i];
+		} else if (!strcmp(argv[i], "--files") && i + 1 < argc) {
+			files_dir = argv[++i];
 		} else {
 			usage();
 		}

@@ -13,22 +13,35 @@
  *   rest     the body, any bytes
  *
  * The outcome goes through the functions the fetch code uses
- * (answer_add_header, outcome_body_reserve/append/trim) and then
- * answer_write_batch() for a 1-item batch.  Checks: the answer is JSON
- * (jansson); the entry's body reads back as the upstream's bytes — "text"
- * as the same string, "base64" decoding (EVP_DecodeBlock) to the same
- * bytes and only when the body is not UTF-8 text, "json" as the same JSON
- * value; the headers are an object with lower-case names.  The input as a
- * string also goes to answer_parse_retry_after. */
+ * (outcome_set_head with the fields as the codec hands them over: names
+ * lower-cased, repeats joined with ", "; outcome_body_reserve/append/trim)
+ * and then answer_write_batch() for a 1-item batch.  Checks: the answer is
+ * JSON (jansson); the entry's body reads back as the upstream's bytes —
+ * "text" as the same string, "base64" decoding (EVP_DecodeBlock) to the
+ * same bytes and only when the body is not UTF-8 text, "json" as the same
+ * JSON value; the headers are an object with lower-case names.  The input
+ * as a string also goes to answer_parse_retry_after.
+ *
+ * And differentially, against what the answer path used before it stopped
+ * building jansson values: jsonvalid_check against json_loadb (the body
+ * and the whole input), the headers' JSON text, Content-Type and
+ * Retry-After against a jansson object of answer_textn values dumped
+ * JSON_COMPACT, answer_text_json against json_dumps(answer_textn(...)),
+ * and answer_format_ms of the input's first 8 bytes as a double against
+ * snprintf("%.1f"). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "fuzz.h"
 #include "answer.h"
+#include "jsonvalid.h"
 #include "outcome.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <openssl/evp.h>
@@ -112,6 +125,164 @@ static void check_headers(const json_t *h)
 	}
 }
 
+/* --- differential checks --------------------------------------------- */
+
+#define MAX_JSON_DEPTH 512   /* answer.c's ANSWER_MAX_JSON_DEPTH */
+
+/* Brackets outside strings: the depth check answer.c made before. */
+static size_t bracket_depth(const char *p, size_t len)
+{
+	size_t i, depth = 0, max = 0;
+	bool in_string = false;
+
+	for (i = 0; i < len; i++) {
+		if (in_string) {
+			if (p[i] == '\\')
+				i++;
+			else if (p[i] == '"')
+				in_string = false;
+		} else if (p[i] == '"') {
+			in_string = true;
+		} else if (p[i] == '[' || p[i] == '{') {
+			if (++depth > max)
+				max = depth;
+		} else if ((p[i] == ']' || p[i] == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return max;
+}
+
+/* jsonvalid_check is jansson's json_loadb, but that it also refuses a
+ * NUL byte jansson lets through after a number or literal ("1\0"). */
+static void check_jsonvalid(const char *p, size_t len)
+{
+	json_t *v = NULL;
+	bool want;
+
+	want = memchr(p, '\0', len) == NULL && bracket_depth(p, len) <= MAX_JSON_DEPTH &&
+	       (v = json_loadb(p, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL)) != NULL;
+	json_decref(v);
+	FUZZ_CHECK(jsonvalid_check(p, len, MAX_JSON_DEPTH) == want,
+	           "jsonvalid_check %d, jansson %d on %zu bytes", !want, want, len);
+}
+
+/* answer_text_json and answer_text_clean against answer_textn. */
+static void check_text(const char *p, size_t len)
+{
+	json_t *v = answer_textn(p, len);
+	char *want = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+	size_t n = answer_text_json_len(p, len);
+	char *got = malloc(n + len + 1);
+
+	FUZZ_CHECK(v != NULL && want != NULL && got != NULL, "answer_textn or malloc");
+	FUZZ_CHECK(n == strlen(want) && answer_text_json(got, p, len) == got + n &&
+	           memcmp(got, want, n) == 0, "answer_text_json differs from jansson's");
+	FUZZ_CHECK(answer_text_clean(got, p, len) == got + len &&
+	           json_string_length(v) == len && memcmp(got, json_string_value(v), len) == 0,
+	           "answer_text_clean differs from answer_textn");
+	free(got);
+	free(want);
+	json_decref(v);
+	v = json_stringn(p, len);
+	FUZZ_CHECK(jsonvalid_utf8(p, len) == (v != NULL), "jsonvalid_utf8");
+	json_decref(v);
+}
+
+/* The head as the jansson object it replaces would have had it. */
+static void check_head(const struct outcome *o, const struct exchange_head *head)
+{
+	json_t *obj = json_object();
+	const char *ct, *ra;
+	char *want;
+	long ra_s = -1;
+	size_t i;
+
+	FUZZ_CHECK(obj != NULL, "json_object");
+	for (i = 0; i < head->nfields; i++)
+		json_object_setn_new(obj, head->fields[i].name, head->fields[i].name_len,
+		                     answer_textn(head->fields[i].value, head->fields[i].value_len));
+	want = json_dumps(obj, JSON_COMPACT);
+	FUZZ_CHECK(want != NULL && strcmp(o->headers_json, want) == 0,
+	           "headers %s, jansson's %s", o->headers_json, want ? want : "-");
+	ct = json_string_value(json_object_get(obj, "content-type"));
+	FUZZ_CHECK(ct == NULL ? o->content_type == NULL
+	                      : o->content_type != NULL && strcmp(ct, o->content_type) == 0,
+	           "content_type \"%s\", jansson's \"%s\"",
+	           o->content_type ? o->content_type : "-", ct ? ct : "-");
+	ra = json_string_value(json_object_get(obj, "retry-after"));
+	/* a date counts from now: skip the rare second that ticked over */
+	if (head->status == 429 && ra != NULL &&
+	    answer_parse_retry_after(ra, time(NULL), &ra_s) < 0)
+		ra_s = -1;
+	FUZZ_CHECK(o->retry_after_s == ra_s || o->retry_after_s == ra_s + 1,
+	           "retry_after_s %ld, jansson's %ld", o->retry_after_s, ra_s);
+	free(want);
+	json_decref(obj);
+}
+
+static void check_format_ms(const uint8_t *data, size_t size)
+{
+	char want[ANSWER_MS_MAX + 8], got[ANSWER_MS_MAX + 8];
+	double v;
+	int n;
+
+	if (size < 8)
+		return;
+	memcpy(&v, data, sizeof v);
+	n = snprintf(want, sizeof want, "%.1f", v);
+	FUZZ_CHECK(n >= 0 && answer_format_ms(got, v) - got == n &&
+	           memcmp(got, want, (size_t)n) == 0, "answer_format_ms(%.17g)", v);
+}
+
+/* The fields as the codec hands them over: the name lower-cased, the
+ * value of a repeat joined to the first with ", ".  Every name and value
+ * is a block of its own, freed by free_fields. */
+static struct exchange_field fields[MAX_STRINGS / 2 + 1];
+
+static void add_field(struct exchange_head *head, const char *name, const char *value)
+{
+	size_t i, nlen = strlen(name), vlen = strlen(value);
+	struct exchange_field *f;
+	char *s;
+
+	for (i = 0; i < head->nfields; i++) {
+		f = &fields[i];
+		if (f->name_len != nlen || strncasecmp(f->name, name, nlen) != 0)
+			continue;
+		s = malloc(f->value_len + 2 + vlen + 1);
+		FUZZ_CHECK(s != NULL, "malloc");
+		memcpy(s, f->value, f->value_len);
+		memcpy(s + f->value_len, ", ", 2);
+		memcpy(s + f->value_len + 2, value, vlen);
+		free((char *)f->value);
+		f->value = s;
+		f->value_len += 2 + vlen;
+		return;
+	}
+	f = &fields[head->nfields++];
+	s = strdup(name);
+	FUZZ_CHECK(s != NULL, "strdup");
+	for (i = 0; i < nlen; i++)
+		s[i] = (char)tolower((unsigned char)s[i]);
+	f->name = s;
+	f->name_len = nlen;
+	f->value = strdup(value);
+	f->value_len = vlen;
+	FUZZ_CHECK(f->value != NULL, "strdup");
+}
+
+static void free_fields(struct exchange_head *head)
+{
+	size_t i;
+
+	for (i = 0; i < head->nfields; i++) {
+		free((char *)fields[i].name);
+		free((char *)fields[i].value);
+	}
+	head->nfields = 0;
+}
+
 /* A JSON document, by jansson (\u0000 in a text body is fine). */
 static json_t *parse_answer(struct evbuffer *out)
 {
@@ -145,6 +316,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct batch_request *br;
 	enum batch_mode saved_mode;
 	struct outcome o;
+	struct exchange_head head = { .fields = fields, .content_length = -1 };
 	struct evbuffer *in, *out;
 	char *copy, *body;
 	size_t body_len;
@@ -161,6 +333,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(copy, data, size);
 	copy[size] = '\0';
 	retry_after(copy);
+	check_jsonvalid(copy, size);
+	check_text(copy, size);
+	check_format_ms(data, size);
 
 	if (size > 0)
 		flags = data[0];
@@ -178,11 +353,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	body = copy + pos;
 	body_len = size - pos;
+	check_jsonvalid(body, body_len);
+	check_text(body, body_len);
 
 	/* the outcome, as fetch.c builds it */
 	outcome_init(&o);
 	o.type = (enum outcome_type)(((flags >> 1) & 0xf) % OUTCOME_COUNT);
-	o.status = status;
+	o.status = status;   /* without a response; outcome_set_head sets it too */
 	o.reused = flags & 0x80;
 	o.timing.queued_ms = 0.5;
 	o.timing.connect_ms = 1.25;
@@ -190,20 +367,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	o.timing.total_ms = 4.5;
 	if (o.type == OUTCOME_TIMEOUT)
 		o.phase = "ttfb";
-	if (o.type == OUTCOME_RATE_LIMITED)
-		o.retry_after_s = status;
 	if (nstrings > 1 && strings[1][0])
 		o.message = strdup(strings[1]);
 	response = !(flags & 0x20);
+	if (!response && o.type == OUTCOME_RATE_LIMITED)
+		o.retry_after_s = status;
 	if (response) {
-		o.headers = json_object();
+		head.status = status;
 		if (nstrings > 0 && strings[0][0])
-			answer_add_header(o.headers, "Content-Type", strings[0]);
+			add_field(&head, "Content-Type", strings[0]);
 		for (size_t i = 2; i + 1 < nstrings; i += 2) {
-			answer_add_header(o.headers, strings[i], strings[i + 1]);
+			add_field(&head, strings[i], strings[i + 1]);
 			retry_after(strings[i + 1]);
+			check_text(strings[i + 1], strlen(strings[i + 1]));
 		}
-		check_headers(o.headers);
+		outcome_set_head(&o, &head);
+		check_head(&o, &head);
+		if (status & 2) {   /* a retried request's second head */
+			outcome_set_head(&o, &head);
+			check_head(&o, &head);
+		}
+		free_fields(&head);
 		/* the body as it arrives: Content-Length, then reads */
 		in = evbuffer_new();
 		FUZZ_CHECK(in != NULL, "evbuffer_new");

@@ -39,12 +39,12 @@ struct watch {
 	size_t body;
 };
 
-static void check_fields(const struct h1_head *head)
+static void check_fields(const struct exchange_head *head)
 {
 	size_t i, j, k;
 
 	for (i = 0; i < head->nfields; i++) {
-		const struct h1_field *f = &head->fields[i];
+		const struct exchange_field *f = &head->fields[i];
 
 		FUZZ_CHECK(f->name_len > 0, "an empty header name");
 		for (k = 0; k < f->name_len; k++)
@@ -59,7 +59,7 @@ static void check_fields(const struct h1_head *head)
 	}
 }
 
-static int on_head(void *ctx, const struct h1_head *head)
+static int on_head(void *ctx, const struct exchange_head *head)
 {
 	struct watch *w = ctx;
 
