@@ -355,6 +355,14 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (!(what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)))
 		return;
+	if (c->pending_err != 0 && !c->pending_eof && !c->in_send) {
+		/* a write failed first (ECONNRESET, EPIPE) and consumed the
+		 * socket's error: the EOF that follows is its echo, not news */
+		err = c->pending_err;
+		c->pending_err = 0;
+		fail_errno(c, err);
+		return;
+	}
 	if (c->in_send) {   /* the owner is inside conn_send: tell it later */
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 		c->pending_eof = (what & BEV_EVENT_EOF) != 0;

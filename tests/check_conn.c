@@ -330,6 +330,33 @@ START_TEST(test_reset)
 }
 END_TEST
 
+/* The RST is there before the loop has seen it, and a write meets it
+ * first: the write consumes the socket's error, the read that follows
+ * sees only EOF.  Still a reset, not "closed by the peer". */
+START_TEST(test_send_after_reset)
+{
+	struct record r = { 0 };
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct evbuffer *b = evbuffer_new();
+	int lfd, peer;
+	struct conn *c = connect_plain(&r, &lfd, &peer);
+
+	ck_assert_int_eq(setsockopt(peer, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+	close(peer);
+	usleep(50 * 1000);   /* the RST arrives; the loop does not run */
+	evbuffer_add(b, "ping", 4);
+	conn_send(c, b);
+	ck_assert_int_eq(r.errors + r.closed, 0);   /* nothing from inside conn_send */
+	ck_assert(wait_more(&r.errors, 0));
+	ck_assert_int_eq(r.kind, CONN_ERR_RESET);
+	ck_assert_int_eq(r.err, ECONNRESET);
+	ck_assert_int_eq(r.closed, 0);
+	evbuffer_free(b);
+	drop(c);
+	close(lfd);
+}
+END_TEST
+
 /* A connect that fails inside connect() itself (no route to the
  * broadcast address here: nothing is sent) is still reported from the
  * loop, with connect()'s own errno.  Where connect() does not fail at
@@ -687,6 +714,7 @@ int main(void)
 	tcase_add_test(tc, test_refused);
 	tcase_add_test(tc, test_closed_while_idle);
 	tcase_add_test(tc, test_reset);
+	tcase_add_test(tc, test_send_after_reset);
 	tcase_add_test(tc, test_failed_at_once);
 	tcase_add_test(tc, test_error_texts);
 	suite_add_tcase(s, tc);
