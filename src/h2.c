@@ -1,0 +1,1102 @@
+/* h2: HTTP/2 streams over one nghttp2 client session (see h2.h for the
+ * contract).
+ *
+ *   in:  bytes -> nghttp2_session_mem_recv -> frame callbacks -> per-stream
+ *        events (head once the final HEADERS is in, body per DATA chunk,
+ *        end on END_STREAM, fail on RST_STREAM, GOAWAY or a session error)
+ *   out: submit/cancel queue frames in the session -> want_write -> the
+ *        owner's deferred event -> h2_pending_output -> nghttp2_session_mem_send
+ *
+ * Every stream submitted has a record in h->streams until nghttp2 closes
+ * it (on_stream_close) or the codec is freed: nghttp2_session_del frees
+ * streams without telling anyone, so failing the attached streams on a
+ * lost connection walks this list, never nghttp2's. */
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <nghttp2/nghttp2.h>
+
+#include "h2.h"
+#include "units.h"
+#include "xalloc.h"
+
+#define WINDOW_MIN 65535u
+#define WINDOW_MAX 2147483647u
+#define DEFAULT_MAX_STREAMS 100
+#define DEFAULT_HEADER_LIST (64 * 1024)
+#define DEFAULT_MAX_HEADERS 1000
+/* what RFC 9113 6.5.2 counts for each field beyond its bytes */
+#define FIELD_OVERHEAD 32
+
+/* --- state ---------------------------------------------------------------- */
+
+enum h2_state {
+	H2_STARTING,   /* the server's first SETTINGS not in: one stream at most */
+	H2_OPEN,       /* streams up to min(server's cap, max_streams) */
+	H2_GOAWAY,     /* GOAWAY received: open streams finish, no new ones */
+	H2_DEAD,       /* a connection error, EOF or h2_fail_all (terminal) */
+};
+
+enum stream_state {
+	STREAM_WAITING,   /* submitted; no final head yet (1xx skipped) */
+	STREAM_BODY,      /* head delivered; body until END_STREAM */
+	STREAM_DONE,      /* ended, failed or cancelled: the owner hears no
+	                   * more; the record waits for nghttp2 to close it */
+};
+
+/* A header field of the block being read: offsets into the arena. */
+struct raw_field {
+	size_t name_off, name_len, value_off, value_len;
+};
+
+/* For joining: a field and where it came. */
+struct entry {
+	struct exchange_field f;
+	size_t idx;
+};
+
+struct stream {
+	TAILQ_ENTRY(stream) link;
+	int32_t id;
+	enum stream_state state;
+	const struct h2_stream_ops *ops;   /* borrowed */
+	void *ctx;
+	bool head_request;                 /* the answer has no body */
+	bool got_frame;                    /* a frame of the answer came */
+	char *body;                        /* the request body (owned) */
+	size_t body_len, body_off;
+	/* the header block being read (owned; freed with the head) */
+	int status;
+	size_t head_bytes;                 /* against max_header_list */
+	char *arena;
+	size_t arena_len, arena_cap;
+	struct raw_field *raw;
+	size_t nraw, raw_cap;
+	char reason[96];                   /* why nghttp2 found a frame bad */
+};
+
+struct h2 {
+	nghttp2_session *session;          /* owned */
+	enum h2_state state;
+	const struct h2_ops *ops;          /* borrowed */
+	void *ctx;
+	struct h2_settings set;
+	TAILQ_HEAD(, stream) streams;      /* every record (owned) */
+	size_t nattached;                  /* records not STREAM_DONE */
+	bool write_wanted;                 /* want_write told, not yet flushed */
+	bool busy;                         /* inside nghttp2 (no re-entry) */
+	char reason[128];                  /* the last connection error told */
+	/* joining a head (owned, reused) */
+	struct entry *entries;
+	struct exchange_field *fields;
+	char *joined;
+	size_t entries_cap, joined_cap;
+};
+
+#define BIT(s) (1u << (s))
+static const unsigned h2_allowed[] = {
+	[H2_STARTING] = BIT(H2_OPEN) | BIT(H2_GOAWAY) | BIT(H2_DEAD),
+	[H2_OPEN] = BIT(H2_OPEN) | BIT(H2_GOAWAY) | BIT(H2_DEAD),
+	[H2_GOAWAY] = BIT(H2_GOAWAY) | BIT(H2_DEAD),
+	[H2_DEAD] = BIT(H2_DEAD),
+};
+static const unsigned stream_allowed[] = {
+	[STREAM_WAITING] = BIT(STREAM_BODY) | BIT(STREAM_DONE),
+	[STREAM_BODY] = BIT(STREAM_DONE),
+	[STREAM_DONE] = 0,
+};
+
+/* The one place the codec's state changes; a transition not in the table
+ * is a bug here: abort loudly. */
+static void set_state(struct h2 *h, enum h2_state to)
+{
+	if (!(h2_allowed[h->state] & BIT(to))) {
+		fprintf(stderr, "h2: no transition from state %d to %d\n", h->state, to);
+		abort();
+	}
+	h->state = to;
+}
+
+/* ... and a stream's; DONE also detaches it from its owner. */
+static void set_stream_state(struct h2 *h, struct stream *s, enum stream_state to)
+{
+	if (!(stream_allowed[s->state] & BIT(to))) {
+		fprintf(stderr, "h2: stream %d: no transition from %d to %d\n", (int)s->id,
+		        s->state, to);
+		abort();
+	}
+	s->state = to;
+	if (to == STREAM_DONE)
+		h->nattached--;
+}
+
+static bool accepting(const struct h2 *h)
+{
+	return h->state == H2_STARTING || h->state == H2_OPEN;
+}
+
+/* --- streams ---------------------------------------------------------------- */
+
+static struct stream *find(struct h2 *h, int32_t id)
+{
+	struct stream *s;
+
+	if (id <= 0)
+		return NULL;
+	s = nghttp2_session_get_stream_user_data(h->session, id);
+	if (s != NULL)
+		return s;
+	/* not opened in nghttp2 yet: its HEADERS still queued */
+	TAILQ_FOREACH(s, &h->streams, link)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+/* The stream's record if its owner still listens. */
+static struct stream *attached(struct h2 *h, int32_t id)
+{
+	struct stream *s = find(h, id);
+
+	return s != NULL && s->state != STREAM_DONE ? s : NULL;
+}
+
+static void free_head(struct stream *s)
+{
+	free(s->arena);
+	free(s->raw);
+	s->arena = NULL;
+	s->raw = NULL;
+	s->arena_len = s->arena_cap = s->nraw = s->raw_cap = 0;
+}
+
+static void free_stream(struct stream *s)
+{
+	free_head(s);
+	free(s->body);
+	free(s);
+}
+
+static void release(struct h2 *h, struct stream *s)
+{
+	if (s->state != STREAM_DONE)
+		set_stream_state(h, s, STREAM_DONE);
+	TAILQ_REMOVE(&h->streams, s, link);
+	free_stream(s);
+}
+
+static void stream_end(struct h2 *h, struct stream *s)
+{
+	set_stream_state(h, s, STREAM_DONE);
+	free_head(s);
+	s->ops->end(s->ctx, true);
+}
+
+static void stream_fail(struct h2 *h, struct stream *s, enum exchange_fail_kind kind, int err,
+                        const char *message, bool unprocessed, uint32_t code)
+{
+	struct h2_failure why = {
+		.why = { .kind = kind, .err = err, .nothing_received = unprocessed || !s->got_frame,
+		         .message = message },
+		.unprocessed = unprocessed,
+		.error_code = code,
+	};
+
+	set_stream_state(h, s, STREAM_DONE);
+	free_head(s);
+	s->ops->fail(s->ctx, &why);
+}
+
+/* Fail the stream and tell the server to stop (RST_STREAM CANCEL). */
+static void reset_stream(struct h2 *h, struct stream *s, enum exchange_fail_kind kind,
+                         const char *message)
+{
+	(void)nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+	stream_fail(h, s, kind, 0, message, false, 0);
+}
+
+/* Fail every attached stream once.  Callbacks only detach records (a
+ * record is freed by nghttp2's close or h2_free), so the walk is safe. */
+static void fail_every(struct h2 *h, enum exchange_fail_kind kind, int err, const char *message)
+{
+	struct stream *s;
+
+	TAILQ_FOREACH(s, &h->streams, link)
+		if (s->state != STREAM_DONE)
+			stream_fail(h, s, kind, err, message, false, 0);
+}
+
+/* The connection cannot go on: dead first, so no callback opens a stream. */
+static void die(struct h2 *h, enum exchange_fail_kind kind, int err, const char *message)
+{
+	if (h->state == H2_DEAD)
+		return;
+	set_state(h, H2_DEAD);
+	fail_every(h, kind, err, message);
+}
+
+/* --- the header block --------------------------------------------------------- */
+
+static void arena_add(struct stream *s, const uint8_t *at, size_t n)
+{
+	if (s->arena_len + n > s->arena_cap) {
+		s->arena_cap = (s->arena_len + n) * 2 + 256;
+		s->arena = xrealloc(s->arena, s->arena_cap);
+	}
+	if (n > 0)
+		memcpy(s->arena + s->arena_len, at, n);
+	s->arena_len += n;
+}
+
+static void start_block(struct stream *s)
+{
+	s->status = 0;
+	s->arena_len = 0;
+	s->nraw = 0;
+}
+
+/* ":status" as the number, or 0 (nghttp2 checks it is three digits). */
+static int parse_status(const uint8_t *v, size_t n)
+{
+	if (n != 3 || v[0] < '1' || v[0] > '9' || v[1] < '0' || v[1] > '9' || v[2] < '0' ||
+	    v[2] > '9')
+		return 0;
+	return (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0');
+}
+
+static void add_field(struct stream *s, const uint8_t *name, size_t nlen, const uint8_t *value,
+                      size_t vlen)
+{
+	struct raw_field *r;
+
+	if (s->nraw == s->raw_cap) {
+		s->raw_cap = s->raw_cap * 2 + 16;
+		s->raw = xrealloc(s->raw, s->raw_cap * sizeof *s->raw);
+	}
+	r = &s->raw[s->nraw++];
+	r->name_off = s->arena_len;
+	r->name_len = nlen;
+	arena_add(s, name, nlen);
+	r->value_off = s->arena_len;
+	r->value_len = vlen;
+	arena_add(s, value, vlen);
+}
+
+/* Against the caps; false: the stream has been reset. */
+static bool within_caps(struct h2 *h, struct stream *s, size_t nlen, size_t vlen)
+{
+	char msg[96];
+
+	s->head_bytes += nlen + vlen + FIELD_OVERHEAD;
+	if (s->head_bytes > h->set.max_header_list) {
+		snprintf(msg, sizeof msg, "malformed answer: header fields over %zu bytes",
+		         h->set.max_header_list);
+		reset_stream(h, s, EXCHANGE_FAIL_PROTOCOL, msg);
+		return false;
+	}
+	if (s->state == STREAM_WAITING && s->nraw >= h->set.max_headers) {
+		snprintf(msg, sizeof msg, "malformed answer: more than %zu header fields",
+		         h->set.max_headers);
+		reset_stream(h, s, EXCHANGE_FAIL_PROTOCOL, msg);
+		return false;
+	}
+	return true;
+}
+
+/* --- joining repeated names (as h1.c does) -------------------------------------- */
+
+static int by_name_then_idx(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	size_t n = x->f.name_len < y->f.name_len ? x->f.name_len : y->f.name_len;
+	int c = memcmp(x->f.name, y->f.name, n);
+
+	if (c != 0)
+		return c;
+	if (x->f.name_len != y->f.name_len)
+		return x->f.name_len < y->f.name_len ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int by_idx(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static bool same_name(const struct exchange_field *a, const struct exchange_field *b)
+{
+	return a->name_len == b->name_len && memcmp(a->name, b->name, a->name_len) == 0;
+}
+
+static void reserve_join(struct h2 *h, size_t n, size_t bytes)
+{
+	if (n > h->entries_cap) {
+		h->entries_cap = n;
+		h->entries = xrealloc(h->entries, n * sizeof *h->entries);
+		h->fields = xrealloc(h->fields, n * sizeof *h->fields);
+	}
+	if (bytes > h->joined_cap) {
+		h->joined_cap = bytes;
+		h->joined = xrealloc(h->joined, bytes);
+	}
+}
+
+/* One group of same-named entries [from, to) as one field, its values
+ * written into joined at *off. */
+static struct entry join_group(struct h2 *h, size_t from, size_t to, size_t *off)
+{
+	struct entry out = h->entries[from];
+	char *start = h->joined + *off;
+	size_t i;
+
+	for (i = from; i < to; i++) {
+		if (i > from) {
+			memcpy(h->joined + *off, ", ", 2);
+			*off += 2;
+		}
+		if (h->entries[i].f.value_len > 0)
+			memcpy(h->joined + *off, h->entries[i].f.value, h->entries[i].f.value_len);
+		*off += h->entries[i].f.value_len;
+	}
+	out.f.value = start;
+	out.f.value_len = (size_t)(h->joined + *off - start);
+	return out;
+}
+
+/* The block's fields, names unique, in order of first appearance (sorted,
+ * not searched: n log n for max_headers fields). */
+static size_t join_fields(struct h2 *h, struct stream *s)
+{
+	size_t i, j, ngroups = 0, off = 0;
+
+	if (s->nraw == 0)
+		return 0;
+	reserve_join(h, s->nraw, s->arena_len + 2 * s->nraw);
+	for (i = 0; i < s->nraw; i++) {
+		struct raw_field *r = &s->raw[i];
+
+		h->entries[i].f = (struct exchange_field){ s->arena + r->name_off, r->name_len,
+		                                           s->arena + r->value_off, r->value_len };
+		h->entries[i].idx = i;
+	}
+	qsort(h->entries, s->nraw, sizeof *h->entries, by_name_then_idx);
+	for (i = 0; i < s->nraw; i = j) {
+		for (j = i + 1; j < s->nraw && same_name(&h->entries[j].f, &h->entries[i].f); j++)
+			;
+		h->entries[ngroups++] = join_group(h, i, j, &off);
+	}
+	qsort(h->entries, ngroups, sizeof *h->entries, by_idx);
+	for (i = 0; i < ngroups; i++)
+		h->fields[i] = h->entries[i].f;
+	return ngroups;
+}
+
+/* --- the head -------------------------------------------------------------------- */
+
+/* content-length as announced (nghttp2 has checked it is one number), or -1. */
+static int64_t announced_length(const struct exchange_field *f, size_t n)
+{
+	size_t i, k;
+	int64_t v = 0;
+
+	for (i = 0; i < n; i++) {
+		if (f[i].name_len != 14 || memcmp(f[i].name, "content-length", 14) != 0)
+			continue;
+		if (f[i].value_len == 0 || f[i].value_len > 18)
+			return -1;
+		for (k = 0; k < f[i].value_len; k++) {
+			if (f[i].value[k] < '0' || f[i].value[k] > '9')
+				return -1;
+			v = v * 10 + (f[i].value[k] - '0');
+		}
+		return v;
+	}
+	return -1;
+}
+
+static void deliver_head(struct h2 *h, struct stream *s, bool end_stream)
+{
+	struct exchange_head head = { .status = s->status, .reason = "", .reason_len = 0 };
+
+	head.nfields = join_fields(h, s);
+	head.fields = h->fields;
+	if (end_stream || s->head_request || s->status == 204 || s->status == 304)
+		head.content_length = 0;
+	else
+		head.content_length = announced_length(head.fields, head.nfields);
+	set_stream_state(h, s, STREAM_BODY);
+	if (s->ops->head(s->ctx, &head) < 0 && s->state == STREAM_BODY)
+		reset_stream(h, s, EXCHANGE_FAIL_REFUSED, "answer refused: over a size cap");
+	if (s->state == STREAM_BODY)
+		free_head(s);   /* trailers are only counted */
+}
+
+/* A HEADERS frame is in whole. */
+static void headers_done(struct h2 *h, struct stream *s, bool end_stream)
+{
+	if (s->state == STREAM_WAITING) {
+		if (s->status < 200) {   /* interim: dropped whole */
+			start_block(s);
+			return;
+		}
+		deliver_head(h, s, end_stream);
+	}
+	if (end_stream && s->state == STREAM_BODY)
+		stream_end(h, s);
+}
+
+/* --- nghttp2's callbacks ------------------------------------------------------------ */
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+	struct h2 *h = ud;
+	struct stream *s = attached(h, frame->hd.stream_id);
+
+	(void)session;
+	if (s != NULL && frame->hd.type == NGHTTP2_HEADERS) {
+		s->got_frame = true;
+		if (s->state == STREAM_WAITING)
+			start_block(s);
+	}
+	return 0;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
+{
+	struct h2 *h = ud;
+	struct stream *s = attached(h, frame->hd.stream_id);
+
+	(void)session;
+	(void)flags;
+	if (s == NULL || !within_caps(h, s, nlen, vlen) || s->state != STREAM_WAITING)
+		return 0;   /* gone, over a cap, or trailers */
+	if (nlen == 7 && memcmp(name, ":status", 7) == 0)
+		s->status = parse_status(value, vlen);
+	else if (nlen > 0 && name[0] != ':')
+		add_field(s, name, nlen, value, vlen);
+	return 0;
+}
+
+static void peer_reset(struct h2 *h, struct stream *s, uint32_t code)
+{
+	char msg[80];
+
+	/* "never processed" — unless a part of the answer came first */
+	if (code == NGHTTP2_REFUSED_STREAM && !s->got_frame) {
+		stream_fail(h, s, EXCHANGE_FAIL_PROTOCOL, 0,
+		            "stream refused by upstream (REFUSED_STREAM)", true, code);
+		return;
+	}
+	if (strcmp(nghttp2_http2_strerror(code), "unknown") == 0)
+		snprintf(msg, sizeof msg, "stream reset by upstream: error 0x%x", (unsigned)code);
+	else
+		snprintf(msg, sizeof msg, "stream reset by upstream: %s", nghttp2_http2_strerror(code));
+	stream_fail(h, s, EXCHANGE_FAIL_PROTOCOL, 0, msg, false, code);
+}
+
+/* GOAWAY: no new streams; those above last_stream_id were never processed
+ * (a server that had begun to answer one is not believed). */
+static void got_goaway(struct h2 *h, int32_t last, uint32_t code)
+{
+	char msg[120], mid[120];
+	struct stream *s;
+
+	if (h->state != H2_DEAD)
+		set_state(h, H2_GOAWAY);
+	if (h->ops->goaway != NULL)
+		h->ops->goaway(h->ctx, last, code);
+	snprintf(msg, sizeof msg, "upstream went away (GOAWAY %s, last stream %d) before "
+	         "processing the request", nghttp2_http2_strerror(code), (int)last);
+	snprintf(mid, sizeof mid, "upstream went away (GOAWAY %s, last stream %d) in the "
+	         "middle of the answer", nghttp2_http2_strerror(code), (int)last);
+	TAILQ_FOREACH(s, &h->streams, link)
+		if (s->state != STREAM_DONE && s->id > last)
+			stream_fail(h, s, EXCHANGE_FAIL_PROTOCOL, 0, s->got_frame ? mid : msg,
+			            !s->got_frame, code);
+}
+
+static void got_settings(struct h2 *h)
+{
+	if (h->state == H2_STARTING)
+		set_state(h, H2_OPEN);
+	if (h->ops->settings != NULL)
+		h->ops->settings(h->ctx);
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+	struct h2 *h = ud;
+	struct stream *s;
+
+	(void)session;
+	switch (frame->hd.type) {
+	case NGHTTP2_SETTINGS:
+		if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
+			got_settings(h);
+		return 0;
+	case NGHTTP2_GOAWAY:
+		got_goaway(h, frame->goaway.last_stream_id, frame->goaway.error_code);
+		return 0;
+	case NGHTTP2_RST_STREAM:
+		if ((s = attached(h, frame->hd.stream_id)) != NULL)
+			peer_reset(h, s, frame->rst_stream.error_code);
+		return 0;
+	case NGHTTP2_HEADERS:
+		if ((s = attached(h, frame->hd.stream_id)) != NULL)
+			headers_done(h, s, (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0);
+		return 0;
+	case NGHTTP2_DATA:
+		s = attached(h, frame->hd.stream_id);
+		if (s != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+		    s->state == STREAM_BODY)
+			stream_end(h, s);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id,
+                         const uint8_t *data, size_t len, void *ud)
+{
+	struct h2 *h = ud;
+	struct stream *s = attached(h, id);
+
+	(void)session;
+	(void)flags;
+	if (s == NULL || len == 0 || s->state != STREAM_BODY)
+		return 0;
+	s->got_frame = true;
+	if (s->ops->body(s->ctx, (const char *)data, len) < 0 && s->state == STREAM_BODY)
+		reset_stream(h, s, EXCHANGE_FAIL_REFUSED, "answer body refused: over a size cap");
+	return 0;
+}
+
+/* nghttp2 is done with the stream: tell its owner, if still listening,
+ * why it closed before its end, then drop the record. */
+static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t code, void *ud)
+{
+	struct h2 *h = ud;
+	struct stream *s = find(h, id);
+	char msg[160];
+
+	(void)session;
+	if (s == NULL)
+		return 0;
+	if (s->state != STREAM_DONE && code == NGHTTP2_REFUSED_STREAM && !s->got_frame) {
+		/* a request nghttp2 could not send (after GOAWAY) */
+		stream_fail(h, s, EXCHANGE_FAIL_PROTOCOL, 0,
+		            "request not processed by upstream (REFUSED_STREAM)", true, code);
+	} else if (s->state != STREAM_DONE) {
+		/* not the server's RST_STREAM (on_frame_recv saw to those):
+		 * nghttp2 reset it, finding the answer malformed */
+		if (s->reason[0] != '\0')
+			snprintf(msg, sizeof msg, "malformed answer: %s", s->reason);
+		else if (code != NGHTTP2_NO_ERROR)
+			snprintf(msg, sizeof msg, "malformed answer: HTTP/2 stream error (%s)",
+			         nghttp2_http2_strerror(code));
+		else
+			snprintf(msg, sizeof msg, "stream closed before the end of the answer");
+		stream_fail(h, s, EXCHANGE_FAIL_PROTOCOL, 0, msg, false, code);
+	}
+	release(h, s);
+	return 0;
+}
+
+static void note_reason(struct h2 *h, int lib_error_code)
+{
+	if (lib_error_code == NGHTTP2_ERR_SETTINGS_EXPECTED)
+		snprintf(h->reason, sizeof h->reason,
+		         "the upstream does not speak HTTP/2 (no SETTINGS frame first)");
+	else
+		snprintf(h->reason, sizeof h->reason, "%s", nghttp2_strerror(lib_error_code));
+}
+
+static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame,
+                            int lib_error_code, void *ud)
+{
+	struct h2 *h = ud;
+	struct stream *s = find(h, frame->hd.stream_id);
+
+	(void)session;
+	note_reason(h, lib_error_code);
+	if (s != NULL)
+		snprintf(s->reason, sizeof s->reason, "%s", nghttp2_strerror(lib_error_code));
+	return 0;
+}
+
+static int on_error(nghttp2_session *session, int lib_error_code, const char *msg, size_t len,
+                    void *ud)
+{
+	(void)session;
+	(void)msg;   /* may quote the upstream's bytes: the code says enough */
+	(void)len;
+	note_reason(ud, lib_error_code);
+	return 0;
+}
+
+/* Our GOAWAY goes out only when nghttp2 ends the session on an error. */
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+	struct h2 *h = ud;
+	char msg[200];
+
+	(void)session;
+	if (frame->hd.type != NGHTTP2_GOAWAY)
+		return 0;
+	snprintf(msg, sizeof msg, "malformed answer: HTTP/2 connection error: %s",
+	         h->reason[0] ? h->reason : nghttp2_http2_strerror(frame->goaway.error_code));
+	die(h, EXCHANGE_FAIL_PROTOCOL, 0, msg);
+	return 0;
+}
+
+static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
+                         uint32_t *flags, nghttp2_data_source *source, void *ud)
+{
+	struct stream *s = source->ptr;
+	size_t n = s->body_len - s->body_off;
+
+	(void)session;
+	(void)id;
+	(void)ud;
+	if (n > length)
+		n = length;
+	memcpy(buf, s->body + s->body_off, n);
+	s->body_off += n;
+	if (s->body_off == s->body_len)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+static nghttp2_session_callbacks *make_callbacks(void)
+{
+	nghttp2_session_callbacks *cb;
+
+	if (nghttp2_session_callbacks_new(&cb) != 0)
+		abort();
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, on_invalid_frame);
+	nghttp2_session_callbacks_set_error_callback2(cb, on_error);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+	return cb;
+}
+
+/* --- the session -------------------------------------------------------------------- */
+
+/* nghttp2 allocates through xalloc: one out-of-memory policy. */
+static void *mem_malloc(size_t n, void *ud)
+{
+	(void)ud;
+	return xmalloc(n ? n : 1);
+}
+
+static void mem_free(void *p, void *ud)
+{
+	(void)ud;
+	free(p);
+}
+
+static void *mem_calloc(size_t n, size_t size, void *ud)
+{
+	(void)ud;
+	return xcalloc(n ? n : 1, size ? size : 1);
+}
+
+static void *mem_realloc(void *p, size_t n, void *ud)
+{
+	(void)ud;
+	return xrealloc(p, n ? n : 1);
+}
+
+static nghttp2_mem xmem = {   /* (copied by nghttp2) */
+	.malloc = mem_malloc, .free = mem_free, .calloc = mem_calloc, .realloc = mem_realloc,
+};
+
+static uint32_t clamp_window(size_t v)
+{
+	if (v < WINDOW_MIN)
+		return WINDOW_MIN;
+	return v > WINDOW_MAX ? WINDOW_MAX : (uint32_t)v;
+}
+
+static void apply_defaults(struct h2_settings *s)
+{
+	if (s->max_streams == 0)
+		s->max_streams = DEFAULT_MAX_STREAMS;
+	if (s->max_header_list == 0)
+		s->max_header_list = DEFAULT_HEADER_LIST;
+	if (s->max_headers == 0)
+		s->max_headers = DEFAULT_MAX_HEADERS;
+}
+
+/* The preface goes by itself; SETTINGS and the connection window. */
+static void queue_settings(struct h2 *h)
+{
+	uint32_t window = clamp_window(h->set.max_body);
+	uint32_t conn = clamp_window((size_t)window * h->set.max_streams);
+	nghttp2_settings_entry iv[] = {
+		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+		{ NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+		  h->set.max_header_list > WINDOW_MAX ? WINDOW_MAX : (uint32_t)h->set.max_header_list },
+		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, window },
+	};
+
+	if (nghttp2_submit_settings(h->session, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0 ||
+	    nghttp2_session_set_local_window_size(h->session, NGHTTP2_FLAG_NONE, 0,
+	                                          (int32_t)conn) != 0)
+		abort();
+}
+
+struct h2 *h2_new(const struct h2_ops *ops, void *ctx, const struct h2_settings *s)
+{
+	struct h2 *h = xcalloc(1, sizeof *h);
+	nghttp2_session_callbacks *cb = make_callbacks();
+	nghttp2_option *opt;
+
+	h->ops = ops;
+	h->ctx = ctx;
+	h->set = *s;
+	apply_defaults(&h->set);
+	h->state = H2_STARTING;
+	TAILQ_INIT(&h->streams);
+	if (nghttp2_option_new(&opt) != 0)
+		abort();
+	/* one stream until the server's SETTINGS say how many */
+	nghttp2_option_set_peer_max_concurrent_streams(opt, 1);
+	if (nghttp2_session_client_new3(&h->session, cb, h, opt, &xmem) != 0)
+		abort();
+	nghttp2_option_del(opt);
+	nghttp2_session_callbacks_del(cb);
+	queue_settings(h);
+	h->write_wanted = true;   /* the owner flushes once connected */
+	return h;
+}
+
+void h2_free(struct h2 *h)
+{
+	struct stream *s;
+
+	if (h == NULL)
+		return;
+	assert(!h->busy);
+	nghttp2_session_del(h->session);   /* no callbacks */
+	while ((s = TAILQ_FIRST(&h->streams)) != NULL) {
+		TAILQ_REMOVE(&h->streams, s, link);
+		free_stream(s);
+	}
+	free(h->entries);
+	free(h->fields);
+	free(h->joined);
+	free(h);
+}
+
+/* Tell the owner once that frames wait (from public calls only). */
+static void hint_write(struct h2 *h)
+{
+	if (h->write_wanted || !nghttp2_session_want_write(h->session))
+		return;
+	h->write_wanted = true;
+	h->ops->want_write(h->ctx);
+}
+
+/* --- requests ------------------------------------------------------------------------- */
+
+static bool name_is(const char *name, const char *lower)
+{
+	return strcasecmp(name, lower) == 0;
+}
+
+/* Headers that belong to one HTTP/1.1 connection, or that h2 writes itself. */
+static bool dropped(const struct request_header *hd)
+{
+	static const char *const names[] = {
+		"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
+		"host", "content-length",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (name_is(hd->name, names[i]))
+			return true;
+	return name_is(hd->name, "te") && strcasecmp(hd->value, "trailers") != 0;
+}
+
+static bool request_has(const struct exchange_request *req, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < req->nheaders; i++)
+		if (name_is(req->headers[i].name, name))
+			return true;
+	return false;
+}
+
+static nghttp2_nv nv(const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	return (nghttp2_nv){ (uint8_t *)name, (uint8_t *)value, nlen, vlen, NGHTTP2_NV_FLAG_NONE };
+}
+
+static nghttp2_nv nvs(const char *name, const char *value)
+{
+	return nv(name, strlen(name), value, strlen(value));
+}
+
+/* What the request's own Host says, else the authority given. */
+static const char *authority(const struct exchange_request *req)
+{
+	size_t i;
+
+	for (i = 0; i < req->nheaders; i++)
+		if (name_is(req->headers[i].name, "host"))
+			return req->headers[i].value;
+	return req->authority;
+}
+
+static bool wants_length(const struct exchange_request *req)
+{
+	return req->body != NULL || req->method == REQUEST_METHOD_POST ||
+	       req->method == REQUEST_METHOD_PUT || req->method == REQUEST_METHOD_PATCH;
+}
+
+/* The request's header names lower-cased, one after another in lower. */
+static size_t add_own_headers(const struct exchange_request *req, char *lower, nghttp2_nv *out)
+{
+	size_t i, k, n = 0, len;
+
+	for (i = 0; i < req->nheaders; i++) {
+		if (dropped(&req->headers[i]))
+			continue;
+		len = strlen(req->headers[i].name);
+		for (k = 0; k < len; k++) {
+			unsigned char c = (unsigned char)req->headers[i].name[k];
+
+			lower[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+		}
+		out[n++] = nv(lower, len, req->headers[i].value, strlen(req->headers[i].value));
+		lower += len;
+	}
+	return n;
+}
+
+static size_t names_len(const struct exchange_request *req)
+{
+	size_t i, len = 0;
+
+	for (i = 0; i < req->nheaders; i++)
+		len += strlen(req->headers[i].name);
+	return len;
+}
+
+static struct stream *new_stream(const struct exchange_request *req,
+                                 const struct h2_stream_ops *ops, void *ctx)
+{
+	struct stream *s = xcalloc(1, sizeof *s);
+
+	s->ops = ops;
+	s->ctx = ctx;
+	s->state = STREAM_WAITING;
+	s->head_request = req->method == REQUEST_METHOD_HEAD;
+	if (req->body != NULL && req->body_len > 0) {
+		s->body = xmalloc(req->body_len);
+		memcpy(s->body, req->body, req->body_len);
+		s->body_len = req->body_len;
+	}
+	return s;
+}
+
+/* Hand the request to nghttp2 (which copies the fields). */
+static int32_t submit(struct h2 *h, struct stream *s, const struct exchange_request *req,
+                      const char *scheme)
+{
+	size_t max = 5 + h->set.ndefaults + req->nheaders, n = 0, i;
+	nghttp2_nv *fields = xcalloc(max, sizeof *fields);
+	char *lower = xmalloc(names_len(req) + 1);
+	char digits[24], *end = digits;
+	nghttp2_data_provider body = { .source.ptr = s, .read_callback = read_body };
+	int32_t id;
+
+	fields[n++] = nvs(":method", request_method_name(req->method));
+	fields[n++] = nvs(":scheme", scheme);
+	fields[n++] = nvs(":authority", authority(req));
+	fields[n++] = nvs(":path", req->target);
+	for (i = 0; i < h->set.ndefaults; i++)
+		if (!request_has(req, h->set.defaults[i].name))
+			fields[n++] = nvs(h->set.defaults[i].name, h->set.defaults[i].value);
+	n += add_own_headers(req, lower, fields + n);
+	if (wants_length(req)) {
+		end = units_format_uint(digits, s->body_len);
+		fields[n++] = nv("content-length", 14, digits, (size_t)(end - digits));
+	}
+	id = nghttp2_submit_request(h->session, NULL, fields, n, s->body ? &body : NULL, s);
+	free(fields);
+	free(lower);
+	return id;
+}
+
+int32_t h2_submit(struct h2 *h, const struct exchange_request *req, const char *scheme,
+                  const struct h2_stream_ops *ops, void *ctx)
+{
+	struct stream *s;
+	int32_t id;
+
+	if (!h2_can_submit(h))
+		return -1;
+	s = new_stream(req, ops, ctx);
+	id = submit(h, s, req, scheme);
+	if (id < 0) {
+		free_stream(s);
+		return -1;
+	}
+	s->id = id;
+	TAILQ_INSERT_TAIL(&h->streams, s, link);
+	h->nattached++;
+	if (!h->busy)
+		hint_write(h);
+	return id;
+}
+
+void h2_cancel(struct h2 *h, int32_t stream_id)
+{
+	struct stream *s = attached(h, stream_id);
+
+	if (s == NULL)
+		return;
+	set_stream_state(h, s, STREAM_DONE);
+	free_head(s);
+	(void)nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
+	if (!h->busy)
+		hint_write(h);
+}
+
+size_t h2_streams_free(const struct h2 *h)
+{
+	uint32_t remote;
+	size_t cap;
+
+	if (!accepting(h))
+		return 0;
+	remote = nghttp2_session_get_remote_settings(h->session,
+	                                             NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+	cap = remote < h->set.max_streams ? remote : h->set.max_streams;
+	/* a stream ended or cancelled may still hold a place in nghttp2 a
+	 * moment (its RST_STREAM or the rest of its body not yet out): nghttp2
+	 * then holds a new request's HEADERS back, so the server's cap holds */
+	return cap > h->nattached ? cap - h->nattached : 0;
+}
+
+bool h2_can_submit(const struct h2 *h)
+{
+	return h2_streams_free(h) > 0 && nghttp2_session_check_request_allowed(h->session);
+}
+
+size_t h2_streams_attached(const struct h2 *h)
+{
+	return h->nattached;
+}
+
+/* --- input and output -------------------------------------------------------------------- */
+
+/* After input: did nghttp2 end the session on an error of the server's?
+ * (It then ignores all input and queues GOAWAY; our streams never close.) */
+static bool session_ended(struct h2 *h)
+{
+	return accepting(h) && !nghttp2_session_check_request_allowed(h->session) &&
+	       nghttp2_session_get_next_stream_id(h->session) <= WINDOW_MAX;
+}
+
+static void fail_session(struct h2 *h, const char *what, int rv)
+{
+	char msg[200];
+
+	if (rv == 0)
+		snprintf(msg, sizeof msg, "malformed answer: HTTP/2 connection error: %s",
+		         h->reason[0] ? h->reason : "protocol error");
+	else
+		snprintf(msg, sizeof msg, "HTTP/2 session failed %s: %s", what, nghttp2_strerror(rv));
+	die(h, EXCHANGE_FAIL_PROTOCOL, 0, msg);
+}
+
+bool h2_feed(struct h2 *h, const char *data, size_t len)
+{
+	ssize_t rv;
+
+	assert(!h->busy);
+	if (h->state == H2_DEAD)
+		return false;
+	h->busy = true;
+	rv = nghttp2_session_mem_recv(h->session, (const uint8_t *)data, len);
+	h->busy = false;
+	if (rv < 0)
+		fail_session(h, "reading", (int)rv);
+	else if (session_ended(h))
+		fail_session(h, "reading", 0);
+	hint_write(h);
+	return h->state != H2_DEAD;
+}
+
+bool h2_feed_buffer(struct h2 *h, struct evbuffer *buf)
+{
+	struct evbuffer_iovec v;
+	bool more = true;
+
+	while (more && evbuffer_peek(buf, -1, NULL, &v, 1) > 0 && v.iov_len > 0) {
+		more = h2_feed(h, v.iov_base, v.iov_len);
+		evbuffer_drain(buf, v.iov_len);
+	}
+	evbuffer_drain(buf, evbuffer_get_length(buf));   /* after a failure: ignored */
+	return more;
+}
+
+int h2_pending_output(struct h2 *h, struct evbuffer *out, size_t limit)
+{
+	const uint8_t *p;
+	ssize_t n;
+
+	assert(!h->busy);
+	h->write_wanted = false;
+	for (;;) {
+		if (limit > 0 && evbuffer_get_length(out) >= limit)
+			return nghttp2_session_want_write(h->session) ? 1 : 0;
+		h->busy = true;
+		n = nghttp2_session_mem_send(h->session, &p);
+		h->busy = false;
+		if (n < 0) {
+			fail_session(h, "writing", (int)n);
+			return -1;
+		}
+		if (n == 0)
+			return 0;
+		if (evbuffer_add(out, p, (size_t)n) != 0)
+			abort();
+	}
+}
+
+void h2_eof(struct h2 *h)
+{
+	assert(!h->busy);
+	die(h, EXCHANGE_FAIL_CLOSED, 0, "upstream closed the connection before the end of the answer");
+}
+
+void h2_fail_all(struct h2 *h, enum exchange_fail_kind kind, int err, const char *message)
+{
+	assert(!h->busy);
+	die(h, kind, err, message);
+}
+
+bool h2_finished(const struct h2 *h)
+{
+	return h->state == H2_DEAD || (!nghttp2_session_want_read(h->session) &&
+	                               !nghttp2_session_want_write(h->session));
+}
