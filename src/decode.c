@@ -516,16 +516,26 @@ static enum decode_result stage_feed(struct decoder *d, size_t i,
 
 /* --- the API ------------------------------------------------------------- */
 
+/* Append len bytes of s to the name at *at: name holds the longest list
+ * (DECODE_MAX_CODINGS times ", deflate"), so this never runs past it. */
+static void name_put(struct decoder *d, size_t *at, const char *s, size_t len)
+{
+	if (*at + len >= sizeof d->name)
+		abort();
+	memcpy(d->name + *at, s, len);
+	*at += len;
+}
+
 static void build_name(struct decoder *d, const enum coding *listed, size_t n)
 {
-	size_t k;
+	size_t k, at = 0;
 
-	d->name[0] = '\0';
 	for (k = 0; k < n; k++) {
 		if (k > 0)
-			strcat(d->name, ", ");
-		strcat(d->name, coding_names[listed[k]]);
+			name_put(d, &at, ", ", 2);
+		name_put(d, &at, coding_names[listed[k]], strlen(coding_names[listed[k]]));
 	}
+	d->name[at] = '\0';
 }
 
 struct decoder *decode_new(const char *value, size_t len)

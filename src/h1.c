@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 #include <llhttp.h>
 
+#include "fields.h"
 #include "h1.h"
 #include "httptoken.h"
 #include "xalloc.h"
@@ -32,16 +33,7 @@ enum h1_state {
 };
 
 /* One header line of the answer being read: offsets into the arena. */
-struct raw_field {
-	size_t name_off, name_len;
-	size_t value_off, value_len;
-};
 
-/* For joining: a field and where it came in the answer. */
-struct entry {
-	struct exchange_field f;
-	size_t idx;
-};
 
 struct h1 {
 	llhttp_t parser;
@@ -64,14 +56,10 @@ struct h1 {
 	char *arena;                      /* reason, then names and values */
 	size_t arena_len, arena_cap;
 	size_t reason_len;                /* the reason is at arena[0] */
-	struct raw_field *raw;
+	struct fields_raw *raw;
 	size_t nraw, raw_cap;
 	bool field_open;                  /* a name is arriving */
-	/* the joined head (owned, reused) */
-	struct entry *entries;
-	struct exchange_field *fields;
-	char *joined;
-	size_t joined_cap, entries_cap;
+	struct fields_joiner joiner;      /* the joined head (owned, reused) */
 };
 
 /* Which transitions exist: a bit per target state, per source state. */
@@ -224,7 +212,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n)
 static int on_header_field_complete(llhttp_t *p)
 {
 	struct h1 *h = p->data;
-	struct raw_field *r;
+	struct fields_raw *r;
 
 	if (h->in_trailers)
 		return 0;
@@ -258,7 +246,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n)
 static int on_header_value_complete(llhttp_t *p)
 {
 	struct h1 *h = p->data;
-	struct raw_field *r;
+	struct fields_raw *r;
 
 	if (count_head(h, 4) < 0)   /* ": " and the line end */
 		return -1;
@@ -270,99 +258,6 @@ static int on_header_value_complete(llhttp_t *p)
 	                            h->arena[r->value_off + r->value_len - 1] == '\t'))
 		r->value_len--;
 	return 0;
-}
-
-/* --- joining repeated names ------------------------------------------------ */
-
-static int by_name_then_idx(const void *a, const void *b)
-{
-	const struct entry *x = a, *y = b;
-	size_t n = x->f.name_len < y->f.name_len ? x->f.name_len : y->f.name_len;
-	int c = memcmp(x->f.name, y->f.name, n);
-
-	if (c != 0)
-		return c;
-	if (x->f.name_len != y->f.name_len)
-		return x->f.name_len < y->f.name_len ? -1 : 1;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
-static int by_idx(const void *a, const void *b)
-{
-	const struct entry *x = a, *y = b;
-
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
-static bool same_name(const struct exchange_field *a, const struct exchange_field *b)
-{
-	return a->name_len == b->name_len && memcmp(a->name, b->name, a->name_len) == 0;
-}
-
-static void reserve_join(struct h1 *h, size_t n, size_t bytes)
-{
-	if (n > h->entries_cap) {
-		h->entries_cap = n;
-		h->entries = xrealloc(h->entries, n * sizeof *h->entries);
-		h->fields = xrealloc(h->fields, n * sizeof *h->fields);
-	}
-	if (bytes > h->joined_cap) {
-		h->joined_cap = bytes;
-		h->joined = xrealloc(h->joined, bytes);
-	}
-}
-
-/* Write one group of same-named entries [from, to) into joined at *off as
- * one field; returns it (with the group's first position). */
-static struct entry join_group(struct h1 *h, size_t from, size_t to, size_t *off)
-{
-	struct entry out = h->entries[from];
-	char *start = h->joined + *off;
-	size_t i;
-
-	out.f.name = h->entries[from].f.name;
-	for (i = from; i < to; i++) {
-		if (i > from) {
-			memcpy(h->joined + *off, ", ", 2);
-			*off += 2;
-		}
-		memcpy(h->joined + *off, h->entries[i].f.value, h->entries[i].f.value_len);
-		*off += h->entries[i].f.value_len;
-	}
-	out.f.value = start;
-	out.f.value_len = (size_t)(h->joined + *off - start);
-	return out;
-}
-
-/* The head's fields, names unique, in order of first appearance.  Sorted
- * rather than searched: an answer with thousands of lines (up to
- * max_headers) costs n log n, not n². */
-static size_t join_fields(struct h1 *h)
-{
-	size_t i, j, ngroups = 0, off = 0;
-
-	if (h->nraw == 0)
-		return 0;
-	reserve_join(h, h->nraw, h->arena_len + 2 * h->nraw);
-	for (i = 0; i < h->nraw; i++) {
-		struct raw_field *r = &h->raw[i];
-
-		h->entries[i].f = (struct exchange_field){ h->arena + r->name_off, r->name_len,
-		                                     h->arena + r->value_off, r->value_len };
-		h->entries[i].idx = i;
-	}
-	qsort(h->entries, h->nraw, sizeof *h->entries, by_name_then_idx);
-	/* groups are written over the entries' own front: a group's slot
-	 * index never passes the first entry still to read */
-	for (i = 0; i < h->nraw; i = j) {
-		for (j = i + 1; j < h->nraw && same_name(&h->entries[j].f, &h->entries[i].f); j++)
-			;
-		h->entries[ngroups++] = join_group(h, i, j, &off);
-	}
-	qsort(h->entries, ngroups, sizeof *h->entries, by_idx);
-	for (i = 0; i < ngroups; i++)
-		h->fields[i] = h->entries[i].f;
-	return ngroups;
 }
 
 /* --- the final head ---------------------------------------------------------- */
@@ -418,8 +313,8 @@ static int deliver_head(struct h1 *h, llhttp_t *p)
 		.content_length = content_length(h, p),
 	};
 
-	head.nfields = join_fields(h);
-	head.fields = h->fields;
+	head.nfields = fields_join(&h->joiner, h->arena, h->arena_len, h->raw, h->nraw);
+	head.fields = h->joiner.fields;
 	set_state(h, H1_BODY);
 	if (h->ops->head(h->ctx, &head) < 0)
 		return pend(h, H1_FAIL_TOO_LARGE, "answer refused: over a size cap");
@@ -506,9 +401,7 @@ void h1_free(struct h1 *h)
 		return;
 	free(h->arena);
 	free(h->raw);
-	free(h->entries);
-	free(h->fields);
-	free(h->joined);
+	fields_joiner_free(&h->joiner);
 	free(h);
 }
 

@@ -21,6 +21,7 @@
 #include <event2/buffer.h>
 #include <nghttp2/nghttp2.h>
 
+#include "fields.h"
 #include "h2.h"
 #include "units.h"
 #include "xalloc.h"
@@ -50,15 +51,7 @@ enum stream_state {
 };
 
 /* A header field of the block being read: offsets into the arena. */
-struct raw_field {
-	size_t name_off, name_len, value_off, value_len;
-};
 
-/* For joining: a field and where it came. */
-struct entry {
-	struct exchange_field f;
-	size_t idx;
-};
 
 struct stream {
 	TAILQ_ENTRY(stream) link;
@@ -75,7 +68,7 @@ struct stream {
 	size_t head_bytes;                 /* against max_header_list */
 	char *arena;
 	size_t arena_len, arena_cap;
-	struct raw_field *raw;
+	struct fields_raw *raw;
 	size_t nraw, raw_cap;
 	char reason[96];                   /* why nghttp2 found a frame bad */
 };
@@ -91,11 +84,7 @@ struct h2 {
 	bool write_wanted;                 /* want_write told, not yet flushed */
 	bool busy;                         /* inside nghttp2 (no re-entry) */
 	char reason[128];                  /* the last connection error told */
-	/* joining a head (owned, reused) */
-	struct entry *entries;
-	struct exchange_field *fields;
-	char *joined;
-	size_t entries_cap, joined_cap;
+	struct fields_joiner joiner;       /* joining a head (owned, reused) */
 };
 
 #define BIT(s) (1u << (s))
@@ -272,7 +261,7 @@ static int parse_status(const uint8_t *v, size_t n)
 static void add_field(struct stream *s, const uint8_t *name, size_t nlen, const uint8_t *value,
                       size_t vlen)
 {
-	struct raw_field *r;
+	struct fields_raw *r;
 
 	if (s->nraw == s->raw_cap) {
 		s->raw_cap = s->raw_cap * 2 + 16;
@@ -308,96 +297,6 @@ static bool within_caps(struct h2 *h, struct stream *s, size_t nlen, size_t vlen
 	return true;
 }
 
-/* --- joining repeated names (as h1.c does) -------------------------------------- */
-
-static int by_name_then_idx(const void *a, const void *b)
-{
-	const struct entry *x = a, *y = b;
-	size_t n = x->f.name_len < y->f.name_len ? x->f.name_len : y->f.name_len;
-	int c = memcmp(x->f.name, y->f.name, n);
-
-	if (c != 0)
-		return c;
-	if (x->f.name_len != y->f.name_len)
-		return x->f.name_len < y->f.name_len ? -1 : 1;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
-static int by_idx(const void *a, const void *b)
-{
-	const struct entry *x = a, *y = b;
-
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
-static bool same_name(const struct exchange_field *a, const struct exchange_field *b)
-{
-	return a->name_len == b->name_len && memcmp(a->name, b->name, a->name_len) == 0;
-}
-
-static void reserve_join(struct h2 *h, size_t n, size_t bytes)
-{
-	if (n > h->entries_cap) {
-		h->entries_cap = n;
-		h->entries = xrealloc(h->entries, n * sizeof *h->entries);
-		h->fields = xrealloc(h->fields, n * sizeof *h->fields);
-	}
-	if (bytes > h->joined_cap) {
-		h->joined_cap = bytes;
-		h->joined = xrealloc(h->joined, bytes);
-	}
-}
-
-/* One group of same-named entries [from, to) as one field, its values
- * written into joined at *off. */
-static struct entry join_group(struct h2 *h, size_t from, size_t to, size_t *off)
-{
-	struct entry out = h->entries[from];
-	char *start = h->joined + *off;
-	size_t i;
-
-	for (i = from; i < to; i++) {
-		if (i > from) {
-			memcpy(h->joined + *off, ", ", 2);
-			*off += 2;
-		}
-		if (h->entries[i].f.value_len > 0)
-			memcpy(h->joined + *off, h->entries[i].f.value, h->entries[i].f.value_len);
-		*off += h->entries[i].f.value_len;
-	}
-	out.f.value = start;
-	out.f.value_len = (size_t)(h->joined + *off - start);
-	return out;
-}
-
-/* The block's fields, names unique, in order of first appearance (sorted,
- * not searched: n log n for max_headers fields). */
-static size_t join_fields(struct h2 *h, struct stream *s)
-{
-	size_t i, j, ngroups = 0, off = 0;
-
-	if (s->nraw == 0)
-		return 0;
-	reserve_join(h, s->nraw, s->arena_len + 2 * s->nraw);
-	for (i = 0; i < s->nraw; i++) {
-		struct raw_field *r = &s->raw[i];
-
-		h->entries[i].f = (struct exchange_field){ s->arena + r->name_off, r->name_len,
-		                                           s->arena + r->value_off, r->value_len };
-		h->entries[i].idx = i;
-	}
-	qsort(h->entries, s->nraw, sizeof *h->entries, by_name_then_idx);
-	for (i = 0; i < s->nraw; i = j) {
-		for (j = i + 1; j < s->nraw && same_name(&h->entries[j].f, &h->entries[i].f); j++)
-			;
-		h->entries[ngroups++] = join_group(h, i, j, &off);
-	}
-	qsort(h->entries, ngroups, sizeof *h->entries, by_idx);
-	for (i = 0; i < ngroups; i++)
-		h->fields[i] = h->entries[i].f;
-	return ngroups;
-}
-
 /* --- the head -------------------------------------------------------------------- */
 
 /* content-length as announced (nghttp2 has checked it is one number), or -1. */
@@ -425,8 +324,8 @@ static void deliver_head(struct h2 *h, struct stream *s, bool end_stream)
 {
 	struct exchange_head head = { .status = s->status, .reason = "", .reason_len = 0 };
 
-	head.nfields = join_fields(h, s);
-	head.fields = h->fields;
+	head.nfields = fields_join(&h->joiner, s->arena, s->arena_len, s->raw, s->nraw);
+	head.fields = h->joiner.fields;
 	if (end_stream || s->head_request || s->status == 204 || s->status == 304)
 		head.content_length = 0;
 	else
@@ -796,9 +695,7 @@ void h2_free(struct h2 *h)
 		TAILQ_REMOVE(&h->streams, s, link);
 		free_stream(s);
 	}
-	free(h->entries);
-	free(h->fields);
-	free(h->joined);
+	fields_joiner_free(&h->joiner);
 	free(h);
 }
 
