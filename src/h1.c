@@ -32,9 +32,6 @@ enum h1_state {
 	               * the connection must be closed (terminal) */
 };
 
-/* One header line of the answer being read: offsets into the arena. */
-
-
 struct h1 {
 	llhttp_t parser;
 	enum h1_state state;

@@ -23,6 +23,7 @@
 
 #include "fields.h"
 #include "h2.h"
+#include "h2_request.h"
 #include "units.h"
 #include "xalloc.h"
 
@@ -49,9 +50,6 @@ enum stream_state {
 	STREAM_DONE,      /* ended, failed or cancelled: the owner hears no
 	                   * more; the record waits for nghttp2 to close it */
 };
-
-/* A header field of the block being read: offsets into the arena. */
-
 
 struct stream {
 	TAILQ_ENTRY(stream) link;
@@ -710,92 +708,6 @@ static void hint_write(struct h2 *h)
 
 /* --- requests ------------------------------------------------------------------------- */
 
-static bool name_is(const char *name, const char *lower)
-{
-	return strcasecmp(name, lower) == 0;
-}
-
-/* Headers that belong to one HTTP/1.1 connection, or that h2 writes itself. */
-static bool dropped(const struct request_header *hd)
-{
-	static const char *const names[] = {
-		"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade",
-		"host", "content-length",
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof names / sizeof names[0]; i++)
-		if (name_is(hd->name, names[i]))
-			return true;
-	return name_is(hd->name, "te") && strcasecmp(hd->value, "trailers") != 0;
-}
-
-static bool request_has(const struct exchange_request *req, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < req->nheaders; i++)
-		if (name_is(req->headers[i].name, name))
-			return true;
-	return false;
-}
-
-static nghttp2_nv nv(const char *name, size_t nlen, const char *value, size_t vlen)
-{
-	return (nghttp2_nv){ (uint8_t *)name, (uint8_t *)value, nlen, vlen, NGHTTP2_NV_FLAG_NONE };
-}
-
-static nghttp2_nv nvs(const char *name, const char *value)
-{
-	return nv(name, strlen(name), value, strlen(value));
-}
-
-/* What the request's own Host says, else the authority given. */
-static const char *authority(const struct exchange_request *req)
-{
-	size_t i;
-
-	for (i = 0; i < req->nheaders; i++)
-		if (name_is(req->headers[i].name, "host"))
-			return req->headers[i].value;
-	return req->authority;
-}
-
-static bool wants_length(const struct exchange_request *req)
-{
-	return req->body != NULL || req->method == REQUEST_METHOD_POST ||
-	       req->method == REQUEST_METHOD_PUT || req->method == REQUEST_METHOD_PATCH;
-}
-
-/* The request's header names lower-cased, one after another in lower. */
-static size_t add_own_headers(const struct exchange_request *req, char *lower, nghttp2_nv *out)
-{
-	size_t i, k, n = 0, len;
-
-	for (i = 0; i < req->nheaders; i++) {
-		if (dropped(&req->headers[i]))
-			continue;
-		len = strlen(req->headers[i].name);
-		for (k = 0; k < len; k++) {
-			unsigned char c = (unsigned char)req->headers[i].name[k];
-
-			lower[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-		}
-		out[n++] = nv(lower, len, req->headers[i].value, strlen(req->headers[i].value));
-		lower += len;
-	}
-	return n;
-}
-
-static size_t names_len(const struct exchange_request *req)
-{
-	size_t i, len = 0;
-
-	for (i = 0; i < req->nheaders; i++)
-		len += strlen(req->headers[i].name);
-	return len;
-}
-
 static struct stream *new_stream(const struct exchange_request *req,
                                  const struct h2_stream_ops *ops, void *ctx)
 {
@@ -817,28 +729,13 @@ static struct stream *new_stream(const struct exchange_request *req,
 static int32_t submit(struct h2 *h, struct stream *s, const struct exchange_request *req,
                       const char *scheme)
 {
-	size_t max = 5 + h->set.ndefaults + req->nheaders, n = 0, i;
-	nghttp2_nv *fields = xcalloc(max, sizeof *fields);
-	char *lower = xmalloc(names_len(req) + 1);
-	char digits[24], *end = digits;
 	nghttp2_data_provider body = { .source.ptr = s, .read_callback = read_body };
+	struct h2_request_fields f;
 	int32_t id;
 
-	fields[n++] = nvs(":method", request_method_name(req->method));
-	fields[n++] = nvs(":scheme", scheme);
-	fields[n++] = nvs(":authority", authority(req));
-	fields[n++] = nvs(":path", req->target);
-	for (i = 0; i < h->set.ndefaults; i++)
-		if (!request_has(req, h->set.defaults[i].name))
-			fields[n++] = nvs(h->set.defaults[i].name, h->set.defaults[i].value);
-	n += add_own_headers(req, lower, fields + n);
-	if (wants_length(req)) {
-		end = units_format_uint(digits, s->body_len);
-		fields[n++] = nv("content-length", 14, digits, (size_t)(end - digits));
-	}
-	id = nghttp2_submit_request(h->session, NULL, fields, n, s->body ? &body : NULL, s);
-	free(fields);
-	free(lower);
+	h2_request_fields(&f, req, scheme, h->set.defaults, h->set.ndefaults);
+	id = nghttp2_submit_request(h->session, NULL, f.nv, f.n, s->body ? &body : NULL, s);
+	h2_request_fields_free(&f);
 	return id;
 }
 
