@@ -11,8 +11,8 @@
  *
  * The fetch owns the slots, the timers (the connect deadline, then the
  * request deadline), DNS, the deny list on resolved addresses and the one
- * classifier that turns what went wrong into an error type and message.
- * The exchange itself is the pool's connection and codec (exchange.h),
+ * classifier that turns what went wrong into an error type and message;
+ * the answer's head, body and end are fetch_answer.c's.  The exchange itself is the pool's connection and codec (exchange.h),
  * which report back through exchange_ops; no event comes from inside a
  * call of ours but dns_resolve(), which may answer before it returns. */
 #include <assert.h>
@@ -21,13 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "acl.h"
-#include "answer.h"
 #include "clock.h"
 #include "decode.h"
 #include "fetch.h"
+#include "fetch_internal.h"
 #include "log.h"
 #include "metrics.h"
 #include "netaddr.h"
@@ -35,7 +34,6 @@
 
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void connect_next(struct fetch *f);
-static void fetch_fail(struct fetch *f, enum outcome_type type, char *message);
 
 /* --- state ------------------------------------------------------------ */
 
@@ -240,12 +238,11 @@ static void release_slots(struct fetch *f)
 		limit_sem_release(f->batch_sem);
 }
 
-/* The natural end of a fetch (message is owned by the outcome now): hand
- * back the connection, tell the batch, then hand back the slot, so a
- * failing batch cancels its own queued requests before the slot could be
- * given to one of them. */
-static void fetch_finish(struct fetch *f, enum outcome_type type, char *message,
-                         const char *phase, bool reusable)
+/* Hand back the connection, tell the batch, then hand back the slot, so
+ * a failing batch cancels its own queued requests before the slot could
+ * be given to one of them. */
+void fetch_finish(struct fetch *f, enum outcome_type type, char *message,
+                  const char *phase, bool reusable)
 {
 	stop_timer(f);
 	drop_conn(f, reusable);
@@ -255,8 +252,7 @@ static void fetch_finish(struct fetch *f, enum outcome_type type, char *message,
 	release_slots(f);
 }
 
-/* Abort what is under way, then end with this failure. */
-static void fetch_fail(struct fetch *f, enum outcome_type type, char *message)
+void fetch_fail(struct fetch *f, enum outcome_type type, char *message)
 {
 	const char *phase = type == OUTCOME_TIMEOUT ? phase_of(f) : NULL;
 
@@ -316,11 +312,6 @@ static bool idempotent(enum request_method m)
 	return m != REQUEST_METHOD_POST && m != REQUEST_METHOD_PATCH;
 }
 
-static char *cap_message(const char *what, uint64_t cap, const char *key)
-{
-	return xasprintf("%s over %s (%llu bytes)", what, key, (unsigned long long)cap);
-}
-
 /* A new connection is open and the request going out on it. */
 static void on_ready(void *ctx, const char *protocol)
 {
@@ -330,132 +321,6 @@ static void on_ready(void *ctx, const char *protocol)
 	f->out->timing.connect_ms = clock_now_ms() - f->t_granted;
 	fetch_set_state(f, FETCH_EXCHANGING);
 	arm_timer(f);   /* from the connect deadline to the request's */
-}
-
-/* A decoder for the answer's Content-Encoding, or NULL (none, or one we
- * do not know: the body is then kept as sent). */
-static struct decoder *decoder_for(const struct exchange_head *head)
-{
-	static const char name[] = "content-encoding";
-	size_t i;
-
-	for (i = 0; i < head->nfields; i++)
-		if (head->fields[i].name_len == sizeof name - 1 &&
-		    memcmp(head->fields[i].name, name, sizeof name - 1) == 0)
-			return decode_new(head->fields[i].value, head->fields[i].value_len);
-	return NULL;
-}
-
-static int on_head(void *ctx, const struct exchange_head *head)
-{
-	struct fetch *f = ctx;
-
-	f->out->timing.ttfb_ms = clock_now_ms() - f->t_granted;
-	outcome_set_head(f->out, head);
-	free(f->status_message);
-	f->status_message = NULL;
-	if (head->status < 200 || head->status >= 300)
-		f->status_message = xasprintf("upstream answered %d %.*s", head->status,
-		                              (int)head->reason_len, head->reason);
-	decode_free(f->decoder);
-	f->decoder = f->item->decompress ? decoder_for(head) : NULL;
-	f->coded_len = 0;
-	/* a coded body's length says little about what it decodes to: the
-	 * cap is checked on the decoded bytes as they come */
-	if (f->decoder == NULL && head->content_length > 0 &&
-	    (uint64_t)head->content_length > f->env->max_response_body) {
-		fetch_fail(f, OUTCOME_TOO_LARGE, cap_message("Content-Length",
-		           f->env->max_response_body, "max_response_body"));
-		return -1;
-	}
-	/* size the body buffer once; a lying Content-Length costs at most 1 MiB
-	 * up front, past that the buffer grows as bytes really arrive */
-	if (head->content_length > 0)
-		outcome_body_reserve(f->out, (size_t)(head->content_length < (1 << 20)
-		                                      ? head->content_length : (1 << 20)));
-	return 0;
-}
-
-/* Keep len more bytes of the body (decoded, if it was coded), within
- * max_response_body and max_batch_response; -1 past one of them. */
-static int keep_body(void *arg, const char *data, size_t len)
-{
-	struct fetch *f = arg;
-
-	if (f->body_len + len > f->env->max_response_body) {
-		f->over_cap = "max_response_body";
-		return -1;
-	}
-	if (*f->batch_bytes + len > f->env->max_batch_response) {
-		f->over_cap = "max_batch_response";
-		return -1;
-	}
-	f->body_len += len;
-	*f->batch_bytes += len;
-	outcome_body_add(f->out, data, len);
-	return 0;
-}
-
-/* What a piece of the body came to: go on (0), or the fetch has failed
- * (-1: over a cap, or a coded body that does not decode). */
-static int body_verdict(struct fetch *f, enum decode_result r)
-{
-	if (r == DECODE_OK)
-		return 0;
-	if (r == DECODE_STOPPED && strcmp(f->over_cap, "max_response_body") == 0)
-		fetch_fail(f, OUTCOME_TOO_LARGE, cap_message("answer body",
-		           f->env->max_response_body, "max_response_body"));
-	else if (r == DECODE_STOPPED)
-		fetch_fail(f, OUTCOME_TOO_LARGE, cap_message("bodies of the batch",
-		           f->env->max_batch_response, "max_batch_response"));
-	else
-		fetch_fail(f, OUTCOME_PROTOCOL, xasprintf("malformed answer: %s",
-		           decode_error(f->decoder)));
-	return -1;
-}
-
-static int on_body(void *ctx, const char *data, size_t len)
-{
-	struct fetch *f = ctx;
-
-	if (f->decoder == NULL)
-		return body_verdict(f, keep_body(f, data, len) < 0 ? DECODE_STOPPED : DECODE_OK);
-	f->coded_len += len;
-	return body_verdict(f, decode_feed(f->decoder, data, len, keep_body, f));
-}
-
-/* The end of a coded body: what the decoder still holds, and whether the
- * stream was whole.  -1: the fetch has failed. */
-static int finish_decoding(struct fetch *f)
-{
-	if (f->decoder == NULL)
-		return 0;
-	if (body_verdict(f, decode_finish(f->decoder, keep_body, f)) < 0)
-		return -1;
-	if (f->coded_len > 0)   /* something was undone (not a HEAD, not a 304) */
-		f->out->decoded = xstrdup(decode_name(f->decoder));
-	return 0;
-}
-
-static void on_end(void *ctx, bool reusable)
-{
-	struct fetch *f = ctx;
-	int code = f->out->status;
-	enum outcome_type type;
-	char *msg;
-
-	if (f->out->reused)
-		f->out->timing.connect_ms = 0;
-	if (finish_decoding(f) < 0)
-		return;
-	if (code >= 200 && code < 300) {
-		fetch_finish(f, OUTCOME_OK, NULL, NULL, reusable);
-		return;
-	}
-	msg = f->status_message;
-	f->status_message = NULL;
-	type = code == 429 ? OUTCOME_RATE_LIMITED : OUTCOME_HTTP_STATUS;
-	fetch_finish(f, type, msg, NULL, reusable);
 }
 
 static void reopen(struct fetch *f);
@@ -508,7 +373,8 @@ static void on_fail(void *ctx, const struct exchange_failure *why)
 }
 
 static const struct exchange_ops exchange_events = {
-	.ready = on_ready, .head = on_head, .body = on_body, .end = on_end, .fail = on_fail,
+	.ready = on_ready, .head = fetch_answer_head, .body = fetch_answer_body,
+	.end = fetch_answer_end, .fail = on_fail,
 };
 
 /* Put the request on f->conn. */
