@@ -2,8 +2,9 @@
 """Write bench/RESULTS.md from what bench/run measured: report.py DIR
 
 DIR holds raw.tsv (one line per run), fanoutd_stats.tsv (per scenario:
-idle RSS, VmHWM, RSS after, connections_opened), machine.txt and
-commands.txt.  The Markdown goes to stdout.
+idle RSS, VmHWM, RSS after, connections_opened, tls_handshakes),
+machine.txt and commands.txt.  The Markdown goes to stdout.  Scenarios
+that did not run (bench/run --only) are left out.
 """
 import csv
 import os
@@ -15,8 +16,12 @@ SCEN = {
     "THR": ("20,000 × /fast (~100 B JSON), C=64", 20000),
     "KB": ("10,000 × /kb (1 KiB), C=64", 10000),
     "SMALL": ("10 × /fast, C=10, whole call from a shell", 10),
+    "THR-H2": ("20,000 × /fast over https, HTTP/2 (fanoutd `http2 = auto`), C=64", 20000),
+    "THR-TLS": ("20,000 × /fast over https, HTTP/1.1 (fanoutd `http2 = no`), C=64", 20000),
 }
-TOOLS = ["fanoutd", "httpx", "aiohttp", "curl", "node", "wrk", "floor"]
+H1_SCEN = ("LAT", "THR", "KB", "SMALL")   # issue 9's, plain http
+TLS_SCEN = ("THR-H2", "THR-TLS")          # issue 16's, the https server
+TOOLS = ["fanoutd", "httpx", "aiohttp", "curl", "node", "wrk", "h2load", "floor"]
 LABEL = {
     "fanoutd": "**fanoutd** (one `curl` per batch)",
     "httpx": "httpx.AsyncClient + TaskGroup + Semaphore",
@@ -24,6 +29,7 @@ LABEL = {
     "curl": "`curl --parallel --parallel-max C`",
     "node": "Node fetch + Promise.all + limiter",
     "wrk": "the limit: wrk straight at nginx",
+    "h2load": "the limit: `h2load -c1 -m64` at nginx /fast (h2, one connection)",
     "floor": "the floor: `curl` → fanoutd GET /healthz",
 }
 
@@ -32,7 +38,12 @@ def label(s, t):
     if t == "wrk":
         return {"LAT": "the limit: `wrk -t1 -c100` at nginx /delay/20",
                 "THR": "the limit: `wrk -t1 -c64` at nginx /fast",
-                "KB": "the limit: `wrk -t1 -c64` at nginx /kb"}.get(s, LABEL[t])
+                "KB": "the limit: `wrk -t1 -c64` at nginx /kb",
+                "THR-TLS": "the limit: `wrk -t1 -c64` at nginx https /fast (HTTP/1.1)"}.get(s, LABEL[t])
+    if s == "THR-H2" and t == "httpx":
+        return "httpx.AsyncClient(http2=True) + TaskGroup + Semaphore"
+    if s == "THR-H2" and t == "curl":
+        return "`curl --parallel --parallel-max 64 --http2`"
     return LABEL[t]
 LAT_IDEAL = 200.0
 
@@ -68,7 +79,7 @@ class Stat:
         ok = [r for r in rows if r["ok"] == "1"]
         self.ok = len(ok)
         n = SCEN[scen][1]
-        if tool == "wrk":
+        if tool in ("wrk", "h2load"):
             # as long as wrk's rate would take for the scenario's N requests
             self.rps = [num(r["rps"]) for r in ok if num(r["rps"])]
             self.times = [n / x * 1000 for x in self.rps]
@@ -84,6 +95,10 @@ class Stat:
         self.rss = [num(r["rss_kb"]) for r in ok if num(r["rss_kb"])]
         self.conns = [int(r["conns"]) for r in ok if r["conns"].lstrip("-").isdigit()]
         self.cpu = [num(r.get("cpu_ms")) for r in ok if num(r.get("cpu_ms")) is not None]
+        # fanoutd's own counters (GET /v1/upstreams), run by run
+        self.f_opened = [int(r["f_opened"]) for r in ok if (r.get("f_opened") or "").isdigit()]
+        self.f_hs = [int(r["f_handshakes"]) for r in ok if (r.get("f_handshakes") or "").isdigit()]
+        self.f_open = [int(r["f_open"]) for r in ok if (r.get("f_open") or "").isdigit()]
 
     def tmin(self):
         return min(self.times) if self.times else None
@@ -144,19 +159,49 @@ def main():
     w(f"- machine: {m.get('nproc')} CPUs (`nproc`), {m.get('cpu')}, {m.get('mem')}, {m.get('kernel')}; "
       f"every process (nginx, fanoutd, the peers, the client) shares it; load average "
       f"{m.get('load')}")
+    ran = [s for s in SCEN if any(k[0] == s for k in st)]
+    h1_ran = [s for s in H1_SCEN if s in ran]
+    tls_ran = [s for s in TLS_SCEN if s in ran]
+    extra = ""
+    if tls_ran:
+        extra = f"; {m.get('h2load', 'h2load')}; python3-{m.get('python_h2', 'h2')}; {m.get('openssl', 'OpenSSL')}"
     w(f"- {m.get('fanoutd')}; {m.get('nginx')} with 1 worker; {m.get('python')}; "
-      f"Node {m.get('node')}; {m.get('curl')}; {m.get('wrk')}")
+      f"Node {m.get('node')}; {m.get('curl')}; {m.get('wrk')}{extra}")
+    asked = m.get("scenarios", "").split()
+    if asked and len(asked) < len(SCEN):
+        w(f"- only the scenarios {', '.join(asked)} ran (`bench/run --only`)")
     w(f"- each scenario: {m.get('reps')} rounds (SMALL: {m.get('small_reps')}), every tool once a round, "
       "interleaved, each round starting with the next tool; min and median over the rounds; "
       "fanoutd restarted for each scenario (so its first run there starts with no connections)")
     w("")
+    if h1_ran:
+        summary_h1(w, st, speedup, fanoutd_rss)
+    if tls_ran:
+        summary_tls(w, st, speedup, fanoutd_rss, m)
+    per_scenario(w, st, speedup, fanoutd_rss, fst, m)
+    if h1_ran:
+        targets_9(w, st, fst, fanoutd_rss)
+    if tls_ran:
+        targets_16(w, st, fst)
+    how_measured(w, h1_ran, tls_ran)
+    w("## Exact commands")
+    w("")
+    w("```")
+    w(commands)
+    w("```")
+    print("\n".join(out))
+
+
+def summary_h1(w, st, speedup, fanoutd_rss):
     w("## Summary (medians; in brackets: how many times faster fanoutd is)")
     w("")
     w("| tool | LAT ms | THR req/s | KB ms | SMALL ms | peak RSS THR | peak RSS KB | CPU ms THR |")
     w("| --- | --: | --: | --: | --: | --: | --: | --: |")
     for t in TOOLS:
+        if not any((s, t) in st for s in H1_SCEN):
+            continue
         cells = []
-        for s in SCEN:
+        for s in H1_SCEN:
             x = st.get((s, t))
             if x is None:
                 cells.append("—")
@@ -190,11 +235,83 @@ def main():
       "(Maximum resident set size); fanoutd VmHWM of the daemon over the scenario.")
     w("")
 
+
+def per_run(xs):
+    return "/".join(str(c) for c in xs) if xs else "—"
+
+
+def cap(text):
+    return text[:1].upper() + text[1:]
+
+
+def h2_note(m):
+    """What fanoutd spoke in THR-H2, as far as the config can tell."""
+    if m.get("http2_key") == "no":
+        return ("this fanoutd does not take the upstream key `http2`, so bench/run left it out "
+                "(BENCH_HTTP2_KEY): its THR-H2 runs are HTTP/1.1 over TLS, like THR-TLS, "
+                "with up to 64 connections")
+    return "fanoutd's config has `http2 = auto` (THR-H2) and `http2 = no` (THR-TLS)"
+
+
+def summary_tls(w, st, speedup, fanoutd_rss, m):
+    w("## Summary, https to nginx (issue 16; medians; in brackets: how many times faster fanoutd is)")
+    w("")
+    w("| tool | THR-H2 req/s | THR-TLS req/s | TCP conns per run, THR-H2 | TCP conns per run, THR-TLS "
+      "| peak RSS THR-H2 | CPU ms THR-H2 |")
+    w("| --- | --: | --: | --: | --: | --: | --: |")
+    for t in TOOLS:
+        if not any((s, t) in st for s in TLS_SCEN):
+            continue
+        cells = []
+        for s in TLS_SCEN:
+            x = st.get((s, t))
+            if x is None:
+                cells.append("—")
+                continue
+            v = f_rps(x.rps_med())
+            sp = speedup(s, t)
+            if t == "fanoutd":
+                cells.append(f"**{v}**")
+            elif t in ("wrk", "h2load"):
+                cells.append(f"{v} (fanoutd = {sp * 100:.0f} %)" if sp else v)
+            else:
+                cells.append(f"{v} ({f_x(sp)})")
+        for s in TLS_SCEN:
+            x = st.get((s, t))
+            if x is None or not x.conns:
+                cells.append("—")
+            elif t == "fanoutd":
+                cells.append(per_run(x.conns))
+            else:
+                cells.append(f"{statistics.median(x.conns):.0f}")
+        x = st.get(("THR-H2", t))
+        kb = fanoutd_rss("THR-H2") if t == "fanoutd" else (max(x.rss) if x and x.rss else None)
+        cells.append(f_mib(kb))
+        cells.append(f"{statistics.median(x.cpu):,.0f}" if x and x.cpu else "—")
+        name = label("THR-H2", t) if ("THR-H2", t) in st else label("THR-TLS", t)
+        if t == "wrk":
+            name = "the limit: `wrk -t1 -c64` at nginx https (HTTP/1.1)"
+        w(f"| {name} | " + " | ".join(cells) + " |")
+    w("")
+    w("The same nginx worker, a second server block: `listen … ssl http2`, a self-signed "
+      "P-256 certificate made for the run (fanoutd and the peers verify against it as their "
+      "CA file), `keepalive_requests 100000`, `http2_max_concurrent_streams 128`. THR-H2: "
+      "httpx (`http2=True`) and curl (`--http2`) are the peers; aiohttp and Node's fetch do "
+      "not speak HTTP/2, so they are not in it. The limit is h2load, 64 streams on one "
+      "connection; THR-TLS (fanoutd with `http2 = no` beside it, to show what h2 saves) "
+      f"has wrk over https as its limit. {cap(h2_note(m))}. fanoutd's conns are "
+      "run by run (round 1 first).")
+    w("")
+
+
+def per_scenario(w, st, speedup, fanoutd_rss, fst, m):
     for s, (desc, n) in SCEN.items():
+        if not any((s, t) in st for t in TOOLS):
+            continue
         w(f"## {s}: {desc}")
         w("")
         w("| tool | ok runs | min ms | median ms | median req/s | whole process, median ms "
-          "| fanoutd's own elapsed_ms, median (wrk: its mean latency) | CPU ms, median "
+          "| fanoutd's own elapsed_ms, median (wrk, h2load: mean latency) | CPU ms, median "
           "| peak RSS | TCP conns to nginx per run | fanoutd faster by |")
         w("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
         for t in TOOLS:
@@ -205,21 +322,21 @@ def main():
                 rss = fanoutd_rss(s)
                 inner = f_ms(statistics.median(x.inner)) if x.inner else "—"
                 if len(x.conns) <= 6:
-                    conns = "/".join(str(c) for c in x.conns) if x.conns else "—"
+                    conns = per_run(x.conns)
                 else:
                     conns = f"{x.conns[0]}, then {sum(x.conns[1:])} in {len(x.conns) - 1} runs"
                 ratio = "—"
             else:
                 rss = max(x.rss) if x.rss else None
                 inner = "—"
-                if t == "wrk" and x.inner:
+                if t in ("wrk", "h2load") and x.inner:
                     inner = f"mean latency {statistics.median(x.inner):.2f}"
                 conns = f"{statistics.median(x.conns):.0f}" if x.conns else "—"
                 sp = speedup(s, t)
-                ratio = (f"fanoutd = {sp * 100:.0f} % of it" if t == "wrk" and sp else f_x(sp))
+                ratio = (f"fanoutd = {sp * 100:.0f} % of it" if t in ("wrk", "h2load") and sp else f_x(sp))
                 if t == "floor":
                     ratio = "—"
-            whole = f_ms(statistics.median(x.wall)) if x.wall and t != "wrk" else "—"
+            whole = f_ms(statistics.median(x.wall)) if x.wall and t not in ("wrk", "h2load") else "—"
             cpu = f"{statistics.median(x.cpu):,.0f}" if x.cpu else "—"
             w(f"| {label(s, t)} | {x.ok}/{x.runs} | {f_ms(x.tmin())} | {f_ms(x.tmed())} "
               f"| {f_rps(x.rps_med())} | {whole} | {inner} | {cpu} | {f_mib(rss)} | {conns} | {ratio} |")
@@ -241,33 +358,48 @@ def main():
                 w(f"Of fanoutd's {f.tmed():.1f} ms, {fl.tmed():.1f} ms is what any `curl` call "
                   f"to it costs (process start, connect, one request); the batch adds "
                   f"{f.tmed() - fl.tmed():.1f} ms.")
-        if (s, "fanoutd") in st:
+        if s == "THR-H2":
+            w("")
+            w(f"Not in it: aiohttp and Node's fetch (no HTTP/2). {cap(h2_note(m))}.")
+        f = st.get((s, "fanoutd"))
+        if f:
             w("")
             w("fanoutd's conns per run are listed run by run (round 1 first): the daemon keeps "
               "idle connections for `keepalive_timeout` (30 s), so a run soon after the last "
               "one opens none; after a longer gap (the slow peers) they have been closed.")
+            if f.f_opened or f.f_open:
+                w(f"fanoutd's own count (GET /v1/upstreams), run by run: connections_opened "
+                  f"{per_run(f.f_opened)}, tls_handshakes {per_run(f.f_hs)}, connections open "
+                  f"after the run {per_run(f.f_open)}.")
         w("")
 
     w("## fanoutd's memory and connections")
     w("")
-    w("| scenario | RSS idle after start | peak RSS (VmHWM) | RSS after the runs | connections_opened (GET /v1/upstreams) |")
-    w("| --- | --: | --: | --: | --: |")
+    w("| scenario | RSS idle after start | peak RSS (VmHWM) | RSS after the runs "
+      "| connections_opened (GET /v1/upstreams) | tls_handshakes |")
+    w("| --- | --: | --: | --: | --: | --: |")
     for s in SCEN:
         r = fst.get(s)
         if r:
             w(f"| {s} | {f_mib(num(r['idle_rss_kb']))} | {f_mib(num(r['hwm_kb']))} "
-              f"| {f_mib(num(r['rss_after_kb']))} | {r['connections_opened'] or '—'} |")
+              f"| {f_mib(num(r['rss_after_kb']))} | {r['connections_opened'] or '—'} "
+              f"| {r.get('tls_handshakes') or '—'} |")
     w("")
 
-    # --- targets (issue 9) ---
+
+def target_row(w, name, measured, ok):
+    verdict = "n/a" if ok is None else ("**PASS**" if ok else "**MISS**")
+    w(f"| {name} | {measured} | {verdict} |")
+
+
+def targets_9(w, st, fst, fanoutd_rss):
     w("## Targets (issue 9)")
     w("")
     w("| target | measured | verdict |")
     w("| --- | --- | --- |")
 
-    def target(name, measured, ok):
-        verdict = "n/a" if ok is None else ("**PASS**" if ok else "**MISS**")
-        w(f"| {name} | {measured} | {verdict} |")
+    def target(*a):
+        target_row(w, *a)
 
     f = st.get(("LAT", "fanoutd"))
     v = f.tmed() if f else None
@@ -317,6 +449,41 @@ def main():
            None if most is None else most <= 64)
     w("")
 
+
+
+def targets_16(w, st, fst):
+    w("## Targets (issue 16)")
+    w("")
+    w("| target | measured | verdict |")
+    w("| --- | --- | --- |")
+    f = st.get(("THR-H2", "fanoutd"))
+    fr = f.rps_med() if f else None
+    for t, factor, name in (("h2load", 0.5, "THR-H2 ≥ 50 % of h2load straight at nginx"),
+                            ("curl", 3, "THR-H2 ≥ 3 × curl --parallel --http2"),
+                            ("httpx", 20, "THR-H2 ≥ 20 × httpx http2=True")):
+        o = st.get(("THR-H2", t))
+        orr = o.rps_med() if o else None
+        if factor < 1:
+            measured = f"{f_rps(fr)} vs {f_rps(orr)} req/s = {fr / orr * 100:.0f} %" if fr and orr else "—"
+        else:
+            measured = f"{f_rps(fr)} vs {f_rps(orr)} req/s = {fr / orr:.2f} ×" if fr and orr else "—"
+        target_row(w, name, measured, None if not (fr and orr) else fr >= factor * orr)
+    # one connection per run: nginx accepts ≤ 1 (a new one only when the kept
+    # one expired), fanoutd opened ≤ 1, and exactly 1 open after every run
+    if f and f.ok and (f.f_open or f.conns):
+        ok = (len(f.f_open) == f.ok and all(c == 1 for c in f.f_open)
+              and all(c <= 1 for c in f.f_opened) and all(c <= 1 for c in f.conns))
+        opened = fst.get("THR-H2", {}).get("connections_opened")
+        measured = (f"nginx accepts per run {per_run(f.conns)}; fanoutd opened {per_run(f.f_opened)}, "
+                    f"open after each run {per_run(f.f_open)} (connections_opened over the "
+                    f"scenario: {opened or '—'})")
+        target_row(w, "THR-H2: exactly 1 connection per run", measured, ok)
+    else:
+        target_row(w, "THR-H2: exactly 1 connection per run", "—", None)
+    w("")
+
+
+def how_measured(w, h1_ran, tls_ran):
     w("## How it was measured")
     w("")
     w("- nginx 1 worker, `keepalive_requests 10000000`, `access_log off`; `/fast` returns a "
@@ -333,13 +500,17 @@ def main():
       "counted). Less disturbed by other load on the machine than the wall-clock times.")
     w("- fanoutd's RSS: `/proc/PID/status` VmRSS after start (idle) and VmHWM after the "
       "scenario (peak); the daemon is restarted per scenario.")
+    w("- fanoutd's own connections: GET /v1/upstreams before and after each of its runs "
+      "(connections_opened and tls_handshakes during the run, connections open after it, "
+      "summed over upstreams), and once at the end of the scenario.")
+    if tls_ran:
+        w("- https (THR-H2, THR-TLS): a second nginx server block, `listen 127.0.0.1:PORT ssl "
+          "http2`, a P-256 certificate for IP 127.0.0.1 made by `openssl req -x509` in the "
+          "temporary directory; fanoutd's `[upstream \"https://127.0.0.1:PORT\"]` has "
+          "`concurrency = 64`, `tls_verify = yes`, `ca_file` = that certificate and `http2` "
+          "(auto / no) when this fanoutd takes the key; httpx `verify=` and curl `--cacert` "
+          "the same file. h2load does not verify certificates.")
     w("")
-    w("## Exact commands")
-    w("")
-    w("```")
-    w(commands)
-    w("```")
-    print("\n".join(out))
 
 
 if __name__ == "__main__":

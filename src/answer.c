@@ -415,7 +415,8 @@ static void put_entry_head(struct evbuffer *out, size_t index, const struct requ
 	put_string(out, it->url);
 }
 
-/* ,"elapsed_ms":…,"timing":{…},"reused":… */
+/* ,"elapsed_ms":…,"timing":{…},"reused":…[,"protocol":"…"] — protocol
+ * only once the request got a connection. */
 static void put_timing(struct evbuffer *out, const struct outcome *o)
 {
 	const struct outcome_timing *t = &o->timing;
@@ -436,6 +437,10 @@ static void put_timing(struct evbuffer *out, const struct outcome *o)
 	else
 		p = add_lit(p, "},\"reused\":false");
 	put_piece(out, buf, p);
+	if (o->protocol != NULL) {   /* a static name: "http/1.1", "h2" */
+		put_lit(out, ",\"protocol\":");
+		put_name(out, o->protocol);
+	}
 }
 
 static void put_response(struct evbuffer *out, struct outcome *o)

@@ -17,12 +17,22 @@
 #define CONFIG_MAX_RATE_PER_S 1000000.0
 #define CONFIG_MIN_RATE_PER_S (0.000001 / 3600)
 
+/* Key http2 (SPEC section 9): which protocol is spoken to an upstream. */
+enum config_http2 {
+	CONFIG_HTTP2_AUTO = 0,     /* "auto": https offers h2 and http/1.1 by ALPN
+	                            * and speaks what the server picks; http: HTTP/1.1 */
+	CONFIG_HTTP2_NO,           /* "no": HTTP/1.1 only */
+	CONFIG_HTTP2_PRIOR,        /* "prior-knowledge": h2 without negotiation */
+};
+
 /* One [upstream "scheme://host[:port]"] section.  Fields left at -1 (or
  * rate_per_s 0) fall back to the [fanoutd] values. */
 struct config_upstream {
 	char *key;                 /* normalised "scheme://host:port", owned */
 	long concurrency;          /* -1 = use upstream_concurrency */
 	long max_connections;      /* -1 = use [fanoutd] max_connections */
+	int http2;                 /* enum config_http2; -1 = use [fanoutd] http2 */
+	long h2_max_streams;       /* -1 = use [fanoutd] h2_max_streams */
 	double rate_per_s;         /* 0 = no rate limit */
 	long burst;                /* -1 = ceil(rate_per_s), at least 1 */
 	long request_timeout_ms;   /* -1 = global */
@@ -47,6 +57,8 @@ struct config {
 	long global_concurrency;
 	long max_queued;
 	long max_connections;              /* per upstream; 0 = as many as needed */
+	int http2;                         /* enum config_http2 */
+	long h2_max_streams;               /* streams per HTTP/2 connection */
 	long keepalive_timeout_ms;
 	bool tls_verify;
 	char *ca_file;                     /* NULL = system store, owned */

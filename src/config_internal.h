@@ -31,6 +31,7 @@ enum config_key_type {
 	CONFIG_KEY_CIDRS,     /* char ** CIDRs; repeatable like listen */
 	CONFIG_KEY_MODE,      /* long, octal file mode, min..max */
 	CONFIG_KEY_RATE,      /* double per second, (0, 1000000/s] */
+	CONFIG_KEY_HTTP2,     /* int: enum config_http2, -1 unset (upstream sections) */
 	CONFIG_KEY_NTYPES
 };
 
@@ -62,7 +63,7 @@ struct config_input {
 #define CONFIG_MAX_LINE 198
 
 /* Every key, [fanoutd]'s first, in the order config_dump writes them. */
-#define CONFIG_N_KEYS 31
+#define CONFIG_N_KEYS 35
 extern const struct config_key config_keys[CONFIG_N_KEYS];
 
 /* The key NAME of section SEC, or NULL. */

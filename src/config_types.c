@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "config_internal.h"
@@ -87,7 +88,7 @@ static void put(FILE *out, const struct config_key *k, const char *text)
 		fprintf(out, "%s =\n", k->name);
 }
 
-/* ---- numbers: INT, SIZE, DURATION, MODE, BOOL, TRIBOOL ------------------ */
+/* ---- numbers: INT, SIZE, DURATION, MODE, BOOL, TRIBOOL, HTTP2 ----------- */
 
 /* Digits only; too many of them is out of range rather than bad. */
 static int scan_int(const char *s, long *v)
@@ -106,6 +107,27 @@ static int scan_bool(const char *s, long *v)
 
 	*v = b;
 	return r;
+}
+
+/* The words of key http2, by enum config_http2; the dump writes these. */
+static const char *const http2_names[] = {
+	[CONFIG_HTTP2_AUTO] = "auto",
+	[CONFIG_HTTP2_NO] = "no",
+	[CONFIG_HTTP2_PRIOR] = "prior-knowledge",
+};
+
+#define N_HTTP2 (sizeof http2_names / sizeof http2_names[0])
+
+/* One of http2_names, any case. */
+static int scan_http2(const char *s, long *v)
+{
+	for (size_t i = 0; i < N_HTTP2; i++) {
+		if (strcasecmp(s, http2_names[i]) == 0) {
+			*v = (long)i;
+			return 0;
+		}
+	}
+	return -1;
 }
 
 /* Numbers pass through long long: none is negative but "unset" (-1), and
@@ -162,6 +184,11 @@ static void format_mode(long long v, char *buf, size_t len)
 static void format_bool(long long v, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s", v ? "yes" : "no");
+}
+
+static void format_http2(long long v, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", v < (long long)N_HTTP2 ? http2_names[v] : "?");
 }
 
 static void format_size(long long v, char *buf, size_t len)
@@ -423,6 +450,8 @@ static const struct config_type types[CONFIG_KEY_NTYPES] = {
 	[CONFIG_KEY_TRIBOOL] = { BOOLEAN, .store = STORE_INT },
 	[CONFIG_KEY_RATE] = { .parse = parse_rate, .dump = dump_rate, .clear = clear_rate,
 	                      .what = "rate", .hint = " (use e.g. 20/s, 100/m, 0.5/s)" },
+	[CONFIG_KEY_HTTP2] = { NUMBER, .what = "value", .hint = " (use auto, no or prior-knowledge)",
+	                       .scan = scan_http2, .format = format_http2, .store = STORE_INT },
 	[CONFIG_KEY_PATH] = { .parse = parse_path, .dump = dump_path, .clear = clear_path },
 	[CONFIG_KEY_HOSTS] = { LIST, .parse = parse_hosts, .split = units_parse_host_list },
 	[CONFIG_KEY_CIDRS] = { LIST, .parse = parse_list, .split = units_parse_cidr_list },

@@ -47,6 +47,7 @@ struct conn {
 static unsigned long conn_ids;
 
 static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 
 /* --- logging and state -------------------------------------------------- */
@@ -278,7 +279,7 @@ static void start_tls(struct conn *c)
 	}
 	/* a peer that closes without close_notify has closed, not failed */
 	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	set_state(c, CONN_HANDSHAKING, "connected");
 }
@@ -380,6 +381,16 @@ static void on_read(struct bufferevent *bev, void *arg)
 		c->ops->readable(c->ctx, bufferevent_get_input(bev));
 }
 
+/* The output buffer drained (the bufferevent's low watermark is 0). */
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (c->state == CONN_OPEN && c->ops->drained != NULL)
+		c->ops->drained(c->ctx);
+}
+
 /* --- opening ------------------------------------------------------------------ */
 
 /* A non-blocking socket with connect() started; -1 with errno if none
@@ -439,7 +450,7 @@ struct conn *conn_open(struct event_base *base, const struct sockaddr *addr,
 	c->ssl = ssl;
 	/* not deferred: the connect's errno must still be there in on_event */
 	c->bev = xcheck(bufferevent_socket_new(base, fd, 0));
-	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	if (counters != NULL)
 		counters->opened++;
 	conn_debug(c, "connecting%s", ssl != NULL ? " (TLS)" : "");
@@ -508,6 +519,11 @@ void conn_send(struct conn *c, struct evbuffer *data)
 enum conn_state conn_state(const struct conn *c)
 {
 	return c->state;
+}
+
+size_t conn_unsent(const struct conn *c)
+{
+	return c->bev != NULL ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
 }
 
 const char *conn_alpn(const struct conn *c)

@@ -58,6 +58,9 @@ struct conn_ops {
 	void (*error)(void *ctx, const struct conn_error *why);
 	/* the peer closed the connection (EOF), idle or not */
 	void (*closed)(void *ctx);
+	/* optional (NULL: not told): what conn_send left waiting for
+	 * writability has all been written */
+	void (*drained)(void *ctx);
 };
 
 /* TLS for one connection; everything borrowed for the call to conn_open. */
@@ -101,6 +104,9 @@ void conn_free(struct conn *c);
 void conn_send(struct conn *c, struct evbuffer *data);
 
 enum conn_state conn_state(const struct conn *c);
+
+/* Bytes conn_send has accepted that are not written to the socket yet. */
+size_t conn_unsent(const struct conn *c);
 
 /* The protocol ALPN selected, or NULL (plain TCP, none, not yet open). */
 const char *conn_alpn(const struct conn *c);

@@ -1,8 +1,8 @@
 /* exchange: the seam between a fetch and a codec.  A fetch starts one
  * exchange (a request and its answer) on a pooled connection and hears
  * back through struct exchange_ops; it can cancel it, after which nothing
- * calls back.  Protocol-neutral: the HTTP/1.1 codec (h1.c, through
- * pool.c) fills these in today, HTTP/2 will tomorrow.  Types only. */
+ * calls back.  Protocol-neutral: the HTTP/1.1 codec (h1.c) and the
+ * HTTP/2 one (h2.c) fill these in, through pool.c.  Types only. */
 #ifndef FANOUTD_EXCHANGE_H
 #define FANOUTD_EXCHANGE_H
 
@@ -66,6 +66,10 @@ struct exchange_failure {
 	bool nothing_received;     /* not one byte of the answer had arrived:
 	                            * on a reused connection, the upstream had
 	                            * closed it as we sent (retryable) */
+	bool unprocessed;          /* HTTP/2: the upstream says it never
+	                            * processed the request (REFUSED_STREAM,
+	                            * above GOAWAY's last stream): it may go
+	                            * again whatever its method */
 	const char *message;       /* the codec's or the connection's words,
 	                            * borrowed for the callback */
 };
@@ -75,7 +79,7 @@ struct exchange_failure {
  * then exactly one of end or fail — or fail at any point.  Callbacks may
  * end the exchange (pool_release); data is borrowed for the call. */
 struct exchange_ops {
-	/* connected (and TLS done): protocol is "http/1.1" */
+	/* connected (and TLS done): protocol is "http/1.1" or "h2" */
 	void (*ready)(void *ctx, const char *protocol);
 	/* return -1 to refuse the answer (a size cap): the exchange then ends
 	 * in fail (EXCHANGE_FAIL_REFUSED) unless the callback ended it */

@@ -114,7 +114,7 @@ static const char *phase_of(const struct fetch *f)
 	case FETCH_RESOLVING:
 		return "dns";
 	case FETCH_CONNECTING:
-		return f->conn != NULL && pool_conn_handshaking(f->conn) ? "tls" : "connect";
+		return f->x.conn != NULL && pool_conn_handshaking(f->x.conn) ? "tls" : "connect";
 	default:
 		return "response";
 	}
@@ -156,14 +156,13 @@ static void stop_timer(struct fetch *f)
 /* Hand the connection back; an exchange still under way is cancelled. */
 static void drop_conn(struct fetch *f, bool reusable)
 {
-	if (f->conn == NULL)
+	if (f->x.conn == NULL)
 		return;
 	/* a reload may have denied its address while it was busy */
 	if (reusable && f->env->acl != NULL &&
-	    acl_addr_denied(f->env->acl, (const struct sockaddr *)&f->conn->peer))
+	    acl_addr_denied(f->env->acl, (const struct sockaddr *)&f->x.conn->peer))
 		reusable = false;
-	pool_release(f->conn, reusable);
-	f->conn = NULL;
+	pool_release(&f->x, reusable);
 }
 
 /* Leave whichever queue the waiter is in. */
@@ -286,6 +285,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		           "(global_concurrency or rate limit)", f->timeout_ms));
 		return;
 	}
+	if (f->state == FETCH_WAITCONN && pool_opening_h2(f->up->pool)) {
+		fetch_fail(f, OUTCOME_TIMEOUT, xasprintf("no HTTP/2 connection to %s open "
+		           "within %ld ms", f->up->key, f->timeout_ms));
+		return;
+	}
 	if (f->state == FETCH_WAITCONN && pool_at_cap(f->up->pool)) {
 		fetch_fail(f, OUTCOME_TIMEOUT, xasprintf("no connection to %s free within "
 		           "%ld ms (max_connections)", f->up->key, f->timeout_ms));
@@ -317,14 +321,18 @@ static void on_ready(void *ctx, const char *protocol)
 {
 	struct fetch *f = ctx;
 
-	(void)protocol;
+	f->out->protocol = protocol;
 	f->out->timing.connect_ms = clock_now_ms() - f->t_granted;
 	fetch_set_state(f, FETCH_EXCHANGING);
 	arm_timer(f);   /* from the connect deadline to the request's */
 }
 
 static void reopen(struct fetch *f);
+static void resend(struct fetch *f);
 static bool next_address(struct fetch *f);
+
+/* HTTP/2 requests the upstream never processed go again (SPEC 9). */
+#define MAX_UNPROCESSED_RETRIES 3
 
 /* The one classifier: what went wrong, as an error type and message. */
 static void on_fail(void *ctx, const struct exchange_failure *why)
@@ -333,6 +341,10 @@ static void on_fail(void *ctx, const struct exchange_failure *why)
 	bool stale = why->nothing_received && f->out->reused && !f->retried &&
 	             idempotent(f->item->method);
 
+	if (why->unprocessed && f->unprocessed_retries < MAX_UNPROCESSED_RETRIES) {
+		resend(f);
+		return;
+	}
 	switch (why->kind) {
 	case EXCHANGE_FAIL_CONNECT:
 		if (next_address(f))   /* the name may have another address */
@@ -377,8 +389,8 @@ static const struct exchange_ops exchange_events = {
 	.end = fetch_answer_end, .fail = on_fail,
 };
 
-/* Put the request on f->conn. */
-static void send_request(struct fetch *f)
+/* Put the request on c. */
+static void send_request(struct fetch *f, struct pool_conn *c)
 {
 	const struct request_item *it = f->item;
 	struct exchange_request req = {
@@ -388,7 +400,7 @@ static void send_request(struct fetch *f)
 	};
 
 	f->body_len = 0;
-	pool_exchange(f->conn, &req, &exchange_events, f);
+	pool_exchange(c, &f->x, &req, &exchange_events, f);
 }
 
 /* --- connect ------------------------------------------------------------- */
@@ -408,13 +420,15 @@ static void connect_next(struct fetch *f)
 	const struct sockaddr_storage *ss = &f->addrs->addr[f->addr_i];
 	char addr[NETADDR_TEXT_MAX];
 
+	struct pool_conn *c;
+
 	netaddr_ip_text((const struct sockaddr *)ss, addr, sizeof addr);
-	f->conn = pool_open(f->up->pool, (const struct sockaddr *)ss, f->up->port);
-	if (f->conn == NULL && (errno == EAGAIN || errno == EMFILE || errno == ENFILE)) {
+	c = pool_open(f->up->pool, (const struct sockaddr *)ss, f->up->port);
+	if (c == NULL && (errno == EAGAIN || errno == EMFILE || errno == ENFILE)) {
 		wait_conn(f);
 		return;
 	}
-	if (f->conn == NULL) {
+	if (c == NULL) {
 		fetch_fail(f, f->up->tls ? OUTCOME_TLS : OUTCOME_CONNECT,
 		           xasprintf("cannot set up a connection to %s: %s", addr,
 		                     errno != 0 ? strerror(errno) : "TLS set-up failed"));
@@ -422,19 +436,20 @@ static void connect_next(struct fetch *f)
 	}
 	fetch_set_state(f, FETCH_CONNECTING);
 	fetch_debug(f, "connecting to %s (address %zu of %zu) on c%lu", addr,
-	            f->addr_i + 1, f->addrs->n, f->conn->id);
-	send_request(f);
+	            f->addr_i + 1, f->addrs->n, c->id);
+	send_request(f, c);
 }
 
-/* An idle kept-alive connection: no connect, straight to the exchange. */
+/* An open connection (idle, or HTTP/2 with a stream free): no connect,
+ * straight to the exchange. */
 static void send_reused(struct fetch *f, struct pool_conn *c)
 {
-	f->conn = c;
 	f->out->reused = true;
+	f->out->protocol = pool_conn_protocol(c);
 	fetch_set_state(f, FETCH_EXCHANGING);
-	fetch_debug(f, "reusing c%lu", c->id);
+	fetch_debug(f, "reusing c%lu (%s)", c->id, f->out->protocol);
 	arm_timer(f);
-	send_request(f);
+	send_request(f, c);
 }
 
 /* A connection to send on, or leave to open one: the wait counts as
@@ -518,9 +533,34 @@ static void reopen(struct fetch *f)
 	drop_conn(f, false);
 	f->retried = true;
 	f->out->reused = false;
+	f->out->protocol = NULL;
 	f->out->status = 0;
 	f->t_attempt = clock_now_ms();
 	fetch_debug(f, "the kept-alive connection was closed: once more on a new one");
+	open_new(f);
+}
+
+/* The upstream never processed the request (HTTP/2 REFUSED_STREAM, or
+ * above GOAWAY's last stream): send it again, whatever its method, on
+ * another connection or stream, within the same deadlines. */
+static void resend(struct fetch *f)
+{
+	struct pool_conn *c;
+
+	drop_conn(f, false);
+	f->unprocessed_retries++;
+	f->up->streams_retried++;
+	f->out->reused = false;
+	f->out->protocol = NULL;
+	f->out->status = 0;
+	f->t_attempt = clock_now_ms();
+	fetch_debug(f, "not processed by the upstream: sending it again (%u of %d)",
+	            f->unprocessed_retries, MAX_UNPROCESSED_RETRIES);
+	c = pool_take(f->up->pool);
+	if (c != NULL) {
+		send_reused(f, c);
+		return;
+	}
 	open_new(f);
 }
 
@@ -533,7 +573,7 @@ static void begin(struct fetch *f)
 	f->t_granted = clock_now_ms();
 	f->t_attempt = f->t_granted;
 	f->out->timing.queued_ms = f->t_granted - f->t_start;
-	c = pool_take_idle(f->up->pool);
+	c = pool_take(f->up->pool);
 	if (c != NULL) {
 		send_reused(f, c);
 		return;

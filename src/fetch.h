@@ -1,7 +1,8 @@
 /* fetch: one upstream request of a batch, from the wait for a slot to the
  * recorded outcome.  A fetch lives inside its batch's array and borrows
  * the request item and the outcome slot from the batch; it owns only its
- * timers, its DNS request and, while busy, one pooled connection. */
+ * timers, its DNS request and, while busy, one exchange on a pooled
+ * connection (all of an HTTP/1.1 one, one stream of an HTTP/2 one). */
 #ifndef FANOUTD_FETCH_H
 #define FANOUTD_FETCH_H
 
@@ -60,7 +61,7 @@ struct fetch {
 	const bool *halt;                  /* the batch is stopping: start nothing */
 	struct limit_waiter waiter;        /* in the queue of stage, while queued */
 	enum fetch_stage stage;            /* the next thing to wait for */
-	struct pool_conn *conn;            /* while busy */
+	struct pool_exchange x;            /* the exchange, on x.conn while busy */
 	struct dns_request *dns_req;
 	struct dns_answer *addrs;          /* while connecting (owned) */
 	size_t addr_i;                     /* the address being tried */
@@ -77,6 +78,8 @@ struct fetch {
 	uint64_t body_len;
 	uint64_t *batch_bytes;             /* the batch's running total of bodies */
 	bool retried;                      /* the stale keep-alive retry is spent */
+	unsigned unprocessed_retries;      /* HTTP/2: sent again after the
+	                                      upstream said it never processed it */
 	struct decoder *decoder;           /* undoes the body's Content-Encoding (owned) */
 	uint64_t coded_len;                /* body bytes as sent, when decoding */
 	const char *over_cap;              /* the cap keep_body() stopped at */

@@ -215,6 +215,11 @@ static unsigned long u_handshakes(const struct upstream_stats *s)
 	return s->tls_handshakes;
 }
 
+static unsigned long u_streams(const struct upstream_stats *s) { return s->streams; }
+static unsigned long u_goaways(const struct upstream_stats *s) { return s->counts.goaways; }
+static unsigned long u_refused(const struct upstream_stats *s) { return s->counts.refused; }
+static unsigned long u_retried(const struct upstream_stats *s) { return s->counts.retried; }
+
 static const struct upstream_family upstream_families[] = {
 	{ "fanoutd_upstream_limit", "gauge",
 	  "Concurrency limit of the upstream (its shared semaphore).", u_limit },
@@ -230,6 +235,15 @@ static const struct upstream_family upstream_families[] = {
 	  "Connections opened to the upstream.", u_opened },
 	{ "fanoutd_upstream_tls_handshakes_total", "counter",
 	  "TLS handshakes completed with the upstream.", u_handshakes },
+	{ "fanoutd_upstream_h2_streams", "gauge",
+	  "HTTP/2 streams to the upstream in flight now.", u_streams },
+	{ "fanoutd_upstream_h2_goaways_total", "counter",
+	  "HTTP/2 GOAWAY frames received from the upstream.", u_goaways },
+	{ "fanoutd_upstream_h2_streams_refused_total", "counter",
+	  "HTTP/2 streams the upstream never processed (REFUSED_STREAM, or above "
+	  "GOAWAY's last stream).", u_refused },
+	{ "fanoutd_upstream_h2_streams_retried_total", "counter",
+	  "Requests sent again because the upstream never processed them.", u_retried },
 };
 
 struct render_ctx {
@@ -242,6 +256,20 @@ static void put_upstream_value(const struct upstream_stats *s, void *arg)
 	struct render_ctx *rc = arg;
 
 	sample(rc->out, rc->fam->name, "upstream", s->key, rc->fam->value(s));
+}
+
+static void put_upstream_protocols(const struct upstream_stats *s, void *arg)
+{
+	struct render_ctx *rc = arg;
+	static const char *names[] = { "http/1.1", "h2" };
+	unsigned long n[] = { s->counts.opened_h1, s->counts.opened_h2 };
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		evbuffer_add_printf(rc->out, "fanoutd_upstream_connections_by_protocol_total{upstream=\"");
+		put_value(rc->out, s->key);
+		evbuffer_add_printf(rc->out, "\",protocol=\"%s\"} %lu\n", names[i], n[i]);
+	}
 }
 
 static void put_upstream_requests(const struct upstream_stats *s, void *arg)
@@ -274,6 +302,9 @@ static void render_upstreams(struct evbuffer *out, struct upstream_registry *reg
 	family(out, "fanoutd_upstream_requests_total", "counter",
 	       "Upstream requests finished, by upstream and outcome type.");
 	upstream_foreach_series(reg, put_upstream_requests, &rc);
+	family(out, "fanoutd_upstream_connections_by_protocol_total", "counter",
+	       "Connections to the upstream that opened, by the protocol they spoke.");
+	upstream_foreach_series(reg, put_upstream_protocols, &rc);
 	for (i = 0; i < sizeof upstream_families / sizeof upstream_families[0]; i++) {
 		rc.fam = &upstream_families[i];
 		family(out, rc.fam->name, rc.fam->type, rc.fam->help);

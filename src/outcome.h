@@ -49,7 +49,10 @@ struct outcome {
 	size_t body_len;
 	size_t body_cap;       /* allocated; trimmed to body_len when done */
 	struct outcome_timing timing;
-	bool reused;           /* went over a kept-alive connection */
+	bool reused;           /* went over a kept-alive connection (or, in
+	                        * HTTP/2, one already open) */
+	const char *protocol;  /* "http/1.1" or "h2" once it got a connection
+	                        * (static), else NULL */
 	char *decoded;         /* the Content-Encoding undone ("gzip"), owned, or NULL */
 };
 

@@ -1,15 +1,20 @@
 /* pool: the connections of one upstream (see pool.h).  An idle
  * connection is reused LIFO (the most recently used is the least likely
  * to have been closed by the upstream); it is dropped when its idle timer
- * fires, when the upstream closes it or sends a byte nobody asked for,
- * or when a reload puts its address in deny_networks.  Fetches that find
- * no connection to be had wait here, FIFO.
+ * fires, when the upstream closes it (or, in HTTP/1.1, sends a byte
+ * nobody asked for), or when a reload puts its address in deny_networks.
+ * Fetches that find no connection to be had wait here, FIFO.
  *
  * The events of an exchange come from two places, turned into one
  * stream here: the connection (opened, failed, closed) and the codec
- * (head, body, end, malformed).  The exchange is detached from the
- * connection before its last event is delivered, so the fetch may
- * release the connection from inside that event. */
+ * (head, body, end, malformed).  The exchange is detached before its last
+ * event is delivered, so the fetch may release it from inside that event.
+ *
+ * The codec is picked when the connection opens: HTTP/2 when ALPN chose
+ * h2 or the key http2 says prior-knowledge, else HTTP/1.1.  An HTTP/2
+ * session's frames go out from one deferred event per connection (flush),
+ * never from inside nghttp2's callbacks, and wait while the socket has
+ * not taken the last ones (drained). */
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +28,7 @@
 #include "clock.h"
 #include "conn.h"
 #include "h1.h"
+#include "h2.h"
 #include "log.h"
 #include "netaddr.h"
 #include "pool.h"
@@ -42,8 +48,22 @@ static const struct h1_limits head_limits = {
 	.max_head_bytes = 64 * 1024,
 };
 
-/* The protocols offered by ALPN (HTTP/2 comes with its codec). */
-static const char *const alpn_protocols[] = { "http/1.1", NULL };
+/* The protocols ALPN offers, by the key http2. */
+static const char *const alpn_auto[] = { "h2", "http/1.1", NULL };
+static const char *const alpn_h1[] = { "http/1.1", NULL };
+static const char *const alpn_h2[] = { "h2", NULL };
+
+/* What an HTTP/2 request carries unless it has its own (as block_for's). */
+static const struct request_header h2_defaults[] = {
+	{ "user-agent", "fanoutd/" PACKAGE_VERSION },
+	{ "accept", "*/*" },
+	{ "accept-encoding", "gzip, deflate, br, zstd" },
+};
+
+/* Frames moved out of an HTTP/2 session per flush: enough to fill a
+ * socket buffer, little enough that one busy connection leaves the loop
+ * to the others. */
+#define H2_FLUSH_BYTES (64 * 1024)
 
 struct pool {
 	struct event_base *base;
@@ -53,7 +73,12 @@ struct pool {
 	struct pool_conn *idle_head;       /* most recently released first */
 	unsigned nidle;
 	unsigned nconns;                   /* busy or idle: open or opening */
+	unsigned nopening;                 /* connecting, or HTTP/2 before the
+	                                    * server's first SETTINGS */
+	enum pool_proto seen;              /* what the last connection picked */
+	LIST_HEAD(, pool_conn) h2_conns;   /* open HTTP/2 connections */
 	struct conn_counters counters;     /* opened, handshakes */
+	unsigned long opened_h1, opened_h2, goaways, refused;
 	struct pool_conn *dead;            /* waiting for the reaper */
 	struct event *reaper;
 	TAILQ_HEAD(, pool_waiter) waiters; /* FIFO: no connection to be had */
@@ -71,6 +96,7 @@ static LIST_HEAD(, pool) all_pools = LIST_HEAD_INITIALIZER(all_pools);
 static void reap(evutil_socket_t fd, short what, void *arg);
 static void on_wait_timer(evutil_socket_t fd, short what, void *arg);
 static void arm_wait_timer(struct pool *p, double ms);
+static bool wait_for_opening(const struct pool *p);
 
 /* --- the state of a connection ----------------------------------------- */
 
@@ -117,13 +143,35 @@ struct pool *pool_new(struct event_base *base, const struct pool_settings *ps)
 	p->reaper = xcheck(evtimer_new(base, reap, p));
 	p->wait_timer = xcheck(evtimer_new(base, on_wait_timer, p));
 	TAILQ_INIT(&p->waiters);
+	LIST_INIT(&p->h2_conns);
 	LIST_INSERT_HEAD(&all_pools, p, all);
 	return p;
 }
 
+static void retire(struct pool_conn *c, const char *why);
+
+/* The key http2 changed: the connections open now may speak what it no
+ * longer allows; new ones pick again. */
+static void drain_all(struct pool *p)
+{
+	struct pool_conn *c, *next;
+
+	for (c = p->idle_head; c != NULL; c = next) {
+		next = c->next_idle;
+		retire(c, "http2 changed (reload)");
+	}
+	LIST_FOREACH(c, &p->h2_conns, h2_link)
+		c->draining = true;
+	p->seen = POOL_PROTO_NONE;
+}
+
 void pool_configure(struct pool *p, const struct pool_settings *ps)
 {
+	bool changed = ps->http2 != p->settings.http2;
+
 	p->settings = *ps;
+	if (changed)
+		drain_all(p);
 	if (!TAILQ_EMPTY(&p->waiters))
 		arm_wait_timer(p, 0);   /* the cap may be higher now */
 }
@@ -131,9 +179,24 @@ void pool_configure(struct pool *p, const struct pool_settings *ps)
 static void free_conn(struct pool_conn *c)
 {
 	h1_free(c->h1);
+	h2_free(c->h2);
 	evbuffer_free(c->out);
+	if (c->flush != NULL)
+		event_free(c->flush);
 	event_free(c->idle_timer);
 	free(c);
+}
+
+/* No longer opening: connected as HTTP/1.1, HTTP/2's first SETTINGS in,
+ * or gone.  Waiters held back for it may go on. */
+static void opened(struct pool_conn *c)
+{
+	if (!c->opening)
+		return;
+	c->opening = false;
+	c->pool->nopening--;
+	if (!TAILQ_EMPTY(&c->pool->waiters))
+		arm_wait_timer(c->pool, 0);
 }
 
 static void unlink_idle(struct pool_conn *c)
@@ -161,25 +224,80 @@ static void retire(struct pool_conn *c, const char *why)
 
 	unlink_idle(c);
 	set_state(c, POOL_CONN_DEAD, why);
+	opened(c);
+	if (c->proto == POOL_PROTO_H2)
+		LIST_REMOVE(c, h2_link);
 	conn_free(c->conn);
 	c->conn = NULL;
 	c->open = false;
-	c->xops = NULL;
+	c->x = NULL;
 	p->nconns--;
 	c->next_dead = p->dead;
 	p->dead = c;
 	event_active(p->reaper, EV_TIMEOUT, 0);
 }
 
-static struct pool_conn *take_idle(struct pool *p)
+/* An open connection that can carry one more exchange now, in use: an
+ * HTTP/2 one with a stream free first (fewer connections), else the most
+ * recently used idle one. */
+static struct pool_conn *take_available(struct pool *p)
 {
-	struct pool_conn *c = p->idle_head;
+	struct pool_conn *c;
 
-	if (c == NULL)
-		return NULL;
-	unlink_idle(c);
-	set_state(c, POOL_CONN_BUSY, "reused");
-	return c;
+	LIST_FOREACH(c, &p->h2_conns, h2_link)
+		if (c->state == POOL_CONN_BUSY && c->open && !c->draining && h2_can_submit(c->h2))
+			return c;
+	while ((c = p->idle_head) != NULL) {
+		unlink_idle(c);
+		if (c->proto == POOL_PROTO_H2 && !h2_can_submit(c->h2)) {
+			set_state(c, POOL_CONN_BUSY, "taken");
+			retire(c, "no more streams on this connection");
+			continue;
+		}
+		set_state(c, POOL_CONN_BUSY, "reused");
+		return c;
+	}
+	return NULL;
+}
+
+/* May a connection being opened speak HTTP/2?  Then fetches wait for it
+ * rather than each opening its own. */
+static bool may_speak_h2(const struct pool *p)
+{
+	switch (p->settings.http2) {
+	case POOL_HTTP2_PRIOR:
+		return true;
+	case POOL_HTTP2_AUTO:
+		return p->settings.ssl_ctx != NULL && p->seen != POOL_PROTO_H1;
+	default:
+		return false;
+	}
+}
+
+static bool wait_for_opening(const struct pool *p)
+{
+	return p->nopening > 0 && may_speak_h2(p);
+}
+
+/* c carries nothing now: first in the idle list, its idle timer
+ * running; a waiter can have it (from the wait timer, not from inside
+ * c's callbacks). */
+static void make_idle(struct pool_conn *c, const char *why)
+{
+	struct pool *p = c->pool;
+	struct timeval tv;
+
+	set_state(c, POOL_CONN_IDLE, why);
+	c->prev_idle = NULL;
+	c->next_idle = p->idle_head;
+	if (p->idle_head != NULL)
+		p->idle_head->prev_idle = c;
+	p->idle_head = c;
+	p->nidle++;
+	tv = clock_timeval((double)p->settings.keepalive_timeout_ms);
+	evtimer_add(c->idle_timer, &tv);
+	if (!TAILQ_EMPTY(&p->waiters))
+		arm_wait_timer(p, 0);
 }
 
 /* --- waiting for a connection ------------------------------------------ */
@@ -189,6 +307,11 @@ static void arm_wait_timer(struct pool *p, double ms)
 	struct timeval tv = clock_timeval(ms);
 
 	evtimer_add(p->wait_timer, &tv);
+}
+
+bool pool_opening_h2(const struct pool *p)
+{
+	return wait_for_opening(p);
 }
 
 bool pool_at_cap(const struct pool *p)
@@ -239,9 +362,11 @@ static void grant(struct pool *p, struct pool_waiter *w, struct pool_conn *c)
 }
 
 /* Serve the waiters, first come first served: with a connection of this
- * pool that went idle, else with leave to open one (under the cap, and a
+ * pool that can carry one more (idle, or an HTTP/2 stream free), else with
+ * leave to open one (under the cap, no HTTP/2 connection opening, and a
  * descriptor free).  Out of descriptors, make room and look again soon;
- * at the cap, a connection that goes idle or closes brings us back. */
+ * at the cap, a connection that goes idle, frees a stream or closes
+ * brings us back, as does an opening one that is open. */
 static void on_wait_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct pool *p = arg;
@@ -252,8 +377,8 @@ static void on_wait_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	while ((w = TAILQ_FIRST(&p->waiters)) != NULL) {
-		c = take_idle(p);
-		if (c == NULL && pool_at_cap(p))
+		c = take_available(p);
+		if (c == NULL && (pool_at_cap(p) || wait_for_opening(p)))
 			break;
 		if (c == NULL && !fd_available()) {
 			no_fd = true;
@@ -279,7 +404,8 @@ void pool_wait(struct pool *p, struct pool_waiter *w)
 	if (w->waiting)
 		return;
 	if (TAILQ_EMPTY(&p->waiters)) {
-		if (!pool_at_cap(p) && clock_now_ms() - p->warned_ms > 10000.0) {
+		if (!pool_at_cap(p) && !wait_for_opening(p) &&
+		    clock_now_ms() - p->warned_ms > 10000.0) {
 			log_warn("out of file descriptors: new upstream connections wait for "
 			         "one to be freed (raise ulimit -n or LimitNOFILE)");
 			p->warned_ms = clock_now_ms();
@@ -302,43 +428,44 @@ void pool_cancel_wait(struct pool *p, struct pool_waiter *w)
 		evtimer_del(p->wait_timer);
 }
 
-/* --- the events of an exchange ------------------------------------------ */
+
+/* --- the events of an HTTP/1.1 exchange ---------------------------------- */
 
 /* Detach the exchange, then tell it how it ended. */
-static void deliver_fail(struct pool_conn *c, enum exchange_fail_kind kind, int err,
+static void deliver_fail(struct pool_exchange *x, enum exchange_fail_kind kind, int err,
                          bool nothing_received, const char *message)
 {
-	const struct exchange_ops *ops = c->xops;
 	struct exchange_failure why = {
 		.kind = kind, .err = err, .nothing_received = nothing_received,
 		.message = message,
 	};
 
-	c->xops = NULL;
-	ops->fail(c->xctx, &why);
+	if (x->conn != NULL && x->conn->x == x)
+		x->conn->x = NULL;
+	x->ops->fail(x->ctx, &why);
 }
 
 static int on_h1_head(void *ctx, const struct exchange_head *head)
 {
 	struct pool_conn *c = ctx;
 
-	return c->xops->head(c->xctx, head);
+	return c->x->ops->head(c->x->ctx, head);
 }
 
 static int on_h1_body(void *ctx, const char *data, size_t len)
 {
 	struct pool_conn *c = ctx;
 
-	return c->xops->body(c->xctx, data, len);
+	return c->x->ops->body(c->x->ctx, data, len);
 }
 
 static void on_h1_end(void *ctx, bool reusable)
 {
 	struct pool_conn *c = ctx;
-	const struct exchange_ops *ops = c->xops;
+	struct pool_exchange *x = c->x;
 
-	c->xops = NULL;
-	ops->end(c->xctx, reusable);
+	c->x = NULL;
+	x->ops->end(x->ctx, reusable);
 }
 
 static void on_h1_fail(void *ctx, const struct h1_failure *why)
@@ -348,41 +475,281 @@ static void on_h1_fail(void *ctx, const struct h1_failure *why)
 		[H1_FAIL_TOO_LARGE] = EXCHANGE_FAIL_REFUSED,
 		[H1_FAIL_CLOSED] = EXCHANGE_FAIL_CLOSED,
 	};
+	struct pool_conn *c = ctx;
 
-	deliver_fail(ctx, kinds[why->kind], 0, why->nothing_received, why->message);
+	deliver_fail(c->x, kinds[why->kind], 0, why->nothing_received, why->message);
 }
 
 static const struct h1_ops h1_events = {
 	.head = on_h1_head, .body = on_h1_body, .end = on_h1_end, .fail = on_h1_fail,
 };
 
-static void on_connected(void *ctx, const char *alpn)
+/* --- the events of an HTTP/2 stream --------------------------------------- */
+
+/* A stream's events go to its exchange (the stream's ctx); its last one
+ * first detaches it, so pool_release from inside is a no-op for it. */
+static int on_stream_head(void *ctx, const struct exchange_head *head)
+{
+	struct pool_exchange *x = ctx;
+
+	return x->ops->head(x->ctx, head);
+}
+
+static int on_stream_body(void *ctx, const char *data, size_t len)
+{
+	struct pool_exchange *x = ctx;
+
+	return x->ops->body(x->ctx, data, len);
+}
+
+static void on_stream_end(void *ctx, bool reusable)
+{
+	struct pool_exchange *x = ctx;
+
+	x->stream_id = 0;
+	x->ops->end(x->ctx, reusable);
+}
+
+static void on_stream_fail(void *ctx, const struct h2_failure *h2why)
+{
+	struct pool_exchange *x = ctx;
+	struct exchange_failure why = h2why->why;
+
+	why.unprocessed = h2why->unprocessed;
+	if (why.unprocessed && x->conn != NULL)
+		x->conn->pool->refused++;
+	x->stream_id = 0;
+	x->ops->fail(x->ctx, &why);
+}
+
+static const struct h2_stream_ops stream_events = {
+	.head = on_stream_head, .body = on_stream_body,
+	.end = on_stream_end, .fail = on_stream_fail,
+};
+
+static void settle_h2(struct pool_conn *c);
+
+static void on_h2_want_write(void *ctx)
 {
 	struct pool_conn *c = ctx;
 
-	(void)alpn;   /* only http/1.1 is offered */
-	c->open = true;
-	if (c->xops == NULL)
+	if (!c->flush_blocked)
+		event_active(c->flush, EV_WRITE, 0);
+}
+
+static void on_h2_settings(void *ctx)
+{
+	struct pool_conn *c = ctx;
+
+	conn_debug(c, "HTTP/2 SETTINGS: %zu streams free", h2_streams_free(c->h2));
+	opened(c);   /* wakes the waiters: the streams may be theirs */
+}
+
+static void on_h2_goaway(void *ctx, int32_t last_stream_id, uint32_t error_code)
+{
+	struct pool_conn *c = ctx;
+
+	c->pool->goaways++;
+	conn_debug(c, "GOAWAY (error %u, last stream %d): no new streams here",
+	           (unsigned)error_code, (int)last_stream_id);
+	opened(c);
+}
+
+static const struct h2_ops h2_events = {
+	.want_write = on_h2_want_write, .settings = on_h2_settings, .goaway = on_h2_goaway,
+};
+
+/* Move the session's frames to the socket: from the connection's own
+ * deferred event only.  What the socket has not taken yet holds the rest
+ * back (drained brings us back), so a slow upstream cannot make us queue
+ * without bound. */
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct pool_conn *c = arg;
+	int more;
+
+	(void)fd;
+	(void)what;
+	if (c->state == POOL_CONN_DEAD || !c->open)
 		return;
-	c->xops->ready(c->xctx, "http/1.1");
-	if (c->xops != NULL && c->conn != NULL)
-		conn_send(c->conn, c->out);
+	if (conn_unsent(c->conn) >= H2_FLUSH_BYTES) {
+		c->flush_blocked = true;   /* on_drained brings us back */
+		return;
+	}
+	c->in_codec = true;
+	more = h2_pending_output(c->h2, c->out, H2_FLUSH_BYTES);
+	c->in_codec = false;
+	conn_send(c->conn, c->out);
+	if (more < 0) {
+		retire(c, "HTTP/2 session failed");
+		return;
+	}
+	if (more > 0 && c->conn != NULL && conn_unsent(c->conn) == 0)
+		event_active(c->flush, EV_WRITE, 0);   /* all taken: go on, from the loop */
+	else if (more > 0)
+		c->flush_blocked = true;
+	settle_h2(c);
+}
+
+/* The socket took what was waiting: send more. */
+static void on_drained(void *ctx)
+{
+	struct pool_conn *c = ctx;
+
+	if (c->proto != POOL_PROTO_H2 || !c->flush_blocked)
+		return;
+	c->flush_blocked = false;
+	event_active(c->flush, EV_WRITE, 0);
+}
+
+/* After the codec has run or a stream was let go: an HTTP/2 connection
+ * that will carry nothing more is closed; one that carries no stream now
+ * goes idle; a stream freed lets a waiter have it. */
+static void settle_h2(struct pool_conn *c)
+{
+	struct pool *p = c->pool;
+
+	if (c->state == POOL_CONN_DEAD || c->in_codec || c->proto != POOL_PROTO_H2)
+		return;
+	if (h2_finished(c->h2)) {
+		retire(c, "the HTTP/2 session is over");
+		return;
+	}
+	if (h2_streams_attached(c->h2) > 0 || c->state != POOL_CONN_BUSY || c->x != NULL) {
+		if (!TAILQ_EMPTY(&p->waiters) && h2_can_submit(c->h2))
+			arm_wait_timer(p, 0);
+		return;
+	}
+	if (!c->open || c->draining || !h2_can_submit(c->h2)) {
+		retire(c, c->draining ? "drained after a reload"
+		                      : "no more streams on this connection");
+		return;
+	}
+	make_idle(c, "no stream in flight");
+}
+
+/* --- the connection's events ---------------------------------------------- */
+
+static void start_h1(struct pool_conn *c, struct pool_exchange *x);
+static void start_h2(struct pool_conn *c, struct pool_exchange *x);
+
+/* Which codec: ALPN's choice, or the key http2 on a plain connection. */
+static enum pool_proto pick_proto(const struct pool_conn *c, const char *alpn)
+{
+	const struct pool_settings *ps = &c->pool->settings;
+
+	if (alpn != NULL)
+		return strcmp(alpn, "h2") == 0 ? POOL_PROTO_H2 : POOL_PROTO_H1;
+	if (ps->ssl_ctx == NULL && ps->http2 == POOL_HTTP2_PRIOR)
+		return POOL_PROTO_H2;
+	return POOL_PROTO_H1;
+}
+
+static void become_h2(struct pool_conn *c)
+{
+	struct pool *p = c->pool;
+	struct h2_settings hs = {
+		.max_streams = p->settings.h2_max_streams > 0 ? (size_t)p->settings.h2_max_streams : 0,
+		.max_body = p->settings.max_body,
+		.max_header_list = (size_t)head_limits.max_head_bytes,
+		.max_headers = (size_t)head_limits.max_headers,
+		.defaults = h2_defaults,
+		.ndefaults = sizeof h2_defaults / sizeof h2_defaults[0],
+	};
+
+	c->proto = POOL_PROTO_H2;
+	c->h2 = h2_new(&h2_events, c, &hs);
+	c->flush = xcheck(event_new(p->base, -1, 0, on_flush, c));
+	LIST_INSERT_HEAD(&p->h2_conns, c, h2_link);
+	p->opened_h2++;
+	/* opening until the server's SETTINGS say how many streams */
+}
+
+static void on_connected(void *ctx, const char *alpn)
+{
+	struct pool_conn *c = ctx;
+	struct pool *p = c->pool;
+	struct pool_exchange *x = c->x;
+
+	c->open = true;
+	c->proto = pick_proto(c, alpn);
+	if (c->proto == POOL_PROTO_H1 && p->settings.http2 == POOL_HTTP2_PRIOR) {
+		c->x = NULL;
+		deliver_fail(x, EXCHANGE_FAIL_PROTOCOL, 0, true, alpn != NULL
+		             ? "upstream picked http/1.1, not h2, by ALPN (http2 = prior-knowledge)"
+		             : "upstream picked no protocol by ALPN, not h2 (http2 = prior-knowledge)");
+		return;
+	}
+	p->seen = c->proto;
+	if (c->proto == POOL_PROTO_H2) {
+		become_h2(c);
+	} else {
+		c->h1 = h1_new(&h1_events, c, &head_limits);
+		p->opened_h1++;
+		opened(c);
+	}
+	if (x == NULL)
+		return;   /* abandoned while connecting */
+	if (c->proto == POOL_PROTO_H2)
+		start_h2(c, x);
+	else
+		start_h1(c, x);
+}
+
+/* HTTP/1.1 bytes when nothing was asked: the connection is not to be
+ * trusted with another request. */
+static void stray_bytes(struct pool_conn *c, struct evbuffer *in)
+{
+	evbuffer_drain(in, evbuffer_get_length(in));
+	if (c->state == POOL_CONN_IDLE)
+		retire(c, "bytes nobody asked for");
+	else
+		h1_cancel(c->h1);   /* never reused: pool_release sees it */
 }
 
 static void on_readable(void *ctx, struct evbuffer *in)
 {
 	struct pool_conn *c = ctx;
+	bool more;
 
-	if (c->xops == NULL) {   /* nothing asked for these bytes */
-		evbuffer_drain(in, evbuffer_get_length(in));
-		if (c->state == POOL_CONN_IDLE)
-			retire(c, "bytes nobody asked for");
-		else
-			h1_cancel(c->h1);   /* never reused: pool_release sees it */
+	if (c->proto == POOL_PROTO_H2) {
+		c->in_codec = true;
+		more = h2_feed_buffer(c->h2, in);
+		c->in_codec = false;
+		if (!more)
+			event_active(c->flush, EV_WRITE, 0);   /* the GOAWAY, then the close */
+		settle_h2(c);
+		return;
+	}
+	if (c->x == NULL) {
+		stray_bytes(c, in);
 		return;
 	}
 	c->got_bytes = true;
 	h1_feed_buffer(c->h1, in);
+}
+
+/* The connection failed or closed under its exchanges: each fails once. */
+static void lost(struct pool_conn *c, enum exchange_fail_kind kind, int err, const char *message)
+{
+	struct pool_exchange *x = c->x;
+
+	if (c->proto == POOL_PROTO_H2) {
+		c->in_codec = true;
+		if (kind == EXCHANGE_FAIL_CLOSED)
+			h2_eof(c->h2);
+		else
+			h2_fail_all(c->h2, kind, err, message);
+		c->in_codec = false;
+		retire(c, message);
+		return;
+	}
+	if (x != NULL && c->h1 != NULL)
+		h1_cancel(c->h1);
+	if (x != NULL)
+		deliver_fail(x, kind, err, !c->got_bytes, message);
+	else if (c->state == POOL_CONN_IDLE)
+		retire(c, message);
 }
 
 static void on_error(void *ctx, const struct conn_error *why)
@@ -391,17 +758,11 @@ static void on_error(void *ctx, const struct conn_error *why)
 	enum exchange_fail_kind kind;
 
 	c->open = false;
-	if (c->xops == NULL) {
-		if (c->state == POOL_CONN_IDLE)
-			retire(c, why->message);
-		return;
-	}
 	if (why->kind == CONN_ERR_TLS)
 		kind = EXCHANGE_FAIL_TLS;
 	else
 		kind = why->connecting ? EXCHANGE_FAIL_CONNECT : EXCHANGE_FAIL_RESET;
-	h1_cancel(c->h1);
-	deliver_fail(c, kind, why->err, !c->got_bytes, why->message);
+	lost(c, kind, why->err, why->message);
 }
 
 static void on_closed(void *ctx)
@@ -409,17 +770,18 @@ static void on_closed(void *ctx)
 	struct pool_conn *c = ctx;
 
 	c->open = false;
-	if (c->xops == NULL) {
-		if (c->state == POOL_CONN_IDLE)
-			retire(c, "closed by the upstream");
+	if (c->proto == POOL_PROTO_H1 && c->x != NULL) {
+		h1_eof(c->h1);   /* ends a close-delimited body, or fails */
 		return;
 	}
-	h1_eof(c->h1);   /* ends a close-delimited body, or fails */
+	lost(c, EXCHANGE_FAIL_CLOSED, 0, c->proto == POOL_PROTO_H2
+	     ? "upstream closed the connection before the end of the answer"
+	     : "closed by the upstream");
 }
 
 static const struct conn_ops conn_events = {
 	.connected = on_connected, .readable = on_readable,
-	.error = on_error, .closed = on_closed,
+	.error = on_error, .closed = on_closed, .drained = on_drained,
 };
 
 /* --- connections --------------------------------------------------------- */
@@ -447,12 +809,12 @@ static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
 	retire(arg, "idle for keepalive_timeout");
 }
 
-struct pool_conn *pool_take_idle(struct pool *p)
+struct pool_conn *pool_take(struct pool *p)
 {
-	/* fetches waiting for a connection are owed the idle ones first */
+	/* fetches waiting for a connection are owed the free ones first */
 	if (!TAILQ_EMPTY(&p->waiters))
 		return NULL;
-	return take_idle(p);
+	return take_available(p);
 }
 
 static socklen_t peer_len(const struct sockaddr_storage *ss)
@@ -461,15 +823,28 @@ static socklen_t peer_len(const struct sockaddr_storage *ss)
 	                                 : sizeof(struct sockaddr_in);
 }
 
+static const char *const *alpn_for(const struct pool_settings *ps)
+{
+	switch (ps->http2) {
+	case POOL_HTTP2_NO:
+		return alpn_h1;
+	case POOL_HTTP2_PRIOR:
+		return alpn_h2;
+	default:
+		return alpn_auto;
+	}
+}
+
 struct pool_conn *pool_open(struct pool *p, const struct sockaddr *peer, int port)
 {
 	struct conn_tls tls = {
 		.ctx = p->settings.ssl_ctx, .host = p->settings.tls_host,
-		.verify = p->settings.tls_verify, .alpn = alpn_protocols,
+		.verify = p->settings.tls_verify, .alpn = alpn_for(&p->settings),
 	};
 	struct pool_conn *c;
 
-	if ((!p->granting && !TAILQ_EMPTY(&p->waiters)) || pool_at_cap(p)) {
+	if ((!p->granting && (!TAILQ_EMPTY(&p->waiters) || wait_for_opening(p))) ||
+	    pool_at_cap(p)) {
 		errno = EAGAIN;
 		return NULL;
 	}
@@ -490,9 +865,10 @@ struct pool_conn *pool_open(struct pool *p, const struct sockaddr *peer, int por
 	c->pool = p;
 	c->state = POOL_CONN_BUSY;
 	c->id = conn_id(c->conn);
-	c->h1 = h1_new(&h1_events, c, &head_limits);
 	c->out = xcheck(evbuffer_new());
 	c->idle_timer = xcheck(evtimer_new(p->base, on_idle_timeout, c));
+	c->opening = true;
+	p->nopening++;
 	p->nconns++;
 	conn_debug(c, "new connection (busy)");
 	return c;
@@ -520,9 +896,10 @@ static const struct h1_block *block_for(struct pool *p, const char *host)
 	return p->block;
 }
 
-void pool_exchange(struct pool_conn *c, const struct exchange_request *req,
-                   const struct exchange_ops *ops, void *ctx)
+/* Serialise x's request on an open HTTP/1.1 connection and send it. */
+static void write_h1(struct pool_conn *c, struct pool_exchange *x)
 {
+	const struct exchange_request *req = &x->req;
 	const char *method = request_method_name(req->method);
 	struct h1_request hr = {
 		.method = method, .target = req->target,
@@ -532,14 +909,81 @@ void pool_exchange(struct pool_conn *c, const struct exchange_request *req,
 		.body = req->body, .body_len = req->body_len,
 	};
 
-	assert(c->state == POOL_CONN_BUSY && c->xops == NULL);
-	c->xops = ops;
-	c->xctx = ctx;
+	c->x = x;
 	c->got_bytes = false;
 	h1_begin(c->h1, method);
 	h1_write_request(c->out, &hr);
-	if (c->open)
-		conn_send(c->conn, c->out);   /* else when connected */
+}
+
+/* The first exchange of a new HTTP/1.1 connection. */
+static void start_h1(struct pool_conn *c, struct pool_exchange *x)
+{
+	write_h1(c, x);
+	x->ops->ready(x->ctx, "http/1.1");
+	if (c->x == x && c->conn != NULL)
+		conn_send(c->conn, c->out);
+}
+
+/* Open x's stream (nghttp2 copies the request). */
+static bool submit_h2(struct pool_conn *c, struct pool_exchange *x)
+{
+	const char *scheme = c->pool->settings.ssl_ctx != NULL ? "https" : "http";
+
+	x->stream_id = h2_submit(c->h2, &x->req, scheme, &stream_events, x);
+	return x->stream_id > 0;
+}
+
+/* The first exchange of a new HTTP/2 connection; the preface, SETTINGS
+ * and its HEADERS go out together. */
+static void start_h2(struct pool_conn *c, struct pool_exchange *x)
+{
+	c->x = NULL;
+	x->ops->ready(x->ctx, "h2");
+	if (x->conn != c)
+		return;   /* released from inside ready */
+	if (!submit_h2(c, x)) {
+		deliver_fail(x, EXCHANGE_FAIL_PROTOCOL, 0, true, "cannot open an HTTP/2 stream");
+		return;
+	}
+	event_active(c->flush, EV_WRITE, 0);
+}
+
+void pool_exchange(struct pool_conn *c, struct pool_exchange *x,
+                   const struct exchange_request *req,
+                   const struct exchange_ops *ops, void *ctx)
+{
+	assert(c->state == POOL_CONN_BUSY && x->conn == NULL);
+	x->conn = c;
+	x->stream_id = 0;
+	x->req = *req;
+	x->ops = ops;
+	x->ctx = ctx;
+	if (!c->open) {   /* sent once the protocol is known */
+		assert(c->x == NULL);
+		c->x = x;
+		return;
+	}
+	if (c->proto == POOL_PROTO_H2) {
+		/* pool_take found a stream free: h2_submit cannot refuse it */
+		if (!submit_h2(c, x))
+			abort();
+		return;
+	}
+	assert(c->x == NULL);
+	write_h1(c, x);
+	conn_send(c->conn, c->out);
+}
+
+const char *pool_conn_protocol(const struct pool_conn *c)
+{
+	switch (c->proto) {
+	case POOL_PROTO_H1:
+		return "http/1.1";
+	case POOL_PROTO_H2:
+		return "h2";
+	default:
+		return NULL;
+	}
 }
 
 bool pool_conn_handshaking(const struct pool_conn *c)
@@ -547,34 +991,41 @@ bool pool_conn_handshaking(const struct pool_conn *c)
 	return c->conn != NULL && conn_state(c->conn) == CONN_HANDSHAKING;
 }
 
-void pool_release(struct pool_conn *c, bool reusable)
+/* An HTTP/1.1 connection (or one not open yet) back from its exchange. */
+static void release_whole(struct pool_conn *c, struct pool_exchange *x, bool reusable)
 {
-	struct pool *p = c->pool;
-	struct timeval tv;
 
-	if (c->state == POOL_CONN_DEAD)
-		return;
-	if (c->xops != NULL) {   /* still under way: abandoned */
-		h1_cancel(c->h1);
-		c->xops = NULL;
+	if (c->x == x) {   /* still under way (or not sent): abandoned */
+		if (c->h1 != NULL)
+			h1_cancel(c->h1);
+		c->x = NULL;
 		reusable = false;
 	}
-	if (!reusable || !c->open || !h1_reusable(c->h1)) {
+	if (c->state == POOL_CONN_DEAD)
+		return;
+	if (!reusable || !c->open || c->h1 == NULL || !h1_reusable(c->h1)) {
 		retire(c, reusable ? "closed by the upstream" : "not reusable after this exchange");
 		return;
 	}
 	evbuffer_drain(c->out, evbuffer_get_length(c->out));
-	set_state(c, POOL_CONN_IDLE, "kept alive");
-	c->prev_idle = NULL;
-	c->next_idle = p->idle_head;
-	if (p->idle_head != NULL)
-		p->idle_head->prev_idle = c;
-	p->idle_head = c;
-	p->nidle++;
-	tv = clock_timeval((double)p->settings.keepalive_timeout_ms);
-	evtimer_add(c->idle_timer, &tv);
-	if (!TAILQ_EMPTY(&p->waiters))
-		arm_wait_timer(p, 0);   /* a waiter can have it (not from inside its callbacks) */
+	make_idle(c, "kept alive");
+}
+
+void pool_release(struct pool_exchange *x, bool reusable)
+{
+	struct pool_conn *c = x->conn;
+
+	if (c == NULL)
+		return;
+	x->conn = NULL;
+	if (c->proto != POOL_PROTO_H2 || c->x == x) {
+		release_whole(c, x, reusable);
+		return;
+	}
+	if (x->stream_id > 0 && c->state != POOL_CONN_DEAD)
+		h2_cancel(c->h2, x->stream_id);   /* RST_STREAM CANCEL, no callback */
+	x->stream_id = 0;
+	settle_h2(c);
 }
 
 void pool_close_denied(const struct acl *acl)
@@ -589,6 +1040,10 @@ void pool_close_denied(const struct acl *acl)
 				continue;
 			retire(c, "its address is in deny_networks now");
 		}
+		/* busy HTTP/2 connections: no new stream; closed after the last */
+		LIST_FOREACH(c, &p->h2_conns, h2_link)
+			if (acl_addr_denied(acl, (const struct sockaddr *)&c->peer))
+				c->draining = true;
 	}
 }
 
@@ -610,6 +1065,20 @@ unsigned long pool_opened_count(const struct pool *p)
 unsigned long pool_handshake_count(const struct pool *p)
 {
 	return p->counters.handshakes;
+}
+
+void pool_get_stats(const struct pool *p, struct pool_stats *st)
+{
+	const struct pool_conn *c;
+
+	memset(st, 0, sizeof *st);
+	st->protocol = p->seen == POOL_PROTO_H2 ? "h2" : p->seen == POOL_PROTO_H1 ? "http/1.1" : NULL;
+	st->opened_h1 = p->opened_h1;
+	st->opened_h2 = p->opened_h2;
+	st->goaways = p->goaways;
+	st->refused = p->refused;
+	LIST_FOREACH(c, &p->h2_conns, h2_link)
+		st->streams += (unsigned)h2_streams_attached(c->h2);
 }
 
 /* Only called once no fetch holds a connection: its upstream is unused

@@ -28,8 +28,8 @@
 struct upstream_series {
 	char *key;                  /* "http://host:port" or UPSTREAM_OTHER (owned) */
 	unsigned long totals[OUTCOME_COUNT];   /* by enum outcome_type */
-	unsigned long opened;       /* connections and handshakes of live */
-	unsigned long handshakes;   /* upstreams that left it (freed or moved) */
+	struct upstream_counts kept;   /* what live upstreams that left it
+	                                * (freed or moved) had counted */
 	LIST_HEAD(, upstream) live; /* live upstreams counting here */
 	struct upstream_series *next;   /* hash chain */
 };
@@ -134,13 +134,42 @@ static struct upstream_series *series_for(struct upstream_registry *reg, const c
 	return series_new(reg, key);
 }
 
+/* What u's pool and fetches have counted so far. */
+static void counts_now(const struct upstream *u, struct upstream_counts *c)
+{
+	struct pool_stats ps;
+
+	pool_get_stats(u->pool, &ps);
+	c->opened = pool_opened_count(u->pool);
+	c->handshakes = pool_handshake_count(u->pool);
+	c->opened_h1 = ps.opened_h1;
+	c->opened_h2 = ps.opened_h2;
+	c->goaways = ps.goaways;
+	c->refused = ps.refused;
+	c->retried = u->streams_retried;
+}
+
+/* to += what u counted since it joined its series. */
+static void counts_add_since(struct upstream_counts *to, const struct upstream *u)
+{
+	struct upstream_counts now;
+
+	counts_now(u, &now);
+	to->opened += now.opened - u->base.opened;
+	to->handshakes += now.handshakes - u->base.handshakes;
+	to->opened_h1 += now.opened_h1 - u->base.opened_h1;
+	to->opened_h2 += now.opened_h2 - u->base.opened_h2;
+	to->goaways += now.goaways - u->base.goaways;
+	to->refused += now.refused - u->base.refused;
+	to->retried += now.retried - u->base.retried;
+}
+
 /* From now on u counts into s; what its pool counted before is not s's. */
 static void series_join(struct upstream *u, struct upstream_series *s)
 {
 	u->series = s;
 	u->totals = s->totals;
-	u->opened_base = pool_opened_count(u->pool);
-	u->handshakes_base = pool_handshake_count(u->pool);
+	counts_now(u, &u->base);
 	LIST_INSERT_HEAD(&s->live, u, series_link);
 }
 
@@ -149,8 +178,7 @@ static void series_leave(struct upstream *u)
 {
 	struct upstream_series *s = u->series;
 
-	s->opened += pool_opened_count(u->pool) - u->opened_base;
-	s->handshakes += pool_handshake_count(u->pool) - u->handshakes_base;
+	counts_add_since(&s->kept, u);
 	LIST_REMOVE(u, series_link);
 	u->series = NULL;
 	u->totals = NULL;
@@ -176,18 +204,24 @@ static void series_stats(const struct upstream_registry *reg,
 	st->key = s->key;
 	st->live = !LIST_EMPTY(&s->live);
 	st->limit = configured_limit(reg->cfg, s->key);
-	st->connections_opened = s->opened;
-	st->tls_handshakes = s->handshakes;
+	st->counts = s->kept;
 	st->totals = s->totals;
 	LIST_FOREACH(u, &s->live, series_link) {
+		struct pool_stats ps;
+
+		pool_get_stats(u->pool, &ps);
 		st->in_flight += u->sem.in_use;
 		st->queued += u->sem.nqueued;
 		st->waiting_token += u->rate_limited ? u->bucket.nqueued : 0;
 		st->idle_connections += pool_idle_count(u->pool);
 		st->connections += pool_conn_count(u->pool);
-		st->connections_opened += pool_opened_count(u->pool) - u->opened_base;
-		st->tls_handshakes += pool_handshake_count(u->pool) - u->handshakes_base;
+		st->streams += ps.streams;
+		if (ps.protocol != NULL)
+			st->protocol = ps.protocol;
+		counts_add_since(&st->counts, u);
 	}
+	st->connections_opened = st->counts.opened;
+	st->tls_handshakes = st->counts.handshakes;
 }
 
 void upstream_foreach_series(struct upstream_registry *reg,
@@ -222,14 +256,25 @@ static struct pool_settings pool_settings_for(struct upstream_registry *reg,
                                               const struct config_upstream *cu,
                                               const char *ca_file)
 {
+	static const enum pool_http2 http2[] = {
+		[CONFIG_HTTP2_AUTO] = POOL_HTTP2_AUTO,
+		[CONFIG_HTTP2_NO] = POOL_HTTP2_NO,
+		[CONFIG_HTTP2_PRIOR] = POOL_HTTP2_PRIOR,
+	};
+	const struct config *cfg = reg->cfg;
 	struct pool_settings ps;
 	char err[512];
 
 	memset(&ps, 0, sizeof ps);
-	ps.keepalive_timeout_ms = reg->cfg->keepalive_timeout_ms;
-	ps.max_connections = reg->cfg->max_connections;
+	ps.keepalive_timeout_ms = cfg->keepalive_timeout_ms;
+	ps.max_connections = cfg->max_connections;
 	if (cu != NULL && cu->max_connections > 0)
 		ps.max_connections = cu->max_connections;
+	ps.http2 = http2[cu != NULL && cu->http2 >= 0 ? cu->http2 : cfg->http2];
+	ps.h2_max_streams = cu != NULL && cu->h2_max_streams > 0 ? cu->h2_max_streams
+	                                                         : cfg->h2_max_streams;
+	ps.max_body = cfg->max_response_body > SIZE_MAX ? SIZE_MAX
+	                                                : (size_t)cfg->max_response_body;
 	free(u->tls_error);
 	u->tls_error = NULL;
 	if (u->tls) {
@@ -459,7 +504,7 @@ static json_t *series_json(const struct upstream_stats *s)
 	for (t = OUTCOME_OK; t < OUTCOME_COUNT; t++)
 		json_object_set_new(totals, outcome_type_name((enum outcome_type)t),
 		                    json_integer((json_int_t)s->totals[t]));
-	return xcheck(json_pack("{s:o,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
+	return xcheck(json_pack("{s:o,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:o}",
 	                        "upstream", answer_text(s->key),
 	                        "live", (int)s->live,
 	                        "limit", (json_int_t)s->limit,
@@ -469,6 +514,10 @@ static json_t *series_json(const struct upstream_stats *s)
 	                        "idle_connections", (json_int_t)s->idle_connections,
 	                        "connections_opened", (json_int_t)s->connections_opened,
 	                        "tls_handshakes", (json_int_t)s->tls_handshakes,
+	                        "protocol", s->protocol != NULL ? json_string(s->protocol)
+	                                                        : json_null(),
+	                        "streams", (json_int_t)s->streams,
+	                        "goaways", (json_int_t)s->counts.goaways,
 	                        "totals", totals));
 }
 

@@ -27,6 +27,17 @@
 struct upstream_registry;
 struct upstream_series;
 
+/* What an upstream's pool and fetches count that its series keeps. */
+struct upstream_counts {
+	unsigned long opened;       /* connections opened */
+	unsigned long handshakes;   /* TLS handshakes completed */
+	unsigned long opened_h1;    /* ... that spoke HTTP/1.1 */
+	unsigned long opened_h2;    /* ... that spoke HTTP/2 */
+	unsigned long goaways;      /* GOAWAY frames received */
+	unsigned long refused;      /* streams the upstream never processed */
+	unsigned long retried;      /* requests sent again for that */
+};
+
 struct upstream {
 	char *key;                  /* "http://host:port" (owned) */
 	char *host;                 /* as in the URL, no brackets (owned) */
@@ -50,8 +61,8 @@ struct upstream {
 	struct upstream_registry *reg;      /* its registry (borrowed) */
 	struct upstream_series *series;     /* where it counts (borrowed) */
 	LIST_ENTRY(upstream) series_link;   /* in the series' list of live ones */
-	unsigned long opened_base;  /* pool counts when it joined its series */
-	unsigned long handshakes_base;
+	unsigned long streams_retried;   /* HTTP/2 requests sent again, unprocessed */
+	struct upstream_counts base;     /* the counts when it joined its series */
 	struct upstream *next;      /* hash chain */
 };
 
@@ -68,6 +79,9 @@ struct upstream_stats {
 	unsigned idle_connections;
 	unsigned long connections_opened;   /* since start */
 	unsigned long tls_handshakes;       /* since start */
+	struct upstream_counts counts;      /* since start (also the two above) */
+	const char *protocol;               /* the last picked: "http/1.1", "h2", NULL */
+	unsigned streams;                   /* HTTP/2 streams in flight now */
 	const unsigned long *totals;        /* by outcome, as struct upstream's */
 };
 
@@ -100,7 +114,8 @@ bool upstream_take_token(struct upstream *u, struct limit_waiter *w)
 void upstream_cancel_token(struct upstream *u, struct limit_waiter *w);
 
 /* {"upstreams":[{"upstream","live","limit","in_flight","queued",
- * "connections","idle_connections","connections_opened","tls_handshakes","totals"},...]}
+ * "connections","idle_connections","connections_opened","tls_handshakes",
+ * "protocol","streams","goaways","totals"},...]}
  * for GET /v1/upstreams: one entry per series, in the order they were
  * made, "other" last. */
 void upstream_registry_write_json(struct upstream_registry *reg, struct evbuffer *out);

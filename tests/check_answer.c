@@ -207,6 +207,7 @@ START_TEST(test_outcome_basics)
 	ck_assert_ptr_null(o.content_type);
 	ck_assert_ptr_null(o.body);
 	ck_assert(!o.reused);
+	ck_assert_ptr_null(o.protocol);
 	for (i = 0; i < sizeof types / sizeof *types; i++) {
 		o.type = types[i].t;
 		ck_assert_str_eq(outcome_type_name(types[i].t), types[i].name);
@@ -216,8 +217,10 @@ START_TEST(test_outcome_basics)
 	respond(&o, OUTCOME_HTTP_STATUS, 500, "text/plain", "x", 1);
 	o.message = strdup("m");
 	o.retry_after_s = 3;
+	o.protocol = "http/1.1";
 	outcome_clear(&o);
 	ck_assert_int_eq(o.type, OUTCOME_PENDING);
+	ck_assert_ptr_null(o.protocol);
 	ck_assert_ptr_null(o.message);
 	ck_assert_ptr_null(o.headers_json);
 	ck_assert_ptr_null(o.content_type);
@@ -490,6 +493,62 @@ START_TEST(test_ids_echoed)
 		"\"errors\":[{\"index\":0,\"id\":\"first\",\"url\":\"http://a.example/x\","
 		"\"type\":\"forbidden\",\"message\":\"a.example resolved into deny_networks\","
 		TIMING_0 "}],\"completed\":[],\"cancelled\":[1]}");
+}
+END_TEST
+
+/* "protocol" follows "reused" in every shape once the request got a
+ * connection, and is left out when it got none. */
+START_TEST(test_protocol)
+{
+	short_batch();
+	respond(&g_o[0], OUTCOME_OK, 200, NULL, "a", 1);
+	respond(&g_o[1], OUTCOME_OK, 200, NULL, "b", 1);
+	std_timing();
+	g_o[0].protocol = "http/1.1";
+	g_o[1].protocol = "h2";
+	ck_assert_str_eq(write_batch(9.0, 200),
+		"{\"ok\":true,\"elapsed_ms\":9.0,\"results\":["
+		"{\"index\":0,\"url\":\"http://a.example/x\",\"status\":200," TIMING_0
+		",\"protocol\":\"http/1.1\",\"headers\":{},\"body\":\"a\",\"encoding\":\"text\"},"
+		"{\"index\":1,\"url\":\"https://b.example/y?z=1\",\"status\":200," TIMING_1
+		",\"protocol\":\"h2\",\"headers\":{},\"body\":\"b\",\"encoding\":\"text\"}]}");
+
+	/* the error group: an answer over h2, a connection never made */
+	outcome_clear(&g_o[0]);
+	outcome_clear(&g_o[1]);
+	respond(&g_o[0], OUTCOME_HTTP_STATUS, 503, NULL, "", 0);
+	g_o[0].message = strdup("upstream answered 503 Service Unavailable");
+	fail_with(&g_o[1], OUTCOME_CONNECT, 0, "connection refused");
+	std_timing();
+	g_o[0].protocol = "h2";
+	ck_assert_str_eq(write_batch(3.0, 502),
+		"{\"ok\":false,\"error\":\"batch_failed\","
+		"\"message\":\"2 of 2 requests failed, 0 cancelled\",\"elapsed_ms\":3.0,"
+		"\"errors\":[{\"index\":0,\"url\":\"http://a.example/x\",\"type\":\"http_status\","
+		"\"status\":503,\"message\":\"upstream answered 503 Service Unavailable\","
+		TIMING_0 ",\"protocol\":\"h2\",\"headers\":{},\"body\":\"\",\"encoding\":\"text\"},"
+		"{\"index\":1,\"url\":\"https://b.example/y?z=1\",\"type\":\"connect\","
+		"\"message\":\"connection refused\"," TIMING_1 "}],"
+		"\"completed\":[],\"cancelled\":[]}");
+
+	/* settled: after the error object, with the timing */
+	outcome_clear(&g_o[0]);
+	outcome_clear(&g_o[1]);
+	batch("{\"mode\": \"settled\", \"requests\": [\"http://a.example/x\","
+	      " \"https://b.example/y?z=1\"]}");
+	fail_with(&g_o[0], OUTCOME_TIMEOUT, 0, "no complete answer within 100 ms");
+	g_o[0].phase = "response";
+	fail_with(&g_o[1], OUTCOME_TIMEOUT, 0, "no TLS handshake within 100 ms");
+	g_o[1].phase = "tls";
+	std_timing();
+	g_o[0].protocol = "http/1.1";
+	ck_assert_str_eq(write_batch(9.0, 200),
+		"{\"ok\":false,\"elapsed_ms\":9.0,\"results\":["
+		"{\"index\":0,\"url\":\"http://a.example/x\",\"error\":{\"type\":\"timeout\","
+		"\"message\":\"no complete answer within 100 ms\",\"phase\":\"response\"},"
+		TIMING_0 ",\"protocol\":\"http/1.1\"},"
+		"{\"index\":1,\"url\":\"https://b.example/y?z=1\",\"error\":{\"type\":\"timeout\","
+		"\"message\":\"no TLS handshake within 100 ms\",\"phase\":\"tls\"}," TIMING_1 "}]}");
 }
 END_TEST
 
@@ -1447,6 +1506,7 @@ static Suite *answer_suite(void)
 	tcase_add_test(tc, test_draining_all_cancelled);
 	tcase_add_test(tc, test_ids_echoed);
 	tcase_add_test(tc, test_number_ids_keep_spelling);
+	tcase_add_test(tc, test_protocol);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("encoding");

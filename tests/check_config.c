@@ -113,6 +113,9 @@ static void assert_config_eq(const struct config *a, const struct config *b)
 	ck_assert_int_eq(a->upstream_concurrency, b->upstream_concurrency);
 	ck_assert_int_eq(a->global_concurrency, b->global_concurrency);
 	ck_assert_int_eq(a->max_queued, b->max_queued);
+	ck_assert_int_eq(a->max_connections, b->max_connections);
+	ck_assert_int_eq(a->http2, b->http2);
+	ck_assert_int_eq(a->h2_max_streams, b->h2_max_streams);
 	ck_assert_int_eq(a->keepalive_timeout_ms, b->keepalive_timeout_ms);
 	ck_assert_int_eq(a->tls_verify, b->tls_verify);
 	assert_optstr_eq(a->ca_file, b->ca_file);
@@ -127,6 +130,9 @@ static void assert_config_eq(const struct config *a, const struct config *b)
 		const struct config_upstream *x = &a->upstreams[i], *y = &b->upstreams[i];
 		ck_assert_str_eq(x->key, y->key);
 		ck_assert_int_eq(x->concurrency, y->concurrency);
+		ck_assert_int_eq(x->max_connections, y->max_connections);
+		ck_assert_int_eq(x->http2, y->http2);
+		ck_assert_int_eq(x->h2_max_streams, y->h2_max_streams);
 		ck_assert_msg(x->rate_per_s == y->rate_per_s, "rate %.17g != %.17g",
 		              x->rate_per_s, y->rate_per_s);
 		ck_assert_int_eq(x->burst, y->burst);
@@ -343,6 +349,9 @@ START_TEST(defaults)
 	ck_assert_int_eq(cfg.upstream_concurrency, 10);
 	ck_assert_int_eq(cfg.global_concurrency, 1024);
 	ck_assert_int_eq(cfg.max_queued, 100000);
+	ck_assert_int_eq(cfg.max_connections, 0);
+	ck_assert_int_eq(cfg.http2, CONFIG_HTTP2_AUTO);
+	ck_assert_int_eq(cfg.h2_max_streams, 100);
 	ck_assert_int_eq(cfg.keepalive_timeout_ms, 30000);
 	ck_assert(cfg.tls_verify);
 	ck_assert_ptr_null(cfg.ca_file);
@@ -381,6 +390,9 @@ START_TEST(every_key)
 	        "upstream_concurrency = 4\n"
 	        "global_concurrency = 100\n"
 	        "max_queued = 1000\n"
+	        "max_connections = 3\n"
+	        "http2 = prior-knowledge\n"
+	        "h2_max_streams = 7\n"
 	        "keepalive_timeout = 1h\n"
 	        "tls_verify = no\n"
 	        "ca_file = /etc/ssl/ca.pem\n"
@@ -406,6 +418,9 @@ START_TEST(every_key)
 	ck_assert_int_eq(cfg.upstream_concurrency, 4);
 	ck_assert_int_eq(cfg.global_concurrency, 100);
 	ck_assert_int_eq(cfg.max_queued, 1000);
+	ck_assert_int_eq(cfg.max_connections, 3);
+	ck_assert_int_eq(cfg.http2, CONFIG_HTTP2_PRIOR);
+	ck_assert_int_eq(cfg.h2_max_streams, 7);
 	ck_assert_int_eq(cfg.keepalive_timeout_ms, 3600000);
 	ck_assert(!cfg.tls_verify);
 	ck_assert_str_eq(cfg.ca_file, "/etc/ssl/ca.pem");
@@ -441,6 +456,7 @@ START_TEST(limits_of_ranges)
 	        "upstream_concurrency = 100000\n"
 	        "global_concurrency = 1\n"
 	        "max_queued = 100000000\n"
+	        "h2_max_streams = 1000\n"
 	        "socket_mode = 0\n"
 	        "deny_networks =\n");
 	ck_assert_int_eq(cfg.max_batch_size, 1000000);
@@ -453,6 +469,7 @@ START_TEST(limits_of_ranges)
 	ck_assert_int_eq(cfg.upstream_concurrency, 100000);
 	ck_assert_int_eq(cfg.global_concurrency, 1);
 	ck_assert_int_eq(cfg.max_queued, 100000000);
+	ck_assert_int_eq(cfg.h2_max_streams, 1000);
 	ck_assert_int_eq(cfg.socket_mode, 0);
 	ck_assert_ptr_nonnull(cfg.deny_networks);
 	ck_assert_ptr_null(cfg.deny_networks[0]);   /* empty value = none */
@@ -582,6 +599,10 @@ START_TEST(error_bad_values)
 	             "tls_verify: bad boolean \"maybe\" (use yes/no, true/false, on/off, 1/0)");
 	expect_error("[fanoutd]\naccess_log =\n", 2,
 	             "access_log: bad boolean \"\" (use yes/no, true/false, on/off, 1/0)");
+	expect_error("[fanoutd]\nh2_max_streams = many\n", 2,
+	             "h2_max_streams: bad number \"many\"");
+	expect_error("[upstream \"http://a\"]\nh2_max_streams = -1\n", 2,
+	             "h2_max_streams: bad number \"-1\"");
 	expect_error("[fanoutd]\nsocket_mode = 0999\n", 2,
 	             "socket_mode: bad mode \"0999\" (use octal, e.g. 0660)");
 	expect_error("[fanoutd]\nsocket_mode = rw\n", 2,
@@ -647,6 +668,14 @@ START_TEST(error_out_of_range)
 	             "max_request_body: 0 is out of range (1..1024G)");
 	expect_error("[fanoutd]\nmax_response_body = 1025G\n", 2,
 	             "max_response_body: 1025G is out of range (1..1024G)");
+	expect_error("[fanoutd]\nh2_max_streams = 0\n", 2,
+	             "h2_max_streams: 0 is out of range (1..1000)");
+	expect_error("[fanoutd]\nh2_max_streams = 1001\n", 2,
+	             "h2_max_streams: 1001 is out of range (1..1000)");
+	expect_error("[upstream \"http://a\"]\nh2_max_streams = 0\n", 2,
+	             "h2_max_streams: 0 is out of range (1..1000)");
+	expect_error("[upstream \"http://a\"]\nh2_max_streams = 1001\n", 2,
+	             "h2_max_streams: 1001 is out of range (1..1000)");
 	expect_error("[fanoutd]\nsocket_mode = 1777\n", 2,
 	             "socket_mode: 1777 is out of range (0000..0777)");
 }
@@ -658,6 +687,10 @@ START_TEST(error_set_twice)
 	             "max_queued: set twice (first at line 2)");
 	expect_error("[upstream \"http://a\"]\nrate = 1/s\n\nrate = 2/s\n", 4,
 	             "rate: set twice (first at line 2)");
+	expect_error("[fanoutd]\nhttp2 = no\nhttp2 = auto\n", 3,
+	             "http2: set twice (first at line 2)");
+	expect_error("[upstream \"http://a\"]\nhttp2 = no\nhttp2 = no\n", 3,
+	             "http2: set twice (first at line 2)");
 }
 END_TEST
 
@@ -875,6 +908,160 @@ START_TEST(upstream_errors)
 	             "request_timeout: 0 is out of range (1ms..24h)");
 	expect_error("[upstream \"http://a\"]\nconcurrency = 2\nburst = 5\n[upstream \"http://b\"]\n", 3,
 	             "burst: needs rate in the same section");
+}
+END_TEST
+
+/* ---- http2 and h2_max_streams ----------------------------------------- */
+
+START_TEST(http2_values)
+{
+	static const struct { const char *in; int v; const char *dump; } t[] = {
+		{ "auto", CONFIG_HTTP2_AUTO, "auto" },
+		{ "no", CONFIG_HTTP2_NO, "no" },
+		{ "prior-knowledge", CONFIG_HTTP2_PRIOR, "prior-knowledge" },
+		{ "AUTO", CONFIG_HTTP2_AUTO, "auto" },
+		{ "No", CONFIG_HTTP2_NO, "no" },
+		{ "Prior-Knowledge", CONFIG_HTTP2_PRIOR, "prior-knowledge" },
+	};
+
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		struct config cfg;
+		char text[256], want[64], *dump;
+
+		/* in [fanoutd] */
+		snprintf(text, sizeof text, "[fanoutd]\nhttp2 = %s\n", t[i].in);
+		load_ok(&cfg, text);
+		ck_assert_int_eq(cfg.http2, t[i].v);
+		dump = dump_str(&cfg);
+		snprintf(want, sizeof want, "\nhttp2 = %s\n", t[i].dump);
+		ck_assert_msg(strstr(dump, want) != NULL, "dump lacks \"%s\":\n%s", want + 1, dump);
+		free(dump);
+		assert_dump_reloads(&cfg);
+		config_free(&cfg);
+
+		/* in an upstream section, [fanoutd] left at its default */
+		snprintf(text, sizeof text, "[upstream \"https://a\"]\nhttp2 = %s\n", t[i].in);
+		load_ok(&cfg, text);
+		ck_assert_int_eq(cfg.http2, CONFIG_HTTP2_AUTO);
+		ck_assert_int_eq(cfg.upstreams[0].http2, t[i].v);
+		ck_assert_int_eq(cfg.upstreams[0].h2_max_streams, -1);
+		dump = dump_str(&cfg);
+		snprintf(want, sizeof want, "[upstream \"https://a:443\"]\nhttp2 = %s\n", t[i].dump);
+		ck_assert_msg(strstr(dump, want) != NULL, "dump lacks \"%s\":\n%s", want, dump);
+		free(dump);
+		assert_dump_reloads(&cfg);
+		config_free(&cfg);
+	}
+}
+END_TEST
+
+START_TEST(h2_max_streams_values)
+{
+	struct config cfg;
+	char *dump;
+
+	load_ok(&cfg, "[fanoutd]\nh2_max_streams = 1\n");
+	ck_assert_int_eq(cfg.h2_max_streams, 1);
+	config_free(&cfg);
+	load_ok(&cfg, "[fanoutd]\nh2_max_streams = 1000\n");
+	ck_assert_int_eq(cfg.h2_max_streams, 1000);
+	dump = dump_str(&cfg);
+	ck_assert_ptr_nonnull(strstr(dump, "\nh2_max_streams = 1000\n"));
+	free(dump);
+	config_free(&cfg);
+
+	load_ok(&cfg, "[upstream \"http://a\"]\nh2_max_streams = 1\n"
+	              "[upstream \"http://b\"]\nh2_max_streams = 1000\n");
+	ck_assert_int_eq(cfg.h2_max_streams, 100);
+	ck_assert_int_eq(cfg.upstreams[0].h2_max_streams, 1);
+	ck_assert_int_eq(cfg.upstreams[0].http2, -1);
+	ck_assert_int_eq(cfg.upstreams[1].h2_max_streams, 1000);
+	dump = dump_str(&cfg);
+	ck_assert_ptr_nonnull(strstr(dump, "[upstream \"http://a:80\"]\nh2_max_streams = 1\n"));
+	free(dump);
+	assert_dump_reloads(&cfg);
+	config_free(&cfg);
+}
+END_TEST
+
+/* [fanoutd] sets the default for every upstream; a section overrides it
+ * (and only its own upstream); a section that leaves a key out inherits. */
+START_TEST(http2_override)
+{
+	struct config cfg;
+	const struct config_upstream *u;
+	char *dump;
+
+	load_ok(&cfg,
+	        "[fanoutd]\n"
+	        "http2 = no\n"
+	        "h2_max_streams = 50\n"
+	        "max_connections = 4\n"
+	        "[upstream \"http://h2c.test:8080\"]\n"
+	        "http2 = prior-knowledge\n"
+	        "h2_max_streams = 8\n"
+	        "max_connections = 1\n"
+	        "[upstream \"https://auto.test\"]\n"
+	        "http2 = auto\n"
+	        "[upstream \"https://plain.test\"]\n"
+	        "concurrency = 2\n");
+	ck_assert_int_eq(cfg.http2, CONFIG_HTTP2_NO);
+	ck_assert_int_eq(cfg.h2_max_streams, 50);
+	ck_assert_int_eq(cfg.max_connections, 4);
+
+	u = config_find_upstream(&cfg, "http://h2c.test:8080");
+	ck_assert_ptr_nonnull(u);
+	ck_assert_int_eq(u->http2, CONFIG_HTTP2_PRIOR);
+	ck_assert_int_eq(u->h2_max_streams, 8);
+	ck_assert_int_eq(u->max_connections, 1);
+
+	u = config_find_upstream(&cfg, "https://auto.test");
+	ck_assert_ptr_nonnull(u);
+	ck_assert_int_eq(u->http2, CONFIG_HTTP2_AUTO);   /* set, not inherited */
+	ck_assert_int_eq(u->h2_max_streams, -1);
+	ck_assert_int_eq(u->max_connections, -1);
+
+	u = config_find_upstream(&cfg, "https://plain.test");
+	ck_assert_ptr_nonnull(u);
+	ck_assert_int_eq(u->http2, -1);
+	ck_assert_int_eq(u->h2_max_streams, -1);
+
+	/* the dump keeps the difference between "auto" and unset */
+	dump = dump_str(&cfg);
+	ck_assert_ptr_nonnull(strstr(dump, "\nmax_connections = 4\nhttp2 = no\nh2_max_streams = 50\n"));
+	ck_assert_ptr_nonnull(strstr(dump, "[upstream \"http://h2c.test:8080\"]\nmax_connections = 1\n"
+	                                   "http2 = prior-knowledge\nh2_max_streams = 8\n\n"));
+	ck_assert_ptr_nonnull(strstr(dump, "[upstream \"https://auto.test:443\"]\nhttp2 = auto\n\n"));
+	ck_assert_ptr_nonnull(strstr(dump, "[upstream \"https://plain.test:443\"]\nconcurrency = 2\n"));
+	free(dump);
+	assert_dump_reloads(&cfg);
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(http2_errors)
+{
+	static const char *const bad[] = {
+		"maybe", "", "yes", "off", "h2", "h2c", "http/1.1", "1", "prior", "prior knowledge",
+		"prior_knowledge", "auto,no",
+	};
+	char text[256], msg[256];
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(msg, sizeof msg,
+		         "http2: bad value \"%s\" (use auto, no or prior-knowledge)", bad[i]);
+		snprintf(text, sizeof text, "[fanoutd]\nmax_queued = 5\nhttp2 = %s\n", bad[i]);
+		expect_error(text, 3, msg);
+		snprintf(text, sizeof text, "[fanoutd]\n[upstream \"https://a\"]\nhttp2 = %s\n", bad[i]);
+		expect_error(text, 3, msg);
+	}
+	/* an inline comment is not part of the value */
+	{
+		struct config cfg;
+		load_ok(&cfg, "[fanoutd]\nhttp2 = no ; HTTP/1.1 only\n");
+		ck_assert_int_eq(cfg.http2, CONFIG_HTTP2_NO);
+		config_free(&cfg);
+	}
 }
 END_TEST
 
@@ -1148,6 +1335,8 @@ START_TEST(shipped_conf_lists_every_key)
 	ck_assert_ptr_nonnull(u);
 	ck_assert_int_gt(u->concurrency, 0);
 	ck_assert(u->rate_per_s > 0);
+	ck_assert_int_eq(u->http2, CONFIG_HTTP2_NO);
+	ck_assert_int_gt(u->h2_max_streams, 0);
 	/* the [fanoutd] part equals the defaults */
 	cfg.nupstreams = 0;
 	assert_config_eq(&cfg, &def);
@@ -1214,6 +1403,13 @@ static Suite *config_suite(void)
 	tc = tcase_create("upstream");
 	tcase_add_test(tc, upstream_sections);
 	tcase_add_test(tc, upstream_errors);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("http2");
+	tcase_add_test(tc, http2_values);
+	tcase_add_test(tc, h2_max_streams_values);
+	tcase_add_test(tc, http2_override);
+	tcase_add_test(tc, http2_errors);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("listen");

@@ -39,7 +39,7 @@ class Basic(harness.TestCase):
             r.pop(k)
         r["headers"].pop("date", None)
         self.assertEqual(r, {
-            "index": 0, "url": self.up.url("/json"), "status": 200,
+            "index": 0, "url": self.up.url("/json"), "status": 200, "protocol": "http/1.1",
             "headers": {"content-type": "application/json", "content-length": "26",
                         "connection": "keep-alive"},
             "body": {"name": "Ada", "n": [1, 2, 3]}, "encoding": "json"})

@@ -106,6 +106,7 @@ class TestCap(harness.TestCase):
                                    "in_flight": 0, "queued": 0, "connections": 0,
                                    "idle_connections": 0,
                                    "connections_opened": 0, "tls_handshakes": 0,
+                                   "protocol": None, "streams": 0, "goaways": 0,
                                    "totals": totals(dns=200)})
         self.assertEqual(ups[0]["totals"], totals(dns=1))
 

@@ -245,6 +245,7 @@ class PerUpstream(harness.TestCase):
         self.assertEqual(r[0]["status"], 200)
         self.assertEqual((r[1]["error"]["type"], r[1]["error"]["phase"]),
                          ("timeout", "queued"))
+        self.assertEqual((r[0]["protocol"], "protocol" in r[1]), ("http/1.1", False))
         self.assertEqual(self.up.stats()["requests"], 1)
 
 

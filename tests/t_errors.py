@@ -41,6 +41,7 @@ class Errors(harness.TestCase):
         self.assertEqual(e, {"index": 7, "url": self.up.url("/status/500?delay=100"),
                              "type": "http_status", "status": 500,
                              "message": "upstream answered 500 Internal Server Error",
+                             "protocol": "http/1.1",
                              "headers": {"content-type": "text/plain", "content-length": "11",
                                          "connection": "keep-alive"},
                              "body": "status 500\n", "encoding": "text"})
@@ -71,6 +72,7 @@ class Errors(harness.TestCase):
         e = ans["errors"][0]
         self.assertEqual((e["type"], e["phase"]), ("timeout", "response"))
         self.assertEqual(e["message"], "no complete answer within 300 ms")
+        self.assertEqual(e["protocol"], "http/1.1")   # it got a connection
         self.assertGreaterEqual(e["elapsed_ms"], 290)
         self.assertLess(e["elapsed_ms"], 900)
 
@@ -114,6 +116,7 @@ class Errors(harness.TestCase):
             e = ans["errors"][0]
             self.assertEqual((e["type"], e["phase"]), ("timeout", "connect"))
             self.assertEqual(e["message"], "no connection within 1000 ms")
+            self.assertNotIn("protocol", e)   # it never got one
         finally:
             for s in fillers:
                 s.close()
@@ -130,6 +133,7 @@ class Errors(harness.TestCase):
         e = ans["errors"][0]
         self.assertEqual((status, e["type"]), (502, "protocol"))
         self.assertEqual(e["message"], "malformed answer: not an HTTP/1.x answer")
+        self.assertEqual(e["protocol"], "http/1.1")
 
     def test_short_body_is_protocol(self):
         status, ans = self.fd.batch([self.up.url("/badlength")])
@@ -158,6 +162,7 @@ class Errors(harness.TestCase):
             self.assertEqual(ans["completed"], [0])
             e = ans["errors"][0]
             self.assertEqual((e["index"], e["type"]), (1, "too_large"))
+            self.assertEqual(e["protocol"], "http/1.1")
         finally:
             fd.stop()
 

@@ -34,7 +34,8 @@ class Upstreams(harness.TestCase):
                                                        "method": method}]})
             self.assertEqual(status, 200, (method, ans))
             r = ans["results"][0]
-            self.assertEqual((r["status"], r["reused"]), (200, False))   # on a new connection
+            self.assertEqual((r["status"], r["reused"], r["protocol"]),
+                             (200, False, "http/1.1"))   # on a new connection
 
     def test_stale_keepalive_post_is_not_retried(self):
         self.fd.batch([self.up.url("/stale")])

@@ -151,6 +151,7 @@ class LongForm(harness.TestCase):
         phases = [(e["index"], e["type"], e["phase"]) for e in ans["errors"]]
         self.assertEqual(phases, [(0, "timeout", "response"), (1, "timeout", "queued"),
                                   (2, "timeout", "queued")])
+        self.assertEqual([e.get("protocol") for e in ans["errors"]], ["http/1.1", None, None])
         self.assertEqual(ans["completed"] + ans["cancelled"], [])
         self.assertLess(ans["elapsed_ms"], 600)
 

@@ -126,6 +126,7 @@ class TLS(harness.TestCase):
         status, ans = fd.batch([self.good.url("/json")] * 3)
         r = ans["results"]
         self.assertEqual([x["reused"] for x in r], [False, True, True])
+        self.assertEqual([x["protocol"] for x in r], ["http/1.1"] * 3)
         self.assertGreater(r[0]["timing"]["connect_ms"], 0)
         self.assertEqual(r[1]["timing"]["connect_ms"], 0)
         self.assertEqual(self.good.stats()["handshakes"], 1)
@@ -153,6 +154,7 @@ class TLS(harness.TestCase):
             e = ans["errors"][0]
             self.assertEqual((e["type"], e["phase"]), ("timeout", "tls"))
             self.assertEqual(e["message"], "no TLS handshake within 300 ms")
+            self.assertNotIn("protocol", e)   # the handshake never ended
         finally:
             fd.stop()
             srv.close()
@@ -221,12 +223,14 @@ class DNSCache(harness.TestCase):
         e = ans["errors"][0]
         self.assertEqual((e["type"], e["phase"]), ("timeout", "dns"))
         self.assertEqual(e["message"], "no DNS answer within 400 ms")
+        self.assertNotIn("protocol", e)
 
     def test_nxdomain(self):
         status, ans = self.fd.batch(["http://nope.fanoutd.test/"])
         e = ans["errors"][0]
         self.assertEqual(e["type"], "dns")
         self.assertEqual(e["message"], "cannot resolve nope.fanoutd.test: name does not exist")
+        self.assertNotIn("protocol", e)
 
 
 @unittest.skipUnless(harness.has_ipv6(), "no IPv6 on this kernel")

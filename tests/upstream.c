@@ -6,11 +6,24 @@
  * misbehave on purpose and need byte-level control of the socket.
  *
  *   upstream [--listen ADDR:PORT] [--tls CERT.pem KEY.pem] [--files DIR]
+ *            [--h2 [--h2-only] [--max-streams N] [--goaway-after N]]
  *
  * Listens on 127.0.0.1:0 by default ("[::1]:0" works too), prints the actual
  * port and "\n" on stdout (the only thing ever printed there), and serves
  * until SIGTERM/SIGINT, then frees everything and exits 0.  --files DIR is
  * where /file/NAME reads its files.
+ *
+ * --h2 adds HTTP/2 (tests/upstream_h2.c).  On plain TCP a connection that
+ * opens with the client preface speaks h2c (prior knowledge); any other
+ * speaks HTTP/1.1 as before, so an h1 client can still read /stats.  With
+ * --tls, ALPN offers "h2" and "http/1.1" and the choice is spoken (no ALPN:
+ * HTTP/1.1).  --h2-only (implies --h2): plain TCP is always h2, and ALPN
+ * offers only "h2" (a client offering only others gets the alert
+ * no_application_protocol; one offering none gets h2).  --max-streams N is
+ * the SETTINGS_MAX_CONCURRENT_STREAMS sent (default 100).  --goaway-after N:
+ * an h2 connection takes on N streams; once the Nth has been answered it
+ * sends GOAWAY(NO_ERROR, last_stream_id = that stream), the streams above it
+ * are never processed (nor counted), and it closes when the rest are done.
  *
  * Endpoints (a query string may follow; "?delay=MS" delays any answer except
  * /stats and /stats/reset by MS first):
@@ -50,6 +63,19 @@
  * A malformed request (bad request line or header, head over 64 KiB) gets
  * 400 and the connection is closed.
  *
+ * In h2 mode the endpoints are /delay, /status, /hang, /bytes, /json, /echo,
+ * /stats, /stats/reset and ?delay=MS as above (/echo adds "authority",
+ * "scheme" and "protocol":"h2"; its "headers" leave out pseudo-headers),
+ * anything else 404, plus these faults:
+ *   /rst/CODE      RST_STREAM with error code CODE (decimal), no HEADERS
+ *   /rst-after-head/CODE  HEADERS 200, DATA "partial", then RST_STREAM CODE
+ *   /goaway        GOAWAY(NO_ERROR, last_stream_id = this stream - 2, the
+ *                  client's stream before it: nghttp2 refuses an even id);
+ *                  this stream is never answered; the connection closes once
+ *                  the streams below it are done
+ *   /badheader     200 "ok" with the header "X-Bad-Case: yes": an upper-case
+ *                  name, which an nghttp2 client resets with PROTOCOL_ERROR
+ *
  * Counters (/stats):
  *   requests          requests (headers complete) on paths other than /stats*
  *   in_flight         of those, not yet fully answered and not closed
@@ -58,11 +84,19 @@
  *   open_connections  TCP connections currently open
  *   aborted           requests whose client closed before the full answer
  *   handshakes        completed TLS handshakes
+ *   streams_max_per_conn  the most h2 streams open at once on one connection
+ *   h2_connections    connections that spoke h2
+ *   goaways_sent      GOAWAY frames sent
+ *   rst_received      RST_STREAM frames received
+ * In h2 mode a request is a stream: counted once its HEADERS are in, aborted
+ * if the client resets it or the connection closes before the whole answer
+ * (a stream our GOAWAY or RST_STREAM ends is not aborted).
  * A connection whose FIRST request is /stats or /stats/reset is the test's
- * observer: it is taken back out of connections, open_connections and
- * handshakes, so a test that reads /stats on a fresh connection sees only the
- * connections fanoutd made.  /stats/reset zeroes the totals; the gauges
- * (in_flight, open_connections) keep their current values.
+ * observer: it is taken back out of connections, open_connections,
+ * handshakes and h2_connections, so a test that reads /stats on a fresh
+ * connection sees only the connections fanoutd made.  /stats/reset zeroes
+ * the totals (streams_max_per_conn too); the gauges (in_flight,
+ * open_connections) keep their current values.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE     /* strndup, strcasecmp, suseconds_t under -std=c11 */
@@ -93,6 +127,8 @@
 #include <openssl/evp.h>
 #include <openssl/ssl.h>
 
+#include "upstream_h2.h"
+
 #define MAX_HEAD        (64 * 1024)          /* request line + headers */
 #define MAX_BODY        (64 * 1024 * 1024)   /* request body */
 #define MAX_BYTES       (64LL * 1024 * 1024) /* /bytes/N */
@@ -106,19 +142,15 @@
 static char pattern[PATTERN_LEN];
 static const char *files_dir;       /* --files: what /file/NAME serves */
 
-struct stats {
-	long long requests, in_flight, max_in_flight;
-	long long connections, open_connections, aborted, handshakes;
-};
-
 struct server {
 	struct event_base *base;
 	struct evconnlistener *listener;
 	SSL_CTX *ssl_ctx;
 	struct event *sig_term, *sig_int;
 	TAILQ_HEAD(conn_list, conn) conns;
-	struct stats st;
-	unsigned generation;            /* bumped by /stats/reset */
+	struct upstream_stats st;
+	struct upstream_h2 *h2;         /* --h2, else NULL */
+	int h2_only;                    /* --h2-only */
 };
 
 struct header {
@@ -157,6 +189,7 @@ struct conn {
 	struct request req;
 	int is_tls;
 	int nrequests;                  /* requests seen on this connection */
+	int sniff_h2;                   /* --h2 on plain TCP: preface or h1? */
 
 	/* stats bookkeeping for the observer rule */
 	int in_open;
@@ -179,7 +212,7 @@ static void process_input(struct conn *c);
 
 /* ---------------------------------------------------------------- utils */
 
-static int parse_num(const char *s, long long max, long long *out)
+int parse_num(const char *s, long long max, long long *out)
 {
 	long long v = 0;
 
@@ -198,8 +231,8 @@ static int parse_num(const char *s, long long max, long long *out)
 
 /* Looks up KEY in the query string of TARGET.  Returns 1 and copies the value
  * to OUT if present (an over-long value is copied as ""), else 0. */
-static int query_param(const char *target, const char *key, char *out,
-		       size_t outlen)
+int query_param(const char *target, const char *key, char *out,
+		size_t outlen)
 {
 	const char *p = strchr(target, '?');
 	size_t klen = strlen(key);
@@ -332,7 +365,7 @@ static void json_str(struct evbuffer *o, const char *str, size_t n, int latin1)
 	evbuffer_add(o, "\"", 1);
 }
 
-static void json_text(struct evbuffer *o, const char *s)
+void json_text(struct evbuffer *o, const char *s)
 {
 	size_t n = strlen(s);
 
@@ -422,20 +455,38 @@ static void stats_forget_conn(struct conn *c)
 	if (c->in_open)
 		s->st.open_connections--;
 	c->in_open = 0;
-	if (c->gen == s->generation)
+	if (c->gen == s->st.generation)
 		s->st.connections--;
-	if (c->handshaken && c->hs_gen == s->generation)
+	if (c->handshaken && c->hs_gen == s->st.generation)
 		s->st.handshakes--;
 }
 
-static void stats_reset(struct server *s)
+void stats_reset(struct upstream_stats *st)
 {
-	s->st.requests = 0;
-	s->st.connections = 0;
-	s->st.aborted = 0;
-	s->st.handshakes = 0;
-	s->st.max_in_flight = s->st.in_flight;
-	s->generation++;
+	st->requests = 0;
+	st->connections = 0;
+	st->aborted = 0;
+	st->handshakes = 0;
+	st->max_in_flight = st->in_flight;
+	st->streams_max_per_conn = 0;
+	st->h2_connections = 0;
+	st->goaways_sent = 0;
+	st->rst_received = 0;
+	st->generation++;
+}
+
+void stats_json(struct evbuffer *o, const struct upstream_stats *st)
+{
+	evbuffer_add_printf(o, "{\"requests\":%lld,\"in_flight\":%lld,"
+			    "\"max_in_flight\":%lld,\"connections\":%lld,"
+			    "\"open_connections\":%lld,\"aborted\":%lld,"
+			    "\"handshakes\":%lld,\"streams_max_per_conn\":%lld,"
+			    "\"h2_connections\":%lld,\"goaways_sent\":%lld,"
+			    "\"rst_received\":%lld}", st->requests, st->in_flight,
+			    st->max_in_flight, st->connections,
+			    st->open_connections, st->aborted, st->handshakes,
+			    st->streams_max_per_conn, st->h2_connections,
+			    st->goaways_sent, st->rst_received);
 }
 
 /* ----------------------------------------------------------- connection */
@@ -450,7 +501,8 @@ static void conn_free(struct conn *c)
 	TAILQ_REMOVE(&s->conns, c, link);
 	if (c->timer)
 		event_free(c->timer);
-	bufferevent_free(c->bev);
+	if (c->bev)
+		bufferevent_free(c->bev);
 	request_clear(&c->req);
 	free(c);
 }
@@ -775,7 +827,7 @@ static void echo_headers(struct evbuffer *o, const struct request *r)
 	evbuffer_add(o, "}", 1);
 }
 
-static void echo_body(struct evbuffer *o, struct evbuffer *body)
+void echo_body(struct evbuffer *o, struct evbuffer *body)
 {
 	size_t n = body ? evbuffer_get_length(body) : 0;
 	const unsigned char *b = n ? evbuffer_pullup(body, -1) :
@@ -1010,23 +1062,17 @@ static void h_file(struct conn *c, const char *name)
 
 static void h_stats(struct conn *c, const char *arg)
 {
-	const struct stats *st = &c->srv->st;
 	struct evbuffer *o = evbuffer_new();
 
 	(void)arg;
-	evbuffer_add_printf(o, "{\"requests\":%lld,\"in_flight\":%lld,"
-			    "\"max_in_flight\":%lld,\"connections\":%lld,"
-			    "\"open_connections\":%lld,\"aborted\":%lld,"
-			    "\"handshakes\":%lld}", st->requests, st->in_flight,
-			    st->max_in_flight, st->connections,
-			    st->open_connections, st->aborted, st->handshakes);
+	stats_json(o, &c->srv->st);
 	reply_json_buf(c, 200, o);
 }
 
 static void h_stats_reset(struct conn *c, const char *arg)
 {
 	(void)arg;
-	stats_reset(c->srv);
+	stats_reset(&c->srv->st);
 	reply(c, 200, "application/json", "{}", 2, NULL);
 }
 
@@ -1385,10 +1431,37 @@ static void process_input(struct conn *c)
 
 /* -------------------------------------------------------- libevent glue */
 
+/* The client preface or ALPN chose HTTP/2: upstream_h2.c takes the socket
+ * and its place in the counters, and C goes. */
+static void conn_to_h2(struct conn *c)
+{
+	struct upstream_h2_origin o = { c->in_open, c->gen, c->handshaken,
+					c->hs_gen };
+	struct upstream_h2 *h2 = c->srv->h2;
+	struct bufferevent *bev = c->bev;
+
+	c->bev = NULL;
+	c->in_open = 0;
+	conn_free(c);
+	upstream_h2_adopt(h2, bev, &o);
+}
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
-	(void)bev;
-	process_input(arg);
+	struct conn *c = arg;
+
+	if (c->sniff_h2) {
+		enum upstream_h2_sniff r = upstream_h2_sniff(bufferevent_get_input(bev));
+
+		if (r == UPSTREAM_H2_SNIFF_MORE)
+			return;
+		c->sniff_h2 = 0;
+		if (r == UPSTREAM_H2_SNIFF_H2) {
+			conn_to_h2(c);
+			return;
+		}
+	}
+	process_input(c);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
@@ -1410,7 +1483,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {       /* TLS handshake done */
 		s->st.handshakes++;
 		c->handshaken = 1;
-		c->hs_gen = s->generation;
+		c->hs_gen = s->st.generation;
+		if (s->h2 && upstream_h2_alpn_chose_h2(s->h2,
+				bufferevent_openssl_get_ssl(bev)))
+			conn_to_h2(c);
 		return;
 	}
 	if (c->is_tls && (what & BEV_EVENT_ERROR)) {
@@ -1460,12 +1536,16 @@ static void accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
 	c->srv = s;
 	c->state = ST_HEAD;
 	c->in_open = 1;
-	c->gen = s->generation;
+	c->gen = s->st.generation;
 	s->st.connections++;
 	s->st.open_connections++;
 	TAILQ_INSERT_TAIL(&s->conns, c, link);
 	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (s->h2 && !c->is_tls && s->h2_only)
+		conn_to_h2(c);
+	else if (s->h2 && !c->is_tls)
+		c->sniff_h2 = 1;
 }
 
 static void accept_error_cb(struct evconnlistener *lis, void *arg)
@@ -1580,6 +1660,7 @@ static void server_free(struct server *s)
 
 	while ((c = TAILQ_FIRST(&s->conns)))
 		conn_free(c);
+	upstream_h2_free(s->h2);
 	if (s->listener)
 		evconnlistener_free(s->listener);
 	if (s->sig_term)
@@ -1594,7 +1675,8 @@ static void server_free(struct server *s)
 static void usage(void)
 {
 	fprintf(stderr, "usage: upstream [--listen ADDR:PORT] "
-		"[--tls CERT.pem KEY.pem] [--files DIR]\n");
+		"[--tls CERT.pem KEY.pem] [--files DIR]\n"
+		"       [--h2 [--h2-only] [--max-streams N] [--goaway-after N]]\n");
 	exit(2);
 }
 
@@ -1602,7 +1684,9 @@ int main(int argc, char **argv)
 {
 	struct server s;
 	const char *addr = "127.0.0.1:0", *cert = NULL, *key = NULL;
-	int rc = 1;
+	struct upstream_h2_opts h2o = { 0, 100, 0 };
+	int h2 = 0, rc = 1;
+	long long n;
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--listen") && i + 1 < argc) {
@@ -1612,6 +1696,16 @@ int main(int argc, char **argv)
 			key = argv[++i];
 		} else if (!strcmp(argv[i], "--files") && i + 1 < argc) {
 			files_dir = argv[++i];
+		} else if (!strcmp(argv[i], "--h2")) {
+			h2 = 1;
+		} else if (!strcmp(argv[i], "--h2-only")) {
+			h2 = h2o.h2_only = 1;
+		} else if (!strcmp(argv[i], "--max-streams") && i + 1 < argc &&
+			   parse_num(argv[++i], UINT32_MAX, &n) == 0) {
+			h2o.max_streams = (unsigned)n;
+		} else if (!strcmp(argv[i], "--goaway-after") && i + 1 < argc &&
+			   parse_num(argv[++i], INT32_MAX, &n) == 0) {
+			h2o.goaway_after = n;
 		} else {
 			usage();
 		}
@@ -1627,6 +1721,11 @@ int main(int argc, char **argv)
 		goto out;
 	if (cert && !(s.ssl_ctx = tls_context(cert, key)))
 		goto out;
+	if (h2 && !(s.h2 = upstream_h2_new(s.base, &s.st, &h2o)))
+		goto out;
+	s.h2_only = h2o.h2_only;
+	if (s.h2 && s.ssl_ctx)
+		upstream_h2_offer_alpn(s.h2, s.ssl_ctx);
 	if (start_listening(&s, addr) < 0)
 		goto out;
 	s.sig_term = evsignal_new(s.base, SIGTERM, signal_cb, &s);

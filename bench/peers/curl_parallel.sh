@@ -4,13 +4,16 @@
 # The bodies go to /dev/null; every status and body size is collected with
 # --write-out and checked: all 2xx, one per URL.
 #
-#     curl_parallel.sh URLFILE C
+#     curl_parallel.sh URLFILE C [CURL_OPTION...]
 #
+# Any further arguments go to curl as they are, e.g. --http2 --cacert FILE
+# (over https ALPN picks h2, and --parallel multiplexes on one connection).
 # Prints "ok n=N bytes=B elapsed_ms=T" (the curl run only; writing the
 # config file is excluded) and exits 0; any error -> stderr, exit 1.
 set -euo pipefail
-[ $# -eq 2 ] || { echo "usage: curl_parallel.sh URLFILE C" >&2; exit 2; }
+[ $# -ge 2 ] || { echo "usage: curl_parallel.sh URLFILE C [CURL_OPTION...]" >&2; exit 2; }
 urlfile=$1 c=$2
+shift 2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # one "url" + "output" pair per URL (curl's config-file syntax)
@@ -20,7 +23,7 @@ n=$(grep -c . "$urlfile")
 t0=$EPOCHREALTIME
 rc=0
 curl --silent --no-progress-meter --show-error --fail --fail-early \
-	--parallel --parallel-max "$c" \
+	--parallel --parallel-max "$c" "$@" \
 	--write-out '%{http_code} %{size_download}\n' \
 	--config "$tmp/urls.cfg" > "$tmp/status" || rc=$?
 t1=$EPOCHREALTIME
