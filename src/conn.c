@@ -8,12 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/util.h>
+#include <openssl/err.h>
 
 #include "conn.h"
 #include "log.h"
@@ -172,9 +175,13 @@ static void fail_errno(struct conn *c, int err)
  * tls.c's, from the verify result and OpenSSL's queued reason. */
 static void fail_tls(struct conn *c, int err)
 {
-	char *msg = tls_failure_message(c->ssl, bufferevent_get_openssl_error(c->bev));
+	unsigned long e = bufferevent_get_openssl_error(c->bev);
+	char *msg = tls_failure_message(c->ssl, e);
+	/* the server takes none of the protocols ALPN offered: not a TLS
+	 * failure but the answer to the question ALPN asked */
+	bool alpn = ERR_GET_REASON(e) == SSL_R_TLSV1_ALERT_NO_APPLICATION_PROTOCOL;
 
-	report(c, CONN_ERR_TLS, err, msg);
+	report(c, alpn ? CONN_ERR_ALPN : CONN_ERR_TLS, err, msg);
 	free(msg);
 }
 
@@ -399,9 +406,13 @@ static void on_write(struct bufferevent *bev, void *arg)
 static evutil_socket_t start_connect(const struct sockaddr *addr, socklen_t len, int *err)
 {
 	evutil_socket_t fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
 
 	if (fd < 0)
 		return -1;
+	/* requests and HTTP/2 frames are written whole: Nagle would only hold
+	 * the next one back until the upstream's delayed ACK (40 ms) */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	*err = connect(fd, addr, len) < 0 ? errno : 0;
 	return fd;
 }

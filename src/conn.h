@@ -31,6 +31,8 @@ enum conn_error_kind {
 	CONN_ERR_TIMEOUT,       /* ETIMEDOUT from the kernel, or the caller's own
 	                         * timer (conn_error_text): "connection timed out" */
 	CONN_ERR_TLS,           /* the handshake failed: tls_failure_message's text */
+	CONN_ERR_ALPN,          /* the handshake failed: the server takes none of
+	                         * the protocols ALPN offered (its alert's text) */
 	CONN_ERR_OTHER,         /* any other errno: strerror */
 };
 

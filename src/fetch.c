@@ -496,6 +496,7 @@ static void on_resolved(const char *error, const struct dns_answer *ans, void *a
 		           f->item->host, error));
 		return;
 	}
+	free(f->addrs);   /* a retry's second resolution */
 	f->addrs = xcalloc(1, sizeof *f->addrs);
 	/* never connect into deny_networks, however the name got there */
 	for (i = 0; i < ans->n; i++)

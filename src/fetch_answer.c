@@ -32,6 +32,51 @@ static struct decoder *decoder_for(const struct exchange_head *head)
 	return NULL;
 }
 
+/* RFC 9110's reason phrases (and 429's, RFC 6585), for an answer that
+ * came without one — HTTP/2 has none — so that its error message reads
+ * as over HTTP/1.1.  NULL for a code without one. */
+static const char *standard_reason(int status)
+{
+	static const struct { int code; const char *text; } table[] = {
+		{ 300, "Multiple Choices" }, { 301, "Moved Permanently" }, { 302, "Found" },
+		{ 303, "See Other" }, { 304, "Not Modified" }, { 305, "Use Proxy" },
+		{ 307, "Temporary Redirect" }, { 308, "Permanent Redirect" },
+		{ 400, "Bad Request" }, { 401, "Unauthorized" }, { 402, "Payment Required" },
+		{ 403, "Forbidden" }, { 404, "Not Found" }, { 405, "Method Not Allowed" },
+		{ 406, "Not Acceptable" }, { 407, "Proxy Authentication Required" },
+		{ 408, "Request Timeout" }, { 409, "Conflict" }, { 410, "Gone" },
+		{ 411, "Length Required" }, { 412, "Precondition Failed" },
+		{ 413, "Content Too Large" }, { 414, "URI Too Long" },
+		{ 415, "Unsupported Media Type" }, { 416, "Range Not Satisfiable" },
+		{ 417, "Expectation Failed" }, { 421, "Misdirected Request" },
+		{ 422, "Unprocessable Content" }, { 426, "Upgrade Required" },
+		{ 429, "Too Many Requests" },
+		{ 500, "Internal Server Error" }, { 501, "Not Implemented" },
+		{ 502, "Bad Gateway" }, { 503, "Service Unavailable" },
+		{ 504, "Gateway Timeout" }, { 505, "HTTP Version Not Supported" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof table / sizeof table[0]; i++)
+		if (table[i].code == status)
+			return table[i].text;
+	return NULL;
+}
+
+/* "upstream answered 404 Not Found": the upstream's words, else the
+ * standard ones, else the number alone. */
+static char *status_message(const struct exchange_head *head)
+{
+	const char *std = standard_reason(head->status);
+
+	if (head->reason_len > 0)
+		return xasprintf("upstream answered %d %.*s", head->status,
+		                 (int)head->reason_len, head->reason);
+	if (std != NULL)
+		return xasprintf("upstream answered %d %s", head->status, std);
+	return xasprintf("upstream answered %d", head->status);
+}
+
 int fetch_answer_head(void *ctx, const struct exchange_head *head)
 {
 	struct fetch *f = ctx;
@@ -41,8 +86,7 @@ int fetch_answer_head(void *ctx, const struct exchange_head *head)
 	free(f->status_message);
 	f->status_message = NULL;
 	if (head->status < 200 || head->status >= 300)
-		f->status_message = xasprintf("upstream answered %d %.*s", head->status,
-		                              (int)head->reason_len, head->reason);
+		f->status_message = status_message(head);
 	decode_free(f->decoder);
 	f->decoder = f->item->decompress ? decoder_for(head) : NULL;
 	f->coded_len = 0;

@@ -757,7 +757,16 @@ static void on_error(void *ctx, const struct conn_error *why)
 	struct pool_conn *c = ctx;
 	enum exchange_fail_kind kind;
 
+	char msg[256];
+
 	c->open = false;
+	if (why->kind == CONN_ERR_ALPN) {
+		snprintf(msg, sizeof msg, "upstream takes none of the protocols offered by "
+		         "ALPN (%s): %s", c->pool->settings.http2 == POOL_HTTP2_PRIOR
+		         ? "h2, http2 = prior-knowledge" : "h2, http/1.1", why->message);
+		lost(c, EXCHANGE_FAIL_PROTOCOL, why->err, msg);
+		return;
+	}
 	if (why->kind == CONN_ERR_TLS)
 		kind = EXCHANGE_FAIL_TLS;
 	else

@@ -87,6 +87,9 @@ class Upstream:
         if tls:
             args += ["--tls", tls[0], tls[1]]
         args += list(extra_args)
+        # --h2-only speaks nothing else: /stats then goes over h2 (curl);
+        # --h2 alone also answers HTTP/1.1, as the stats readers here use
+        self.h2_only = "--h2-only" in extra_args
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log)
         _running.append(self.proc)
@@ -101,6 +104,14 @@ class Upstream:
         return "%s://%s:%d%s" % (self.scheme, self.host, self.port, path)
 
     def _get(self, path):
+        if self.h2_only:
+            argv = [CURL, "-sS", "--max-time", "10", self.url(path)]
+            if self.scheme == "https":
+                argv[1:1] = ["--http2", "-k"]
+            else:
+                argv[1:1] = ["--http2-prior-knowledge"]
+            return json.loads(subprocess.run(argv, stdout=subprocess.PIPE, check=True,
+                                             timeout=15).stdout)
         if self.scheme == "https":
             c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=10,
                                             context=ssl._create_unverified_context())
@@ -121,6 +132,180 @@ class Upstream:
     def stop(self):
         rc = _stop(self.proc, signal.SIGTERM, 10)
         self.proc.stdout.close()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return rc
+
+
+NGINX = os.environ.get("NGINX", "/usr/sbin/nginx")
+NGHTTPD = os.environ.get("NGHTTPD", "/usr/sbin/nghttpd")
+
+
+def need(path, package):
+    """A test that needs an external server fails (not skips) without it."""
+    if not os.access(path, os.X_OK):
+        raise AssertionError("this test needs %s (apt-get install %s; ./bootstrap installs it)"
+                             % (path, package))
+
+
+def _wait_port(proc, port, what, log_path, timeout=10):
+    """Wait until something accepts on 127.0.0.1:port, or proc exits."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    log = ""
+    if log_path and os.path.exists(log_path):
+        with open(log_path, errors="replace") as f:
+            log = f.read()
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    if proc in _running:
+        _running.remove(proc)
+    raise RuntimeError("%s did not listen on port %d (exit %s):\n%s"
+                       % (what, port, proc.returncode, log))
+
+
+class Nginx:
+    """nginx (nginx-light) in the foreground, one process (daemon off,
+    master_process off), everything in its own temp dir (-p DIR): config,
+    pid, error and access logs, temp paths, htdocs/.  One server on a free
+    loopback port: listen = what follows the port ("http2", "ssl http2",
+    "" for HTTP/1.1); tls = (cert, key); http_extra goes into http{} (e.g.
+    "keepalive_requests 3;").  files: {name: bytes} under htdocs/.  Its
+    locations:
+      /json    {"name":"Ada","n":[1,2,3]} as application/json
+      /echo    {"method":…,"uri":…,"length":…,"protocol":…} — what nginx
+               saw ($server_protocol is "HTTP/2.0" or "HTTP/1.1")
+      /        the files"""
+
+    def __init__(self, listen="", tls=None, http_extra="", files=None):
+        need(NGINX, "nginx-light")
+        self.dir = tempfile.mkdtemp(prefix="fanoutd-nginx-")
+        self.htdocs = os.path.join(self.dir, "htdocs")
+        os.mkdir(self.htdocs)
+        for name, data in (files or {}).items():
+            with open(os.path.join(self.htdocs, name), "wb") as f:
+                f.write(data)
+        self.port = free_port()
+        self.log_path = os.path.join(self.dir, "error.log")
+        self.scheme = "https" if tls else "http"
+        ssl_lines = ""
+        if tls:
+            ssl_lines = "ssl_certificate %s;\n        ssl_certificate_key %s;\n" % tls
+        d = self.dir
+        conf = """daemon off;
+master_process off;
+worker_processes 1;
+pid %(d)s/nginx.pid;
+error_log %(d)s/error.log info;
+events { worker_connections 1024; }
+http {
+    access_log %(d)s/access.log;
+    client_body_temp_path %(d)s/client_body;
+    proxy_temp_path %(d)s/proxy;
+    fastcgi_temp_path %(d)s/fastcgi;
+    uwsgi_temp_path %(d)s/uwsgi;
+    scgi_temp_path %(d)s/scgi;
+    server_tokens off;
+    %(http_extra)s
+    server {
+        listen 127.0.0.1:%(port)d %(listen)s;
+        %(ssl)s
+        root %(d)s/htdocs;
+        location = /json {
+            default_type application/json;
+            return 200 '{"name":"Ada","n":[1,2,3]}';
+        }
+        location = /echo {
+            default_type application/json;
+            return 200 '{"method":"$request_method","uri":"$request_uri","length":"$content_length","protocol":"$server_protocol"}';
+        }
+    }
+}
+""" % {"d": d, "port": self.port, "listen": listen, "ssl": ssl_lines,
+       "http_extra": http_extra}
+        self.conf_path = os.path.join(d, "nginx.conf")
+        with open(self.conf_path, "w") as f:
+            f.write(conf)
+        self.out = open(os.path.join(d, "stderr.log"), "w")
+        self.proc = subprocess.Popen([NGINX, "-p", d + "/", "-e", self.log_path,
+                                      "-c", self.conf_path],
+                                     stdout=self.out, stderr=self.out)
+        _running.append(self.proc)
+        try:
+            _wait_port(self.proc, self.port, "nginx", self.log_path)
+        except BaseException:
+            self.out.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    def url(self, path):
+        return "%s://127.0.0.1:%d%s" % (self.scheme, self.port, path)
+
+    def read_log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def access_log(self):
+        """The access log's lines (the default "combined" format)."""
+        path = os.path.join(self.dir, "access.log")
+        if not os.path.exists(path):
+            return []
+        with open(path, errors="replace") as f:
+            return f.read().splitlines()
+
+    def stop(self):
+        # SIGQUIT: graceful, like `nginx -s quit`
+        rc = _stop(self.proc, signal.SIGQUIT, 10)
+        self.out.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return rc
+
+
+class Nghttpd:
+    """nghttpd (nghttp2-server) serving files from a temp htdocs dir (-d) on
+    a free loopback port: h2c with prior knowledge (--no-tls), or with
+    tls = (cert, key) h2 by ALPN; max_streams: -m (its SETTINGS_MAX_
+    CONCURRENT_STREAMS).  files: {name: bytes}."""
+
+    def __init__(self, files=None, max_streams=100, tls=None):
+        need(NGHTTPD, "nghttp2-server")
+        self.dir = tempfile.mkdtemp(prefix="fanoutd-nghttpd-")
+        self.htdocs = os.path.join(self.dir, "htdocs")
+        os.mkdir(self.htdocs)
+        for name, data in (files or {}).items():
+            with open(os.path.join(self.htdocs, name), "wb") as f:
+                f.write(data)
+        self.port = free_port()
+        self.scheme = "https" if tls else "http"
+        args = [NGHTTPD, "-a", "127.0.0.1", "-d", self.htdocs, "-m", str(max_streams)]
+        if tls:
+            args += [str(self.port), tls[1], tls[0]]   # PORT KEY CERT
+        else:
+            args += ["--no-tls", str(self.port)]
+        self.log_path = os.path.join(self.dir, "nghttpd.log")
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        _running.append(self.proc)
+        try:
+            _wait_port(self.proc, self.port, "nghttpd", self.log_path)
+        except BaseException:
+            self.log.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    def url(self, path):
+        return "%s://127.0.0.1:%d%s" % (self.scheme, self.port, path)
+
+    def stop(self):
+        rc = _stop(self.proc, signal.SIGTERM, 10)
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
         return rc

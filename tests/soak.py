@@ -1,7 +1,8 @@
 """Soak: many upstream requests through one fanoutd against the test
-upstream, with a mix of successes, failures, hangs, resets, garbage,
-large and chunked bodies, from concurrent clients, some of which hang up
-mid-batch.  Asserts that every client got a whole, well-formed answer,
+upstream, HTTP/1.1 and HTTP/2 (h2c) mixed in every batch, with a mix of
+successes, failures, hangs, resets (of connections and of streams),
+garbage, large and chunked bodies, from concurrent clients, some of which
+hang up mid-batch.  Asserts that every client got a whole, well-formed answer,
 that RSS and open descriptors come back to what they were after warm-up,
 and that the per-upstream limit was never exceeded.  Not part of
 `make check` (see `make soak`); prints its figures.
@@ -24,6 +25,9 @@ LIMIT = 20
 BATCH = 500
 MIX = [("/json", 60), ("/status/500", 8), ("/hang", 2), ("/reset", 4), ("/garbage", 3),
        ("/bytes/100000", 4), ("/chunked", 5), ("/delay/5", 10), ("/binary", 4)]
+# what the test upstream's h2 mode serves, and its stream resets
+MIX_H2 = [("/json", 60), ("/status/500", 8), ("/hang", 2), ("/rst/2", 4),
+          ("/rst-after-head/2", 3), ("/bytes/100000", 4), ("/delay/5", 10)]
 
 
 def rss_kib(pid):
@@ -38,12 +42,13 @@ def nfds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
-def make_batch(up, rng):
-    paths = [p for p, w in MIX for _ in range(w)]
+def make_batch(ups, rng):
+    paths = [[p for p, w in MIX for _ in range(w)], [p for p, w in MIX_H2 for _ in range(w)]]
     reqs = []
     for i in range(BATCH):
-        p = rng.choice(paths)
-        url = up.url(p + ("&" if "?" in p else "?") + "i=%d" % i)
+        k = rng.randrange(2)
+        p = rng.choice(paths[k])
+        url = ups[k].url(p + ("&" if "?" in p else "?") + "i=%d" % i)
         reqs.append({"url": url, "timeout_ms": 200} if p == "/hang" else url)
     return {"mode": "settled" if rng.random() < 0.8 else "all", "requests": reqs}
 
@@ -67,7 +72,7 @@ def hang_up(fd, payload, rng):
     s.close()
 
 
-def run(fd, up, total, clients, seed):
+def run(fd, ups, total, clients, seed):
     """Send batches until about total requests went out; returns counts."""
     lock = threading.Lock()
     state = {"sent": 0, "answers": 0, "hangups": 0, "errors": []}
@@ -79,7 +84,7 @@ def run(fd, up, total, clients, seed):
                 if state["sent"] >= total or state["errors"]:
                     return
                 state["sent"] += BATCH
-            payload = make_batch(up, rng)
+            payload = make_batch(ups, rng)
             try:
                 if rng.random() < 0.05:
                     hang_up(fd, payload, rng)
@@ -125,41 +130,52 @@ def main():
     args = ap.parse_args()
 
     up = harness.Upstream()
+    up2 = harness.Upstream(extra_args=["--h2"])
+    ups_ = [up, up2]
     fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = %d\nrequest_timeout = 2s\n"
-                                "access_log = no\nkeepalive_timeout = 30s\n" % LIMIT)
+                                "access_log = no\nkeepalive_timeout = 30s\n"
+                                "[upstream \"http://127.0.0.1:%d\"]\nhttp2 = prior-knowledge\n"
+                                % (LIMIT, up2.port))
     ok = False
     try:
         t0 = time.time()
-        warm = run(fd, up, max(args.requests // 10, BATCH), args.clients, args.seed)
+        warm = run(fd, ups_, max(args.requests // 10, BATCH), args.clients, args.seed)
         assert not warm["errors"], warm["errors"][:3]
-        idle0 = settle(fd)[0]["idle_connections"]
+        idle0 = sum(u["idle_connections"] for u in settle(fd))
         rss0, fds0 = rss_kib(fd.proc.pid), nfds(fd.proc.pid)
-        state = run(fd, up, args.requests, args.clients, args.seed + 1)
+        state = run(fd, ups_, args.requests, args.clients, args.seed + 1)
         assert not state["errors"], state["errors"][:3]
         ups = settle(fd)
         took = time.time() - t0
         rss1, fds1 = rss_kib(fd.proc.pid), nfds(fd.proc.pid)
         st = up.stats()
+        st2 = up2.stats()
+        h2 = [u for u in ups if u["upstream"].endswith(":%d" % up2.port)][0]
         print("soak: %d requests sent in %.1f s (%d answers, %d hang-ups, %d clients)"
               % (warm["sent"] + state["sent"], took, warm["answers"] + state["answers"],
                  warm["hangups"] + state["hangups"], args.clients))
         print("soak: RSS after warm-up %d KiB, at the end %d KiB; fds %d -> %d; "
-              "idle upstream connections %d; upstream max in flight %d (limit %d)"
-              % (rss0, rss1, fds0, fds1, ups[0]["idle_connections"], st["max_in_flight"],
-                 LIMIT))
+              "idle upstream connections %d; upstream max in flight %d and %d over h2 "
+              "(limit %d); h2: %d connections opened, %d streams at most on one"
+              % (rss0, rss1, fds0, fds1, sum(u["idle_connections"] for u in ups),
+                 st["max_in_flight"], st2["max_in_flight"], LIMIT,
+                 h2["connections_opened"], st2["streams_max_per_conn"]))
         assert st["max_in_flight"] <= LIMIT, "per-upstream limit exceeded"
+        assert st2["max_in_flight"] <= LIMIT, "per-upstream limit exceeded (h2)"
+        assert h2["protocol"] == "h2", h2
         if not args.no_rss_check:
             assert rss1 - rss0 < 8 * 1024, "RSS grew by %d KiB" % (rss1 - rss0)
         # the idle keep-alive connections to the upstream are the only
         # descriptors that may differ (up to the limit, by design)
-        idle1 = ups[0]["idle_connections"]
+        idle1 = sum(u["idle_connections"] for u in ups)
         assert fds1 - idle1 <= fds0 - idle0 + 2, \
             "descriptors grew from %d (%d idle) to %d (%d idle)" % (fds0, idle0, fds1, idle1)
-        assert ups[0]["idle_connections"] <= LIMIT
+        assert all(u["idle_connections"] <= LIMIT for u in ups)
         ok = True
     finally:
         fd.stop()
         up.stop()
+        up2.stop()
     print("1 passed, 0 failed" if ok else "0 passed, 1 failed")
     return 0 if ok else 1
 
