@@ -210,51 +210,6 @@ char *answer_format_ms(char *dst, double v)
 	return dst + 2;
 }
 
-/* --- Retry-After ------------------------------------------------------- */
-
-int answer_parse_retry_after(const char *value, time_t now, long *out)
-{
-	struct tm tm;
-	const char *end;
-	char *num_end;
-	long n;
-
-	while (*value == ' ' || *value == '\t')
-		value++;
-	if (isdigit((unsigned char)*value)) {
-		errno = 0;
-		n = strtol(value, &num_end, 10);
-		if (errno == ERANGE)
-			return -1;
-		while (*num_end == ' ' || *num_end == '\t')
-			num_end++;
-		if (*num_end != '\0' || n < 0)
-			return -1;
-		*out = n;
-		return 0;
-	}
-	/* RFC 9110 5.6.7: the IMF-fixdate, and the two obsolete forms */
-	static const char *const formats[] = {
-		"%a, %d %b %Y %H:%M:%S GMT",
-		"%A, %d-%b-%y %H:%M:%S GMT",
-		"%a %b %e %H:%M:%S %Y",
-	};
-	size_t i;
-
-	for (i = 0; i < sizeof formats / sizeof *formats; i++) {
-		memset(&tm, 0, sizeof tm);
-		end = strptime(value, formats[i], &tm);
-		while (end != NULL && (*end == ' ' || *end == '\t'))
-			end++;
-		if (end == NULL || *end != '\0')
-			continue;
-		n = (long)(timegm(&tm) - now);
-		*out = n > 0 ? n : 0;
-		return 0;
-	}
-	return -1;
-}
-
 /* --- low-level writers ------------------------------------------------- */
 
 static int to_evbuffer(const char *buf, size_t size, void *data)
@@ -415,6 +370,18 @@ static void put_entry_head(struct evbuffer *out, size_t index, const struct requ
 	put_string(out, it->url);
 }
 
+/* ,"attempts":N,"retry_wait_ms":… (SPEC 10: on every result and error) */
+static void put_attempts(struct evbuffer *out, const struct outcome *o)
+{
+	char buf[UNITS_UINT_MAX + ANSWER_MS_MAX + 40], *p = buf;
+
+	p = add_lit(p, ",\"attempts\":");
+	p = units_format_uint(p, o->attempts > 0 ? o->attempts : 1);
+	p = add_lit(p, ",\"retry_wait_ms\":");
+	p = answer_format_ms(p, o->retry_wait_ms);
+	put_piece(out, buf, p);
+}
+
 /* ,"elapsed_ms":…,"timing":{…},"reused":…[,"protocol":"…"] — protocol
  * only once the request got a connection. */
 static void put_timing(struct evbuffer *out, const struct outcome *o)
@@ -441,6 +408,7 @@ static void put_timing(struct evbuffer *out, const struct outcome *o)
 		put_lit(out, ",\"protocol\":");
 		put_name(out, o->protocol);
 	}
+	put_attempts(out, o);
 }
 
 static void put_response(struct evbuffer *out, struct outcome *o)
@@ -478,7 +446,8 @@ static void put_error_fields(struct evbuffer *out, const struct outcome *o)
 		put_lit(out, ",\"phase\":");
 		put_name(out, o->phase);
 	}
-	if (o->type == OUTCOME_RATE_LIMITED && o->retry_after_s >= 0) {
+	if ((o->type == OUTCOME_RATE_LIMITED || o->type == OUTCOME_CIRCUIT_OPEN) &&
+	    o->retry_after_s >= 0) {
 		p = add_lit(p, ",\"retry_after_s\":");
 		p = add_int(p, o->retry_after_s);
 		put_piece(out, buf, p);

@@ -42,10 +42,6 @@ char *answer_text_json(char *dst, const char *s, size_t len);
 #define ANSWER_MS_MAX 320    /* "-" DBL_MAX's 309 digits ".0", and a NUL */
 char *answer_format_ms(char *dst, double v);
 
-/* Retry-After as seconds from now: delta-seconds or an HTTP date.
- * Returns 0 and sets *out, or -1 when the value is not understood. */
-int answer_parse_retry_after(const char *value, time_t now, long *out);
-
 /* The answer of a finished batch, written piece by piece as the client
  * takes it, so a 10,000-entry answer is never held whole. */
 enum answer_shape {

@@ -114,6 +114,7 @@ struct batch *batch_new(struct batch_request *br, struct upstream_registry *reg,
 	struct batch *b = xcalloc(1, sizeof *b);
 	struct timeval tv;
 	long timeout_ms;
+	double deadline_ms;
 	size_t i, n = br->n;
 
 	b->id = ++batch_ids;
@@ -122,6 +123,8 @@ struct batch *batch_new(struct batch_request *br, struct upstream_registry *reg,
 	b->outcomes = xcalloc(n, sizeof *b->outcomes);
 	b->fetches = xcalloc(n, sizeof *b->fetches);
 	make_caps(b);
+	timeout_ms = b->req.timeout_ms > 0 ? b->req.timeout_ms : bs->batch_timeout_ms;
+	deadline_ms = clock_now_ms() + (double)timeout_ms;
 	for (i = 0; i < n; i++) {
 		const struct request_item *it = &b->req.items[i];
 		struct upstream *u = upstream_get(reg, it->upstream_key, it->host, it->port,
@@ -133,13 +136,14 @@ struct batch *batch_new(struct batch_request *br, struct upstream_registry *reg,
 		b->fetches[i].batch_bytes = &b->body_bytes;
 		b->fetches[i].halt = &b->stopping;
 		b->fetches[i].batch_id = b->id;
+		b->fetches[i].batch_retry = b->req.retry;
+		b->fetches[i].deadline_ms = deadline_ms;
 	}
 	b->pending = n;
 	b->answer = answer;
 	b->answer_arg = arg;
 	b->finish_ev = xcheck(evtimer_new(env->base, on_finish, b));
 	b->deadline = xcheck(evtimer_new(env->base, on_deadline, b));
-	timeout_ms = b->req.timeout_ms > 0 ? b->req.timeout_ms : bs->batch_timeout_ms;
 	tv = clock_timeval((double)timeout_ms);
 	evtimer_add(b->deadline, &tv);
 	return b;

@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "retry.h"
+
 #define CONFIG_MAX_LISTEN 16
 
 /* The rates an upstream section may set: at most 1000000/s, at least
@@ -25,8 +27,15 @@ enum config_http2 {
 	CONFIG_HTTP2_PRIOR,        /* "prior-knowledge": h2 without negotiation */
 };
 
+/* Key retry_on (SPEC section 10): the failures that are retried.  Always
+ * set in [fanoutd]; unset in an upstream section that leaves it out. */
+struct config_retry_on {
+	bool set;
+	struct retry_on on;
+};
+
 /* One [upstream "scheme://host[:port]"] section.  Fields left at -1 (or
- * rate_per_s 0) fall back to the [fanoutd] values. */
+ * rate_per_s 0, retry_on not set) fall back to the [fanoutd] values. */
 struct config_upstream {
 	char *key;                 /* normalised "scheme://host:port", owned */
 	long concurrency;          /* -1 = use upstream_concurrency */
@@ -37,6 +46,17 @@ struct config_upstream {
 	long burst;                /* -1 = ceil(rate_per_s), at least 1 */
 	long request_timeout_ms;   /* -1 = global */
 	long connect_timeout_ms;   /* -1 = global */
+	/* retries, Retry-After, the breaker: -1 (retry_on: !set) = [fanoutd]'s */
+	long retries;
+	struct config_retry_on retry_on;
+	long retry_backoff_ms;
+	long retry_max_backoff_ms;
+	double retry_budget;       /* a fraction, 0.2 for "20%"; -1 = global */
+	long max_retries;
+	long max_retry_after_ms;
+	int honor_retry_after;     /* -1 = global, 0 or 1 */
+	long breaker_failures;     /* 0 = off for this upstream */
+	long breaker_cooldown_ms;
 	int tls_verify;            /* -1 = global, 0 or 1 */
 	char *ca_file;             /* NULL = global, owned */
 };
@@ -60,6 +80,19 @@ struct config {
 	int http2;                         /* enum config_http2 */
 	long h2_max_streams;               /* streams per HTTP/2 connection */
 	long keepalive_timeout_ms;
+	/* SPEC section 10, the defaults of every upstream */
+	long retries;                      /* extra attempts; 0 = no retry */
+	struct config_retry_on retry_on;   /* which failures are retried */
+	long retry_backoff_ms;             /* first back-off, doubles each retry */
+	long retry_max_backoff_ms;         /* the back-off's ceiling */
+	double retry_budget;               /* a fraction, 0.2 for "20%": retries
+	                                    * <= this share of requests in flight */
+	long max_retries;                  /* ceiling of a batch's "retry": attempts
+	                                    * <= 1 + max_retries */
+	long max_retry_after_ms;           /* Retry-After is cut to this */
+	bool honor_retry_after;            /* 429/503 + Retry-After pauses the queue */
+	long breaker_failures;             /* consecutive failures that open it; 0 = off */
+	long breaker_cooldown_ms;          /* how long it stays open */
 	bool tls_verify;
 	char *ca_file;                     /* NULL = system store, owned */
 	char *resolv_conf;                 /* nameservers, owned */

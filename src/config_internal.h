@@ -32,6 +32,9 @@ enum config_key_type {
 	CONFIG_KEY_MODE,      /* long, octal file mode, min..max */
 	CONFIG_KEY_RATE,      /* double per second, (0, 1000000/s] */
 	CONFIG_KEY_HTTP2,     /* int: enum config_http2, -1 unset (upstream sections) */
+	CONFIG_KEY_PERCENT,   /* double fraction from "N%" (0.2 for 20%), -1 unset;
+	                       * min..max in percent */
+	CONFIG_KEY_RETRY_ON,  /* struct config_retry_on: retry.h's list */
 	CONFIG_KEY_NTYPES
 };
 
@@ -42,7 +45,7 @@ struct config_key {
 	enum config_key_type type;
 	enum config_section section;
 	size_t offset;         /* into the section's struct */
-	long long min, max;    /* for INT, SIZE, DURATION, MODE */
+	long long min, max;    /* for INT, SIZE, DURATION, MODE; PERCENT in % */
 	bool reload;           /* a SIGHUP reload applies it (else restart) */
 	const char *def;       /* default, parsed by the same code as the file;
 	                          NULL = unset (the [fanoutd] value applies) */
@@ -63,7 +66,7 @@ struct config_input {
 #define CONFIG_MAX_LINE 198
 
 /* Every key, [fanoutd]'s first, in the order config_dump writes them. */
-#define CONFIG_N_KEYS 35
+#define CONFIG_N_KEYS 55
 extern const struct config_key config_keys[CONFIG_N_KEYS];
 
 /* The key NAME of section SEC, or NULL. */

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "config_internal.h"
+#include "retry.h"
 #include "units.h"
 #include "xalloc.h"
 
@@ -276,6 +277,78 @@ static void clear_rate(const struct config_key *k, void *base)
 	*(double *)field(base, k) = 0;
 }
 
+/* ---- PERCENT: double fraction, -1 = unset ------------------------------- */
+
+static int parse_percent(const struct config_key *k, void *base, const struct config_input *in,
+                         char *msg, size_t len)
+{
+	double d;
+
+	if (units_parse_percent(in->value, &d) < 0)
+		return bad_value(k, in->value, msg, len);
+	if (d < (double)k->min / 100 || d > (double)k->max / 100) {
+		snprintf(msg, len, "%s: %s is out of range (%lld%%..%lld%%)",
+		         k->name, in->value, k->min, k->max);
+		return -1;
+	}
+	*(double *)field(base, k) = d;
+	return 0;
+}
+
+static void dump_percent(FILE *out, const struct config_key *k, const void *base)
+{
+	double v = *(const double *)cfield(base, k);
+	char buf[64];
+
+	if (v >= 0)
+		units_format_percent(v, buf, sizeof buf);
+	put(out, k, v >= 0 ? buf : NULL);
+}
+
+static void clear_percent(const struct config_key *k, void *base)
+{
+	*(double *)field(base, k) = -1;
+}
+
+/* ---- RETRY_ON: struct config_retry_on, !set = unset --------------------- */
+
+/* retry.c reads and writes the list; here it is only stored, and refused
+ * when its written form would not fit on the dump's line. */
+static int parse_retry_on(const struct config_key *k, void *base, const struct config_input *in,
+                          char *msg, size_t len)
+{
+	struct config_retry_on *p = field(base, k), v = { .set = true };
+	char err[256], text[2048];
+
+	if (!retry_on_parse_list(&v.on, in->value, err, sizeof err)) {
+		snprintf(msg, len, "%s: %s", k->name, err);
+		return -1;
+	}
+	retry_on_format(&v.on, text, sizeof text);
+	if (strlen(text) > line_room(k)) {
+		snprintf(msg, len, "%s: list too long (at most %zu characters written as "
+		         "\"connect, timeout, 429\")", k->name, line_room(k));
+		return -1;
+	}
+	*p = v;
+	return 0;
+}
+
+static void dump_retry_on(FILE *out, const struct config_key *k, const void *base)
+{
+	const struct config_retry_on *p = cfield(base, k);
+	char text[2048];
+
+	if (p->set)
+		retry_on_format(&p->on, text, sizeof text);
+	put(out, k, p->set ? text : NULL);
+}
+
+static void clear_retry_on(const struct config_key *k, void *base)
+{
+	memset(field(base, k), 0, sizeof(struct config_retry_on));
+}
+
 /* ---- PATH: char *, NULL = unset ----------------------------------------- */
 
 static int parse_path(const struct config_key *k, void *base, const struct config_input *in,
@@ -452,6 +525,11 @@ static const struct config_type types[CONFIG_KEY_NTYPES] = {
 	                      .what = "rate", .hint = " (use e.g. 20/s, 100/m, 0.5/s)" },
 	[CONFIG_KEY_HTTP2] = { NUMBER, .what = "value", .hint = " (use auto, no or prior-knowledge)",
 	                       .scan = scan_http2, .format = format_http2, .store = STORE_INT },
+	[CONFIG_KEY_PERCENT] = { .parse = parse_percent, .dump = dump_percent,
+	                         .clear = clear_percent,
+	                         .what = "percentage", .hint = " (use e.g. 20%, 12.5%)" },
+	[CONFIG_KEY_RETRY_ON] = { .parse = parse_retry_on, .dump = dump_retry_on,
+	                          .clear = clear_retry_on },
 	[CONFIG_KEY_PATH] = { .parse = parse_path, .dump = dump_path, .clear = clear_path },
 	[CONFIG_KEY_HOSTS] = { LIST, .parse = parse_hosts, .split = units_parse_host_list },
 	[CONFIG_KEY_CIDRS] = { LIST, .parse = parse_list, .split = units_parse_cidr_list },

@@ -4,10 +4,13 @@
  *        -> exchanging -> done
  *   an idle kept-alive connection goes from queued (or waitconn) straight
  *   to exchanging, and back to resolving, once, if it turns out dead;
- *   waitconn: max_connections are open or the process is out of file
- *   descriptors, and the fetch waits for a connection; any state but done
- *   may end in done (an outcome or an abort).  Every change goes through
- *   fetch_set_state(), which checks it against this.
+ *   waitconn: max_connections are open, the process is out of file
+ *   descriptors or an HTTP/2 connection is being opened, and the fetch
+ *   waits for a connection; an attempt that failed in a way its retry
+ *   policy retries goes to backoff (no slot held) and from there back to
+ *   queued; any state but done may end in done (an outcome or an abort).
+ *   Every change goes through fetch_set_state(), which checks it against
+ *   this.
  *
  * The fetch owns the slots, the timers (the connect deadline, then the
  * request deadline), DNS, the deny list on resolved addresses and the one
@@ -22,7 +25,10 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <stdlib.h>
+
 #include "acl.h"
+#include "breaker.h"
 #include "clock.h"
 #include "decode.h"
 #include "fetch.h"
@@ -34,6 +40,9 @@
 
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void connect_next(struct fetch *f);
+static void next_attempt(struct fetch *f);
+static void start_attempt(struct fetch *f);
+static void acquire(struct fetch *f);
 
 /* --- state ------------------------------------------------------------ */
 
@@ -57,7 +66,7 @@ static const char *state_name(enum fetch_state s)
 		[FETCH_IDLE] = "idle", [FETCH_QUEUED] = "queued",
 		[FETCH_RESOLVING] = "resolving", [FETCH_WAITCONN] = "waitconn",
 		[FETCH_CONNECTING] = "connecting", [FETCH_EXCHANGING] = "exchanging",
-		[FETCH_DONE] = "done",
+		[FETCH_BACKOFF] = "backoff", [FETCH_DONE] = "done",
 	};
 
 	return names[s];
@@ -75,11 +84,14 @@ static bool allowed(enum fetch_state from, enum fetch_state to)
 		[FETCH_WAITCONN] = TO(FETCH_CONNECTING) | TO(FETCH_EXCHANGING),
 		[FETCH_CONNECTING] = TO(FETCH_EXCHANGING) | TO(FETCH_WAITCONN),
 		[FETCH_EXCHANGING] = TO(FETCH_RESOLVING),
+		[FETCH_BACKOFF] = TO(FETCH_QUEUED),
 		[FETCH_DONE] = 0,
 	};
 
 	if (from == FETCH_DONE)
 		return false;
+	if (to == FETCH_BACKOFF)
+		return from != FETCH_IDLE && from != FETCH_BACKOFF;
 	return to == FETCH_DONE || to == from || (next[from] & TO(to)) != 0;
 }
 
@@ -109,6 +121,7 @@ static const char *phase_of(const struct fetch *f)
 	switch (f->state) {
 	case FETCH_IDLE:
 	case FETCH_QUEUED:
+	case FETCH_BACKOFF:
 	case FETCH_WAITCONN:   /* a local shortage, like a slot: not the upstream's */
 		return "queued";
 	case FETCH_RESOLVING:
@@ -181,6 +194,9 @@ static void leave_queue(struct fetch *f)
 	case FETCH_STAGE_GLOBAL:
 		limit_sem_cancel(f->env->global, &f->waiter);
 		break;
+	case FETCH_STAGE_PAUSE:
+		upstream_cancel_pause(f->up, &f->waiter);
+		break;
 	case FETCH_STAGE_TOKEN:
 		upstream_cancel_token(f->up, &f->waiter);
 		break;
@@ -204,6 +220,18 @@ static void stop_exchange(struct fetch *f)
 	drop_conn(f, false);
 }
 
+/* What one attempt held besides its outcome: the addresses, the status
+ * line's message, the decoder. */
+static void forget_attempt(struct fetch *f)
+{
+	free(f->addrs);
+	f->addrs = NULL;
+	free(f->status_message);
+	f->status_message = NULL;
+	decode_free(f->decoder);
+	f->decoder = NULL;
+}
+
 static void record(struct fetch *f, enum outcome_type type, char *message,
                    const char *phase)
 {
@@ -211,14 +239,9 @@ static void record(struct fetch *f, enum outcome_type type, char *message,
 	free(f->out->message);
 	f->out->message = message;
 	f->out->phase = phase;
-	f->out->timing.total_ms = clock_now_ms() - f->t_start;
+	f->out->timing.total_ms = clock_now_ms() - f->t_first;
 	outcome_body_trim(f->out);
-	free(f->addrs);
-	f->addrs = NULL;
-	free(f->status_message);
-	f->status_message = NULL;
-	decode_free(f->decoder);
-	f->decoder = NULL;
+	forget_attempt(f);
 	f->up->totals[type]++;
 	metrics_observe_request(f->env->metrics, f->out, f->t_granted > 0, f->body_len);
 }
@@ -237,14 +260,73 @@ static void release_slots(struct fetch *f)
 		limit_sem_release(f->batch_sem);
 }
 
+/* A retry no longer waits or runs: its place in the budget is free. */
+static void release_budget(struct fetch *f)
+{
+	if (!f->budget_held)
+		return;
+	f->budget_held = false;
+	f->up->retries_active--;
+}
+
+/* Wait ms for the next attempt, holding no slot (others may go) and
+ * nothing of this attempt's answer; the batch is not told. */
+static void back_off(struct fetch *f, double ms)
+{
+	struct timeval tv = clock_timeval(ms);
+
+	forget_attempt(f);
+	if (f->batch_bytes != NULL)
+		*f->batch_bytes -= f->out->body_len;   /* the answer kept no longer */
+	outcome_next_attempt(f->out);
+	f->out->retry_wait_ms += ms;
+	if (!f->budget_held)
+		f->up->retries_active++;
+	f->budget_held = true;
+	f->up->retries_waiting++;
+	fetch_set_state(f, FETCH_BACKOFF);
+	f->t_backoff = clock_now_ms();
+	if (f->timer == NULL)
+		f->timer = xcheck(evtimer_new(f->env->base, on_timer, f));
+	evtimer_add(f->timer, &tv);
+	release_slots(f);
+}
+
+/* The back-off is over: queue again, at the end of the line, as a new
+ * attempt with its own timeout. */
+static void next_attempt(struct fetch *f)
+{
+	f->up->retries_waiting--;
+	f->up->retries[f->retry_reason]++;
+	f->out->attempts++;
+	f->retried = false;
+	f->unprocessed_retries = 0;
+	f->t_start = clock_now_ms();
+	fetch_set_state(f, FETCH_QUEUED);
+	(*f->env->queued)++;
+	start_attempt(f);
+}
+
 /* Hand back the connection, tell the batch, then hand back the slot, so
  * a failing batch cancels its own queued requests before the slot could
  * be given to one of them. */
 void fetch_finish(struct fetch *f, enum outcome_type type, char *message,
                   const char *phase, bool reusable)
 {
+	double wait;
+
 	stop_timer(f);
 	drop_conn(f, reusable);
+	fetch_retry_note(f, type, phase);
+	if (type != OUTCOME_OK && fetch_retry_wait(f, type, phase, &wait)) {
+		fetch_debug(f, "attempt %u: %s%s%s; attempt %u in %.0f ms", f->out->attempts,
+		            outcome_type_name(type), message ? ": " : "", message ? message : "",
+		            f->out->attempts + 1, wait);
+		free(message);
+		back_off(f, wait);
+		return;
+	}
+	release_budget(f);
 	record(f, type, message, phase);
 	fetch_set_state(f, FETCH_DONE);
 	f->done(f, f->done_arg);
@@ -265,7 +347,13 @@ void fetch_abort(struct fetch *f, enum outcome_type type, const char *message)
 
 	if (f->state == FETCH_DONE)
 		return;
+	if (f->state == FETCH_BACKOFF)
+		f->up->retries_waiting--;
 	stop_exchange(f);
+	release_budget(f);
+	if (f->probe)
+		breaker_probe_abandoned(&f->up->breaker);
+	f->probe = false;
 	record(f, type, message ? xstrdup(message) : NULL,
 	       type == OUTCOME_TIMEOUT ? phase : NULL);
 	fetch_set_state(f, FETCH_DONE);
@@ -280,6 +368,15 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (f->state == FETCH_BACKOFF) {
+		next_attempt(f);
+		return;
+	}
+	if (f->state == FETCH_QUEUED && f->stage == FETCH_STAGE_PAUSE) {
+		fetch_fail(f, OUTCOME_TIMEOUT, xasprintf("not started within %ld ms: %s is "
+		           "paused by its Retry-After", f->timeout_ms, f->up->key));
+		return;
+	}
 	if (f->state == FETCH_QUEUED) {   /* still waiting: a global slot or a token */
 		fetch_fail(f, OUTCOME_TIMEOUT, xasprintf("not started within %ld ms "
 		           "(global_concurrency or rate limit)", f->timeout_ms));
@@ -592,6 +689,8 @@ static bool take(struct fetch *f, enum fetch_stage s)
 		return limit_sem_acquire(&f->up->sem, &f->waiter);
 	case FETCH_STAGE_GLOBAL:
 		return limit_sem_acquire(f->env->global, &f->waiter);
+	case FETCH_STAGE_PAUSE:
+		return upstream_pass_pause(f->up, &f->waiter);
 	case FETCH_STAGE_TOKEN:
 		return upstream_take_token(f->up, &f->waiter);
 	default:
@@ -622,6 +721,21 @@ static void acquire(struct fetch *f)
 	}
 	(*f->env->queued)--;
 	begin(f);
+}
+
+/* An attempt begins (queued): unless the upstream's breaker is open, then
+ * it fails at once and nothing is sent. */
+static void start_attempt(struct fetch *f)
+{
+	double retry_in;
+
+	if (fetch_retry_admit(f, &retry_in)) {
+		acquire(f);
+		return;
+	}
+	f->out->retry_after_s = retry_seconds_up(retry_in);
+	fetch_fail(f, OUTCOME_CIRCUIT_OPEN, xasprintf("circuit open: %s failed %ld times in a "
+	           "row; nothing was sent", f->up->key, f->up->breaker.threshold));
 }
 
 static void on_grant(struct limit_waiter *w, void *arg)
@@ -658,19 +772,18 @@ void fetch_init(struct fetch *f, size_t index, const struct request_item *item,
 void fetch_start(struct fetch *f)
 {
 	f->t_start = clock_now_ms();
+	f->t_first = f->t_start;
+	f->out->attempts = 1;
+	retry_policy_resolve(&f->policy, &f->up->retry, f->batch_retry, f->item->retry,
+	                     f->up->max_retries);
 	fetch_debug(f, "%s %s", request_method_name(f->item->method), f->item->url);
 	fetch_set_state(f, FETCH_QUEUED);
 	(*f->env->queued)++;
-	acquire(f);
+	start_attempt(f);
 }
 
 void fetch_cleanup(struct fetch *f)
 {
 	stop_timer(f);
-	free(f->addrs);
-	f->addrs = NULL;
-	free(f->status_message);
-	f->status_message = NULL;
-	decode_free(f->decoder);
-	f->decoder = NULL;
+	forget_attempt(f);
 }

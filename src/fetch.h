@@ -29,6 +29,9 @@ enum fetch_state {
 	FETCH_CONNECTING,  /* slot held; TCP connect, then the TLS handshake */
 	FETCH_EXCHANGING,  /* the request is out on an open connection; the
 	                      answer is coming */
+	FETCH_BACKOFF,     /* an attempt failed and another will be made: no
+	                      slot held, waiting out the back-off or the
+	                      upstream's Retry-After */
 	FETCH_DONE,        /* outcome recorded; slot and connection handed back */
 };
 
@@ -37,6 +40,7 @@ enum fetch_stage {
 	FETCH_STAGE_BATCH_CAP = 0,   /* a slot of the batch's max_concurrency (if any) */
 	FETCH_STAGE_UPSTREAM,        /* a slot of the upstream's shared semaphore */
 	FETCH_STAGE_GLOBAL,          /* a slot of global_concurrency */
+	FETCH_STAGE_PAUSE,           /* the upstream's Retry-After pause to pass */
 	FETCH_STAGE_TOKEN,           /* a token of the upstream's rate limit (if any) */
 	FETCH_STAGE_STARTED,         /* all held: the request is under way */
 };
@@ -78,6 +82,16 @@ struct fetch {
 	uint64_t body_len;
 	uint64_t *batch_bytes;             /* the batch's running total of bodies */
 	bool retried;                      /* the stale keep-alive retry is spent */
+	const struct retry_policy *batch_retry;   /* the batch's "retry", or NULL (borrowed) */
+	double deadline_ms;                /* the batch's deadline (monotonic), 0: none */
+	struct retry_policy policy;        /* resolved when it starts */
+	double t_first;                    /* the first attempt was queued */
+	double t_backoff;                  /* began waiting for the next attempt */
+	bool budget_held;                  /* a retry: counts in up->retries_active */
+	bool probe;                        /* the breaker's half-open probe */
+	int retry_reason;                  /* why the next attempt (enum
+	                                      upstream_retry_reason), counted
+	                                      once it starts */
 	unsigned unprocessed_retries;      /* HTTP/2: sent again after the
 	                                      upstream said it never processed it */
 	struct decoder *decoder;           /* undoes the body's Content-Encoding (owned) */

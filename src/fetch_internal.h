@@ -1,6 +1,7 @@
 /* fetch_internal: what fetch.c (the life of a fetch: slots, timers, DNS,
- * connect, the failure classifier) and fetch_answer.c (its answer as it
- * arrives) share.  Included by nothing else. */
+ * connect, the failure classifier), fetch_answer.c (its answer as it
+ * arrives) and fetch_retry.c (what an attempt's end means for the next)
+ * share.  Included by nothing else. */
 #ifndef FANOUTD_FETCH_INTERNAL_H
 #define FANOUTD_FETCH_INTERNAL_H
 
@@ -17,6 +18,19 @@ void fetch_finish(struct fetch *f, enum outcome_type type, char *message,
 
 /* Abort what is under way, then end with this failure. */
 void fetch_fail(struct fetch *f, enum outcome_type type, char *message);
+
+/* An attempt ended in type (with phase, for a timeout): true when another
+ * is to be made, after *wait ms, for f->retry_reason (fetch_retry.c). */
+bool fetch_retry_wait(struct fetch *f, enum outcome_type type, const char *phase,
+                      double *wait);
+
+/* Tell the upstream how an attempt ended: its Retry-After pause, its
+ * breaker. */
+void fetch_retry_note(struct fetch *f, enum outcome_type type, const char *phase);
+
+/* May the attempt start (the breaker)?  false: fail it as circuit_open,
+ * the next probe in *retry_in_ms. */
+bool fetch_retry_admit(struct fetch *f, double *retry_in_ms);
 
 /* The exchange's head, body and end events (fetch_answer.c); ctx is the
  * fetch. */

@@ -219,6 +219,17 @@ static unsigned long u_streams(const struct upstream_stats *s) { return s->strea
 static unsigned long u_goaways(const struct upstream_stats *s) { return s->counts.goaways; }
 static unsigned long u_refused(const struct upstream_stats *s) { return s->counts.refused; }
 static unsigned long u_retried(const struct upstream_stats *s) { return s->counts.retried; }
+static unsigned long u_exhausted(const struct upstream_stats *s)
+{
+	return s->counts.budget_exhausted;
+}
+static unsigned long u_trips(const struct upstream_stats *s) { return s->counts.breaker_trips; }
+static unsigned long u_breaker(const struct upstream_stats *s)
+{
+	if (s->breaker != NULL && strcmp(s->breaker, "open") == 0)
+		return 1;
+	return s->breaker != NULL && strcmp(s->breaker, "half_open") == 0 ? 2 : 0;
+}
 
 static const struct upstream_family upstream_families[] = {
 	{ "fanoutd_upstream_limit", "gauge",
@@ -244,6 +255,12 @@ static const struct upstream_family upstream_families[] = {
 	  "GOAWAY's last stream).", u_refused },
 	{ "fanoutd_upstream_h2_streams_retried_total", "counter",
 	  "Requests sent again because the upstream never processed them.", u_retried },
+	{ "fanoutd_upstream_retry_budget_exhausted_total", "counter",
+	  "Retries not made because retry_budget was spent.", u_exhausted },
+	{ "fanoutd_upstream_breaker_state", "gauge",
+	  "The circuit breaker: 0 closed, 1 open, 2 half open.", u_breaker },
+	{ "fanoutd_upstream_breaker_trips_total", "counter",
+	  "Times the circuit breaker opened.", u_trips },
 };
 
 struct render_ctx {
@@ -270,6 +287,29 @@ static void put_upstream_protocols(const struct upstream_stats *s, void *arg)
 		put_value(rc->out, s->key);
 		evbuffer_add_printf(rc->out, "\",protocol=\"%s\"} %lu\n", names[i], n[i]);
 	}
+}
+
+static void put_upstream_retries(const struct upstream_stats *s, void *arg)
+{
+	struct render_ctx *rc = arg;
+	size_t r;
+
+	for (r = 0; r < UPSTREAM_RETRY_NREASONS; r++) {
+		evbuffer_add_printf(rc->out, "fanoutd_upstream_retries_total{upstream=\"");
+		put_value(rc->out, s->key);
+		evbuffer_add_printf(rc->out, "\",reason=\"%s\"} %lu\n",
+		                    upstream_retry_reason_name((enum upstream_retry_reason)r),
+		                    s->counts.retries[r]);
+	}
+}
+
+static void put_upstream_paused(const struct upstream_stats *s, void *arg)
+{
+	struct render_ctx *rc = arg;
+
+	evbuffer_add_printf(rc->out, "fanoutd_upstream_paused_seconds_total{upstream=\"");
+	put_value(rc->out, s->key);
+	evbuffer_add_printf(rc->out, "\"} %.3f\n", (double)s->counts.paused_ms / 1000.0);
 }
 
 static void put_upstream_requests(const struct upstream_stats *s, void *arg)
@@ -305,6 +345,12 @@ static void render_upstreams(struct evbuffer *out, struct upstream_registry *reg
 	family(out, "fanoutd_upstream_connections_by_protocol_total", "counter",
 	       "Connections to the upstream that opened, by the protocol they spoke.");
 	upstream_foreach_series(reg, put_upstream_protocols, &rc);
+	family(out, "fanoutd_upstream_retries_total", "counter",
+	       "Retries made (attempts after the first), by upstream and reason.");
+	upstream_foreach_series(reg, put_upstream_retries, &rc);
+	family(out, "fanoutd_upstream_paused_seconds_total", "counter",
+	       "Seconds the upstream was paused by a Retry-After (429 or 503).");
+	upstream_foreach_series(reg, put_upstream_paused, &rc);
 	for (i = 0; i < sizeof upstream_families / sizeof upstream_families[0]; i++) {
 		rc.fam = &upstream_families[i];
 		family(out, rc.fam->name, rc.fam->type, rc.fam->help);

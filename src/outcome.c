@@ -6,8 +6,10 @@
 #include <time.h>
 
 #include "answer.h"
+#include "clock.h"
 #include "jsonvalid.h"
 #include "outcome.h"
+#include "retry.h"
 #include "xalloc.h"
 
 static const char *const type_names[] = {
@@ -23,6 +25,7 @@ static const char *const type_names[] = {
 	[OUTCOME_PROTOCOL] = "protocol",
 	[OUTCOME_TOO_LARGE] = "too_large",
 	[OUTCOME_FORBIDDEN] = "forbidden",
+	[OUTCOME_CIRCUIT_OPEN] = "circuit_open",
 };
 
 /* a new type needs a name here before it builds */
@@ -38,6 +41,17 @@ void outcome_init(struct outcome *o)
 {
 	memset(o, 0, sizeof *o);
 	o->retry_after_s = -1;
+	o->retry_after_ms = -1;
+}
+
+void outcome_next_attempt(struct outcome *o)
+{
+	unsigned attempts = o->attempts;
+	double waited = o->retry_wait_ms;
+
+	outcome_clear(o);
+	o->attempts = attempts;
+	o->retry_wait_ms = waited;
 }
 
 void outcome_clear(struct outcome *o)
@@ -116,12 +130,13 @@ static char *add_clean(char *dst, const struct exchange_field *f)
 	return dst + 1;
 }
 
-/* The block: the JSON text, then the Content-Type and (on a 429) the
- * Retry-After values, each NUL-terminated. */
+/* The block: the JSON text, then the Content-Type and (on a 429 or 503)
+ * the Retry-After values, each NUL-terminated. */
 void outcome_set_head(struct outcome *o, const struct exchange_head *head)
 {
 	const struct exchange_field *ct = find(head, "content-type");
-	const struct exchange_field *ra = head->status == 429 ? find(head, "retry-after") : NULL;
+	const struct exchange_field *ra = head->status == 429 || head->status == 503
+	                                  ? find(head, "retry-after") : NULL;
 	char *p;
 
 	free(o->headers_json);
@@ -135,10 +150,12 @@ void outcome_set_head(struct outcome *o, const struct exchange_head *head)
 	if (ct != NULL)
 		p = add_clean(p, ct);
 	o->retry_after_s = -1;
+	o->retry_after_ms = -1;
 	if (ra != NULL) {
 		add_clean(p, ra);
-		if (answer_parse_retry_after(p, time(NULL), &o->retry_after_s) < 0)
-			o->retry_after_s = -1;   /* not understood */
+		o->retry_after_ms = retry_after_ms(p, strlen(p), clock_wall_ms());
+		if (o->retry_after_ms >= 0)
+			o->retry_after_s = retry_seconds_up(o->retry_after_ms);
 	}
 }
 

@@ -24,6 +24,7 @@ enum outcome_type {
 	OUTCOME_PROTOCOL,      /* malformed upstream answer */
 	OUTCOME_TOO_LARGE,     /* body over max_response_body */
 	OUTCOME_FORBIDDEN,     /* resolved into deny_networks */
+	OUTCOME_CIRCUIT_OPEN,  /* the upstream's breaker is open: nothing sent */
 	OUTCOME_COUNT,         /* not a type: how many there are, to size
 	                          arrays and bound loops */
 };
@@ -40,7 +41,9 @@ struct outcome {
 	int status;            /* HTTP status, 0 when there was no answer */
 	char *message;         /* failure text (owned), NULL on success */
 	const char *phase;     /* timeout phase, static string, or NULL */
-	long retry_after_s;    /* from Retry-After on 429, -1 if none */
+	long retry_after_s;    /* rate_limited, circuit_open: seconds to wait
+	                        * (Retry-After rounded up; the cooldown left), -1 if none */
+	double retry_after_ms; /* Retry-After of a 429 or 503, -1 if none */
 	char *headers_json;    /* the response headers as a compact JSON object
 	                        * (owned; one block with content_type), NULL
 	                        * while there was no response */
@@ -54,10 +57,16 @@ struct outcome {
 	const char *protocol;  /* "http/1.1" or "h2" once it got a connection
 	                        * (static), else NULL */
 	char *decoded;         /* the Content-Encoding undone ("gzip"), owned, or NULL */
+	unsigned attempts;     /* made so far (the outcome is the last one's) */
+	double retry_wait_ms;  /* waited between them */
 };
 
 void outcome_init(struct outcome *o);
 void outcome_clear(struct outcome *o);   /* frees what it owns */
+
+/* Forget the attempt that failed (its answer, message, timing,
+ * connection facts) for the next one; attempts and retry_wait_ms stay. */
+void outcome_next_attempt(struct outcome *o);
 
 /* Body storage sized to the body, not to the socket buffers it came in:
  * reserve (from Content-Length), append (moves bytes out of in), trim. */
@@ -69,8 +78,9 @@ void outcome_body_trim(struct outcome *o);
 /* The final answer's head: its status, its headers as JSON text (what
  * json_dumps(JSON_COMPACT) made of an object of the fields, values made
  * valid UTF-8 as answer_textn does; a field whose name is not UTF-8 left
- * out, as jansson does), Content-Type, and on a 429 Retry-After parsed
- * into retry_after_s (from now).  One allocation, a few bytes over the
+ * out, as jansson does), Content-Type, and on a 429 or 503 Retry-After
+ * parsed (retry.h) into retry_after_ms and, rounded up, retry_after_s
+ * (from now).  One allocation, a few bytes over the
  * JSON text: a finished outcome waits in memory until the whole batch is
  * done.  Replaces what an earlier call (a retried request) set. */
 void outcome_set_head(struct outcome *o, const struct exchange_head *head);

@@ -1,8 +1,9 @@
 /* request: batch request parsing and validation.  JSON through jansson,
  * URLs through evhttp_uri_parse, headers in request_headers.c, addresses
- * by netaddr.c.  Every error message starts with the path of the
- * offending element ("[3]", "requests[3].headers.Accept") so a client
- * with 10,000 URLs can find the bad one. */
+ * by netaddr.c, the names a "retry" object retries on by retry.c.  Every
+ * error message starts with the path of the offending element ("[3]",
+ * "requests[3].headers.Accept") so a client with 10,000 URLs can find the
+ * bad one. */
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,11 +19,17 @@
 #include "netaddr.h"
 #include "request.h"
 #include "request_internal.h"
+#include "retry.h"
 #include "units.h"
 #include "xalloc.h"
 
 #define MAX_TIMEOUT_MS (24L * 3600 * 1000)
 #define MAX_CONCURRENCY 100000
+/* A "retry" object's bounds.  attempts is clamped later to 1 +
+ * max_retries (the config's ceiling); this only refuses the absurd. */
+#define MAX_RETRY_ATTEMPTS 1000
+#define MAX_RETRY_BACKOFF_MS (3600L * 1000)
+#define RETRY_ON_WANT "\"connect\", \"timeout\" or a status 400..599"
 /* What the JSON tree of a batch may cost, by jsonscan's estimate: a floor
  * for the bodies of a batch, or more when max_batch_size allows requests
  * enough to need it.  An 8 MB body of "[[],[],...]" would otherwise build
@@ -88,6 +95,7 @@ static void free_item(struct request_item *it)
 	free(it->host_header);
 	free_headers(it->headers, it->nheaders_owned);
 	free(it->body);
+	free(it->retry);
 	memset(it, 0, sizeof *it);
 }
 
@@ -100,6 +108,7 @@ void request_free(struct batch_request *br)
 		free_item(&br->items[i]);
 	free(br->items);
 	free_headers(br->batch_headers, br->nbatch_headers);
+	free(br->retry);
 	memset(br, 0, sizeof *br);
 }
 
@@ -251,7 +260,7 @@ out:
 	return rc;
 }
 
-/* --- numbers ------------------------------------------------------------ */
+/* --- fields ------------------------------------------------------------- */
 
 static int get_long(const json_t *v, const char *path, long min, long max, long *out,
                     char *err, size_t errlen)
@@ -267,8 +276,6 @@ static int get_long(const json_t *v, const char *path, long min, long max, long 
 	*out = (long)n;
 	return 0;
 }
-
-/* --- one element -------------------------------------------------------- */
 
 static int get_bool(const json_t *v, const char *path, bool *out, char *err, size_t errlen)
 {
@@ -293,6 +300,100 @@ static const char *unknown_key(const json_t *obj, const char *const *known, size
 	}
 	return NULL;
 }
+
+/* --- retry -------------------------------------------------------------- */
+
+/* obj's integer field key, when given, into *out; messages start with
+ * path.key. */
+static int get_field_long(const json_t *obj, const char *key, const char *path, long min,
+                          long max, long *out, char *err, size_t errlen)
+{
+	const json_t *v = json_object_get(obj, key);
+	char sub[128];
+
+	if (v == NULL)
+		return 0;
+	snprintf(sub, sizeof sub, "%s.%s", path, key);
+	return get_long(v, sub, min, max, out, err, errlen);
+}
+
+/* v, the i-th element of the array at path ("requests[3].retry.on"),
+ * into on: a name ("connect", "timeout", "503") or a status 400..599. */
+static int parse_retry_on_element(struct retry_on *on, const json_t *v, const char *path,
+                                  size_t i, char *err, size_t errlen)
+{
+	const char *name = plain_string(v);
+	json_int_t status;
+
+	if (json_is_integer(v)) {
+		status = json_integer_value(v);
+		if (status >= RETRY_STATUS_MIN && status <= RETRY_STATUS_MAX) {
+			retry_on_add_status(on, (int)status);
+			return 0;
+		}
+		return request_fail(err, errlen, "%s[%zu]: %lld is not " RETRY_ON_WANT, path, i,
+		                    (long long)status);
+	}
+	if (name == NULL)
+		return request_fail(err, errlen, "%s[%zu]: must be " RETRY_ON_WANT, path, i);
+	/* at most 32 bytes of the name in the message, as the config's */
+	if (!retry_on_add_name(on, name, strlen(name)))
+		return request_fail(err, errlen, "%s[%zu]: \"%.32s\" is not " RETRY_ON_WANT, path, i,
+		                    name);
+	return 0;
+}
+
+/* "on": the failures to retry, at least one. */
+static int parse_retry_on(struct retry_policy *p, const json_t *arr, const char *path,
+                          char *err, size_t errlen)
+{
+	char sub[128];
+	json_t *v;
+	size_t i;
+
+	snprintf(sub, sizeof sub, "%s.on", path);
+	if (!json_is_array(arr) || json_array_size(arr) == 0)
+		return request_fail(err, errlen, "%s: must be a non-empty array such as "
+		                    "[\"connect\", \"timeout\", 503]", sub);
+	json_array_foreach(arr, i, v)
+		if (parse_retry_on_element(&p->on, v, sub, i, err, errlen) < 0)
+			return -1;
+	p->on_set = true;
+	return 0;
+}
+
+/* The "retry" object at path (a batch's or a request's) into a new
+ * *out; fields it leaves out stay unset (retry.h), for the level above. */
+static int parse_retry(struct retry_policy **out, const json_t *obj, const char *path,
+                       char *err, size_t errlen)
+{
+	static const char *const known[] = { "attempts", "backoff_ms", "max_backoff_ms", "on" };
+	struct retry_policy p;
+	const char *key;
+	const json_t *on;
+
+	if (!json_is_object(obj))
+		return request_fail(err, errlen, "%s: must be an object", path);
+	key = unknown_key(obj, known, sizeof known / sizeof *known);
+	if (key != NULL)
+		return request_fail(err, errlen, "%s: unknown key \"%s\"", path, key);
+	retry_policy_unset(&p);
+	if (get_field_long(obj, "attempts", path, 1, MAX_RETRY_ATTEMPTS, &p.attempts,
+	                   err, errlen) < 0 ||
+	    get_field_long(obj, "backoff_ms", path, 0, MAX_RETRY_BACKOFF_MS, &p.backoff_ms,
+	                   err, errlen) < 0 ||
+	    get_field_long(obj, "max_backoff_ms", path, 0, MAX_RETRY_BACKOFF_MS,
+	                   &p.max_backoff_ms, err, errlen) < 0)
+		return -1;
+	on = json_object_get(obj, "on");
+	if (on != NULL && parse_retry_on(&p, on, path, err, errlen) < 0)
+		return -1;
+	*out = xmalloc(sizeof **out);
+	**out = p;
+	return 0;
+}
+
+/* --- one element -------------------------------------------------------- */
 
 static int parse_method(struct request_item *it, const json_t *v, const char *path,
                         char *err, size_t errlen)
@@ -352,6 +453,7 @@ static int parse_object_item(struct request_item *it, const json_t *obj, const c
 {
 	static const char *const known[] = {
 		"url", "method", "headers", "body", "json", "timeout_ms", "id", "decompress",
+		"retry",
 	};
 	const char *key, *url;
 	json_t *v, *headers;
@@ -390,6 +492,11 @@ static int parse_object_item(struct request_item *it, const json_t *obj, const c
 	v = json_object_get(obj, "decompress");
 	snprintf(sub, sizeof sub, "%s.decompress", path);
 	if (v != NULL && get_bool(v, sub, &it->decompress, err, errlen) < 0)
+		return -1;
+	/* only a request that gives its own: the batch's is not copied */
+	v = json_object_get(obj, "retry");
+	snprintf(sub, sizeof sub, "%s.retry", path);
+	if (v != NULL && parse_retry(&it->retry, v, sub, err, errlen) < 0)
 		return -1;
 	return 0;
 }
@@ -476,6 +583,7 @@ static int parse_long_form(struct batch_request *br, const json_t *obj,
 {
 	static const char *const known[] = {
 		"requests", "mode", "timeout_ms", "max_concurrency", "headers", "decompress",
+		"retry",
 	};
 	const char *key, *mode;
 	json_t *v, *reqs, *headers;
@@ -509,6 +617,9 @@ static int parse_long_form(struct batch_request *br, const json_t *obj,
 		return -1;
 	v = json_object_get(obj, "decompress");
 	if (v != NULL && get_bool(v, "decompress", &br->decompress, err, errlen) < 0)
+		return -1;
+	v = json_object_get(obj, "retry");
+	if (v != NULL && parse_retry(&br->retry, v, "retry", err, errlen) < 0)
 		return -1;
 	headers = json_object_get(obj, "headers");
 	if (headers != NULL) {

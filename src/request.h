@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <jansson.h>
 
+struct retry_policy;   /* retry.h */
+
 enum batch_mode {
 	BATCH_MODE_ALL,        /* fail fast: the first failure cancels the rest */
 	BATCH_MODE_SETTLED,    /* wait for every outcome */
@@ -48,6 +50,8 @@ struct request_item {
 	size_t body_len;
 	long timeout_ms;       /* -1 = the configured request_timeout */
 	bool decompress;       /* undo the answer's Content-Encoding (default) */
+	struct retry_policy *retry;  /* owned; NULL: none given (the batch's
+	                              * policy, then the config's, apply) */
 };
 
 struct batch_request {
@@ -57,6 +61,9 @@ struct batch_request {
 	long timeout_ms;              /* -1 = the configured batch_timeout */
 	long max_concurrency;         /* -1 = no per-batch cap */
 	bool decompress;              /* the items' default (true) */
+	struct retry_policy *retry;   /* owned; NULL: none given.  Not copied
+	                               * into the items: an item's own policy
+	                               * overrides it field by field */
 	struct request_header *batch_headers;   /* owned, strings too; the */
 	size_t nbatch_headers;                  /* items' lists point into them */
 };

@@ -161,12 +161,22 @@ int units_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* The value of s, whose decimal syntax ends at p (checked by the caller):
+ * strtod only does the exact rounding. */
+static int exact_value(const char *s, const char *p, double *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtod(s, &end);
+	return end != p || errno == ERANGE || !isfinite(*v) ? -1 : 0;
+}
+
 int units_parse_rate(const char *s, double *out)
 {
 	const char *p = s;
 	struct decimal d;
 	double v, div;
-	char *end;
 
 	if (!s || parse_decimal(&p, &d) < 0)
 		return -1;
@@ -180,12 +190,23 @@ int units_parse_rate(const char *s, double *out)
 		div = 3600;
 	else
 		return -1;
-	/* The syntax is checked above; strtod only does the exact rounding. */
-	errno = 0;
-	v = strtod(s, &end);
-	if (end != p || errno == ERANGE || !isfinite(v))
+	if (exact_value(s, p, &v) < 0)
 		return -1;
 	*out = v / div;
+	return 0;
+}
+
+int units_parse_percent(const char *s, double *out)
+{
+	const char *p = s;
+	struct decimal d;
+	double v;
+
+	if (!s || parse_decimal(&p, &d) < 0 || d.fdigits > 9 || strcmp(p, "%") != 0)
+		return -1;
+	if (exact_value(s, p, &v) < 0)
+		return -1;
+	*out = v / 100;
 	return 0;
 }
 
@@ -266,6 +287,16 @@ void units_format_rate(double v, char *buf, size_t len)
 	for (int prec = 0; prec <= 60; prec++) {
 		snprintf(buf, len, "%.*f/s", prec, v);
 		if (strtod(buf, NULL) == v)
+			return;
+	}
+}
+
+/* At most 9 decimals were read: one of these precisions gives them back. */
+void units_format_percent(double v, char *buf, size_t len)
+{
+	for (int prec = 0; prec <= 9; prec++) {
+		snprintf(buf, len, "%.*f%%", prec, v * 100);
+		if (strtod(buf, NULL) / 100 == v)
 			return;
 	}
 }

@@ -1,6 +1,6 @@
 /* units: the value syntax of the config file.  Parses and formats
- * durations ("250ms", "5s"), sizes ("8M"), rates ("20/s"), booleans and
- * octal modes; checks listen addresses and normalises upstream URLs, CIDR
+ * durations ("250ms", "5s"), sizes ("8M"), rates ("20/s"), percentages
+ * ("20%"), booleans and octal modes; checks listen addresses and normalises upstream URLs, CIDR
  * lists and host globs (the address syntax itself is netaddr.h's); forms
  * the upstream key.  Memory runs out by xalloc.h's policy. */
 #ifndef FANOUTD_UNITS_H
@@ -43,6 +43,9 @@ int units_parse_size(const char *s, uint64_t *out);
 int units_parse_rate(const char *s, double *out);
 int units_parse_bool(const char *s, bool *out);
 int units_parse_mode(const char *s, long *out);
+/* Percentages: "N%" or "N.D%" (up to 9 decimals), stored as a fraction:
+ * "20%" is 0.2. */
+int units_parse_percent(const char *s, double *out);
 
 /* ---- formatting: each writes text the parsers read back ---------------- */
 
@@ -54,6 +57,8 @@ void units_format_duration_short(long ms, char *buf, size_t len);
 void units_format_size(uint64_t v, char *buf, size_t len);
 /* The shortest fixed-point "N/s" that reads back as exactly V. */
 void units_format_rate(double v, char *buf, size_t len);
+/* The shortest fixed-point "N%" that reads back as exactly the fraction V. */
+void units_format_percent(double v, char *buf, size_t len);
 
 /* ---- addresses: on failure write a message (prefixed as noted) to MSG -- */
 

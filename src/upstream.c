@@ -13,6 +13,7 @@
 #include "answer.h"
 #include "clock.h"
 #include "keyhash.h"
+#include "log.h"
 #include "outcome.h"
 #include "tls.h"
 #include "upstream.h"
@@ -147,12 +148,17 @@ static void counts_now(const struct upstream *u, struct upstream_counts *c)
 	c->goaways = ps.goaways;
 	c->refused = ps.refused;
 	c->retried = u->streams_retried;
+	memcpy(c->retries, u->retries, sizeof c->retries);
+	c->budget_exhausted = u->budget_exhausted;
+	c->paused_ms = (unsigned long)u->paused_ms;
+	c->breaker_trips = u->breaker.trips;
 }
 
 /* to += what u counted since it joined its series. */
 static void counts_add_since(struct upstream_counts *to, const struct upstream *u)
 {
 	struct upstream_counts now;
+	size_t i;
 
 	counts_now(u, &now);
 	to->opened += now.opened - u->base.opened;
@@ -162,6 +168,11 @@ static void counts_add_since(struct upstream_counts *to, const struct upstream *
 	to->goaways += now.goaways - u->base.goaways;
 	to->refused += now.refused - u->base.refused;
 	to->retried += now.retried - u->base.retried;
+	for (i = 0; i < UPSTREAM_RETRY_NREASONS; i++)
+		to->retries[i] += now.retries[i] - u->base.retries[i];
+	to->budget_exhausted += now.budget_exhausted - u->base.budget_exhausted;
+	to->paused_ms += now.paused_ms - u->base.paused_ms;
+	to->breaker_trips += now.breaker_trips - u->base.breaker_trips;
 }
 
 /* From now on u counts into s; what its pool counted before is not s's. */
@@ -218,6 +229,10 @@ static void series_stats(const struct upstream_registry *reg,
 		st->streams += ps.streams;
 		if (ps.protocol != NULL)
 			st->protocol = ps.protocol;
+		if (upstream_paused_ms(u) > st->paused_ms)
+			st->paused_ms = upstream_paused_ms(u);
+		if (u->breaker.state != BREAKER_CLOSED || st->breaker == NULL)
+			st->breaker = breaker_state_name(u->breaker.state);
 		counts_add_since(&st->counts, u);
 	}
 	st->connections_opened = st->counts.opened;
@@ -327,6 +342,99 @@ void upstream_cancel_token(struct upstream *u, struct limit_waiter *w)
 	limit_bucket_cancel(&u->bucket, w);
 }
 
+/* --- Retry-After pause ------------------------------------------------------ */
+
+const char *upstream_retry_reason_name(enum upstream_retry_reason r)
+{
+	static const char *names[] = {
+		[UPSTREAM_RETRY_CONNECT] = "connect", [UPSTREAM_RETRY_TIMEOUT] = "timeout",
+		[UPSTREAM_RETRY_429] = "429", [UPSTREAM_RETRY_500] = "500",
+		[UPSTREAM_RETRY_502] = "502", [UPSTREAM_RETRY_503] = "503",
+		[UPSTREAM_RETRY_504] = "504", [UPSTREAM_RETRY_OTHER_STATUS] = "other_status",
+	};
+
+	return names[r];
+}
+
+double upstream_paused_ms(const struct upstream *u)
+{
+	double left = u->paused_until_ms - clock_now_ms();
+
+	return left > 0 ? left : 0;
+}
+
+static void arm_pause(struct upstream *u)
+{
+	struct timeval tv = clock_timeval(upstream_paused_ms(u));
+
+	evtimer_add(u->pause_timer, &tv);
+}
+
+/* The pause is over (or was extended: wait on): the waiters go, oldest
+ * first; one of them may meet a new pause, which holds the rest. */
+static void on_pause_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream *u = arg;
+	struct limit_waiter *w;
+
+	(void)fd;
+	(void)what;
+	while ((w = TAILQ_FIRST(&u->paused)) != NULL) {
+		if (upstream_paused_ms(u) > 0) {
+			arm_pause(u);
+			return;
+		}
+		TAILQ_REMOVE(&u->paused, w, link);
+		w->queued = false;
+		w->grant(w, w->arg);
+	}
+}
+
+void upstream_pause(struct upstream *u, double ms)
+{
+	double now = clock_now_ms();
+	double until = now + ms;
+
+	if (ms <= 0 || until <= u->paused_until_ms)
+		return;
+	u->paused_ms += until - (u->paused_until_ms > now ? u->paused_until_ms : now);
+	u->paused_until_ms = until;
+	if (u->pause_timer == NULL)
+		u->pause_timer = xcheck(evtimer_new(u->reg->base, on_pause_timer, u));
+	log_debug("%s: paused for %.0f ms (Retry-After)", u->key, ms);
+	if (!TAILQ_EMPTY(&u->paused))
+		arm_pause(u);
+}
+
+bool upstream_pass_pause(struct upstream *u, struct limit_waiter *w)
+{
+	/* FIFO: nobody overtakes a waiter, even once the time has passed */
+	if (upstream_paused_ms(u) <= 0 && TAILQ_EMPTY(&u->paused))
+		return true;
+	TAILQ_INSERT_TAIL(&u->paused, w, link);
+	w->queued = true;
+	arm_pause(u);
+	return false;
+}
+
+void upstream_cancel_pause(struct upstream *u, struct limit_waiter *w)
+{
+	if (!w->queued)
+		return;
+	TAILQ_REMOVE(&u->paused, w, link);
+	w->queued = false;
+}
+
+bool upstream_retry_allowed(const struct upstream *u, bool self)
+{
+	double in_flight = (double)u->sem.in_use + (double)u->retries_waiting;
+	double allowed = u->retry_budget * in_flight;
+
+	if (allowed < 3)
+		allowed = 3;
+	return (double)u->retries_active + (self ? 0 : 1) <= allowed;
+}
+
 /* rate 0 = no limit; burst defaults to the rate rounded up, at least 1 */
 static void configure_rate(struct upstream_registry *reg, struct upstream *u,
                            const struct config_upstream *cu)
@@ -344,6 +452,47 @@ static void configure_rate(struct upstream_registry *reg, struct upstream *u,
 	limit_bucket_set_rate(&u->bucket, rate, burst, clock_now_ms());
 	u->rate_limited = rate > 0;
 	arm_bucket(u);
+}
+
+/* Retries, Retry-After and the breaker (SPEC section 10), as configure()
+ * does the timeouts: the policy has every field given, the level a
+ * batch's and a request's "retry" fall back to. */
+static void configure_retry(struct upstream *u, const struct config *cfg,
+                            const struct config_upstream *cu)
+{
+	u->retry.attempts = 1 + cfg->retries;
+	u->retry.backoff_ms = cfg->retry_backoff_ms;
+	u->retry.max_backoff_ms = cfg->retry_max_backoff_ms;
+	u->retry.on_set = true;
+	u->retry.on = cfg->retry_on.on;
+	u->max_retries = cfg->max_retries;
+	u->retry_budget = cfg->retry_budget;
+	u->max_retry_after_ms = cfg->max_retry_after_ms;
+	u->honor_retry_after = cfg->honor_retry_after;
+	u->breaker_failures = cfg->breaker_failures;
+	u->breaker_cooldown_ms = cfg->breaker_cooldown_ms;
+	if (cu == NULL)
+		return;
+	if (cu->retries >= 0)
+		u->retry.attempts = 1 + cu->retries;
+	if (cu->retry_backoff_ms >= 0)
+		u->retry.backoff_ms = cu->retry_backoff_ms;
+	if (cu->retry_max_backoff_ms >= 0)
+		u->retry.max_backoff_ms = cu->retry_max_backoff_ms;
+	if (cu->retry_on.set)
+		u->retry.on = cu->retry_on.on;
+	if (cu->max_retries >= 0)
+		u->max_retries = cu->max_retries;
+	if (cu->retry_budget >= 0)
+		u->retry_budget = cu->retry_budget;
+	if (cu->max_retry_after_ms >= 0)
+		u->max_retry_after_ms = cu->max_retry_after_ms;
+	if (cu->honor_retry_after >= 0)
+		u->honor_retry_after = cu->honor_retry_after;
+	if (cu->breaker_failures >= 0)
+		u->breaker_failures = cu->breaker_failures;
+	if (cu->breaker_cooldown_ms > 0)
+		u->breaker_cooldown_ms = cu->breaker_cooldown_ms;
 }
 
 /* Settings from the [fanoutd] section, overridden by the upstream's own. */
@@ -367,6 +516,8 @@ static void configure(struct upstream_registry *reg, struct upstream *u)
 		if (cu->ca_file != NULL)
 			ca_file = cu->ca_file;
 	}
+	configure_retry(u, cfg, cu);
+	breaker_configure(&u->breaker, u->breaker_failures, u->breaker_cooldown_ms);
 	limit_sem_set_limit(&u->sem, configured_limit(cfg, u->key));
 	configure_rate(reg, u, cu);
 	ps = pool_settings_for(reg, u, cu, ca_file);
@@ -397,6 +548,7 @@ struct upstream *upstream_get(struct upstream_registry *reg, const char *key,
 	u->tls = tls;
 	u->reg = reg;
 	limit_sem_init(&u->sem, 1);
+	TAILQ_INIT(&u->paused);
 	limit_bucket_init(&u->bucket, 0, 1, clock_now_ms());
 	configure(reg, u);
 	series_join(u, series_for(reg, key));
@@ -429,6 +581,8 @@ static void forget(struct upstream_registry *reg, struct upstream *u)
 	pool_free(u->pool);
 	if (u->bucket_timer != NULL)
 		event_free(u->bucket_timer);
+	if (u->pause_timer != NULL)
+		event_free(u->pause_timer);
 	free(u->tls_error);
 	free(u->key);
 	free(u->host);
@@ -504,7 +658,7 @@ static json_t *series_json(const struct upstream_stats *s)
 	for (t = OUTCOME_OK; t < OUTCOME_COUNT; t++)
 		json_object_set_new(totals, outcome_type_name((enum outcome_type)t),
 		                    json_integer((json_int_t)s->totals[t]));
-	return xcheck(json_pack("{s:o,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:o}",
+	return xcheck(json_pack("{s:o,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:s,s:o}",
 	                        "upstream", answer_text(s->key),
 	                        "live", (int)s->live,
 	                        "limit", (json_int_t)s->limit,
@@ -518,6 +672,8 @@ static json_t *series_json(const struct upstream_stats *s)
 	                                                        : json_null(),
 	                        "streams", (json_int_t)s->streams,
 	                        "goaways", (json_int_t)s->counts.goaways,
+	                        "paused_ms", (json_int_t)(s->paused_ms + 0.5),
+	                        "breaker", s->breaker != NULL ? s->breaker : "closed",
 	                        "totals", totals));
 }
 

@@ -15,7 +15,9 @@
 
 #include "config.h"
 #include "limit.h"
+#include "breaker.h"
 #include "pool.h"
+#include "retry.h"
 
 /* Upstreams without a config section that get a series of their own;
  * those that come later all count into the one series UPSTREAM_OTHER.
@@ -27,6 +29,22 @@
 struct upstream_registry;
 struct upstream_series;
 
+/* Why a request was retried, for /metrics. */
+enum upstream_retry_reason {
+	UPSTREAM_RETRY_CONNECT = 0,
+	UPSTREAM_RETRY_TIMEOUT,
+	UPSTREAM_RETRY_429,
+	UPSTREAM_RETRY_500,
+	UPSTREAM_RETRY_502,
+	UPSTREAM_RETRY_503,
+	UPSTREAM_RETRY_504,
+	UPSTREAM_RETRY_OTHER_STATUS,
+	UPSTREAM_RETRY_NREASONS,
+};
+
+/* "connect", "timeout", "429", ..., "other_status". */
+const char *upstream_retry_reason_name(enum upstream_retry_reason r);
+
 /* What an upstream's pool and fetches count that its series keeps. */
 struct upstream_counts {
 	unsigned long opened;       /* connections opened */
@@ -36,6 +54,10 @@ struct upstream_counts {
 	unsigned long goaways;      /* GOAWAY frames received */
 	unsigned long refused;      /* streams the upstream never processed */
 	unsigned long retried;      /* requests sent again for that */
+	unsigned long retries[UPSTREAM_RETRY_NREASONS];   /* retries made, by reason */
+	unsigned long budget_exhausted;   /* retries not made: over retry_budget */
+	unsigned long paused_ms;    /* paused by Retry-After, in total */
+	unsigned long breaker_trips;
 };
 
 struct upstream {
@@ -51,6 +73,14 @@ struct upstream {
 	struct pool *pool;          /* keep-alive connections (owned) */
 	long request_timeout_ms;
 	long connect_timeout_ms;
+	/* retries and Retry-After (SPEC 10): its section's, else [fanoutd]'s */
+	struct retry_policy retry;  /* every field given: attempts = 1 + retries */
+	long max_retries;           /* the ceiling a batch or request may ask for */
+	double retry_budget;        /* retries <= this share of requests in flight */
+	long max_retry_after_ms;    /* Retry-After longer than this is cut to it */
+	bool honor_retry_after;     /* a 429/503 with Retry-After pauses the upstream */
+	long breaker_failures;      /* consecutive failures that open it; 0: off */
+	long breaker_cooldown_ms;
 	bool tls_verify;
 	char *tls_error;            /* why no TLS context could be made (owned) */
 	unsigned long *totals;      /* finished requests by enum outcome_type
@@ -62,6 +92,17 @@ struct upstream {
 	struct upstream_series *series;     /* where it counts (borrowed) */
 	LIST_ENTRY(upstream) series_link;   /* in the series' list of live ones */
 	unsigned long streams_retried;   /* HTTP/2 requests sent again, unprocessed */
+	/* Retry-After: no request starts before paused_until_ms; the slot
+	 * holders that would wait here, FIFO */
+	double paused_until_ms;
+	struct event *pause_timer;  /* owned; made at the first pause */
+	TAILQ_HEAD(, limit_waiter) paused;
+	struct breaker breaker;
+	unsigned retries_active;    /* retries waiting or in flight (the budget) */
+	unsigned retries_waiting;   /* of those, waiting out their back-off */
+	unsigned long retries[UPSTREAM_RETRY_NREASONS];
+	unsigned long budget_exhausted;
+	double paused_ms;           /* paused in total */
 	struct upstream_counts base;     /* the counts when it joined its series */
 	struct upstream *next;      /* hash chain */
 };
@@ -81,6 +122,8 @@ struct upstream_stats {
 	unsigned long tls_handshakes;       /* since start */
 	struct upstream_counts counts;      /* since start (also the two above) */
 	const char *protocol;               /* the last picked: "http/1.1", "h2", NULL */
+	double paused_ms;                   /* Retry-After pause left now */
+	const char *breaker;                /* "closed", "open", "half_open" */
 	unsigned streams;                   /* HTTP/2 streams in flight now */
 	const unsigned long *totals;        /* by outcome, as struct upstream's */
 };
@@ -112,6 +155,26 @@ bool upstream_take_token(struct upstream *u, struct limit_waiter *w)
 
 /* Withdraw w from the token queue. */
 void upstream_cancel_token(struct upstream *u, struct limit_waiter *w);
+
+/* Retry-After (SPEC 10): no new request to u starts for ms (extends a
+ * pause under way, never shortens it). */
+void upstream_pause(struct upstream *u, double ms);
+
+/* Pass the pause: true if u is not paused now, else w is queued (FIFO)
+ * and its grant callback runs when the pause is over. */
+bool upstream_pass_pause(struct upstream *u, struct limit_waiter *w)
+	__attribute__((warn_unused_result));
+
+/* Withdraw w from the pause queue (no-op when not queued). */
+void upstream_cancel_pause(struct upstream *u, struct limit_waiter *w);
+
+/* Milliseconds of pause left (0: not paused). */
+double upstream_paused_ms(const struct upstream *u);
+
+/* May one more retry to u start (retry_budget: retries waiting or in
+ * flight <= that share of its requests in flight, retries included, never
+ * fewer than 3)?  self: the asker holds a place already (a second retry). */
+bool upstream_retry_allowed(const struct upstream *u, bool self);
 
 /* {"upstreams":[{"upstream","live","limit","in_flight","queued",
  * "connections","idle_connections","connections_opened","tls_handshakes",

@@ -18,6 +18,8 @@
 #include <jansson.h>
 
 #include "answer.h"
+#include "clock.h"
+#include "retry.h"
 #include "units.h"
 #include "jsonvalid.h"
 #include "outcome.h"
@@ -164,10 +166,19 @@ static const char *write_batch(double elapsed_ms, int want_status)
 	return output();
 }
 
-#define TIMING_0 "\"elapsed_ms\":20.2,\"timing\":{\"queued_ms\":1.0,\"connect_ms\":2.3," \
+/* What put_timing writes for std_timing()'s two outcomes: the timing,
+ * "reused", "protocol" (TIMING_n_PROTO, once the request got a
+ * connection), then "attempts" and "retry_wait_ms" (SPEC 10: on every
+ * result and error; 1 and 0.0 without retries). */
+#define REUSED_0 "\"elapsed_ms\":20.2,\"timing\":{\"queued_ms\":1.0,\"connect_ms\":2.3," \
                  "\"ttfb_ms\":10.0,\"total_ms\":20.2},\"reused\":false"
-#define TIMING_1 "\"elapsed_ms\":5.6,\"timing\":{\"queued_ms\":0.0,\"connect_ms\":0.0," \
+#define REUSED_1 "\"elapsed_ms\":5.6,\"timing\":{\"queued_ms\":0.0,\"connect_ms\":0.0," \
                  "\"ttfb_ms\":5.0,\"total_ms\":5.6},\"reused\":true"
+#define ATTEMPTS_1 ",\"attempts\":1,\"retry_wait_ms\":0.0"
+#define TIMING_0 REUSED_0 ATTEMPTS_1
+#define TIMING_1 REUSED_1 ATTEMPTS_1
+#define TIMING_0_PROTO(p) REUSED_0 ",\"protocol\":\"" p "\"" ATTEMPTS_1
+#define TIMING_1_PROTO(p) REUSED_1 ",\"protocol\":\"" p "\"" ATTEMPTS_1
 
 static void std_timing(void)
 {
@@ -193,6 +204,7 @@ START_TEST(test_outcome_basics)
 		{ OUTCOME_PROTOCOL, "protocol", true },
 		{ OUTCOME_TOO_LARGE, "too_large", true },
 		{ OUTCOME_FORBIDDEN, "forbidden", true },
+		{ OUTCOME_CIRCUIT_OPEN, "circuit_open", true },
 	};
 	size_t i;
 
@@ -203,11 +215,14 @@ START_TEST(test_outcome_basics)
 	ck_assert_ptr_null(o.message);
 	ck_assert_ptr_null(o.phase);
 	ck_assert_int_eq(o.retry_after_s, -1);
+	ck_assert(o.retry_after_ms == -1);
 	ck_assert_ptr_null(o.headers_json);
 	ck_assert_ptr_null(o.content_type);
 	ck_assert_ptr_null(o.body);
 	ck_assert(!o.reused);
 	ck_assert_ptr_null(o.protocol);
+	ck_assert_uint_eq(o.attempts, 0);       /* written as 1 */
+	ck_assert(o.retry_wait_ms == 0);
 	for (i = 0; i < sizeof types / sizeof *types; i++) {
 		o.type = types[i].t;
 		ck_assert_str_eq(outcome_type_name(types[i].t), types[i].name);
@@ -226,7 +241,38 @@ START_TEST(test_outcome_basics)
 	ck_assert_ptr_null(o.content_type);
 	ck_assert_ptr_null(o.body);
 	ck_assert_int_eq(o.retry_after_s, -1);
+	ck_assert(o.retry_after_ms == -1);
 	outcome_clear(&o);      /* twice is harmless */
+
+	/* the next attempt forgets the failed one's answer, timing and
+	 * connection facts (an error is its last attempt's) but keeps the
+	 * attempts and the wait so far */
+	respond(&o, OUTCOME_RATE_LIMITED, 429, "text/plain", "x", 1);
+	set_head(&o, 429, "retry-after", "2", NULL);
+	o.message = strdup("m");
+	o.protocol = "h2";
+	o.reused = true;
+	o.timing.queued_ms = 4.5;
+	o.timing.total_ms = 9.0;
+	o.attempts = 2;
+	o.retry_wait_ms = 100.5;
+	outcome_next_attempt(&o);
+	ck_assert_int_eq(o.type, OUTCOME_PENDING);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_ptr_null(o.message);
+	ck_assert_ptr_null(o.headers_json);
+	ck_assert_ptr_null(o.body);
+	ck_assert_ptr_null(o.protocol);
+	ck_assert(!o.reused);
+	ck_assert_int_eq(o.retry_after_s, -1);
+	ck_assert(o.retry_after_ms == -1);
+	ck_assert(o.timing.queued_ms == 0);
+	ck_assert(o.timing.total_ms == 0);
+	ck_assert_uint_eq(o.attempts, 2);
+	ck_assert(o.retry_wait_ms == 100.5);
+	outcome_clear(&o);
+	ck_assert_uint_eq(o.attempts, 0);
+	ck_assert(o.retry_wait_ms == 0);
 }
 END_TEST
 
@@ -342,6 +388,165 @@ START_TEST(test_rate_limited_without_retry_after)
 		"\"errors\":[{\"index\":0,\"url\":\"http://a.example/x\",\"type\":\"rate_limited\","
 		"\"status\":429,\"message\":\"upstream answered 429 Too Many Requests\","
 		TIMING_0 "}],\"completed\":[],\"cancelled\":[1]}");
+}
+END_TEST
+
+/* Retry-After is parsed on a 503 too (it pauses the upstream), and as
+ * decimal seconds; retry_after_s is written for rate_limited only (and
+ * circuit_open), rounded up to whole seconds. */
+START_TEST(test_retry_after_decimal_and_503)
+{
+	short_batch();
+	respond(&g_o[0], OUTCOME_HTTP_STATUS, 503, "text/plain", "busy", 4);
+	set_head(&g_o[0], 503, "content-type", "text/plain", "retry-after", "1.5", NULL);
+	ck_assert(g_o[0].retry_after_ms == 1500);
+	ck_assert_int_eq(g_o[0].retry_after_s, 2);      /* parsed, not written */
+	g_o[0].message = strdup("upstream answered 503 Service Unavailable");
+	respond(&g_o[1], OUTCOME_RATE_LIMITED, 429, "text/plain", "", 0);
+	set_head(&g_o[1], 429, "content-type", "text/plain", "retry-after", "0.25", NULL);
+	ck_assert(g_o[1].retry_after_ms == 250);
+	ck_assert_int_eq(g_o[1].retry_after_s, 1);      /* 0.25 s rounds up to 1 */
+	g_o[1].message = strdup("upstream answered 429 Too Many Requests");
+	std_timing();
+	ck_assert_str_eq(write_batch(6.0, 502),
+		"{\"ok\":false,\"error\":\"batch_failed\","
+		"\"message\":\"2 of 2 requests failed, 0 cancelled\",\"elapsed_ms\":6.0,"
+		"\"errors\":[{\"index\":0,\"url\":\"http://a.example/x\",\"type\":\"http_status\","
+		"\"status\":503,\"message\":\"upstream answered 503 Service Unavailable\","
+		TIMING_0 ","
+		"\"headers\":{\"content-type\":\"text/plain\",\"retry-after\":\"1.5\"},"
+		"\"body\":\"busy\",\"encoding\":\"text\"},"
+		"{\"index\":1,\"url\":\"https://b.example/y?z=1\",\"type\":\"rate_limited\","
+		"\"status\":429,\"message\":\"upstream answered 429 Too Many Requests\","
+		"\"retry_after_s\":1," TIMING_1 ","
+		"\"headers\":{\"content-type\":\"text/plain\",\"retry-after\":\"0.25\"},"
+		"\"body\":\"\",\"encoding\":\"text\"}],"
+		"\"completed\":[],\"cancelled\":[]}");
+
+	/* settled: the same rule inside the error object */
+	outcome_clear(&g_o[0]);
+	outcome_clear(&g_o[1]);
+	batch("{\"mode\": \"settled\", \"requests\": [\"http://a.example/x\","
+	      " \"https://b.example/y?z=1\"]}");
+	respond(&g_o[0], OUTCOME_RATE_LIMITED, 429, NULL, "", 0);
+	set_head(&g_o[0], 429, "retry-after", "1.5", NULL);
+	ck_assert_int_eq(g_o[0].retry_after_s, 2);
+	g_o[0].message = strdup("upstream answered 429 Too Many Requests");
+	respond(&g_o[1], OUTCOME_HTTP_STATUS, 503, NULL, "", 0);
+	set_head(&g_o[1], 503, "retry-after", "7", NULL);
+	ck_assert_int_eq(g_o[1].retry_after_s, 7);
+	g_o[1].message = strdup("upstream answered 503 Service Unavailable");
+	std_timing();
+	ck_assert_str_eq(write_batch(9.0, 200),
+		"{\"ok\":false,\"elapsed_ms\":9.0,\"results\":["
+		"{\"index\":0,\"url\":\"http://a.example/x\",\"error\":{\"type\":\"rate_limited\","
+		"\"status\":429,\"message\":\"upstream answered 429 Too Many Requests\","
+		"\"retry_after_s\":2,\"headers\":{\"retry-after\":\"1.5\"},\"body\":\"\","
+		"\"encoding\":\"text\"}," TIMING_0 "},"
+		"{\"index\":1,\"url\":\"https://b.example/y?z=1\",\"error\":{\"type\":\"http_status\","
+		"\"status\":503,\"message\":\"upstream answered 503 Service Unavailable\","
+		"\"headers\":{\"retry-after\":\"7\"},\"body\":\"\",\"encoding\":\"text\"},"
+		TIMING_1 "}]}");
+}
+END_TEST
+
+/* A request that was retried: "attempts" and "retry_wait_ms" after
+ * "reused" and "protocol", in every shape. */
+START_TEST(test_attempts)
+{
+	short_batch();
+	respond(&g_o[0], OUTCOME_OK, 200, NULL, "a", 1);
+	respond(&g_o[1], OUTCOME_OK, 200, NULL, "b", 1);
+	std_timing();
+	g_o[0].attempts = 3;
+	g_o[0].retry_wait_ms = 250.5;
+	g_o[0].protocol = "h2";
+	g_o[1].attempts = 2;
+	g_o[1].retry_wait_ms = 0.04;
+	ck_assert_str_eq(write_batch(9.0, 200),
+		"{\"ok\":true,\"elapsed_ms\":9.0,\"results\":["
+		"{\"index\":0,\"url\":\"http://a.example/x\",\"status\":200," REUSED_0
+		",\"protocol\":\"h2\",\"attempts\":3,\"retry_wait_ms\":250.5,"
+		"\"headers\":{},\"body\":\"a\",\"encoding\":\"text\"},"
+		"{\"index\":1,\"url\":\"https://b.example/y?z=1\",\"status\":200," REUSED_1
+		",\"attempts\":2,\"retry_wait_ms\":0.0,"
+		"\"headers\":{},\"body\":\"b\",\"encoding\":\"text\"}]}");
+
+	/* the error group: the last attempt's error, with every attempt counted */
+	outcome_clear(&g_o[0]);
+	outcome_clear(&g_o[1]);
+	respond(&g_o[0], OUTCOME_HTTP_STATUS, 503, NULL, "", 0);
+	g_o[0].message = strdup("upstream answered 503 Service Unavailable");
+	g_o[1].type = OUTCOME_CANCELLED;
+	std_timing();
+	g_o[0].attempts = 3;
+	g_o[0].retry_wait_ms = 250.5;
+	g_o[0].protocol = "http/1.1";
+	ck_assert_str_eq(write_batch(300.0, 502),
+		"{\"ok\":false,\"error\":\"batch_failed\","
+		"\"message\":\"1 of 2 requests failed, 1 cancelled\",\"elapsed_ms\":300.0,"
+		"\"errors\":[{\"index\":0,\"url\":\"http://a.example/x\",\"type\":\"http_status\","
+		"\"status\":503,\"message\":\"upstream answered 503 Service Unavailable\","
+		REUSED_0 ",\"protocol\":\"http/1.1\",\"attempts\":3,\"retry_wait_ms\":250.5,"
+		"\"headers\":{},\"body\":\"\",\"encoding\":\"text\"}],"
+		"\"completed\":[],\"cancelled\":[1]}");
+
+	/* settled: after the error object, as the timing */
+	outcome_clear(&g_o[0]);
+	outcome_clear(&g_o[1]);
+	batch("{\"mode\": \"settled\", \"requests\": [\"http://a.example/x\","
+	      " \"https://b.example/y?z=1\"]}");
+	fail_with(&g_o[0], OUTCOME_CONNECT, 0, "connection refused");
+	respond(&g_o[1], OUTCOME_OK, 200, NULL, "", 0);
+	std_timing();
+	g_o[0].attempts = 3;
+	g_o[0].retry_wait_ms = 250.5;
+	g_o[1].attempts = 3;
+	g_o[1].retry_wait_ms = 1234.56;
+	ck_assert_str_eq(write_batch(9.0, 200),
+		"{\"ok\":false,\"elapsed_ms\":9.0,\"results\":["
+		"{\"index\":0,\"url\":\"http://a.example/x\","
+		"\"error\":{\"type\":\"connect\",\"message\":\"connection refused\"},"
+		REUSED_0 ",\"attempts\":3,\"retry_wait_ms\":250.5},"
+		"{\"index\":1,\"url\":\"https://b.example/y?z=1\",\"status\":200," REUSED_1
+		",\"attempts\":3,\"retry_wait_ms\":1234.6,"
+		"\"headers\":{},\"body\":\"\",\"encoding\":\"text\"}]}");
+}
+END_TEST
+
+/* The breaker was open: nothing was sent, no connection, and the error
+ * says when to come back. */
+START_TEST(test_circuit_open)
+{
+	short_batch();
+	respond(&g_o[0], OUTCOME_OK, 200, NULL, "", 0);
+	fail_with(&g_o[1], OUTCOME_CIRCUIT_OPEN, 0, "circuit open: https://b.example:443 "
+	          "failed 5 times in a row; nothing was sent");
+	g_o[1].retry_after_s = 8;
+	std_timing();
+	ck_assert_str_eq(write_batch(1.0, 502),
+		"{\"ok\":false,\"error\":\"batch_failed\","
+		"\"message\":\"1 of 2 requests failed, 0 cancelled\",\"elapsed_ms\":1.0,"
+		"\"errors\":[{\"index\":1,\"url\":\"https://b.example/y?z=1\",\"type\":\"circuit_open\","
+		"\"message\":\"circuit open: https://b.example:443 failed 5 times in a row; "
+		"nothing was sent\",\"retry_after_s\":8," TIMING_1 "}],"
+		"\"completed\":[0],\"cancelled\":[]}");
+
+	/* settled; without a time left (-1) there is no retry_after_s */
+	outcome_clear(&g_o[0]);
+	outcome_clear(&g_o[1]);
+	batch("{\"mode\": \"settled\", \"requests\": [\"http://a.example/x\","
+	      " \"https://b.example/y?z=1\"]}");
+	fail_with(&g_o[0], OUTCOME_CIRCUIT_OPEN, 0, "circuit open");
+	g_o[0].retry_after_s = 0;
+	fail_with(&g_o[1], OUTCOME_CIRCUIT_OPEN, 0, "circuit open");
+	std_timing();
+	ck_assert_str_eq(write_batch(1.0, 200),
+		"{\"ok\":false,\"elapsed_ms\":1.0,\"results\":["
+		"{\"index\":0,\"url\":\"http://a.example/x\",\"error\":{\"type\":\"circuit_open\","
+		"\"message\":\"circuit open\",\"retry_after_s\":0}," TIMING_0 "},"
+		"{\"index\":1,\"url\":\"https://b.example/y?z=1\",\"error\":{\"type\":\"circuit_open\","
+		"\"message\":\"circuit open\"}," TIMING_1 "}]}");
 }
 END_TEST
 
@@ -508,10 +713,10 @@ START_TEST(test_protocol)
 	g_o[1].protocol = "h2";
 	ck_assert_str_eq(write_batch(9.0, 200),
 		"{\"ok\":true,\"elapsed_ms\":9.0,\"results\":["
-		"{\"index\":0,\"url\":\"http://a.example/x\",\"status\":200," TIMING_0
-		",\"protocol\":\"http/1.1\",\"headers\":{},\"body\":\"a\",\"encoding\":\"text\"},"
-		"{\"index\":1,\"url\":\"https://b.example/y?z=1\",\"status\":200," TIMING_1
-		",\"protocol\":\"h2\",\"headers\":{},\"body\":\"b\",\"encoding\":\"text\"}]}");
+		"{\"index\":0,\"url\":\"http://a.example/x\",\"status\":200," TIMING_0_PROTO("http/1.1")
+		",\"headers\":{},\"body\":\"a\",\"encoding\":\"text\"},"
+		"{\"index\":1,\"url\":\"https://b.example/y?z=1\",\"status\":200," TIMING_1_PROTO("h2")
+		",\"headers\":{},\"body\":\"b\",\"encoding\":\"text\"}]}");
 
 	/* the error group: an answer over h2, a connection never made */
 	outcome_clear(&g_o[0]);
@@ -526,7 +731,7 @@ START_TEST(test_protocol)
 		"\"message\":\"2 of 2 requests failed, 0 cancelled\",\"elapsed_ms\":3.0,"
 		"\"errors\":[{\"index\":0,\"url\":\"http://a.example/x\",\"type\":\"http_status\","
 		"\"status\":503,\"message\":\"upstream answered 503 Service Unavailable\","
-		TIMING_0 ",\"protocol\":\"h2\",\"headers\":{},\"body\":\"\",\"encoding\":\"text\"},"
+		TIMING_0_PROTO("h2") ",\"headers\":{},\"body\":\"\",\"encoding\":\"text\"},"
 		"{\"index\":1,\"url\":\"https://b.example/y?z=1\",\"type\":\"connect\","
 		"\"message\":\"connection refused\"," TIMING_1 "}],"
 		"\"completed\":[],\"cancelled\":[]}");
@@ -546,7 +751,7 @@ START_TEST(test_protocol)
 		"{\"ok\":false,\"elapsed_ms\":9.0,\"results\":["
 		"{\"index\":0,\"url\":\"http://a.example/x\",\"error\":{\"type\":\"timeout\","
 		"\"message\":\"no complete answer within 100 ms\",\"phase\":\"response\"},"
-		TIMING_0 ",\"protocol\":\"http/1.1\"},"
+		TIMING_0_PROTO("http/1.1") "},"
 		"{\"index\":1,\"url\":\"https://b.example/y?z=1\",\"error\":{\"type\":\"timeout\","
 		"\"message\":\"no TLS handshake within 100 ms\",\"phase\":\"tls\"}," TIMING_1 "}]}");
 }
@@ -600,7 +805,7 @@ static const char *one(const char *ct, const char *body, size_t len)
 
 #define ONE_HEAD "{\"ok\":true,\"elapsed_ms\":1.0,\"results\":[{\"index\":0,\"url\":\"http://a/\"," \
 	"\"status\":200,\"elapsed_ms\":0.0,\"timing\":{\"queued_ms\":0.0,\"connect_ms\":0.0," \
-	"\"ttfb_ms\":0.0,\"total_ms\":0.0},\"reused\":false,"
+	"\"ttfb_ms\":0.0,\"total_ms\":0.0},\"reused\":false,\"attempts\":1,\"retry_wait_ms\":0.0,"
 #define ONE_TAIL "}]}"
 
 START_TEST(test_encoding_json_verbatim)
@@ -715,7 +920,8 @@ END_TEST
 
 /* What fetch.c and outcome_seal made of a head before outcome_set_head:
  * a jansson object of answer_textn values, dumped JSON_COMPACT; its
- * Content-Type, and on a 429 its Retry-After parsed. */
+ * Content-Type, and on a 429 or 503 its Retry-After parsed (retry.h) and
+ * rounded up to whole seconds. */
 static char *old_headers_json(const struct exchange_head *head, char **ct, long *ra)
 {
 	json_t *obj = json_object();
@@ -731,8 +937,12 @@ static char *old_headers_json(const struct exchange_head *head, char **ct, long 
 	*ct = v ? strdup(v) : NULL;
 	*ra = -1;
 	v = json_string_value(json_object_get(obj, "retry-after"));
-	if (head->status == 429 && v != NULL && answer_parse_retry_after(v, time(NULL), ra) < 0)
-		*ra = -1;
+	if ((head->status == 429 || head->status == 503) && v != NULL) {
+		double ms = retry_after_ms(v, strlen(v), clock_wall_ms());
+
+		if (ms >= 0)
+			*ra = (long)ceil(ms / 1000.0);
+	}
 	text = json_dumps(obj, JSON_COMPACT);
 	ck_assert_ptr_nonnull(text);
 	json_decref(obj);
@@ -774,7 +984,20 @@ START_TEST(test_set_head)
 	                 "\"set-cookie\":\"k=v; Path=/\",\"x-utf8\":\"caf\xc3\xa9\","
 	                 "\"x-latin1\":\"caf?\",\"x-empty\":\"\",\"retry-after\":\"120\"}");
 	ck_assert_str_eq(o.content_type, "text/html");
-	ck_assert_int_eq(o.retry_after_s, -1);          /* only on a 429 */
+	ck_assert_int_eq(o.retry_after_s, -1);          /* only on a 429 or 503 */
+	ck_assert(o.retry_after_ms == -1);
+	set_head(&o, 500, "retry-after", "120", NULL);
+	ck_assert_int_eq(o.retry_after_s, -1);
+	ck_assert(o.retry_after_ms == -1);
+	set_head(&o, 503, "retry-after", "120", NULL);
+	ck_assert_int_eq(o.retry_after_s, 120);
+	ck_assert(o.retry_after_ms == 120000);
+	set_head(&o, 503, "retry-after", "1.5", NULL);   /* decimal seconds, rounded up */
+	ck_assert_int_eq(o.retry_after_s, 2);
+	ck_assert(o.retry_after_ms == 1500);
+	set_head(&o, 503, NULL);                         /* a later head replaces it */
+	ck_assert_int_eq(o.retry_after_s, -1);
+	ck_assert(o.retry_after_ms == -1);
 
 	/* escaped as jansson does: '/' and DEL as they are */
 	set_head(&o, 429, "retry-after", " 7 ", "x-esc", "\"a\\b\"\t\b\f\n\r\x01\x1f/\x7f", NULL);
@@ -782,10 +1005,19 @@ START_TEST(test_set_head)
 	                 "\"\\\"a\\\\b\\\"\\t\\b\\f\\n\\r\\u0001\\u001F/\x7f\"}");
 	ck_assert_ptr_null(o.content_type);
 	ck_assert_int_eq(o.retry_after_s, 7);
+	ck_assert(o.retry_after_ms == 7000);
 	set_head(&o, 429, "retry-after", "soon", NULL);
 	ck_assert_int_eq(o.retry_after_s, -1);
+	ck_assert(o.retry_after_ms == -1);
 	set_head(&o, 429, "retry-after", "Thu, 01 Jan 1970 00:01:00 GMT", NULL);
 	ck_assert_int_eq(o.retry_after_s, 0);           /* in the past */
+	ck_assert(o.retry_after_ms == 0);
+	set_head(&o, 429, "retry-after", "0.001", NULL);
+	ck_assert_int_eq(o.retry_after_s, 1);           /* up, never down to 0 */
+	set_head(&o, 429, "retry-after", "2.0", NULL);
+	ck_assert_int_eq(o.retry_after_s, 2);
+	set_head(&o, 429, "retry-after", "2.01", NULL);
+	ck_assert_int_eq(o.retry_after_s, 3);
 	set_head(&o, 204, NULL);
 	ck_assert_str_eq(o.headers_json, "{}");
 	ck_assert_ptr_null(o.content_type);
@@ -810,71 +1042,6 @@ START_TEST(test_set_head)
 	check_head_as_before(&o, &head);
 	ck_assert_int_eq(o.retry_after_s, -1);          /* "12??" */
 	outcome_clear(&o);
-}
-END_TEST
-
-/* --- Retry-After ------------------------------------------------------- */
-
-START_TEST(test_retry_after)
-{
-	const time_t now = 1445412480;   /* Wed, 21 Oct 2015 07:28:00 GMT */
-	long v;
-
-	v = -2;
-	ck_assert_int_eq(answer_parse_retry_after("120", now, &v), 0);
-	ck_assert_int_eq(v, 120);
-	v = -2;
-	ck_assert_int_eq(answer_parse_retry_after(" 7 ", now, &v), 0);
-	ck_assert_int_eq(v, 7);
-	v = -2;
-	ck_assert_int_eq(answer_parse_retry_after("0", now, &v), 0);
-	ck_assert_int_eq(v, 0);
-	v = -2;
-	ck_assert_int_eq(answer_parse_retry_after("\t3", now, &v), 0);
-	ck_assert_int_eq(v, 3);
-
-	v = -2;
-	ck_assert_int_eq(answer_parse_retry_after("-1", now, &v), -1);
-	ck_assert_int_eq(answer_parse_retry_after("abc", now, &v), -1);
-	ck_assert_int_eq(answer_parse_retry_after("", now, &v), -1);
-	ck_assert_int_eq(answer_parse_retry_after("  ", now, &v), -1);
-	ck_assert_int_eq(answer_parse_retry_after("12abc", now, &v), -1);
-	ck_assert_int_eq(answer_parse_retry_after("1.5", now, &v), -1);
-	ck_assert_int_eq(answer_parse_retry_after("1 2", now, &v), -1);
-	ck_assert_int_eq(answer_parse_retry_after("Wed, 21 Oct 2015 07:28:60", now, &v), -1);
-	ck_assert_int_eq(v, -2);         /* untouched on error */
-
-	/* HTTP dates */
-	ck_assert_int_eq(answer_parse_retry_after("Wed, 21 Oct 2015 07:29:00 GMT", now, &v), 0);
-	ck_assert_int_eq(v, 60);
-	v = -2;
-	ck_assert_int_eq(answer_parse_retry_after("Thu, 22 Oct 2015 07:28:00 GMT", now, &v), 0);
-	ck_assert_int_eq(v, 86400);
-	v = -2;
-	ck_assert_int_eq(answer_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now, &v), 0);
-	ck_assert_int_eq(v, 0);
-	v = -2;
-	ck_assert_int_eq(answer_parse_retry_after("Tue, 20 Oct 2015 07:28:00 GMT", now, &v), 0);
-	ck_assert_int_eq(v, 0);          /* in the past: retry now */
-	v = -2;
-	ck_assert_int_eq(answer_parse_retry_after("Thu, 01 Jan 1970 00:01:00 GMT", 0, &v), 0);
-	ck_assert_int_eq(v, 60);
-}
-END_TEST
-
-/* RFC 9110 section 5.6.7: a recipient MUST accept all three HTTP-date
- * formats, the obsolete RFC 850 and asctime ones too. */
-START_TEST(test_retry_after_obsolete_date_formats)
-{
-	const time_t now = 1445412480;   /* Wed, 21 Oct 2015 07:28:00 GMT */
-	long v;
-
-	v = -2;
-	ck_assert_int_eq(answer_parse_retry_after("Wednesday, 21-Oct-15 07:29:00 GMT", now, &v), 0);
-	ck_assert_int_eq(v, 60);
-	v = -2;
-	ck_assert_int_eq(answer_parse_retry_after("Wed Oct 21 07:29:00 2015", now, &v), 0);
-	ck_assert_int_eq(v, 60);
 }
 END_TEST
 
@@ -1060,7 +1227,7 @@ START_TEST(test_set_head_matches_jansson)
 	outcome_init(&o);
 	for (i = 0; i < 1000; i++) {
 		memset(used, 0, sizeof used);
-		head.status = pick(2) ? 429 : 200;
+		head.status = pick(3) == 0 ? 200 : pick(2) ? 429 : 503;
 		head.nfields = pick(8);
 		for (k = 0; k < head.nfields; k++) {
 			do
@@ -1069,7 +1236,8 @@ START_TEST(test_set_head_matches_jansson)
 			used[j] = true;
 			text[k].len = 0;
 			if (strcmp(names[j], "retry-after") == 0 && pick(2))
-				ONE_OF(&text[k], "120", " 7", "0", "-1", "1e3", "Thu, 01 Jan 1970 00:00:00 GMT");
+				ONE_OF(&text[k], "120", " 7", "0", "-1", "1e3", "1.5", "0.25", "3.",
+				       "Thu, 01 Jan 1970 00:00:00 GMT");
 			else
 				gen_text(&text[k], pick(12));
 			f[k] = (struct exchange_field){ names[j], strlen(names[j]),
@@ -1497,6 +1665,9 @@ static Suite *answer_suite(void)
 	tcase_add_test(tc, test_group_two_failures);
 	tcase_add_test(tc, test_rate_limited);
 	tcase_add_test(tc, test_rate_limited_without_retry_after);
+	tcase_add_test(tc, test_retry_after_decimal_and_503);
+	tcase_add_test(tc, test_attempts);
+	tcase_add_test(tc, test_circuit_open);
 	tcase_add_test(tc, test_timeout_phase);
 	tcase_add_test(tc, test_error_without_message);
 	tcase_add_test(tc, test_settled);
@@ -1524,8 +1695,6 @@ static Suite *answer_suite(void)
 	tc = tcase_create("misc");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_set_head);
-	tcase_add_test(tc, test_retry_after);
-	tcase_add_test(tc, test_retry_after_obsolete_date_formats);
 	tcase_add_test(tc, test_write_error);
 	tcase_add_test(tc, test_text_and_write_json);
 	tcase_add_test(tc, test_invalid_utf8_only_bad_bytes_replaced);

@@ -6,9 +6,12 @@
 #endif
 #include "config.h"
 #include "units.h"
+#include "upstream.h"
 
 #include <check.h>
+#include <event2/event.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -96,6 +99,31 @@ static void assert_optstr_eq(const char *a, const char *b)
 		ck_assert_str_eq(a, b);
 }
 
+static void assert_retry_on_eq(const struct config_retry_on *a, const struct config_retry_on *b)
+{
+	ck_assert_int_eq(a->set, b->set);
+	ck_assert_int_eq(a->on.connect, b->on.connect);
+	ck_assert_int_eq(a->on.timeout, b->on.timeout);
+	ck_assert(memcmp(a->on.status, b->on.status, sizeof a->on.status) == 0);
+}
+
+/* A retry_on as the config stores it: connect, timeout, then the statuses
+ * up to a 0. */
+static struct config_retry_on retry_on_of(bool connect, bool timeout, ...)
+{
+	struct config_retry_on r = { .set = true };
+	va_list ap;
+	int st;
+
+	r.on.connect = connect;
+	r.on.timeout = timeout;
+	va_start(ap, timeout);
+	while ((st = va_arg(ap, int)) != 0)
+		retry_on_add_status(&r.on, st);
+	va_end(ap);
+	return r;
+}
+
 static void assert_config_eq(const struct config *a, const struct config *b)
 {
 	ck_assert_uint_eq(a->nlisten, b->nlisten);
@@ -117,6 +145,17 @@ static void assert_config_eq(const struct config *a, const struct config *b)
 	ck_assert_int_eq(a->http2, b->http2);
 	ck_assert_int_eq(a->h2_max_streams, b->h2_max_streams);
 	ck_assert_int_eq(a->keepalive_timeout_ms, b->keepalive_timeout_ms);
+	ck_assert_int_eq(a->retries, b->retries);
+	assert_retry_on_eq(&a->retry_on, &b->retry_on);
+	ck_assert_int_eq(a->retry_backoff_ms, b->retry_backoff_ms);
+	ck_assert_int_eq(a->retry_max_backoff_ms, b->retry_max_backoff_ms);
+	ck_assert_msg(a->retry_budget == b->retry_budget, "retry_budget %.17g != %.17g",
+	              a->retry_budget, b->retry_budget);
+	ck_assert_int_eq(a->max_retries, b->max_retries);
+	ck_assert_int_eq(a->max_retry_after_ms, b->max_retry_after_ms);
+	ck_assert_int_eq(a->honor_retry_after, b->honor_retry_after);
+	ck_assert_int_eq(a->breaker_failures, b->breaker_failures);
+	ck_assert_int_eq(a->breaker_cooldown_ms, b->breaker_cooldown_ms);
 	ck_assert_int_eq(a->tls_verify, b->tls_verify);
 	assert_optstr_eq(a->ca_file, b->ca_file);
 	assert_optstr_eq(a->resolv_conf, b->resolv_conf);
@@ -138,6 +177,17 @@ static void assert_config_eq(const struct config *a, const struct config *b)
 		ck_assert_int_eq(x->burst, y->burst);
 		ck_assert_int_eq(x->request_timeout_ms, y->request_timeout_ms);
 		ck_assert_int_eq(x->connect_timeout_ms, y->connect_timeout_ms);
+		ck_assert_int_eq(x->retries, y->retries);
+		assert_retry_on_eq(&x->retry_on, &y->retry_on);
+		ck_assert_int_eq(x->retry_backoff_ms, y->retry_backoff_ms);
+		ck_assert_int_eq(x->retry_max_backoff_ms, y->retry_max_backoff_ms);
+		ck_assert_msg(x->retry_budget == y->retry_budget, "retry_budget %.17g != %.17g",
+		              x->retry_budget, y->retry_budget);
+		ck_assert_int_eq(x->max_retries, y->max_retries);
+		ck_assert_int_eq(x->max_retry_after_ms, y->max_retry_after_ms);
+		ck_assert_int_eq(x->honor_retry_after, y->honor_retry_after);
+		ck_assert_int_eq(x->breaker_failures, y->breaker_failures);
+		ck_assert_int_eq(x->breaker_cooldown_ms, y->breaker_cooldown_ms);
 		ck_assert_int_eq(x->tls_verify, y->tls_verify);
 		assert_optstr_eq(x->ca_file, y->ca_file);
 	}
@@ -306,6 +356,41 @@ START_TEST(rate_bad)
 }
 END_TEST
 
+START_TEST(percent_good)
+{
+	static const struct { const char *in; double v; const char *out; } t[] = {
+		{ "20%", 0.2, "20%" }, { "0%", 0, "0%" }, { "100%", 1, "100%" },
+		{ "12.5%", 0.125, "12.5%" }, { "007%", 0.07, "7%" }, { "33.33%", 33.33 / 100, "33.33%" },
+		{ "0.000000001%", 0.000000001 / 100, "0.000000001%" }, { "5.000%", 0.05, "5%" },
+		{ "99.999999999%", 99.999999999 / 100, "99.999999999%" }, { "150%", 1.5, "150%" },
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		double v = -1;
+		char buf[64];
+		ck_assert_msg(units_parse_percent(t[i].in, &v) == 0, "\"%s\" refused", t[i].in);
+		ck_assert_msg(v == t[i].v, "\"%s\" gave %.17g", t[i].in, v);
+		units_format_percent(v, buf, sizeof buf);
+		ck_assert_str_eq(buf, t[i].out);
+	}
+}
+END_TEST
+
+START_TEST(percent_bad)
+{
+	static const char *const t[] = {
+		"", "%", "20", "0.2", "20 %", " 20%", "20% ", "-1%", "+1%", "20%%", "20%x",
+		".5%", "5.%", "1e1%", "inf%", "nan%", "0x10%", "1,5%", "20 percent",
+		"0.0000000001%",            /* more than 9 decimals */
+		"99999999999999999999%",    /* overflows the number */
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		double v = 42;
+		ck_assert_msg(units_parse_percent(t[i], &v) == -1, "\"%s\" accepted", t[i]);
+		ck_assert(v == 42);
+	}
+}
+END_TEST
+
 START_TEST(bool_forms)
 {
 	static const char *const yes[] = { "yes", "true", "on", "1", "YES", "True", "On" };
@@ -353,6 +438,22 @@ START_TEST(defaults)
 	ck_assert_int_eq(cfg.http2, CONFIG_HTTP2_AUTO);
 	ck_assert_int_eq(cfg.h2_max_streams, 100);
 	ck_assert_int_eq(cfg.keepalive_timeout_ms, 30000);
+	ck_assert_int_eq(cfg.retries, 0);
+	{
+		struct config_retry_on def = { .set = true };
+		retry_on_default(&def.on);
+		assert_retry_on_eq(&cfg.retry_on, &def);
+		def = retry_on_of(true, true, 429, 502, 503, 504, 0);
+		assert_retry_on_eq(&cfg.retry_on, &def);
+	}
+	ck_assert_int_eq(cfg.retry_backoff_ms, 100);
+	ck_assert_int_eq(cfg.retry_max_backoff_ms, 5000);
+	ck_assert(cfg.retry_budget == 0.2);
+	ck_assert_int_eq(cfg.max_retries, 5);
+	ck_assert_int_eq(cfg.max_retry_after_ms, 30000);
+	ck_assert(cfg.honor_retry_after);
+	ck_assert_int_eq(cfg.breaker_failures, 0);
+	ck_assert_int_eq(cfg.breaker_cooldown_ms, 10000);
 	ck_assert(cfg.tls_verify);
 	ck_assert_ptr_null(cfg.ca_file);
 	ck_assert_str_eq(cfg.resolv_conf, "/etc/resolv.conf");
@@ -394,6 +495,16 @@ START_TEST(every_key)
 	        "http2 = prior-knowledge\n"
 	        "h2_max_streams = 7\n"
 	        "keepalive_timeout = 1h\n"
+	        "retries = 3\n"
+	        "retry_on = 500, timeout\n"
+	        "retry_backoff = 50ms\n"
+	        "retry_max_backoff = 1s\n"
+	        "retry_budget = 12.5%\n"
+	        "max_retries = 4\n"
+	        "max_retry_after = 1m\n"
+	        "honor_retry_after = no\n"
+	        "breaker_failures = 7\n"
+	        "breaker_cooldown = 2.5s\n"
 	        "tls_verify = no\n"
 	        "ca_file = /etc/ssl/ca.pem\n"
 	        "resolv_conf = /tmp/resolv.conf\n"
@@ -422,6 +533,19 @@ START_TEST(every_key)
 	ck_assert_int_eq(cfg.http2, CONFIG_HTTP2_PRIOR);
 	ck_assert_int_eq(cfg.h2_max_streams, 7);
 	ck_assert_int_eq(cfg.keepalive_timeout_ms, 3600000);
+	ck_assert_int_eq(cfg.retries, 3);
+	{
+		struct config_retry_on want_on = retry_on_of(false, true, 500, 0);
+		assert_retry_on_eq(&cfg.retry_on, &want_on);
+	}
+	ck_assert_int_eq(cfg.retry_backoff_ms, 50);
+	ck_assert_int_eq(cfg.retry_max_backoff_ms, 1000);
+	ck_assert(cfg.retry_budget == 0.125);
+	ck_assert_int_eq(cfg.max_retries, 4);
+	ck_assert_int_eq(cfg.max_retry_after_ms, 60000);
+	ck_assert(!cfg.honor_retry_after);
+	ck_assert_int_eq(cfg.breaker_failures, 7);
+	ck_assert_int_eq(cfg.breaker_cooldown_ms, 2500);
 	ck_assert(!cfg.tls_verify);
 	ck_assert_str_eq(cfg.ca_file, "/etc/ssl/ca.pem");
 	ck_assert_str_eq(cfg.resolv_conf, "/tmp/resolv.conf");
@@ -457,6 +581,14 @@ START_TEST(limits_of_ranges)
 	        "global_concurrency = 1\n"
 	        "max_queued = 100000000\n"
 	        "h2_max_streams = 1000\n"
+	        "retries = 100\n"
+	        "retry_backoff = 0\n"
+	        "retry_max_backoff = 24h\n"
+	        "retry_budget = 100%\n"
+	        "max_retries = 100\n"
+	        "max_retry_after = 0ms\n"
+	        "breaker_failures = 1000000\n"
+	        "breaker_cooldown = 1ms\n"
 	        "socket_mode = 0\n"
 	        "deny_networks =\n");
 	ck_assert_int_eq(cfg.max_batch_size, 1000000);
@@ -470,9 +602,33 @@ START_TEST(limits_of_ranges)
 	ck_assert_int_eq(cfg.global_concurrency, 1);
 	ck_assert_int_eq(cfg.max_queued, 100000000);
 	ck_assert_int_eq(cfg.h2_max_streams, 1000);
+	ck_assert_int_eq(cfg.retries, 100);
+	ck_assert_int_eq(cfg.retry_backoff_ms, 0);
+	ck_assert_int_eq(cfg.retry_max_backoff_ms, 86400000);
+	ck_assert(cfg.retry_budget == 1.0);
+	ck_assert_int_eq(cfg.max_retries, 100);
+	ck_assert_int_eq(cfg.max_retry_after_ms, 0);
+	ck_assert_int_eq(cfg.breaker_failures, 1000000);
+	ck_assert_int_eq(cfg.breaker_cooldown_ms, 1);
 	ck_assert_int_eq(cfg.socket_mode, 0);
 	ck_assert_ptr_nonnull(cfg.deny_networks);
 	ck_assert_ptr_null(cfg.deny_networks[0]);   /* empty value = none */
+	assert_dump_reloads(&cfg);
+	config_free(&cfg);
+
+	/* the other ends */
+	load_ok(&cfg,
+	        "[fanoutd]\n"
+	        "retry_budget = 0%\n"
+	        "max_retries = 0\n"
+	        "retry_max_backoff = 0\n"
+	        "max_retry_after = 24h\n"
+	        "breaker_cooldown = 24h\n");
+	ck_assert(cfg.retry_budget == 0);
+	ck_assert_int_eq(cfg.max_retries, 0);
+	ck_assert_int_eq(cfg.retry_max_backoff_ms, 0);
+	ck_assert_int_eq(cfg.max_retry_after_ms, 86400000);
+	ck_assert_int_eq(cfg.breaker_cooldown_ms, 86400000);
 	assert_dump_reloads(&cfg);
 	config_free(&cfg);
 }
@@ -603,6 +759,15 @@ START_TEST(error_bad_values)
 	             "h2_max_streams: bad number \"many\"");
 	expect_error("[upstream \"http://a\"]\nh2_max_streams = -1\n", 2,
 	             "h2_max_streams: bad number \"-1\"");
+	expect_error("[fanoutd]\nretries = some\n", 2, "retries: bad number \"some\"");
+	expect_error("[fanoutd]\nretry_backoff = fast\n", 2,
+	             "retry_backoff: bad duration \"fast\" (use e.g. 250ms, 5s, 2m)");
+	expect_error("[fanoutd]\nretry_budget = 0.2\n", 2,
+	             "retry_budget: bad percentage \"0.2\" (use e.g. 20%, 12.5%)");
+	expect_error("[fanoutd]\nhonor_retry_after = always\n", 2,
+	             "honor_retry_after: bad boolean \"always\" (use yes/no, true/false, on/off, 1/0)");
+	expect_error("[fanoutd]\nretry_on = connect, 5xx\n", 2,
+	             "retry_on: \"5xx\" is not connect, timeout or a status 400..599");
 	expect_error("[fanoutd]\nsocket_mode = 0999\n", 2,
 	             "socket_mode: bad mode \"0999\" (use octal, e.g. 0660)");
 	expect_error("[fanoutd]\nsocket_mode = rw\n", 2,
@@ -678,6 +843,15 @@ START_TEST(error_out_of_range)
 	             "h2_max_streams: 1001 is out of range (1..1000)");
 	expect_error("[fanoutd]\nsocket_mode = 1777\n", 2,
 	             "socket_mode: 1777 is out of range (0000..0777)");
+	expect_error("[fanoutd]\nretries = 101\n", 2, "retries: 101 is out of range (0..100)");
+	expect_error("[fanoutd]\nmax_retries = 101\n", 2,
+	             "max_retries: 101 is out of range (0..100)");
+	expect_error("[fanoutd]\nretry_budget = 100.5%\n", 2,
+	             "retry_budget: 100.5% is out of range (0%..100%)");
+	expect_error("[fanoutd]\nbreaker_cooldown = 0\n", 2,
+	             "breaker_cooldown: 0 is out of range (1ms..24h)");
+	expect_error("[fanoutd]\nbreaker_failures = 1000001\n", 2,
+	             "breaker_failures: 1000001 is out of range (0..1000000)");
 }
 END_TEST
 
@@ -691,6 +865,11 @@ START_TEST(error_set_twice)
 	             "http2: set twice (first at line 2)");
 	expect_error("[upstream \"http://a\"]\nhttp2 = no\nhttp2 = no\n", 3,
 	             "http2: set twice (first at line 2)");
+	/* retry_on is one list: a second line is an error, not an addition */
+	expect_error("[fanoutd]\nretry_on = 502\nretry_on = 503\n", 3,
+	             "retry_on: set twice (first at line 2)");
+	expect_error("[upstream \"http://a\"]\nretry_on = 502\nretry_on = 502\n", 3,
+	             "retry_on: set twice (first at line 2)");
 }
 END_TEST
 
@@ -812,6 +991,16 @@ START_TEST(upstream_sections)
 	ck_assert_int_eq(u->burst, -1);
 	ck_assert_int_eq(u->request_timeout_ms, -1);
 	ck_assert_int_eq(u->connect_timeout_ms, -1);
+	ck_assert_int_eq(u->retries, -1);
+	ck_assert(!u->retry_on.set);
+	ck_assert_int_eq(u->retry_backoff_ms, -1);
+	ck_assert_int_eq(u->retry_max_backoff_ms, -1);
+	ck_assert(u->retry_budget == -1);
+	ck_assert_int_eq(u->max_retries, -1);
+	ck_assert_int_eq(u->max_retry_after_ms, -1);
+	ck_assert_int_eq(u->honor_retry_after, -1);
+	ck_assert_int_eq(u->breaker_failures, -1);
+	ck_assert_int_eq(u->breaker_cooldown_ms, -1);
 	ck_assert_int_eq(u->tls_verify, -1);
 	ck_assert_ptr_null(u->ca_file);
 
@@ -1062,6 +1251,330 @@ START_TEST(http2_errors)
 		ck_assert_int_eq(cfg.http2, CONFIG_HTTP2_NO);
 		config_free(&cfg);
 	}
+}
+END_TEST
+
+/* ---- retries, Retry-After, the breaker (SPEC section 10) -------------- */
+
+/* Each key in [fanoutd] and in an upstream section: the value is taken,
+ * dumped in its normal form, and an upstream's leaves [fanoutd] alone. */
+START_TEST(retry_keys_each_section)
+{
+	static const struct { const char *line, *dump; } t[] = {
+		{ "retries = 2", "retries = 2" },
+		{ "retries = 0", "retries = 0" },
+		{ "retry_on = 503", "retry_on = 503" },
+		{ "retry_on = 504 503,connect\ttimeout", "retry_on = connect, timeout, 503, 504" },
+		{ "retry_on = 429, 429,", "retry_on = 429" },
+		{ "retry_on = timeout", "retry_on = timeout" },
+		{ "retry_backoff = 0.25s", "retry_backoff = 250ms" },
+		{ "retry_backoff = 0", "retry_backoff = 0s" },
+		{ "retry_max_backoff = 1m", "retry_max_backoff = 60s" },
+		{ "retry_budget = 50%", "retry_budget = 50%" },
+		{ "retry_budget = 7.50%", "retry_budget = 7.5%" },
+		{ "retry_budget = 0%", "retry_budget = 0%" },
+		{ "max_retries = 10", "max_retries = 10" },
+		{ "max_retry_after = 2m", "max_retry_after = 120s" },
+		{ "honor_retry_after = off", "honor_retry_after = no" },
+		{ "honor_retry_after = 1", "honor_retry_after = yes" },
+		{ "breaker_failures = 5", "breaker_failures = 5" },
+		{ "breaker_failures = 0", "breaker_failures = 0" },
+		{ "breaker_cooldown = 1h", "breaker_cooldown = 3600s" },
+	};
+	struct config def;
+
+	config_defaults(&def);
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		struct config cfg;
+		char text[256], want[256], *dump;
+
+		snprintf(text, sizeof text, "[fanoutd]\n%s\n", t[i].line);
+		load_ok(&cfg, text);
+		dump = dump_str(&cfg);
+		snprintf(want, sizeof want, "\n%s\n", t[i].dump);
+		ck_assert_msg(strstr(dump, want) != NULL, "dump lacks \"%s\":\n%s", t[i].dump, dump);
+		free(dump);
+		assert_dump_reloads(&cfg);
+		config_free(&cfg);
+
+		snprintf(text, sizeof text, "[upstream \"http://a\"]\n%s\n", t[i].line);
+		load_ok(&cfg, text);
+		ck_assert_uint_eq(cfg.nupstreams, 1);
+		cfg.nupstreams = 0;
+		assert_config_eq(&cfg, &def);
+		cfg.nupstreams = 1;
+		dump = dump_str(&cfg);
+		snprintf(want, sizeof want, "[upstream \"http://a:80\"]\n%s\n", t[i].dump);
+		ck_assert_msg(strlen(dump) >= strlen(want) &&
+		              strcmp(dump + strlen(dump) - strlen(want), want) == 0,
+		              "dump does not end in \"%s\":\n%s", want, dump);
+		free(dump);
+		assert_dump_reloads(&cfg);
+		config_free(&cfg);
+	}
+	config_free(&def);
+}
+END_TEST
+
+/* [fanoutd] sets every upstream's default; a section overrides what it
+ * sets (0 too: no retries, no breaker for it) and inherits the rest. */
+START_TEST(retry_override)
+{
+	struct config cfg;
+	const struct config_upstream *u;
+	struct config_retry_on want;
+	char *dump;
+
+	load_ok(&cfg,
+	        "[fanoutd]\n"
+	        "retries = 2\n"
+	        "retry_on = connect, 503\n"
+	        "retry_budget = 30%\n"
+	        "breaker_failures = 5\n"
+	        "[upstream \"http://fragile.test\"]\n"
+	        "retries = 0\n"
+	        "breaker_failures = 0\n"
+	        "honor_retry_after = no\n"
+	        "[upstream \"https://api.test\"]\n"
+	        "retries = 4\n"
+	        "retry_on = timeout 429\n"
+	        "retry_backoff = 1s\n"
+	        "retry_max_backoff = 8s\n"
+	        "retry_budget = 100%\n"
+	        "max_retries = 9\n"
+	        "max_retry_after = 5s\n"
+	        "honor_retry_after = yes\n"
+	        "breaker_failures = 3\n"
+	        "breaker_cooldown = 1m\n"
+	        "[upstream \"http://plain.test\"]\n"
+	        "concurrency = 2\n");
+	ck_assert_int_eq(cfg.retries, 2);
+	want = retry_on_of(true, false, 503, 0);
+	assert_retry_on_eq(&cfg.retry_on, &want);
+	ck_assert(cfg.retry_budget == 0.3);
+	ck_assert_int_eq(cfg.breaker_failures, 5);
+
+	u = config_find_upstream(&cfg, "http://fragile.test");
+	ck_assert_ptr_nonnull(u);
+	ck_assert_int_eq(u->retries, 0);                 /* set, not inherited */
+	ck_assert_int_eq(u->breaker_failures, 0);
+	ck_assert_int_eq(u->honor_retry_after, 0);
+	ck_assert(!u->retry_on.set);
+	ck_assert(u->retry_budget == -1);
+
+	u = config_find_upstream(&cfg, "https://api.test");
+	ck_assert_ptr_nonnull(u);
+	ck_assert_int_eq(u->retries, 4);
+	want = retry_on_of(false, true, 429, 0);
+	assert_retry_on_eq(&u->retry_on, &want);
+	ck_assert_int_eq(u->retry_backoff_ms, 1000);
+	ck_assert_int_eq(u->retry_max_backoff_ms, 8000);
+	ck_assert(u->retry_budget == 1.0);
+	ck_assert_int_eq(u->max_retries, 9);
+	ck_assert_int_eq(u->max_retry_after_ms, 5000);
+	ck_assert_int_eq(u->honor_retry_after, 1);
+	ck_assert_int_eq(u->breaker_failures, 3);
+	ck_assert_int_eq(u->breaker_cooldown_ms, 60000);
+
+	u = config_find_upstream(&cfg, "http://plain.test");
+	ck_assert_ptr_nonnull(u);
+	ck_assert_int_eq(u->retries, -1);
+	ck_assert(!u->retry_on.set);
+	ck_assert_int_eq(u->breaker_failures, -1);
+	ck_assert_int_eq(u->honor_retry_after, -1);
+
+	/* the dump keeps "0" apart from unset, in table order */
+	dump = dump_str(&cfg);
+	ck_assert_ptr_nonnull(strstr(dump, "\nkeepalive_timeout = 30s\nretries = 2\n"
+	                                   "retry_on = connect, 503\nretry_backoff = 100ms\n"
+	                                   "retry_max_backoff = 5s\nretry_budget = 30%\n"
+	                                   "max_retries = 5\nmax_retry_after = 30s\n"
+	                                   "honor_retry_after = yes\nbreaker_failures = 5\n"
+	                                   "breaker_cooldown = 10s\ntls_verify = yes\n"));
+	ck_assert_ptr_nonnull(strstr(dump, "[upstream \"http://fragile.test:80\"]\nretries = 0\n"
+	                                   "honor_retry_after = no\nbreaker_failures = 0\n\n"));
+	ck_assert_ptr_nonnull(strstr(dump, "[upstream \"https://api.test:443\"]\nretries = 4\n"
+	                                   "retry_on = timeout, 429\nretry_backoff = 1s\n"
+	                                   "retry_max_backoff = 8s\nretry_budget = 100%\n"
+	                                   "max_retries = 9\nmax_retry_after = 5s\n"
+	                                   "honor_retry_after = yes\nbreaker_failures = 3\n"
+	                                   "breaker_cooldown = 60s\n\n"));
+	ck_assert_ptr_nonnull(strstr(dump, "[upstream \"http://plain.test:80\"]\nconcurrency = 2\n"));
+	free(dump);
+	assert_dump_reloads(&cfg);
+	config_free(&cfg);
+}
+END_TEST
+
+/* Every key refuses bad values with file:line in both sections. */
+START_TEST(retry_errors)
+{
+	static const struct { const char *line, *msg; } t[] = {
+		{ "retries = -1", "retries: bad number \"-1\"" },
+		{ "retries = 1.5", "retries: bad number \"1.5\"" },
+		{ "retries = 101", "retries: 101 is out of range (0..100)" },
+		{ "retries =", "retries: bad number \"\"" },
+		{ "retry_on = 5xx", "retry_on: \"5xx\" is not connect, timeout or a status 400..599" },
+		{ "retry_on = 503, Connect", "retry_on: \"Connect\" is not connect, timeout or a status 400..599" },
+		{ "retry_on = 600", "retry_on: \"600\" is not connect, timeout or a status 400..599" },
+		{ "retry_on = 399", "retry_on: \"399\" is not connect, timeout or a status 400..599" },
+		{ "retry_on = 0503", "retry_on: \"0503\" is not connect, timeout or a status 400..599" },
+		{ "retry_on = 503;504", "retry_on: \"503;504\" is not connect, timeout or a status 400..599" },
+		{ "retry_on =", "retry_on: names nothing to retry on" },
+		{ "retry_on = , ,", "retry_on: names nothing to retry on" },
+		{ "retry_backoff = -1s", "retry_backoff: bad duration \"-1s\" (use e.g. 250ms, 5s, 2m)" },
+		{ "retry_backoff = 25h", "retry_backoff: 25h is out of range (0..24h)" },
+		{ "retry_max_backoff = 1.5ms",
+		  "retry_max_backoff: bad duration \"1.5ms\" (use e.g. 250ms, 5s, 2m)" },
+		{ "retry_budget = 20", "retry_budget: bad percentage \"20\" (use e.g. 20%, 12.5%)" },
+		{ "retry_budget = -5%", "retry_budget: bad percentage \"-5%\" (use e.g. 20%, 12.5%)" },
+		{ "retry_budget = 20 %", "retry_budget: bad percentage \"20 %\" (use e.g. 20%, 12.5%)" },
+		{ "retry_budget = 101%", "retry_budget: 101% is out of range (0%..100%)" },
+		{ "max_retries = 1000", "max_retries: 1000 is out of range (0..100)" },
+		{ "max_retry_after = forever",
+		  "max_retry_after: bad duration \"forever\" (use e.g. 250ms, 5s, 2m)" },
+		{ "max_retry_after = 48h", "max_retry_after: 48h is out of range (0..24h)" },
+		{ "honor_retry_after = maybe",
+		  "honor_retry_after: bad boolean \"maybe\" (use yes/no, true/false, on/off, 1/0)" },
+		{ "breaker_failures = -1", "breaker_failures: bad number \"-1\"" },
+		{ "breaker_failures = 1000001", "breaker_failures: 1000001 is out of range (0..1000000)" },
+		{ "breaker_cooldown = 0ms", "breaker_cooldown: 0ms is out of range (1ms..24h)" },
+		{ "breaker_cooldown = 10", "" },   /* a bare number is seconds: fine */
+	};
+	char text[256];
+
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		if (t[i].msg[0] == '\0') {
+			struct config cfg;
+			snprintf(text, sizeof text, "[upstream \"http://a\"]\n%s\n", t[i].line);
+			load_ok(&cfg, text);
+			config_free(&cfg);
+			continue;
+		}
+		snprintf(text, sizeof text, "[fanoutd]\nretries = 1\n%s\n", t[i].line);
+		if (strncmp(t[i].line, "retries ", 8) == 0)
+			snprintf(text, sizeof text, "[fanoutd]\nmax_retries = 1\n%s\n", t[i].line);
+		expect_error(text, 3, t[i].msg);
+		snprintf(text, sizeof text, "[fanoutd]\n[upstream \"http://a\"]\n%s\n", t[i].line);
+		expect_error(text, 3, t[i].msg);
+	}
+}
+END_TEST
+
+/* retry_on's dump must fit on one line: a list that would not is refused. */
+START_TEST(retry_on_too_long)
+{
+	struct config cfg;
+	char text[512], msg[256];
+	size_t n, room = 198 - 3 - strlen("retry_on");
+	int st;
+
+	/* "retry_on = " and statuses with one comma between: the dump writes
+	 * ", " between them, so the longest list that loads has (room + 2) / 5 */
+	n = (size_t)snprintf(text, sizeof text, "[fanoutd]\nretry_on = 400");
+	for (st = 401; (size_t)(st - 400 + 1) * 5 - 2 <= room; st++)
+		n += (size_t)snprintf(text + n, sizeof text - n, ",%d", st);
+	snprintf(text + n, sizeof text - n, "\n");
+	load_ok(&cfg, text);
+	ck_assert(retry_on_status(&cfg.retry_on.on, st - 1));
+	assert_dump_reloads(&cfg);
+	config_free(&cfg);
+
+	snprintf(text + n, sizeof text - n, ",%d\n", st);
+	snprintf(msg, sizeof msg, "retry_on: list too long (at most %zu characters written as "
+	         "\"connect, timeout, 429\")", room);
+	expect_error(text, 2, msg);
+}
+END_TEST
+
+/* What an upstream runs with (upstream.c's configure()): its section's
+ * value, else [fanoutd]'s; a reload applies the new file. */
+START_TEST(retry_settings_reach_the_upstream)
+{
+	struct event_base *base = event_base_new();
+	struct upstream_registry *reg;
+	struct upstream *a, *b;
+	struct config cfg, cfg2;
+	struct config_retry_on want;
+
+	ck_assert_ptr_nonnull(base);
+	load_ok(&cfg,
+	        "[fanoutd]\n"
+	        "retries = 2\n"
+	        "retry_on = connect, 503\n"
+	        "retry_backoff = 50ms\n"
+	        "retry_max_backoff = 2s\n"
+	        "retry_budget = 25%\n"
+	        "max_retries = 4\n"
+	        "max_retry_after = 20s\n"
+	        "breaker_failures = 6\n"
+	        "breaker_cooldown = 3s\n"
+	        "[upstream \"http://a.test\"]\n"
+	        "retries = 0\n"
+	        "retry_on = 429\n"
+	        "retry_backoff = 0\n"
+	        "retry_max_backoff = 1s\n"
+	        "retry_budget = 50%\n"
+	        "max_retries = 1\n"
+	        "max_retry_after = 1s\n"
+	        "honor_retry_after = no\n"
+	        "breaker_failures = 0\n"
+	        "breaker_cooldown = 1m\n");
+	reg = upstream_registry_new(base, &cfg);
+	a = upstream_get(reg, "http://a.test:80", "a.test", 80, false);
+	b = upstream_get(reg, "http://b.test:80", "b.test", 80, false);
+
+	ck_assert_int_eq(a->retry.attempts, 1);
+	ck_assert_int_eq(a->retry.backoff_ms, 0);
+	ck_assert_int_eq(a->retry.max_backoff_ms, 1000);
+	ck_assert(a->retry.on_set);
+	want = retry_on_of(false, false, 429, 0);
+	ck_assert(memcmp(&a->retry.on, &want.on, sizeof want.on) == 0);
+	ck_assert_int_eq(a->max_retries, 1);
+	ck_assert(a->retry_budget == 0.5);
+	ck_assert_int_eq(a->max_retry_after_ms, 1000);
+	ck_assert(!a->honor_retry_after);
+	ck_assert_int_eq(a->breaker_failures, 0);
+	ck_assert_int_eq(a->breaker_cooldown_ms, 60000);
+
+	/* b has no section: [fanoutd]'s */
+	ck_assert_int_eq(b->retry.attempts, 3);
+	ck_assert_int_eq(b->retry.backoff_ms, 50);
+	ck_assert_int_eq(b->retry.max_backoff_ms, 2000);
+	ck_assert(b->retry.on_set);
+	want = retry_on_of(true, false, 503, 0);
+	ck_assert(memcmp(&b->retry.on, &want.on, sizeof want.on) == 0);
+	ck_assert_int_eq(b->max_retries, 4);
+	ck_assert(b->retry_budget == 0.25);
+	ck_assert_int_eq(b->max_retry_after_ms, 20000);
+	ck_assert(b->honor_retry_after);
+	ck_assert_int_eq(b->breaker_failures, 6);
+	ck_assert_int_eq(b->breaker_cooldown_ms, 3000);
+
+	/* a reload to the defaults */
+	config_defaults(&cfg2);
+	upstream_registry_configure(reg, &cfg2);
+	ck_assert_int_eq(a->retry.attempts, 1);
+	ck_assert_int_eq(a->retry.backoff_ms, 100);
+	ck_assert_int_eq(a->retry.max_backoff_ms, 5000);
+	want = retry_on_of(true, true, 429, 502, 503, 504, 0);
+	ck_assert(memcmp(&a->retry.on, &want.on, sizeof want.on) == 0);
+	ck_assert_int_eq(a->max_retries, 5);
+	ck_assert(a->retry_budget == 0.2);
+	ck_assert_int_eq(a->max_retry_after_ms, 30000);
+	ck_assert(a->honor_retry_after);
+	ck_assert_int_eq(a->breaker_failures, 0);
+	ck_assert_int_eq(a->breaker_cooldown_ms, 10000);
+	ck_assert_int_eq(b->retry.attempts, 1);
+	ck_assert_int_eq(b->breaker_failures, 0);
+	ck_assert(memcmp(&b->retry.on, &want.on, sizeof want.on) == 0);
+
+	upstream_put(a);
+	upstream_put(b);
+	upstream_registry_free(reg);
+	event_base_free(base);
+	config_free(&cfg2);
+	config_free(&cfg);
 }
 END_TEST
 
@@ -1376,6 +1889,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, size_bad);
 	tcase_add_test(tc, rate_good);
 	tcase_add_test(tc, rate_bad);
+	tcase_add_test(tc, percent_good);
+	tcase_add_test(tc, percent_bad);
 	tcase_add_test(tc, bool_forms);
 	suite_add_tcase(s, tc);
 
@@ -1410,6 +1925,14 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, h2_max_streams_values);
 	tcase_add_test(tc, http2_override);
 	tcase_add_test(tc, http2_errors);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("retry");
+	tcase_add_test(tc, retry_keys_each_section);
+	tcase_add_test(tc, retry_override);
+	tcase_add_test(tc, retry_errors);
+	tcase_add_test(tc, retry_on_too_long);
+	tcase_add_test(tc, retry_settings_reach_the_upstream);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("listen");

@@ -1,5 +1,6 @@
 /* check_request: unit tests of batch request parsing and validation
- * (src/request.c, src/request_headers.c) and of the address parsers it
+ * (src/request.c, src/request_headers.c, "retry" objects with the names
+ * of src/retry.c) and of the address parsers it
  * shares with the config (src/netaddr.c).  Every error case asserts the
  * exact message and that the batch is left empty. */
 #include <malloc.h>
@@ -13,6 +14,7 @@
 
 #include "netaddr.h"
 #include "request.h"
+#include "retry.h"
 
 static const struct request_limits lim = { .max_batch_size = 100 };
 
@@ -1148,6 +1150,243 @@ START_TEST(test_header_count)
 }
 END_TEST
 
+/* --- retry policies ----------------------------------------------------- */
+
+/* A request's retry policy, as parsed (not resolved). */
+static void expect_policy(const struct retry_policy *p, long attempts, long backoff_ms,
+                          long max_backoff_ms, bool on_set)
+{
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(p->attempts, attempts);
+	ck_assert_int_eq(p->backoff_ms, backoff_ms);
+	ck_assert_int_eq(p->max_backoff_ms, max_backoff_ms);
+	ck_assert(p->on_set == on_set);
+}
+
+/* A batch's policy and a request's own, which overrides it field by
+ * field later; requests without their own keep NULL. */
+START_TEST(test_retry_batch_and_item)
+{
+	struct batch_request br;
+	const struct retry_policy *p;
+
+	parse_ok("{\"retry\": {\"attempts\": 3, \"backoff_ms\": 100, \"max_backoff_ms\": 2000,"
+	         " \"on\": [\"connect\", 503]}, \"requests\": ["
+	         " \"http://a/\","
+	         " {\"url\": \"http://a/\"},"
+	         " {\"url\": \"http://a/\", \"retry\": {\"attempts\": 1}},"
+	         " {\"url\": \"http://a/\", \"retry\": {\"on\": [\"timeout\"], \"backoff_ms\": 0}},"
+	         " {\"url\": \"http://a/\", \"retry\": {}}]}", &br);
+	ck_assert_uint_eq(br.n, 5);
+	p = br.retry;
+	expect_policy(p, 3, 100, 2000, true);
+	ck_assert(p->on.connect);
+	ck_assert(!p->on.timeout);
+	ck_assert(retry_on_status(&p->on, 503));
+	ck_assert(!retry_on_status(&p->on, 429));
+	ck_assert_ptr_null(br.items[0].retry);
+	ck_assert_ptr_null(br.items[1].retry);
+	expect_policy(br.items[2].retry, 1, -1, -1, false);
+	p = br.items[3].retry;
+	expect_policy(p, -1, 0, -1, true);
+	ck_assert(p->on.timeout);
+	ck_assert(!p->on.connect);
+	ck_assert(!retry_on_status(&p->on, 503));
+	expect_policy(br.items[4].retry, -1, -1, -1, false);
+	request_free(&br);
+	ck_assert_ptr_null(br.retry);
+
+	/* a request's own without one for the batch; the bounds */
+	parse_ok("{\"requests\": [{\"url\": \"http://a/\", \"retry\": {\"attempts\": 1000,"
+	         " \"backoff_ms\": 3600000, \"max_backoff_ms\": 0}}, \"http://b/\"]}", &br);
+	ck_assert_ptr_null(br.retry);
+	expect_policy(br.items[0].retry, 1000, 3600000, 0, false);
+	ck_assert_ptr_null(br.items[1].retry);
+	request_free(&br);
+
+	/* no "retry" anywhere: nothing allocated */
+	parse_ok("{\"requests\": [{\"url\": \"http://a/\"}]}", &br);
+	ck_assert_ptr_null(br.retry);
+	ck_assert_ptr_null(br.items[0].retry);
+	request_free(&br);
+	parse_ok("[\"http://a/\"]", &br);
+	ck_assert_ptr_null(br.retry);
+	ck_assert_ptr_null(br.items[0].retry);
+	request_free(&br);
+}
+END_TEST
+
+/* "on" takes names as strings and statuses as strings or integers. */
+START_TEST(test_retry_on_names)
+{
+	struct batch_request br;
+	const struct retry_policy *p;
+	int s;
+
+	parse_ok("{\"requests\": [], \"retry\": {\"on\": [\"timeout\", \"connect\", 429, \"503\","
+	         " 400, \"599\", 429, \"connect\"]}}", &br);
+	p = br.retry;
+	expect_policy(p, -1, -1, -1, true);
+	ck_assert(p->on.connect);
+	ck_assert(p->on.timeout);
+	for (s = RETRY_STATUS_MIN; s <= RETRY_STATUS_MAX; s++)
+		ck_assert_msg(retry_on_status(&p->on, s) ==
+		              (s == 400 || s == 429 || s == 503 || s == 599), "status %d", s);
+	request_free(&br);
+
+	parse_ok("{\"requests\": [], \"retry\": {\"on\": [502]}}", &br);
+	ck_assert(!br.retry->on.connect);
+	ck_assert(!br.retry->on.timeout);
+	ck_assert(retry_on_status(&br.retry->on, 502));
+	request_free(&br);
+}
+END_TEST
+
+START_TEST(test_retry_errors)
+{
+#define WANT "\"connect\", \"timeout\" or a status 400..599"
+	/* "retry" itself, at both levels */
+	expect_err("{\"requests\": [], \"retry\": 3}", "retry: must be an object");
+	expect_err("{\"requests\": [], \"retry\": null}", "retry: must be an object");
+	expect_err("{\"requests\": [], \"retry\": [\"connect\"]}", "retry: must be an object");
+	expect_err("{\"requests\": [\"http://a/\", {\"url\": \"http://a/\", \"retry\": true}]}",
+	           "requests[1].retry: must be an object");
+	expect_err("{\"requests\": [], \"retry\": {\"attempts\": 2, \"tries\": 2}}",
+	           "retry: unknown key \"tries\"");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"retry\": {\"Attempts\": 2}}]}",
+	           "requests[0].retry: unknown key \"Attempts\"");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"retry\": {\"max_retries\": 2}}]}",
+	           "requests[0].retry: unknown key \"max_retries\"");
+
+	/* attempts */
+	expect_err("{\"requests\": [], \"retry\": {\"attempts\": 0}}",
+	           "retry.attempts: 0 out of range 1..1000");
+	expect_err("{\"requests\": [], \"retry\": {\"attempts\": -1}}",
+	           "retry.attempts: -1 out of range 1..1000");
+	expect_err("{\"requests\": [], \"retry\": {\"attempts\": 1001}}",
+	           "retry.attempts: 1001 out of range 1..1000");
+	expect_err("{\"requests\": [\"http://a/\", \"http://a/\", \"http://a/\","
+	           " {\"url\": \"http://a/\", \"retry\": {\"attempts\": 1e9}}]}",
+	           "requests[3].retry.attempts: must be an integer");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"retry\": {\"attempts\": 2.0}}]}",
+	           "requests[0].retry.attempts: must be an integer");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"retry\": {\"attempts\": \"3\"}}]}",
+	           "requests[0].retry.attempts: must be an integer");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"retry\": {\"attempts\": null}}]}",
+	           "requests[0].retry.attempts: must be an integer");
+
+	/* back-off */
+	expect_err("{\"requests\": [], \"retry\": {\"backoff_ms\": -1}}",
+	           "retry.backoff_ms: -1 out of range 0..3600000");
+	expect_err("{\"requests\": [], \"retry\": {\"backoff_ms\": 3600001}}",
+	           "retry.backoff_ms: 3600001 out of range 0..3600000");
+	expect_err("{\"requests\": [], \"retry\": {\"backoff_ms\": \"100ms\"}}",
+	           "retry.backoff_ms: must be an integer");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"retry\": {\"max_backoff_ms\": -5}}]}",
+	           "requests[0].retry.max_backoff_ms: -5 out of range 0..3600000");
+	expect_err("{\"requests\": [], \"retry\": {\"max_backoff_ms\": 9223372036854775807}}",
+	           "retry.max_backoff_ms: 9223372036854775807 out of range 0..3600000");
+	expect_err("{\"requests\": [], \"retry\": {\"max_backoff_ms\": 0.5}}",
+	           "retry.max_backoff_ms: must be an integer");
+
+	/* on */
+	expect_err("{\"requests\": [], \"retry\": {\"on\": []}}",
+	           "retry.on: must be a non-empty array such as [\"connect\", \"timeout\", 503]");
+	expect_err("{\"requests\": [], \"retry\": {\"on\": \"connect\"}}",
+	           "retry.on: must be a non-empty array such as [\"connect\", \"timeout\", 503]");
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"retry\": {\"on\": null}}]}",
+	           "requests[0].retry.on: must be a non-empty array such as "
+	           "[\"connect\", \"timeout\", 503]");
+	expect_err("{\"requests\": [], \"retry\": {\"on\": [\"connect\", \"reset\"]}}",
+	           "retry.on[1]: \"reset\" is not " WANT);
+	expect_err("{\"requests\": [], \"retry\": {\"on\": [\"Connect\"]}}",
+	           "retry.on[0]: \"Connect\" is not " WANT);
+	expect_err("{\"requests\": [], \"retry\": {\"on\": [\"\"]}}",
+	           "retry.on[0]: \"\" is not " WANT);
+	expect_err("{\"requests\": [], \"retry\": {\"on\": [\"600\"]}}",
+	           "retry.on[0]: \"600\" is not " WANT);
+	expect_err("{\"requests\": [], \"retry\": {\"on\": [\"0503\"]}}",
+	           "retry.on[0]: \"0503\" is not " WANT);
+	expect_err("{\"requests\": [], \"retry\": {\"on\": [\"5xx\"]}}",
+	           "retry.on[0]: \"5xx\" is not " WANT);
+	expect_err("{\"requests\": [], \"retry\": {\"on\": [\"503\\u0000\"]}}",
+	           "retry.on[0]: must be " WANT);
+	expect_err("{\"requests\": [], \"retry\": {\"on\": [\"connect, timeout\"]}}",
+	           "retry.on[0]: \"connect, timeout\" is not " WANT);
+	/* a long name: 32 bytes of it */
+	expect_err("{\"requests\": [], \"retry\": {\"on\":"
+	           " [\"abcdefghijklmnopqrstuvwxyz0123456789\"]}}",
+	           "retry.on[0]: \"abcdefghijklmnopqrstuvwxyz012345\" is not " WANT);
+	expect_err("{\"requests\": [], \"retry\": {\"on\": [399]}}",
+	           "retry.on[0]: 399 is not " WANT);
+	expect_err("{\"requests\": [], \"retry\": {\"on\": [429, 600]}}",
+	           "retry.on[1]: 600 is not " WANT);
+	expect_err("{\"requests\": [], \"retry\": {\"on\": [-503]}}",
+	           "retry.on[0]: -503 is not " WANT);
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"retry\": {\"on\": [503.0]}}]}",
+	           "requests[0].retry.on[0]: must be " WANT);
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"retry\": {\"on\": [[503]]}}]}",
+	           "requests[0].retry.on[0]: must be " WANT);
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"retry\": {\"on\": [true]}}]}",
+	           "requests[0].retry.on[0]: must be " WANT);
+	expect_err("{\"requests\": [{\"url\": \"http://a/\", \"retry\": {\"on\": [null]}}]}",
+	           "requests[0].retry.on[0]: must be " WANT);
+	/* the short form has no objects, so no "retry" */
+	expect_err("[{\"url\": \"http://a/\", \"retry\": {}}]",
+	           "[0]: must be a URL string");
+	/* an error after a good policy leaves nothing behind */
+	expect_err("{\"retry\": {\"attempts\": 2}, \"requests\": [{\"url\": \"http://a/\","
+	           " \"retry\": {\"attempts\": 2}}, {\"url\": \"http://a/\","
+	           " \"retry\": {\"attempts\": 2, \"on\": [\"x\"]}}]}",
+	           "requests[1].retry.on[0]: \"x\" is not " WANT);
+#undef WANT
+}
+END_TEST
+
+/* 10,000 retried POSTs, each with a whole policy of its own: within the
+ * JSON budget (jsonscan puts one at 2.8 KiB, the policy 1.6 KiB of it, of
+ * the 3.3 KiB a request 32 MiB leaves); and with the batch's policy only,
+ * not one allocated per request. */
+START_TEST(test_retry_10000)
+{
+#define POLICY "\"retry\": {\"attempts\": 4, \"backoff_ms\": 250, \"max_backoff_ms\": 10000," \
+               " \"on\": [\"connect\", \"timeout\", 429, 502, 503, \"504\"]}"
+#define ITEM "{\"url\": \"http://a/\", \"method\": \"POST\", \"headers\":" \
+             " {\"Idempotency-Key\": \"8e03978e-40d5-43e8-bc93-6894a57f9324\"}, " POLICY "}"
+	const struct request_limits many = { .max_batch_size = 10000 };
+	struct batch_request br;
+	char err[1024] = "", *doc;
+	size_t len, i;
+
+	doc = repeat("{\"requests\": [", ITEM ",", 9999, ITEM, "]}", &len);
+	j_live = j_peak = 0;
+	json_set_alloc_funcs(count_malloc, count_free);
+	ck_assert_msg(request_parse(doc, len, &many, &br, err, sizeof err) == 0, "%s", err);
+	json_set_alloc_funcs(malloc, free);
+	free(doc);
+	ck_assert_msg(j_peak <= 32u << 20, "jansson peaked at %zu bytes", j_peak);
+	ck_assert_uint_eq(br.n, 10000);
+	ck_assert_ptr_null(br.retry);
+	for (i = 0; i < br.n; i++) {
+		expect_policy(br.items[i].retry, 4, 250, 10000, true);
+		ck_assert(retry_on_status(&br.items[i].retry->on, 504));
+	}
+	request_free(&br);
+
+	doc = repeat("{" POLICY ", \"requests\": [", "{\"url\": \"http://a/\"},", 9999,
+	             "{\"url\": \"http://a/\"}", "]}", &len);
+	ck_assert_msg(request_parse(doc, len, &many, &br, err, sizeof err) == 0, "%s", err);
+	free(doc);
+	ck_assert_uint_eq(br.n, 10000);
+	expect_policy(br.retry, 4, 250, 10000, true);
+	for (i = 0; i < br.n; i++)
+		ck_assert_ptr_null(br.items[i].retry);
+	request_free(&br);
+#undef ITEM
+#undef POLICY
+}
+END_TEST
+
 /* --- netaddr: the address parsers request.c, acl.c, dns.c, units.c and
  * listener.c share ------------------------------------------------------ */
 
@@ -1273,6 +1512,13 @@ static Suite *request_suite(void)
 	tcase_add_test(tc, test_id);
 	tcase_add_test(tc, test_item_errors);
 	tcase_add_test(tc, test_long_form_string_elements);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("retry");
+	tcase_add_test(tc, test_retry_batch_and_item);
+	tcase_add_test(tc, test_retry_on_names);
+	tcase_add_test(tc, test_retry_errors);
+	tcase_add_test(tc, test_retry_10000);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("netaddr");

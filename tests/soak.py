@@ -1,5 +1,6 @@
 """Soak: many upstream requests through one fanoutd against the test
-upstream, HTTP/1.1 and HTTP/2 (h2c) mixed in every batch, with a mix of
+upstream, HTTP/1.1 and HTTP/2 (h2c) mixed in every batch, retries and the
+circuit breaker on, with a mix of
 successes, failures, hangs, resets (of connections and of streams),
 garbage, large and chunked bodies, from concurrent clients, some of which
 hang up mid-batch.  Asserts that every client got a whole, well-formed answer,
@@ -134,6 +135,10 @@ def main():
     ups_ = [up, up2]
     fd = harness.Fanoutd(config="[fanoutd]\nupstream_concurrency = %d\nrequest_timeout = 2s\n"
                                 "access_log = no\nkeepalive_timeout = 30s\n"
+                                # retries, their budget and the breaker under load
+                                "retries = 1\nretry_backoff = 5ms\n"
+                                "retry_on = connect, timeout, 500, 503\n"
+                                "breaker_failures = 4\nbreaker_cooldown = 50ms\n"
                                 "[upstream \"http://127.0.0.1:%d\"]\nhttp2 = prior-knowledge\n"
                                 % (LIMIT, up2.port))
     ok = False
@@ -160,6 +165,18 @@ def main():
               % (rss0, rss1, fds0, fds1, sum(u["idle_connections"] for u in ups),
                  st["max_in_flight"], st2["max_in_flight"], LIMIT,
                  h2["connections_opened"], st2["streams_max_per_conn"]))
+        _, _, metrics = fd.request("GET", "/metrics")
+        sums = {}
+        for line in metrics.decode().splitlines():
+            for fam in ("fanoutd_upstream_retries_total", "fanoutd_upstream_breaker_trips_total",
+                        "fanoutd_upstream_retry_budget_exhausted_total"):
+                if line.startswith(fam + "{"):
+                    sums[fam] = sums.get(fam, 0) + float(line.rsplit(" ", 1)[1])
+        print("soak: %d retries made, %d not made (budget), breaker opened %d times"
+              % (sums.get("fanoutd_upstream_retries_total", 0),
+                 sums.get("fanoutd_upstream_retry_budget_exhausted_total", 0),
+                 sums.get("fanoutd_upstream_breaker_trips_total", 0)))
+        assert sums.get("fanoutd_upstream_retries_total", 0) > 0, "no retry was made"
         assert st["max_in_flight"] <= LIMIT, "per-upstream limit exceeded"
         assert st2["max_in_flight"] <= LIMIT, "per-upstream limit exceeded (h2)"
         assert h2["protocol"] == "h2", h2

@@ -44,7 +44,7 @@ class ReloadDeny(harness.TestCase):
         for k in ("elapsed_ms", "timing"):
             entry.pop(k, None)
         self.assertEqual(entry, {
-            "index": 0, "url": self.url, "reused": False,
+            "index": 0, "url": self.url, "reused": False, "attempts": 1, "retry_wait_ms": 0.0,
             "error": {"type": "forbidden",
                       "message": "localhost resolves into deny_networks; nothing was sent"}})
 

@@ -40,6 +40,7 @@ class Basic(harness.TestCase):
         r["headers"].pop("date", None)
         self.assertEqual(r, {
             "index": 0, "url": self.up.url("/json"), "status": 200, "protocol": "http/1.1",
+            "attempts": 1, "retry_wait_ms": 0.0,
             "headers": {"content-type": "application/json", "content-length": "26",
                         "connection": "keep-alive"},
             "body": {"name": "Ada", "n": [1, 2, 3]}, "encoding": "json"})

@@ -107,6 +107,7 @@ class TestCap(harness.TestCase):
                                    "idle_connections": 0,
                                    "connections_opened": 0, "tls_handshakes": 0,
                                    "protocol": None, "streams": 0, "goaways": 0,
+                                   "paused_ms": 0, "breaker": "closed",
                                    "totals": totals(dns=200)})
         self.assertEqual(ups[0]["totals"], totals(dns=1))
 
@@ -134,7 +135,10 @@ class TestCap(harness.TestCase):
         print("\nRSS after each batch (MB): %s; /metrics bytes: %s"
               % (["%.1f" % r for r in rss], sizes), file=sys.stderr)
         self.assertLess(max(sizes) - min(sizes), 100)
-        self.assertLess(max(sizes), 2 * 1024 * 1024)
+        # 1001 series of every per-upstream family: about 1.9 MB before
+        # SPEC 10's families (retries by reason, paused seconds, retry
+        # budget, breaker state and trips, outcome circuit_open), 3.0 MB since
+        self.assertLess(max(sizes), int(3.25 * 1024 * 1024))
         # one batch's worth (and one scrape's) stays allocated; the later
         # batches reuse it.  Not under ASan: its quarantine holds freed
         # memory on purpose.

@@ -1,5 +1,6 @@
 """Fail fast: error types, the error group, aborts at the upstream."""
 
+import json
 import os
 import socket
 import sys
@@ -41,7 +42,7 @@ class Errors(harness.TestCase):
         self.assertEqual(e, {"index": 7, "url": self.up.url("/status/500?delay=100"),
                              "type": "http_status", "status": 500,
                              "message": "upstream answered 500 Internal Server Error",
-                             "protocol": "http/1.1",
+                             "protocol": "http/1.1", "attempts": 1, "retry_wait_ms": 0.0,
                              "headers": {"content-type": "text/plain", "content-length": "11",
                                          "connection": "keep-alive"},
                              "body": "status 500\n", "encoding": "text"})
@@ -93,7 +94,8 @@ class Errors(harness.TestCase):
         self.assertEqual(e, {"index": 0, "url": "http://127.0.0.1:%d/x" % port,
                              "type": "connect",
                              "message": "cannot connect to http://127.0.0.1:%d: "
-                                        "connection refused" % port})
+                                        "connection refused" % port,
+                             "attempts": 1, "retry_wait_ms": 0.0})
 
     def test_connect_timeout_phase(self):
         # a listener whose backlog is full drops the next SYN: connect hangs
@@ -143,10 +145,18 @@ class Errors(harness.TestCase):
                          "upstream closed the connection before the end of the body")
 
     def test_429_is_rate_limited_with_retry_after(self):
-        status, ans = self.fd.batch([self.up.url("/status/429?retry_after=7")])
+        # Retry-After pauses the upstream for every caller (SPEC 10): an
+        # upstream of its own, so the 7 s pause holds up no other test
+        up = self.upstream()
+        status, ans = self.fd.batch([up.url("/status/429?retry_after=7")])
         e = ans["errors"][0]
         self.assertEqual((e["type"], e["status"], e["retry_after_s"]), ("rate_limited", 429, 7))
         self.assertEqual(e["message"], "upstream answered 429 Too Many Requests")
+        self.assertEqual((e["attempts"], e["retry_wait_ms"]), (1, 0.0))
+        _, _, data = self.fd.request("GET", "/v1/upstreams")
+        ups = {u["upstream"]: u for u in json.loads(data)["upstreams"]}
+        paused = ups["http://127.0.0.1:%d" % up.port]["paused_ms"]
+        self.assertTrue(0 < paused <= 7000, paused)
 
     def test_3xx_is_returned_not_followed_and_fails(self):
         status, ans = self.fd.batch([self.up.url("/status/302")])

@@ -166,7 +166,7 @@ class NginxALPN(H2TestCase):
         self.assertEqual(headers, want_headers)
         seen = "HTTP/2.0" if protocol == "h2" else "HTTP/1.1"
         self.assertEqual(r, {"index": index, "url": url, "status": 200, "reused": reused,
-                             "protocol": protocol,
+                             "protocol": protocol, "attempts": 1, "retry_wait_ms": 0.0,
                              "body": {"method": "GET", "uri": url[len(self.ng.url("")):],
                                       "length": "", "protocol": seen},
                              "encoding": "json"})
@@ -252,7 +252,7 @@ class NginxALPN(H2TestCase):
                          {"index": 0, "url": up.url("/json"), "type": "protocol",
                           "message": "upstream picked no protocol by ALPN, not h2 "
                                      "(http2 = prior-knowledge)",
-                          "reused": False})
+                          "reused": False, "attempts": 1, "retry_wait_ms": 0.0})
         self.assertEqual(up.stats()["requests"], 0)
 
     def test_nghttpd_alpn_h2(self):
@@ -286,9 +286,9 @@ class NginxH2c(H2TestCase):
             del x["headers"]
         self.assertEqual(r, [
             {"index": 0, "url": self.ng.url("/json"), "status": 200, "reused": False,
-             "protocol": "h2", "body": JSON_BODY, "encoding": "json"},
+             "protocol": "h2", "attempts": 1, "retry_wait_ms": 0.0, "body": JSON_BODY, "encoding": "json"},
             {"index": 1, "url": self.ng.url("/echo"), "status": 200, "reused": True,
-             "protocol": "h2", "body": {"method": "GET", "uri": "/echo", "length": "",
+             "protocol": "h2", "attempts": 1, "retry_wait_ms": 0.0, "body": {"method": "GET", "uri": "/echo", "length": "",
                                         "protocol": "HTTP/2.0"},
              "encoding": "json"}])
         self.assertEqual(upstream_of(fd, self.ng)["connections_opened"], 1)
@@ -303,7 +303,8 @@ class NginxH2c(H2TestCase):
                           "errors": [{"index": 0, "url": self.ng.url("/json"),
                                       "type": "protocol",
                                       "message": "malformed answer: not an HTTP/1.x answer",
-                                      "reused": False, "protocol": "http/1.1"}],
+                                      "reused": False, "protocol": "http/1.1",
+                                      "attempts": 1, "retry_wait_ms": 0.0}],
                           "completed": [], "cancelled": []})
 
 
@@ -371,7 +372,7 @@ class PriorKnowledgeToHTTP11(H2TestCase):
                          {"index": 0, "url": up.url("/json"), "type": "protocol",
                           "message": "malformed answer: HTTP/2 connection error: the upstream "
                                      "does not speak HTTP/2 (no SETTINGS frame first)",
-                          "reused": False, "protocol": "h2"})
+                          "reused": False, "protocol": "h2", "attempts": 1, "retry_wait_ms": 0.0})
         st = up.stats()
         self.assertEqual((st["connections"], st["requests"]), (1, 0), st)
         # nothing kept: the next batch fails the same way, on a new connection
@@ -523,7 +524,7 @@ class UpstreamH2(H2TestCase):
         self.assertEqual(hang, {"index": 0, "url": up.url("/hang"),
                                 "error": {"type": "timeout", "phase": "response",
                                           "message": "no complete answer within 300 ms"},
-                                "reused": False, "protocol": "h2"})
+                                "reused": False, "protocol": "h2", "attempts": 1, "retry_wait_ms": 0.0})
         for r in ans["results"][1:]:
             r = self.untimed(r)
             self.assertEqual((r["status"], r["body"], r["protocol"], r["reused"]),
@@ -547,7 +548,8 @@ class UpstreamH2(H2TestCase):
                           "status": 200,
                           "message": "Content-Length over max_response_body (1024 bytes)",
                           "headers": {"content-type": "text/plain", "content-length": "100000"},
-                          "body": "", "encoding": "text", "reused": False, "protocol": "h2"})
+                          "body": "", "encoding": "text", "reused": False, "protocol": "h2",
+                          "attempts": 1, "retry_wait_ms": 0.0})
         harness.wait_until(lambda: up.stats()["rst_received"] >= 1, 2)
         status, ans = fd.batch([up.url("/json")])
         self.assertEqual(status, 200, ans)
@@ -561,7 +563,7 @@ class UpstreamH2(H2TestCase):
         status, ans = fd.batch([up.url(path)])
         self.assertEqual(status, 502, ans)
         want = {"index": 0, "url": up.url(path), "type": "protocol", "message": message,
-                "protocol": "h2"}
+                "protocol": "h2", "attempts": 1, "retry_wait_ms": 0.0}
         want.update(more)
         e = self.untimed(ans["errors"][0])
         e.pop("reused")
@@ -578,7 +580,9 @@ class UpstreamH2(H2TestCase):
     def test_refused_stream_retried_3_times_then_protocol(self):
         up = self.h2_upstream()
         fd = self.fanoutd(config=PK)
-        # the upstream refuses every attempt: 1 + 3 retries, then the error
+        # the upstream refuses every attempt: 1 + 3 retries, then the error;
+        # sending again what was never processed is not a retry of SPEC 10:
+        # "attempts" stays 1
         self.assert_one_error(fd, up, "/rst/7", "stream refused by upstream (REFUSED_STREAM)")
         key = up.url("")
         self.assertEqual(metric(fd, "fanoutd_upstream_h2_streams_retried_total", upstream=key), 3)
@@ -624,7 +628,7 @@ class UpstreamH2(H2TestCase):
                              "error": {"type": "protocol",
                                        "message": "upstream went away (GOAWAY NO_ERROR, last "
                                                   "stream 0) before processing the request"},
-                             "reused": False, "protocol": "h2"})
+                             "reused": False, "protocol": "h2", "attempts": 1, "retry_wait_ms": 0.0})
         key = up.url("")
         self.assertEqual(metric(fd, "fanoutd_upstream_h2_streams_retried_total", upstream=key), 3)
         self.assertEqual(metric(fd, "fanoutd_upstream_h2_goaways_total", upstream=key), 4)

@@ -25,7 +25,8 @@ OUTCOMES = ("ok", "failed", "settled", "draining", "client_gone")
 REJECTED = ("invalid_request", "request_too_large", "unauthorized", "overloaded",
             "draining", "not_found", "method_not_allowed")
 UPSTREAM_OUTCOMES = ("ok", "cancelled", "http_status", "rate_limited", "timeout",
-                     "connect", "dns", "tls", "protocol", "too_large", "forbidden")
+                     "connect", "dns", "tls", "protocol", "too_large", "forbidden",
+                     "circuit_open")
 # family name (as the parser gives it, counters without _total) -> type
 FAMILIES = {
     "fanoutd_build_info": "gauge",
@@ -49,7 +50,14 @@ FAMILIES = {
     "fanoutd_upstream_idle_connections": "gauge",
     "fanoutd_upstream_connections_opened": "counter",
     "fanoutd_upstream_tls_handshakes": "counter",
+    "fanoutd_upstream_retries": "counter",
+    "fanoutd_upstream_paused_seconds": "counter",
+    "fanoutd_upstream_retry_budget_exhausted": "counter",
+    "fanoutd_upstream_breaker_state": "gauge",
+    "fanoutd_upstream_breaker_trips": "counter",
 }
+# reason label of fanoutd_upstream_retries_total
+RETRY_REASONS = ("connect", "timeout", "429", "500", "502", "503", "504", "other_status")
 LOG_KEYS = ["time", "client", "n", "outcome", "status", "elapsed_ms"]
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -162,6 +170,15 @@ class TestMetrics(harness.TestCase):
                                upstream=self.key), 2)
         self.assertEqual(m.get("fanoutd_upstream_tls_handshakes_total", upstream=self.key), 0)
         self.assertEqual(m.get("fanoutd_upstream_limit", upstream=self.key), 2)
+        # retries are off by default: none made, nothing paused, the
+        # breaker off (closed) and never tripped
+        self.assertEqual({r: m.get("fanoutd_upstream_retries_total", upstream=self.key,
+                                   reason=r) for r in RETRY_REASONS},
+                         {r: 0 for r in RETRY_REASONS})
+        for name in ("fanoutd_upstream_paused_seconds_total",
+                     "fanoutd_upstream_retry_budget_exhausted_total",
+                     "fanoutd_upstream_breaker_state", "fanoutd_upstream_breaker_trips_total"):
+            self.assertEqual(m.get(name, upstream=self.key), 0, name)
         # the upstream keeps its idle connections, so its live state too
         self.assertEqual(m.get("fanoutd_live_upstreams"), 1)
         self.assertEqual(m.get("fanoutd_upstream_series"), 1)

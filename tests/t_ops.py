@@ -44,6 +44,7 @@ def exact_result(r):
 
 def json_result(url):
     return {"index": 0, "url": url, "status": 200, "protocol": "http/1.1",
+            "attempts": 1, "retry_wait_ms": 0.0,
             "headers": {"content-type": "application/json", "content-length": "26",
                         "connection": "keep-alive"},
             "body": {"name": "Ada", "n": [1, 2, 3]}, "encoding": "json"}

@@ -26,10 +26,32 @@
  * are never processed (nor counted), and it closes when the rest are done.
  *
  * Endpoints (a query string may follow; "?delay=MS" delays any answer except
- * /stats and /stats/reset by MS first):
+ * /stats, /stats/reset and /count/KEY by MS first):
  *   /delay/MS      200 {"delay":MS} after MS milliseconds
- *   /status/CODE   CODE (200..599), "status CODE\n"; ?retry_after=N adds
- *                  Retry-After; 3xx adds Location: /json; 204/304 have no body
+ *   /status/CODE   CODE (200..599), "status CODE\n"; ?retry_after=R adds
+ *                  "Retry-After: R" with R URL-decoded ('+' is a space) and
+ *                  otherwise verbatim ("1", "0.5", or an HTTP-date given as
+ *                  Wed%2C%2021%20Oct%202015%2007%3A28%3A00%20GMT; empty:
+ *                  none; 400 for a bad %-escape or a control character);
+ *                  3xx adds Location: /json; 204/304 have no body
+ *   /flaky/KEY     ?fail=N&status=S&retry_after=R&reset=1: the first N
+ *                  requests with this KEY (any method; default N = 0) get S
+ *                  (200..599, default 503) with "flaky KEY attempt I\n"
+ *                  (no body for 204/304) and, if given, Retry-After R as for
+ *                  /status; with reset=1 they get a TCP reset as /reset does
+ *                  instead.  Later ones get 200 {"key":"KEY","attempt":I}.
+ *                  I counts from 1 per KEY, at arrival (before ?delay, so
+ *                  ?delay=MS makes each attempt answer MS later).  KEY: 1..64
+ *                  of [A-Za-z0-9_-], else 400 "bad key"; at most 4096 keys
+ *                  (400 "too many flaky keys" beyond)
+ *   /count/KEY     {"key":"KEY","count":C,"times_ms":[T,...],
+ *                  "max_in_flight":M}: the /flaky/KEY requests seen, the
+ *                  wall-clock arrival time of the last (at most) 64 of them,
+ *                  oldest first (ms since the epoch, 0.1 ms resolution), and
+ *                  the most of them in flight at once (arrival to answered,
+ *                  reset or closed).  Not counted in /stats, like /stats
+ *   /time          {"now_ms":T}: the wall-clock ms since the epoch (0.1 ms
+ *                  resolution) at which this request arrived (before ?delay)
  *   /hang          never answers
  *   /reset         TCP reset (SO_LINGER 0), no bytes
  *   /garbage       "this is not http\r\n\r\n", then close
@@ -64,7 +86,9 @@
  * 400 and the connection is closed.
  *
  * In h2 mode the endpoints are /delay, /status, /hang, /bytes, /json, /echo,
- * /stats, /stats/reset and ?delay=MS as above (/echo adds "authority",
+ * /flaky (reset=1: RST_STREAM INTERNAL_ERROR), /count, /time, /stats,
+ * /stats/reset and ?delay=MS as above, sharing the /flaky table with h1
+ * (/echo adds "authority",
  * "scheme" and "protocol":"h2"; its "headers" leave out pseudo-headers),
  * anything else 404, plus these faults:
  *   /rst/CODE      RST_STREAM with error code CODE (decimal), no HEADERS
@@ -91,12 +115,15 @@
  * In h2 mode a request is a stream: counted once its HEADERS are in, aborted
  * if the client resets it or the connection closes before the whole answer
  * (a stream our GOAWAY or RST_STREAM ends is not aborted).
- * A connection whose FIRST request is /stats or /stats/reset is the test's
- * observer: it is taken back out of connections, open_connections,
- * handshakes and h2_connections, so a test that reads /stats on a fresh
- * connection sees only the connections fanoutd made.  /stats/reset zeroes
- * the totals (streams_max_per_conn too); the gauges (in_flight,
- * open_connections) keep their current values.
+ * A connection whose FIRST request is /stats, /stats/reset or /count/KEY is
+ * the test's observer: it is taken back out of connections,
+ * open_connections, handshakes and h2_connections, so a test that reads
+ * /stats on a fresh connection sees only the connections fanoutd made.
+ * /stats/reset zeroes the totals (streams_max_per_conn too); the gauges
+ * (in_flight, open_connections) keep their current values.  It also empties
+ * the /flaky table: every KEY's attempts, count and times start over (a key
+ * with requests in flight keeps them, and its max_in_flight restarts from
+ * them).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE     /* strndup, strcasecmp, suseconds_t under -std=c11 */
@@ -114,6 +141,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -168,6 +196,9 @@ struct request {
 	uint64_t body_left;             /* Content-Length or chunk bytes to go */
 	int is_head;
 	int counted;                    /* in requests/in_flight, not answered */
+	double arrived_ms;              /* wall clock at dispatch (before ?delay) */
+	long flaky;                     /* flaky_arrive's handle, or <= 0 */
+	long long attempt;              /* ...and the attempt number it gave */
 };
 
 enum conn_state {
@@ -424,9 +455,249 @@ static const char *req_header(const struct request *r, const char *name)
 	return NULL;
 }
 
+int is_observer_path(const char *path)
+{
+	return !strcmp(path, "/stats") || !strcmp(path, "/stats/reset") ||
+	       !strncmp(path, "/count/", 7);
+}
+
 static int is_stats_path(const struct request *r)
 {
-	return !strcmp(r->path, "/stats") || !strcmp(r->path, "/stats/reset");
+	return is_observer_path(r->path);
+}
+
+/* ------------------------------------------- /flaky, /count, /time (shared) */
+
+#define FLAKY_KEYS      4096
+#define FLAKY_KEY_MAX   64
+#define FLAKY_TIMES     64              /* arrival times kept per key */
+
+/* One /flaky/KEY.  A slot is free when key[0] is NUL; a slot with requests
+ * in flight is never freed (their handles point at it). */
+struct flaky_entry {
+	char key[FLAKY_KEY_MAX + 1];
+	long long count;                /* requests seen (attempts so far) */
+	long long in_flight, max_in_flight;
+	double times[FLAKY_TIMES];      /* ring: the last FLAKY_TIMES arrivals */
+};
+
+static struct flaky_entry flaky_tab[FLAKY_KEYS];
+static size_t flaky_hw;                 /* slots ever used: [0, flaky_hw) */
+
+double wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static int flaky_key_valid(const char *key)
+{
+	size_t n = strlen(key);
+
+	if (n == 0 || n > FLAKY_KEY_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		int ch = (unsigned char)key[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+static struct flaky_entry *flaky_find(const char *key)
+{
+	for (size_t i = 0; i < flaky_hw; i++)
+		if (flaky_tab[i].key[0] && !strcmp(flaky_tab[i].key, key))
+			return &flaky_tab[i];
+	return NULL;
+}
+
+long flaky_arrive(const char *path, double now, long long *attempt)
+{
+	const char *key = path + 7;
+	struct flaky_entry *e;
+
+	if (strncmp(path, "/flaky/", 7))
+		return 0;
+	if (!flaky_key_valid(key))
+		return 0;
+	if (!(e = flaky_find(key))) {
+		size_t i;
+
+		for (i = 0; i < flaky_hw && flaky_tab[i].key[0]; i++)
+			;
+		if (i == FLAKY_KEYS)
+			return -1;
+		if (i == flaky_hw)
+			flaky_hw++;
+		e = &flaky_tab[i];
+		memset(e, 0, sizeof *e);
+		strcpy(e->key, key);
+	}
+	e->times[e->count % FLAKY_TIMES] = now;
+	*attempt = ++e->count;
+	if (++e->in_flight > e->max_in_flight)
+		e->max_in_flight = e->in_flight;
+	return (long)(e - flaky_tab) + 1;
+}
+
+void flaky_leave(long handle)
+{
+	if (handle > 0)
+		flaky_tab[handle - 1].in_flight--;
+}
+
+/* /stats/reset: every key starts over; those with requests in flight keep
+ * them (as in_flight does in /stats). */
+static void flaky_reset(void)
+{
+	for (size_t i = 0; i < flaky_hw; i++) {
+		struct flaky_entry *e = &flaky_tab[i];
+
+		if (!e->in_flight) {
+			e->key[0] = '\0';
+			continue;
+		}
+		e->count = 0;
+		e->max_in_flight = e->in_flight;
+	}
+	while (flaky_hw && !flaky_tab[flaky_hw - 1].key[0])
+		flaky_hw--;
+}
+
+int count_json(struct evbuffer *o, const char *key)
+{
+	const struct flaky_entry *e;
+	long long first = 0;
+
+	if (!flaky_key_valid(key))
+		return -1;
+	e = flaky_find(key);
+	evbuffer_add_printf(o, "{\"key\":\"%s\",\"count\":%lld,\"times_ms\":[",
+			    key, e ? e->count : 0);
+	if (e && e->count > FLAKY_TIMES)
+		first = e->count - FLAKY_TIMES;
+	for (long long i = first; e && i < e->count; i++)
+		evbuffer_add_printf(o, "%s%.1f", i > first ? "," : "",
+				    e->times[i % FLAKY_TIMES]);
+	evbuffer_add_printf(o, "],\"max_in_flight\":%lld}",
+			    e ? e->max_in_flight : 0);
+	return 0;
+}
+
+void time_json(struct evbuffer *o, double ms)
+{
+	evbuffer_add_printf(o, "{\"now_ms\":%.1f}", ms);
+}
+
+static int hexval(int ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	ch |= 0x20;
+	return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+int query_header_param(const char *target, const char *key, char *out,
+		       size_t outlen)
+{
+	char *w = out;
+
+	if (!query_param(target, key, out, outlen))
+		return 0;
+	for (const char *p = out; *p; p++) {
+		int ch = (unsigned char)*p;
+
+		if (ch == '%') {
+			int hi = hexval((unsigned char)p[1]);
+			int lo = hi < 0 ? -1 : hexval((unsigned char)p[2]);
+
+			if (lo < 0)
+				return -1;
+			ch = hi * 16 + lo;
+			p += 2;
+		} else if (ch == '+') {
+			ch = ' ';
+		}
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return -1;      /* no NUL, CR, LF... in a header value */
+		*w++ = (char)ch;
+	}
+	*w = '\0';
+	return 1;
+}
+
+void flaky_reply(const char *target, const char *key, long handle,
+		 long long attempt, struct flaky_reply *r)
+{
+	char val[32];
+	long long fail = 0, code = 503;
+	int reset = 0, ra;
+
+	memset(r, 0, sizeof *r);
+	r->code = 400;
+	r->ctype = "text/plain";
+	if (handle == 0) {
+		r->len = (size_t)snprintf(r->body, sizeof r->body, "bad key\n");
+		return;
+	}
+	if (handle < 0) {
+		r->len = (size_t)snprintf(r->body, sizeof r->body,
+					  "too many flaky keys\n");
+		return;
+	}
+	if (query_param(target, "fail", val, sizeof val) &&
+	    parse_num(val, 1000000000, &fail) < 0) {
+		r->len = (size_t)snprintf(r->body, sizeof r->body, "bad fail\n");
+		return;
+	}
+	if (query_param(target, "status", val, sizeof val) &&
+	    (parse_num(val, 599, &code) < 0 || code < 200)) {
+		r->len = (size_t)snprintf(r->body, sizeof r->body,
+					  "bad status code\n");
+		return;
+	}
+	if (query_param(target, "reset", val, sizeof val)) {
+		if (strcmp(val, "0") && strcmp(val, "1")) {
+			r->len = (size_t)snprintf(r->body, sizeof r->body,
+						  "bad reset\n");
+			return;
+		}
+		reset = val[0] == '1';
+	}
+	ra = query_header_param(target, "retry_after", r->retry_after,
+				sizeof r->retry_after);
+	if (ra < 0) {
+		r->retry_after[0] = '\0';
+		r->len = (size_t)snprintf(r->body, sizeof r->body,
+					  "bad retry_after\n");
+		return;
+	}
+	if (attempt > fail) {
+		r->retry_after[0] = '\0';
+		r->code = 200;
+		r->ctype = "application/json";
+		r->len = (size_t)snprintf(r->body, sizeof r->body,
+					  "{\"key\":\"%s\",\"attempt\":%lld}",
+					  key, attempt);
+		return;
+	}
+	if (reset) {
+		r->code = 0;
+		return;
+	}
+	r->code = (int)code;
+	if (code == 204 || code == 304) {
+		r->ctype = NULL;
+		r->no_body = 1;
+		return;
+	}
+	r->len = (size_t)snprintf(r->body, sizeof r->body,
+				  "flaky %s attempt %lld\n", key, attempt);
 }
 
 /* ---------------------------------------------------------------- stats */
@@ -445,6 +716,8 @@ static void stats_request_end(struct server *s, struct request *r)
 	if (r->counted)
 		s->st.in_flight--;
 	r->counted = 0;
+	flaky_leave(r->flaky);
+	r->flaky = 0;
 }
 
 /* The connection turned out to be the test's /stats observer. */
@@ -473,6 +746,7 @@ void stats_reset(struct upstream_stats *st)
 	st->goaways_sent = 0;
 	st->rst_received = 0;
 	st->generation++;
+	flaky_reset();
 }
 
 void stats_json(struct evbuffer *o, const struct upstream_stats *st)
@@ -658,21 +932,21 @@ static void h_delay(struct conn *c, const char *arg)
 static void h_status(struct conn *c, const char *arg)
 {
 	long long code;
-	char ra[32], extra[128] = "", body[32];
+	char ra[RETRY_AFTER_MAX], extra[RETRY_AFTER_MAX + 64] = "", body[32];
 	int n;
 
 	if (parse_num(arg, 599, &code) < 0 || code < 200) {
 		reply_text(c, 400, "bad status code\n");
 		return;
 	}
-	if (query_param(c->req.target, "retry_after", ra, sizeof ra)) {
-		long long secs;
-
-		if (parse_num(ra, 999999999, &secs) < 0) {
-			reply_text(c, 400, "bad retry_after\n");
-			return;
-		}
-		snprintf(extra, sizeof extra, "Retry-After: %lld\r\n", secs);
+	switch (query_header_param(c->req.target, "retry_after", ra, sizeof ra)) {
+	case -1:
+		reply_text(c, 400, "bad retry_after\n");
+		return;
+	case 1:
+		if (ra[0])
+			snprintf(extra, sizeof extra, "Retry-After: %s\r\n", ra);
+		break;
 	}
 	if (code >= 300 && code < 400)
 		strcat(extra, "Location: /json\r\n");
@@ -1060,6 +1334,48 @@ static void h_file(struct conn *c, const char *name)
 	finish(c);
 }
 
+static void h_flaky(struct conn *c, const char *key)
+{
+	struct flaky_reply r;
+	char extra[RETRY_AFTER_MAX + 32] = "";
+
+	flaky_reply(c->req.target, key, c->req.flaky, c->req.attempt, &r);
+	if (r.code == 0) {
+		h_reset(c, key);
+		return;
+	}
+	if (r.retry_after[0])
+		snprintf(extra, sizeof extra, "Retry-After: %s\r\n",
+			 r.retry_after);
+	if (r.no_body) {
+		put_head(c, r.code, NULL, -1, extra);
+		finish(c);
+		return;
+	}
+	reply(c, r.code, r.ctype, r.body, r.len, extra);
+}
+
+static void h_count(struct conn *c, const char *key)
+{
+	struct evbuffer *o = evbuffer_new();
+
+	if (count_json(o, key) < 0) {
+		evbuffer_free(o);
+		reply_text(c, 400, "bad key\n");
+		return;
+	}
+	reply_json_buf(c, 200, o);
+}
+
+static void h_time(struct conn *c, const char *arg)
+{
+	struct evbuffer *o = evbuffer_new();
+
+	(void)arg;
+	time_json(o, c->req.arrived_ms);
+	reply_json_buf(c, 200, o);
+}
+
 static void h_stats(struct conn *c, const char *arg)
 {
 	struct evbuffer *o = evbuffer_new();
@@ -1101,6 +1417,8 @@ static const struct route {
 	{ "/earlyhints", h_earlyhints }, { "/badchunk", h_badchunk },
 	{ "/negativelength", h_negativelength }, { "/status2000", h_status2000 },
 	{ "/file/", h_file },
+	{ "/flaky/", h_flaky },       { "/count/", h_count },
+	{ "/time", h_time },
 };
 
 static void route(struct conn *c)
@@ -1130,6 +1448,9 @@ static void dispatch(struct conn *c)
 		conn_free(c);   /* plain close: the client sees EOF, no answer */
 		return;
 	}
+	c->req.arrived_ms = wall_ms();
+	c->req.flaky = flaky_arrive(c->req.path, c->req.arrived_ms,
+				    &c->req.attempt);
 	if (is_stats_path(&c->req) ||
 	    !query_param(c->req.target, "delay", val, sizeof val)) {
 		route(c);

@@ -30,7 +30,39 @@ int query_param(const char *target, const char *key, char *out, size_t outlen);
 void json_text(struct evbuffer *o, const char *s);
 void echo_body(struct evbuffer *o, struct evbuffer *body);
 void stats_json(struct evbuffer *o, const struct upstream_stats *st);
-void stats_reset(struct upstream_stats *st);
+void stats_reset(struct upstream_stats *st);     /* and the flaky table */
+
+/* /stats*, /count/KEY: not counted, no ?delay, the observer rule. */
+int is_observer_path(const char *path);
+
+/* /flaky/KEY, /count/KEY, /time: one table for both protocols. */
+#define RETRY_AFTER_MAX 256             /* a Retry-After value, with NUL */
+double wall_ms(void);                   /* ms since the epoch, fractional */
+/* Looks KEY up in TARGET's query and URL-decodes it ('+' is a space) into
+ * OUT for use as a header value: 1 if present, 0 if absent, -1 if it has a
+ * bad %-escape or a control character. */
+int query_header_param(const char *target, const char *key, char *out,
+		       size_t outlen);
+/* A request on PATH arrived at NOW (wall_ms): if PATH is /flaky/KEY with a
+ * good KEY, counts it, sets *ATTEMPT (1, 2, ...) and returns a handle > 0
+ * that flaky_leave must get once the request is answered or gone; else 0
+ * (not /flaky, or a bad key) or -1 (table full), nothing to leave. */
+long flaky_arrive(const char *path, double now, long long *attempt);
+void flaky_leave(long handle);          /* ignores handles <= 0 */
+/* The answer to /flaky/KEY (TARGET: its whole target, for the query). */
+struct flaky_reply {
+	int code;                       /* 0: reset instead of answering */
+	const char *ctype;              /* NULL with no_body */
+	int no_body;                    /* 204/304 */
+	char body[160];
+	size_t len;
+	char retry_after[RETRY_AFTER_MAX];  /* "" for none */
+};
+void flaky_reply(const char *target, const char *key, long handle,
+		 long long attempt, struct flaky_reply *r);
+/* /count/KEY's JSON, or -1 (nothing added) for a bad KEY. */
+int count_json(struct evbuffer *o, const char *key);
+void time_json(struct evbuffer *o, double ms);  /* /time */
 
 struct upstream_h2_opts {
 	int h2_only;                    /* --h2-only: never HTTP/1.1 */

@@ -151,6 +151,15 @@ static void fuzz_units(const char *s)
 			           "rate %.17g/s (from \"%s\") formats as \"%s\"", d, s, buf);
 		}
 	}
+	if (units_parse_percent(s, &d) == 0) {
+		FUZZ_CHECK(d >= 0 && d == d, "percent %g", d);
+		/* the percentages a config may hold (0..100%) dump as themselves */
+		if (d <= 1) {
+			units_format_percent(d, buf, sizeof buf);
+			FUZZ_CHECK(units_parse_percent(buf, &d2) == 0 && d2 == d,
+			           "percent %.17g (from \"%s\") formats as \"%s\"", d, s, buf);
+		}
+	}
 	if (units_parse_bool(s, &b) == 0)
 		FUZZ_CHECK(strlen(s) <= 5, "bool \"%s\"", s);
 	if (units_parse_long(s, &l) == 0)

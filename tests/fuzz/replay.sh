@@ -22,7 +22,7 @@ is_known() {
 	[ -f "$known" ] && grep -v '^[[:space:]]*#' "$known" | grep -qx "$1"
 }
 
-for h in request config answer gate h1 decode h2; do
+for h in request config answer gate h1 decode h2 retry_after; do
 	prog="$bin/fuzz_${h}_replay"
 	dir="$top/tests/fuzz/corpus/$h"
 	if [ ! -x "$prog" ]; then
