@@ -32,6 +32,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "pool.h"
+#include "pool_internal.h"
 #include "xalloc.h"
 #include "autoconf.h"
 
@@ -41,53 +42,15 @@
  * them too, and nothing tells us. */
 #define FD_RETRY_MS 20.0
 
-/* Caps on an answer's head: more header lines than this is an attack on
- * the event loop, not an answer. */
 static const struct h1_limits head_limits = {
-	.max_headers = 1000,
-	.max_head_bytes = 64 * 1024,
+	.max_headers = POOL_MAX_HEADERS,
+	.max_head_bytes = POOL_MAX_HEAD_BYTES,
 };
 
 /* The protocols ALPN offers, by the key http2. */
 static const char *const alpn_auto[] = { "h2", "http/1.1", NULL };
 static const char *const alpn_h1[] = { "http/1.1", NULL };
 static const char *const alpn_h2[] = { "h2", NULL };
-
-/* What an HTTP/2 request carries unless it has its own (as block_for's). */
-static const struct request_header h2_defaults[] = {
-	{ "user-agent", "fanoutd/" PACKAGE_VERSION },
-	{ "accept", "*/*" },
-	{ "accept-encoding", "gzip, deflate, br, zstd" },
-};
-
-/* Frames moved out of an HTTP/2 session per flush: enough to fill a
- * socket buffer, little enough that one busy connection leaves the loop
- * to the others. */
-#define H2_FLUSH_BYTES (64 * 1024)
-
-struct pool {
-	struct event_base *base;
-	struct pool_settings settings;
-	struct h1_block *block;            /* default headers, built at first use */
-	char *block_host;                  /* ... for this Host (owned) */
-	struct pool_conn *idle_head;       /* most recently released first */
-	unsigned nidle;
-	unsigned nconns;                   /* busy or idle: open or opening */
-	unsigned nopening;                 /* connecting, or HTTP/2 before the
-	                                    * server's first SETTINGS */
-	enum pool_proto seen;              /* what the last connection picked */
-	LIST_HEAD(, pool_conn) h2_conns;   /* open HTTP/2 connections */
-	struct conn_counters counters;     /* opened, handshakes */
-	unsigned long opened_h1, opened_h2, goaways, refused;
-	struct pool_conn *dead;            /* waiting for the reaper */
-	struct event *reaper;
-	TAILQ_HEAD(, pool_waiter) waiters; /* FIFO: no connection to be had */
-	unsigned nwaiting;                 /* in waiters */
-	bool granting;                     /* inside a waiter's ready callback */
-	struct event *wait_timer;          /* serves the waiters */
-	double warned_ms;                  /* last "out of file descriptors" warning */
-	LIST_ENTRY(pool) all;              /* in all_pools */
-};
 
 /* Every pool, so that a reload can reach each idle connection whichever
  * upstream it belongs to (the upstreams' table is upstream.c's). */
@@ -101,7 +64,7 @@ static bool wait_for_opening(const struct pool *p);
 /* --- the state of a connection ----------------------------------------- */
 
 /* "127.0.0.1:8080 c5": the upstream's address and the connection. */
-static void describe_conn(const void *obj, char *buf, size_t len)
+void pool_describe_conn(const void *obj, char *buf, size_t len)
 {
 	const struct pool_conn *c = obj;
 	char addr[NETADDR_TEXT_MAX + 8];
@@ -109,11 +72,6 @@ static void describe_conn(const void *obj, char *buf, size_t len)
 	netaddr_format((const struct sockaddr *)&c->peer, addr, sizeof addr);
 	snprintf(buf, len, "%s c%lu", addr, c->id);
 }
-
-/* (conn_obj() makes the compiler check that c is a connection.) */
-static inline const void *conn_obj(const struct pool_conn *c) { return c; }
-#define conn_debug(c, ...) \
-	log_about(LOG_LEVEL_DEBUG, describe_conn, conn_obj(c), __VA_ARGS__)
 
 static const char *state_name(enum pool_conn_state s)
 {
@@ -148,7 +106,6 @@ struct pool *pool_new(struct event_base *base, const struct pool_settings *ps)
 	return p;
 }
 
-static void retire(struct pool_conn *c, const char *why);
 
 /* The key http2 changed: the connections open now may speak what it no
  * longer allows; new ones pick again. */
@@ -158,7 +115,7 @@ static void drain_all(struct pool *p)
 
 	for (c = p->idle_head; c != NULL; c = next) {
 		next = c->next_idle;
-		retire(c, "http2 changed (reload)");
+		pool_conn_retire(c, "http2 changed (reload)");
 	}
 	LIST_FOREACH(c, &p->h2_conns, h2_link)
 		c->draining = true;
@@ -189,7 +146,7 @@ static void free_conn(struct pool_conn *c)
 
 /* No longer opening: connected as HTTP/1.1, HTTP/2's first SETTINGS in,
  * or gone.  Waiters held back for it may go on. */
-static void opened(struct pool_conn *c)
+void pool_conn_opened(struct pool_conn *c)
 {
 	if (!c->opening)
 		return;
@@ -218,13 +175,13 @@ static void unlink_idle(struct pool_conn *c)
 
 /* Close now (the descriptor is free at once), free the rest later: we
  * may be inside one of this connection's callbacks. */
-static void retire(struct pool_conn *c, const char *why)
+void pool_conn_retire(struct pool_conn *c, const char *why)
 {
 	struct pool *p = c->pool;
 
 	unlink_idle(c);
 	set_state(c, POOL_CONN_DEAD, why);
-	opened(c);
+	pool_conn_opened(c);
 	if (c->proto == POOL_PROTO_H2)
 		LIST_REMOVE(c, h2_link);
 	conn_free(c->conn);
@@ -251,7 +208,7 @@ static struct pool_conn *take_available(struct pool *p)
 		unlink_idle(c);
 		if (c->proto == POOL_PROTO_H2 && !h2_can_submit(c->h2)) {
 			set_state(c, POOL_CONN_BUSY, "taken");
-			retire(c, "no more streams on this connection");
+			pool_conn_retire(c, "no more streams on this connection");
 			continue;
 		}
 		set_state(c, POOL_CONN_BUSY, "reused");
@@ -282,7 +239,7 @@ static bool wait_for_opening(const struct pool *p)
 /* c carries nothing now: first in the idle list, its idle timer
  * running; a waiter can have it (from the wait timer, not from inside
  * c's callbacks). */
-static void make_idle(struct pool_conn *c, const char *why)
+void pool_conn_make_idle(struct pool_conn *c, const char *why)
 {
 	struct pool *p = c->pool;
 	struct timeval tv;
@@ -307,6 +264,12 @@ static void arm_wait_timer(struct pool *p, double ms)
 	struct timeval tv = clock_timeval(ms);
 
 	evtimer_add(p->wait_timer, &tv);
+}
+
+void pool_serve_waiters(struct pool *p)
+{
+	if (!TAILQ_EMPTY(&p->waiters))
+		arm_wait_timer(p, 0);
 }
 
 bool pool_opening_h2(const struct pool *p)
@@ -345,7 +308,7 @@ static void evict_idle(struct pool *self, unsigned n)
 		while (p != self && n > 0 && (c = p->idle_head) != NULL) {
 			while (c->next_idle != NULL)
 				c = c->next_idle;
-			retire(c, "closed to free a descriptor for another upstream");
+			pool_conn_retire(c, "closed to free a descriptor for another upstream");
 			n--;
 		}
 	}
@@ -432,7 +395,7 @@ void pool_cancel_wait(struct pool *p, struct pool_waiter *w)
 /* --- the events of an HTTP/1.1 exchange ---------------------------------- */
 
 /* Detach the exchange, then tell it how it ended. */
-static void deliver_fail(struct pool_exchange *x, enum exchange_fail_kind kind, int err,
+void pool_deliver_fail(struct pool_exchange *x, enum exchange_fail_kind kind, int err,
                          bool nothing_received, const char *message)
 {
 	struct exchange_failure why = {
@@ -477,161 +440,16 @@ static void on_h1_fail(void *ctx, const struct h1_failure *why)
 	};
 	struct pool_conn *c = ctx;
 
-	deliver_fail(c->x, kinds[why->kind], 0, why->nothing_received, why->message);
+	pool_deliver_fail(c->x, kinds[why->kind], 0, why->nothing_received, why->message);
 }
 
 static const struct h1_ops h1_events = {
 	.head = on_h1_head, .body = on_h1_body, .end = on_h1_end, .fail = on_h1_fail,
 };
 
-/* --- the events of an HTTP/2 stream --------------------------------------- */
-
-/* A stream's events go to its exchange (the stream's ctx); its last one
- * first detaches it, so pool_release from inside is a no-op for it. */
-static int on_stream_head(void *ctx, const struct exchange_head *head)
-{
-	struct pool_exchange *x = ctx;
-
-	return x->ops->head(x->ctx, head);
-}
-
-static int on_stream_body(void *ctx, const char *data, size_t len)
-{
-	struct pool_exchange *x = ctx;
-
-	return x->ops->body(x->ctx, data, len);
-}
-
-static void on_stream_end(void *ctx, bool reusable)
-{
-	struct pool_exchange *x = ctx;
-
-	x->stream_id = 0;
-	x->ops->end(x->ctx, reusable);
-}
-
-static void on_stream_fail(void *ctx, const struct h2_failure *h2why)
-{
-	struct pool_exchange *x = ctx;
-	struct exchange_failure why = h2why->why;
-
-	why.unprocessed = h2why->unprocessed;
-	if (why.unprocessed && x->conn != NULL)
-		x->conn->pool->refused++;
-	x->stream_id = 0;
-	x->ops->fail(x->ctx, &why);
-}
-
-static const struct h2_stream_ops stream_events = {
-	.head = on_stream_head, .body = on_stream_body,
-	.end = on_stream_end, .fail = on_stream_fail,
-};
-
-static void settle_h2(struct pool_conn *c);
-
-static void on_h2_want_write(void *ctx)
-{
-	struct pool_conn *c = ctx;
-
-	if (!c->flush_blocked)
-		event_active(c->flush, EV_WRITE, 0);
-}
-
-static void on_h2_settings(void *ctx)
-{
-	struct pool_conn *c = ctx;
-
-	conn_debug(c, "HTTP/2 SETTINGS: %zu streams free", h2_streams_free(c->h2));
-	opened(c);   /* wakes the waiters: the streams may be theirs */
-}
-
-static void on_h2_goaway(void *ctx, int32_t last_stream_id, uint32_t error_code)
-{
-	struct pool_conn *c = ctx;
-
-	c->pool->goaways++;
-	conn_debug(c, "GOAWAY (error %u, last stream %d): no new streams here",
-	           (unsigned)error_code, (int)last_stream_id);
-	opened(c);
-}
-
-static const struct h2_ops h2_events = {
-	.want_write = on_h2_want_write, .settings = on_h2_settings, .goaway = on_h2_goaway,
-};
-
-/* Move the session's frames to the socket: from the connection's own
- * deferred event only.  What the socket has not taken yet holds the rest
- * back (drained brings us back), so a slow upstream cannot make us queue
- * without bound. */
-static void on_flush(evutil_socket_t fd, short what, void *arg)
-{
-	struct pool_conn *c = arg;
-	int more;
-
-	(void)fd;
-	(void)what;
-	if (c->state == POOL_CONN_DEAD || !c->open)
-		return;
-	if (conn_unsent(c->conn) >= H2_FLUSH_BYTES) {
-		c->flush_blocked = true;   /* on_drained brings us back */
-		return;
-	}
-	c->in_codec = true;
-	more = h2_pending_output(c->h2, c->out, H2_FLUSH_BYTES);
-	c->in_codec = false;
-	conn_send(c->conn, c->out);
-	if (more < 0) {
-		retire(c, "HTTP/2 session failed");
-		return;
-	}
-	if (more > 0 && c->conn != NULL && conn_unsent(c->conn) == 0)
-		event_active(c->flush, EV_WRITE, 0);   /* all taken: go on, from the loop */
-	else if (more > 0)
-		c->flush_blocked = true;
-	settle_h2(c);
-}
-
-/* The socket took what was waiting: send more. */
-static void on_drained(void *ctx)
-{
-	struct pool_conn *c = ctx;
-
-	if (c->proto != POOL_PROTO_H2 || !c->flush_blocked)
-		return;
-	c->flush_blocked = false;
-	event_active(c->flush, EV_WRITE, 0);
-}
-
-/* After the codec has run or a stream was let go: an HTTP/2 connection
- * that will carry nothing more is closed; one that carries no stream now
- * goes idle; a stream freed lets a waiter have it. */
-static void settle_h2(struct pool_conn *c)
-{
-	struct pool *p = c->pool;
-
-	if (c->state == POOL_CONN_DEAD || c->in_codec || c->proto != POOL_PROTO_H2)
-		return;
-	if (h2_finished(c->h2)) {
-		retire(c, "the HTTP/2 session is over");
-		return;
-	}
-	if (h2_streams_attached(c->h2) > 0 || c->state != POOL_CONN_BUSY || c->x != NULL) {
-		if (!TAILQ_EMPTY(&p->waiters) && h2_can_submit(c->h2))
-			arm_wait_timer(p, 0);
-		return;
-	}
-	if (!c->open || c->draining || !h2_can_submit(c->h2)) {
-		retire(c, c->draining ? "drained after a reload"
-		                      : "no more streams on this connection");
-		return;
-	}
-	make_idle(c, "no stream in flight");
-}
-
 /* --- the connection's events ---------------------------------------------- */
 
 static void start_h1(struct pool_conn *c, struct pool_exchange *x);
-static void start_h2(struct pool_conn *c, struct pool_exchange *x);
 
 /* Which codec: ALPN's choice, or the key http2 on a plain connection. */
 static enum pool_proto pick_proto(const struct pool_conn *c, const char *alpn)
@@ -645,26 +463,6 @@ static enum pool_proto pick_proto(const struct pool_conn *c, const char *alpn)
 	return POOL_PROTO_H1;
 }
 
-static void become_h2(struct pool_conn *c)
-{
-	struct pool *p = c->pool;
-	struct h2_settings hs = {
-		.max_streams = p->settings.h2_max_streams > 0 ? (size_t)p->settings.h2_max_streams : 0,
-		.max_body = p->settings.max_body,
-		.max_header_list = (size_t)head_limits.max_head_bytes,
-		.max_headers = (size_t)head_limits.max_headers,
-		.defaults = h2_defaults,
-		.ndefaults = sizeof h2_defaults / sizeof h2_defaults[0],
-	};
-
-	c->proto = POOL_PROTO_H2;
-	c->h2 = h2_new(&h2_events, c, &hs);
-	c->flush = xcheck(event_new(p->base, -1, 0, on_flush, c));
-	LIST_INSERT_HEAD(&p->h2_conns, c, h2_link);
-	p->opened_h2++;
-	/* opening until the server's SETTINGS say how many streams */
-}
-
 static void on_connected(void *ctx, const char *alpn)
 {
 	struct pool_conn *c = ctx;
@@ -675,23 +473,23 @@ static void on_connected(void *ctx, const char *alpn)
 	c->proto = pick_proto(c, alpn);
 	if (c->proto == POOL_PROTO_H1 && p->settings.http2 == POOL_HTTP2_PRIOR) {
 		c->x = NULL;
-		deliver_fail(x, EXCHANGE_FAIL_PROTOCOL, 0, true, alpn != NULL
+		pool_deliver_fail(x, EXCHANGE_FAIL_PROTOCOL, 0, true, alpn != NULL
 		             ? "upstream picked http/1.1, not h2, by ALPN (http2 = prior-knowledge)"
 		             : "upstream picked no protocol by ALPN, not h2 (http2 = prior-knowledge)");
 		return;
 	}
 	p->seen = c->proto;
 	if (c->proto == POOL_PROTO_H2) {
-		become_h2(c);
+		pool_h2_become(c);
 	} else {
 		c->h1 = h1_new(&h1_events, c, &head_limits);
 		p->opened_h1++;
-		opened(c);
+		pool_conn_opened(c);
 	}
 	if (x == NULL)
 		return;   /* abandoned while connecting */
 	if (c->proto == POOL_PROTO_H2)
-		start_h2(c, x);
+		pool_h2_start(c, x);
 	else
 		start_h1(c, x);
 }
@@ -702,7 +500,7 @@ static void stray_bytes(struct pool_conn *c, struct evbuffer *in)
 {
 	evbuffer_drain(in, evbuffer_get_length(in));
 	if (c->state == POOL_CONN_IDLE)
-		retire(c, "bytes nobody asked for");
+		pool_conn_retire(c, "bytes nobody asked for");
 	else
 		h1_cancel(c->h1);   /* never reused: pool_release sees it */
 }
@@ -710,15 +508,9 @@ static void stray_bytes(struct pool_conn *c, struct evbuffer *in)
 static void on_readable(void *ctx, struct evbuffer *in)
 {
 	struct pool_conn *c = ctx;
-	bool more;
 
 	if (c->proto == POOL_PROTO_H2) {
-		c->in_codec = true;
-		more = h2_feed_buffer(c->h2, in);
-		c->in_codec = false;
-		if (!more)
-			event_active(c->flush, EV_WRITE, 0);   /* the GOAWAY, then the close */
-		settle_h2(c);
+		pool_h2_read(c, in);
 		return;
 	}
 	if (c->x == NULL) {
@@ -735,21 +527,15 @@ static void lost(struct pool_conn *c, enum exchange_fail_kind kind, int err, con
 	struct pool_exchange *x = c->x;
 
 	if (c->proto == POOL_PROTO_H2) {
-		c->in_codec = true;
-		if (kind == EXCHANGE_FAIL_CLOSED)
-			h2_eof(c->h2);
-		else
-			h2_fail_all(c->h2, kind, err, message);
-		c->in_codec = false;
-		retire(c, message);
+		pool_h2_lost(c, kind, err, message);
 		return;
 	}
 	if (x != NULL && c->h1 != NULL)
 		h1_cancel(c->h1);
 	if (x != NULL)
-		deliver_fail(x, kind, err, !c->got_bytes, message);
+		pool_deliver_fail(x, kind, err, !c->got_bytes, message);
 	else if (c->state == POOL_CONN_IDLE)
-		retire(c, message);
+		pool_conn_retire(c, message);
 }
 
 static void on_error(void *ctx, const struct conn_error *why)
@@ -790,7 +576,7 @@ static void on_closed(void *ctx)
 
 static const struct conn_ops conn_events = {
 	.connected = on_connected, .readable = on_readable,
-	.error = on_error, .closed = on_closed, .drained = on_drained,
+	.error = on_error, .closed = on_closed, .drained = pool_h2_drained,
 };
 
 /* --- connections --------------------------------------------------------- */
@@ -815,7 +601,7 @@ static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	retire(arg, "idle for keepalive_timeout");
+	pool_conn_retire(arg, "idle for keepalive_timeout");
 }
 
 struct pool_conn *pool_take(struct pool *p)
@@ -933,30 +719,6 @@ static void start_h1(struct pool_conn *c, struct pool_exchange *x)
 		conn_send(c->conn, c->out);
 }
 
-/* Open x's stream (nghttp2 copies the request). */
-static bool submit_h2(struct pool_conn *c, struct pool_exchange *x)
-{
-	const char *scheme = c->pool->settings.ssl_ctx != NULL ? "https" : "http";
-
-	x->stream_id = h2_submit(c->h2, &x->req, scheme, &stream_events, x);
-	return x->stream_id > 0;
-}
-
-/* The first exchange of a new HTTP/2 connection; the preface, SETTINGS
- * and its HEADERS go out together. */
-static void start_h2(struct pool_conn *c, struct pool_exchange *x)
-{
-	c->x = NULL;
-	x->ops->ready(x->ctx, "h2");
-	if (x->conn != c)
-		return;   /* released from inside ready */
-	if (!submit_h2(c, x)) {
-		deliver_fail(x, EXCHANGE_FAIL_PROTOCOL, 0, true, "cannot open an HTTP/2 stream");
-		return;
-	}
-	event_active(c->flush, EV_WRITE, 0);
-}
-
 void pool_exchange(struct pool_conn *c, struct pool_exchange *x,
                    const struct exchange_request *req,
                    const struct exchange_ops *ops, void *ctx)
@@ -974,7 +736,7 @@ void pool_exchange(struct pool_conn *c, struct pool_exchange *x,
 	}
 	if (c->proto == POOL_PROTO_H2) {
 		/* pool_take found a stream free: h2_submit cannot refuse it */
-		if (!submit_h2(c, x))
+		if (!pool_h2_submit(c, x))
 			abort();
 		return;
 	}
@@ -1013,11 +775,11 @@ static void release_whole(struct pool_conn *c, struct pool_exchange *x, bool reu
 	if (c->state == POOL_CONN_DEAD)
 		return;
 	if (!reusable || !c->open || c->h1 == NULL || !h1_reusable(c->h1)) {
-		retire(c, reusable ? "closed by the upstream" : "not reusable after this exchange");
+		pool_conn_retire(c, reusable ? "closed by the upstream" : "not reusable after this exchange");
 		return;
 	}
 	evbuffer_drain(c->out, evbuffer_get_length(c->out));
-	make_idle(c, "kept alive");
+	pool_conn_make_idle(c, "kept alive");
 }
 
 void pool_release(struct pool_exchange *x, bool reusable)
@@ -1031,10 +793,7 @@ void pool_release(struct pool_exchange *x, bool reusable)
 		release_whole(c, x, reusable);
 		return;
 	}
-	if (x->stream_id > 0 && c->state != POOL_CONN_DEAD)
-		h2_cancel(c->h2, x->stream_id);   /* RST_STREAM CANCEL, no callback */
-	x->stream_id = 0;
-	settle_h2(c);
+	pool_h2_release(c, x);
 }
 
 void pool_close_denied(const struct acl *acl)
@@ -1047,7 +806,7 @@ void pool_close_denied(const struct acl *acl)
 			next = c->next_idle;
 			if (!acl_addr_denied(acl, (const struct sockaddr *)&c->peer))
 				continue;
-			retire(c, "its address is in deny_networks now");
+			pool_conn_retire(c, "its address is in deny_networks now");
 		}
 		/* busy HTTP/2 connections: no new stream; closed after the last */
 		LIST_FOREACH(c, &p->h2_conns, h2_link)
@@ -1097,7 +856,7 @@ void pool_free(struct pool *p)
 	struct pool_conn *c;
 
 	while ((c = p->idle_head) != NULL)
-		retire(c, "the pool is freed");
+		pool_conn_retire(c, "the pool is freed");
 	reap(-1, 0, p);
 	h1_block_free(p->block);
 	free(p->block_host);
