@@ -168,6 +168,12 @@ void pool_h2_settle(struct pool_conn *c)
 			pool_serve_waiters(p);
 		return;
 	}
+	if (c->opening) {
+		/* its first stream ended and the server never sent SETTINGS: not
+		 * a connection to keep, nor to hold the waiters back for */
+		pool_conn_retire(c, "no SETTINGS from the upstream");
+		return;
+	}
 	if (!c->open || c->draining || !h2_can_submit(c->h2)) {
 		pool_conn_retire(c, c->draining ? "drained after a reload"
 		                      : "no more streams on this connection");
