@@ -18,10 +18,12 @@ SCEN = {
     "SMALL": ("10 × /fast, C=10, whole call from a shell", 10),
     "THR-H2": ("20,000 × /fast over https, HTTP/2 (fanoutd `http2 = auto`), C=64", 20000),
     "THR-TLS": ("20,000 × /fast over https, HTTP/1.1 (fanoutd `http2 = no`), C=64", 20000),
+    "STREAM": ("100,000 × /kb (1 KiB) streamed as NDJSON through `fanout -o ndjson > /dev/null`, C=64",
+               100000),
 }
 H1_SCEN = ("LAT", "THR", "KB", "SMALL")   # issue 9's, plain http
 TLS_SCEN = ("THR-H2", "THR-TLS")          # issue 16's, the https server
-TOOLS = ["fanoutd", "httpx", "aiohttp", "curl", "node", "wrk", "h2load", "floor"]
+TOOLS = ["fanoutd", "fanout", "first-line", "httpx", "aiohttp", "curl", "node", "wrk", "h2load", "floor"]
 LABEL = {
     "fanoutd": "**fanoutd** (one `curl` per batch)",
     "httpx": "httpx.AsyncClient + TaskGroup + Semaphore",
@@ -31,6 +33,8 @@ LABEL = {
     "wrk": "the limit: wrk straight at nginx",
     "h2load": "the limit: `h2load -c1 -m64` at nginx /fast (h2, one connection)",
     "floor": "the floor: `curl` → fanoutd GET /healthz",
+    "fanout": "**`fanout -o ndjson < urls > /dev/null`** (the whole command)",
+    "first-line": "bench/first_line.py (the same batch, NDJSON, raw socket)",
 }
 
 
@@ -53,6 +57,16 @@ def num(x):
         return float(x)
     except (TypeError, ValueError):
         return None
+
+
+def parse_extra(r):
+    """The extra column: key=value;key=value -> dict"""
+    out = {}
+    for kv in (r.get("extra") or "").split(";"):
+        k, eq, v = kv.partition("=")
+        if eq:
+            out[k] = v
+    return out
 
 
 def load(d):
@@ -87,7 +101,8 @@ class Stat:
             # the time that counts: fanoutd -> the whole curl call; a peer ->
             # its own fan-out time (start-up excluded), except SMALL where
             # the whole process is what a shell script pays
-            key = "wall_ms" if tool in ("fanoutd", "floor") or scen == "SMALL" else "inner_ms"
+            key = ("wall_ms" if tool in ("fanoutd", "floor", "fanout", "first-line") or scen == "SMALL"
+                   else "inner_ms")
             self.times = [num(r[key]) for r in ok if num(r[key]) is not None]
             self.rps = [n / (t / 1000) for t in self.times if t > 0]
         self.wall = [num(r["wall_ms"]) for r in ok if num(r["wall_ms"]) is not None]
@@ -99,6 +114,11 @@ class Stat:
         self.f_opened = [int(r["f_opened"]) for r in ok if (r.get("f_opened") or "").isdigit()]
         self.f_hs = [int(r["f_handshakes"]) for r in ok if (r.get("f_handshakes") or "").isdigit()]
         self.f_open = [int(r["f_open"]) for r in ok if (r.get("f_open") or "").isdigit()]
+        self.extra = [parse_extra(r) for r in ok]   # run by run
+
+    def ex(self, key):
+        """extra's key, run by run, as numbers (runs without it left out)"""
+        return [v for v in (num(e.get(key)) for e in self.extra) if v is not None]
 
     def tmin(self):
         return min(self.times) if self.times else None
@@ -162,14 +182,21 @@ def main():
     ran = [s for s in SCEN if any(k[0] == s for k in st)]
     h1_ran = [s for s in H1_SCEN if s in ran]
     tls_ran = [s for s in TLS_SCEN if s in ran]
+    stream_ran = "STREAM" in ran
+    kb_ref = m.get("kb_ref") == "1"
+    if kb_ref and h1_ran == ["KB"]:
+        h1_ran = []   # KB only as STREAM's reference: no issue 9 tables
     extra = ""
     if tls_ran:
         extra = f"; {m.get('h2load', 'h2load')}; python3-{m.get('python_h2', 'h2')}; {m.get('openssl', 'OpenSSL')}"
+    if stream_ran:
+        extra += f"; {m.get('fanout', 'fanout')}"
     w(f"- {m.get('fanoutd')}; {m.get('nginx')} with 1 worker; {m.get('python')}; "
       f"Node {m.get('node')}; {m.get('curl')}; {m.get('wrk')}{extra}")
     asked = m.get("scenarios", "").split()
     if asked and len(asked) < len(SCEN):
-        w(f"- only the scenarios {', '.join(asked)} ran (`bench/run --only`)")
+        w(f"- only the scenarios {', '.join(asked)} ran (`bench/run --only`)"
+          + ("; KB with fanoutd alone, as STREAM's reference" if kb_ref else ""))
     w(f"- each scenario: {m.get('reps')} rounds (SMALL: {m.get('small_reps')}), every tool once a round, "
       "interleaved, each round starting with the next tool; min and median over the rounds; "
       "fanoutd restarted for each scenario (so its first run there starts with no connections)")
@@ -178,12 +205,16 @@ def main():
         summary_h1(w, st, speedup, fanoutd_rss)
     if tls_ran:
         summary_tls(w, st, speedup, fanoutd_rss, m)
+    if stream_ran:
+        summary_stream(w, st, fanoutd_rss)
     per_scenario(w, st, speedup, fanoutd_rss, fst, m)
     if h1_ran:
         targets_9(w, st, fst, fanoutd_rss)
     if tls_ran:
         targets_16(w, st, fst)
-    how_measured(w, h1_ran, tls_ran)
+    if stream_ran:
+        targets_18(w, st, fanoutd_rss)
+    how_measured(w, h1_ran, tls_ran, stream_ran)
     w("## Exact commands")
     w("")
     w("```")
@@ -308,6 +339,9 @@ def per_scenario(w, st, speedup, fanoutd_rss, fst, m):
     for s, (desc, n) in SCEN.items():
         if not any((s, t) in st for t in TOOLS):
             continue
+        if s == "STREAM":
+            stream_section(w, st, fanoutd_rss, desc)
+            continue
         w(f"## {s}: {desc}")
         w("")
         w("| tool | ok runs | min ms | median ms | median req/s | whole process, median ms "
@@ -361,6 +395,10 @@ def per_scenario(w, st, speedup, fanoutd_rss, fst, m):
         if s == "THR-H2":
             w("")
             w(f"Not in it: aiohttp and Node's fetch (no HTTP/2). {cap(h2_note(m))}.")
+        if s == "KB" and m.get("kb_ref") == "1":
+            w("")
+            w("KB ran with fanoutd alone (no peers, no wrk): `bench/run --only` asked for STREAM "
+              "without KB, and STREAM's throughput is compared with KB's fanoutd req/s of the same run.")
         f = st.get((s, "fanoutd"))
         if f:
             w("")
@@ -483,7 +521,114 @@ def targets_16(w, st, fst):
     w("")
 
 
-def how_measured(w, h1_ran, tls_ran):
+def stream_figures(st):
+    """STREAM's figures: (fanout req/s, KB fanoutd req/s, the first-line Stat)"""
+    f, kb = st.get(("STREAM", "fanout")), st.get(("KB", "fanoutd"))
+    return (f.rps_med() if f else None), (kb.rps_med() if kb else None), st.get(("STREAM", "first-line"))
+
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+
+def summary_stream(w, st, fanoutd_rss):
+    fr, kbr, fl = stream_figures(st)
+    f = st.get(("STREAM", "fanout"))
+    w("## Summary, streamed (issue 18; medians)")
+    w("")
+    w("| STREAM | fanout req/s | KB's fanoutd req/s (buffered, 10,000) | fanoutd peak RSS "
+      "| fanout's peak RSS | time to first line | first line after the first upstream answer |")
+    w("| --- | --: | --: | --: | --: | --: | --: |")
+    ratio = f" ({fr / kbr * 100:.0f} %)" if fr and kbr else ""
+    w(f"| 100,000 × /kb, C=64 | **{f_rps(fr)}**{ratio} | {f_rps(kbr)} | {f_mib(fanoutd_rss('STREAM'))} "
+      f"| {f_mib(max(f.rss) if f and f.rss else None)} "
+      f"| {f_ms(med(fl.ex('ttfl_ms'))) if fl else '—'} ms "
+      f"| {f_ms(med(fl.ex('lag_ms'))) if fl else '—'} ms |")
+    w("")
+
+
+def stream_section(w, st, fanoutd_rss, desc):
+    w(f"## STREAM: {desc}")
+    w("")
+    w("| tool | ok runs | min ms | median ms | median req/s | fanoutd CPU ms, median "
+      "| fanoutd VmHWM after each run | client peak RSS | client CPU ms, median "
+      "| TCP conns to nginx per run |")
+    w("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
+    for t in ("fanout", "first-line"):
+        x = st.get(("STREAM", t))
+        if x is None:
+            continue
+        hwm = x.ex("daemon_hwm_kb") if t == "fanout" else x.rss
+        cli_rss = f_mib(max(x.rss)) if t == "fanout" and x.rss else "—"
+        cli_cpu = f"{med(x.ex('client_cpu_ms')):,.0f}" if t == "fanout" and x.ex("client_cpu_ms") else "—"
+        cpu = f"{med(x.cpu):,.0f}" if x.cpu else "—"
+        w(f"| {LABEL[t]} | {x.ok}/{x.runs} | {f_ms(x.tmin())} | {f_ms(x.tmed())} | {f_rps(x.rps_med())} "
+          f"| {cpu} | {' / '.join(f_mib(k) for k in hwm) or '—'} | {cli_rss} | {cli_cpu} "
+          f"| {per_run(x.conns)} |")
+    kb = st.get(("KB", "fanoutd"))
+    if kb:
+        w(f"| for comparison: KB's fanoutd (10,000 × /kb buffered, one `curl`) | {kb.ok}/{kb.runs} "
+          f"| {f_ms(kb.tmin())} | {f_ms(kb.tmed())} | {f_rps(kb.rps_med())} "
+          f"| {f'{med(kb.cpu):,.0f}' if kb.cpu else '—'} | {f_mib(fanoutd_rss('KB'))} (KB's daemon) | — | — "
+          f"| {per_run(kb.conns)} |")
+    fl = st.get(("STREAM", "first-line"))
+    if fl and fl.extra:
+        w("")
+        w("The first line, run by run (bench/first_line.py; times from the batch's last byte sent; "
+          "the first upstream answer: the earliest `$msec` in nginx's access log of /kbl):")
+        w("")
+        w("| run | time to first line ms | first upstream answer (nginx) ms "
+          "| first line after the first upstream answer ms | the first line's own `elapsed_ms` "
+          "| ttfl − that `elapsed_ms` (fanoutd reading and parsing the batch included) "
+          "| batch `elapsed_ms` | whole answer ms |")
+        w("| --: | --: | --: | --: | --: | --: | --: | --: |")
+        for i, e in enumerate(fl.extra, 1):
+            def g(k, e=e):
+                v = num(e.get(k))
+                return "—" if v is None else f"{v:,.2f}" if abs(v) < 10 else f_ms(v)
+            w(f"| {i} | {g('ttfl_ms')} | {g('up_ms')} | {g('lag_ms')} | {g('first_ms')} "
+              f"| {g('lag_parse_ms')} | {g('elapsed_ms')} | {g('wall_ms')} |")
+    w("")
+    w("fanout's time is the whole process: reading 100,000 URLs from standard input, sending "
+      "the batch, reading the NDJSON stream and printing every line in input order to /dev/null "
+      "(exit 0: every request succeeded). Its peak RSS and CPU: `/usr/bin/time -v`. fanoutd's "
+      "VmHWM is cumulative over the scenario (the daemon is restarted for each scenario, not each run), so each "
+      "run's figure is the peak so far; bench/first_line.py's runs stream the same batch too.")
+    w("")
+
+
+def targets_18(w, st, fanoutd_rss):
+    w("## Targets (issue 18)")
+    w("")
+    w("| target | measured | verdict |")
+    w("| --- | --- | --- |")
+    fr, kbr, fl = stream_figures(st)
+    f = st.get(("STREAM", "fanout"))
+    target_row(w, "STREAM: every run complete (fanout exit 0; first_line.py: 100,000 2xx lines and `done`, `ok`)",
+               "; ".join(f"{t} {x.ok}/{x.runs}" for t in ("fanout", "first-line")
+                         for x in [st.get(("STREAM", t))] if x) or "—",
+               None if not f else all(x.ok == x.runs for t in ("fanout", "first-line")
+                                      for x in [st.get(("STREAM", t))] if x))
+    target_row(w, "STREAM throughput within 10 % of KB's fanoutd req/s (same run)",
+               f"{f_rps(fr)} vs {f_rps(kbr)} req/s = {fr / kbr * 100:.0f} %" if fr and kbr
+               else ("— (needs KB's fanoutd row in the same run)" if fr else "—"),
+               None if not (fr and kbr) else fr >= 0.9 * kbr)
+    hwm = fanoutd_rss("STREAM")
+    target_row(w, "STREAM peak RSS of fanoutd ≤ 64 MiB (VmHWM over the scenario)", f_mib(hwm),
+               None if hwm is None else hwm <= 64 * 1024)
+    lag = fl.ex("lag_ms") if fl else []
+    target_row(w, "STREAM: the first line out within 5 ms of the first upstream answer (median)",
+               (f"{med(lag):.2f} ms median, run by run {' / '.join(f'{x:.2f}' for x in lag)} "
+                f"(nginx's log time of the first answer → the first line at the client); time to "
+                f"first line {f_ms(med(fl.ex('ttfl_ms')))} ms, the first upstream answer "
+                f"{f_ms(med(fl.ex('up_ms')))} ms after the batch was sent (fanoutd reading and "
+                "parsing the 100,000-URL batch, then the request)") if lag else "—",
+               None if not lag else med(lag) <= 5.0)
+    target_row(w, "fanout's own peak RSS (no target)", f_mib(max(f.rss)) if f and f.rss else "—", None)
+    w("")
+
+
+def how_measured(w, h1_ran, tls_ran, stream_ran=False):
     w("## How it was measured")
     w("")
     w("- nginx 1 worker, `keepalive_requests 10000000`, `access_log off`; `/fast` returns a "
@@ -510,6 +655,23 @@ def how_measured(w, h1_ran, tls_ran):
           "`concurrency = 64`, `tls_verify = yes`, `ca_file` = that certificate and `http2` "
           "(auto / no) when this fanoutd takes the key; httpx `verify=` and curl `--cacert` "
           "the same file. h2load does not verify certificates.")
+    if stream_ran:
+        w("- STREAM: fanoutd as for KB (`upstream_concurrency = 64`) plus `max_stream_batch_size = "
+          "100000`; `fanout -d http://127.0.0.1:PORT -o ndjson < urls > /dev/null` under "
+          "`/usr/bin/time -v`, timed as a whole (req/s = 100,000 / that); interleaved with "
+          "bench/first_line.py, which POSTs the same batch as a JSON array with `Accept: "
+          "application/x-ndjson` over a raw socket, reads the chunked stream as it comes and "
+          "checks it (100,000 result lines with 2xx, then `done`/`ok` with 100,000 completed). "
+          "Its batch goes to `/kbl`, the same 1 KiB as `/kb` but with an nginx access log "
+          "(`log_format first '$msec'`, buffer=64k flush=100ms), so the first upstream answer "
+          "has a time on the same wall clock as the client's. Time to first line: from the "
+          "batch's last byte sent to the first complete line received; the lag is from the "
+          "earliest logged `$msec` to that line (nginx's time is truncated to the ms and taken "
+          "when its event loop woke, so the lag errs by up to 1 ms on the long side). "
+          "ttfl − the first line's own `elapsed_ms` is the same with fanoutd's reading and "
+          "parsing of the batch included. (Mapping fanoutd's batch clock onto the client's through "
+          "the last line does not work: under back-pressure the last line waits behind up to "
+          "`stream_buffer` of lines.)")
     w("")
 
 

@@ -316,10 +316,22 @@ static void free_body(const void *data, size_t len, void *arg)
 	free((void *)data);
 }
 
+/* A JSON text on one line: outside its strings (where raw CR and LF
+ * cannot be) every CR and LF is whitespace, and a space is the same. */
+static void flatten(char *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (p[i] == '\n' || p[i] == '\r')
+			p[i] = ' ';
+}
+
 /* ,"body":…,"encoding":"json|text|base64"[,"decoded":"gzip"].  The body
  * is consumed: a JSON body is handed to out by reference (no copy), any
- * other is freed once written, so the answer never holds a body twice. */
-static void put_body(struct evbuffer *out, struct outcome *o)
+ * other is freed once written, so the answer never holds a body twice.
+ * one_line: for an NDJSON line, a JSON body's line breaks become spaces. */
+static void put_body(struct evbuffer *out, struct outcome *o, bool one_line)
 {
 	size_t len = o->body ? o->body_len : 0;
 	const char *p = len ? o->body : "";
@@ -327,6 +339,8 @@ static void put_body(struct evbuffer *out, struct outcome *o)
 	put_lit(out, ",\"body\":");
 	if (len > 0 && is_json_type(o->content_type) &&
 	    jsonvalid_check(p, len, ANSWER_MAX_JSON_DEPTH)) {
+		if (one_line)
+			flatten(o->body, len);
 		/* a big body changes hands; a small one is cheaper copied
 		 * than kept as a chain of its own */
 		if (len < ANSWER_COPY_BELOW) {
@@ -411,13 +425,13 @@ static void put_timing(struct evbuffer *out, const struct outcome *o)
 	put_attempts(out, o);
 }
 
-static void put_response(struct evbuffer *out, struct outcome *o)
+static void put_response(struct evbuffer *out, struct outcome *o, bool one_line)
 {
 	if (o->headers_json == NULL)
 		return;
 	put_lit(out, ",\"headers\":");
 	evbuffer_add(out, o->headers_json, strlen(o->headers_json));
-	put_body(out, o);
+	put_body(out, o, one_line);
 }
 
 /* ,"status":N */
@@ -455,55 +469,73 @@ static void put_error_fields(struct evbuffer *out, const struct outcome *o)
 }
 
 /* The rest of a success: its status, timing and response. */
-static void put_success(struct evbuffer *out, struct outcome *o)
+static void put_success(struct evbuffer *out, struct outcome *o, bool one_line)
 {
 	put_status(out, o->status);
 	put_timing(out, o);
-	put_response(out, o);
+	put_response(out, o, one_line);
 }
 
 /* The rest of an element of "errors" in mode all: the error fields sit in
  * the entry itself. */
-static void put_group_error(struct evbuffer *out, struct outcome *o)
+static void put_group_error(struct evbuffer *out, struct outcome *o, bool one_line)
 {
 	put_lit(out, ",");
 	put_error_fields(out, o);
 	put_timing(out, o);
-	put_response(out, o);
+	put_response(out, o, one_line);
 }
 
 /* The rest of an element of "results" in mode settled that did not
  * succeed: the error fields and the response in an object of their own. */
-static void put_settled_error(struct evbuffer *out, struct outcome *o)
+static void put_settled_error(struct evbuffer *out, struct outcome *o, bool one_line)
 {
 	put_lit(out, ",\"error\":{");
 	put_error_fields(out, o);
-	put_response(out, o);
+	put_response(out, o, one_line);
 	put_lit(out, "}");
 	put_timing(out, o);
 }
 
 /* --- whole answers ----------------------------------------------------- */
 
-static void count(const struct outcome *outcomes, size_t n, size_t *failed,
-                  size_t *cancelled)
+/* The outcome types of a batch's items, wherever they are kept: the
+ * outcomes of a buffered answer, or one byte an item for a streamed one. */
+struct type_list {
+	const struct outcome *outcomes;   /* or NULL, then: */
+	const unsigned char *types;       /* enum outcome_type of each item */
+	size_t n;
+};
+
+static enum outcome_type type_at(const struct type_list *t, size_t i)
+{
+	return t->outcomes ? t->outcomes[i].type : (enum outcome_type)t->types[i];
+}
+
+static bool type_is_failure(enum outcome_type t)
+{
+	return t != OUTCOME_PENDING && t != OUTCOME_OK && t != OUTCOME_CANCELLED;
+}
+
+static void count(const struct type_list *t, size_t *failed, size_t *cancelled)
 {
 	size_t i;
 
 	*failed = *cancelled = 0;
-	for (i = 0; i < n; i++) {
-		if (outcome_is_failure(&outcomes[i]))
+	for (i = 0; i < t->n; i++) {
+		enum outcome_type type = type_at(t, i);
+
+		if (type_is_failure(type))
 			(*failed)++;
-		else if (outcomes[i].type != OUTCOME_OK)
+		else if (type != OUTCOME_OK)
 			(*cancelled)++;
 	}
 }
 
-/* ,"name":[i,j,…] of the indices whose outcome satisfies keep(); name
+/* ,"name":[i,j,…] of the indices whose type satisfies keep(); name
  * needs no escaping. */
 static void put_index_list(struct evbuffer *out, const char *name,
-                           const struct outcome *outcomes, size_t n,
-                           bool (*keep)(const struct outcome *))
+                           const struct type_list *t, bool (*keep)(enum outcome_type))
 {
 	char buf[512], *p = buf;
 	size_t i;
@@ -512,8 +544,8 @@ static void put_index_list(struct evbuffer *out, const char *name,
 	put_lit(out, ",");
 	put_name(out, name);
 	put_lit(out, ":[");
-	for (i = 0; i < n; i++) {
-		if (!keep(&outcomes[i]))
+	for (i = 0; i < t->n; i++) {
+		if (!keep(type_at(t, i)))
 			continue;
 		if (p + 1 + UNITS_UINT_MAX > buf + sizeof buf) {
 			put_piece(out, buf, p);
@@ -528,10 +560,30 @@ static void put_index_list(struct evbuffer *out, const char *name,
 	put_piece(out, buf, p);
 }
 
-static bool is_ok(const struct outcome *o) { return o->type == OUTCOME_OK; }
-static bool is_not_done(const struct outcome *o)
+static bool is_ok(enum outcome_type t) { return t == OUTCOME_OK; }
+static bool is_not_done(enum outcome_type t)
 {
-	return o->type == OUTCOME_CANCELLED || o->type == OUTCOME_PENDING;
+	return t == OUTCOME_CANCELLED || t == OUTCOME_PENDING;
+}
+
+/* "error":…,"message":"…" of a mode "all" batch that is not ok: some
+ * failed (batch_failed), or shutdown cancelled it (draining). */
+static char *add_group_error(char *p, size_t failed, size_t cancelled, size_t n)
+{
+	if (failed > 0) {
+		p = add_lit(p, "\"error\":\"batch_failed\",\"message\":\"");
+		p = units_format_uint(p, failed);
+		p = add_lit(p, " of ");
+		p = units_format_uint(p, n);
+		p = add_lit(p, " requests failed, ");
+		p = units_format_uint(p, cancelled);
+		return add_lit(p, " cancelled\"");
+	}
+	p = add_lit(p, "\"error\":\"draining\",\"message\":\"fanoutd is shutting down: ");
+	p = units_format_uint(p, cancelled);
+	p = add_lit(p, " of ");
+	p = units_format_uint(p, n);
+	return add_lit(p, " requests cancelled\"");
 }
 
 /* The opening of the answer, up to the "[" of its list of entries. */
@@ -555,22 +607,8 @@ static void put_head(struct evbuffer *out, const struct answer_stream *s)
 		p = add_lit(p, ",\"results\":[");
 		break;
 	case ANSWER_GROUP:
-		if (s->failed > 0) {
-			p = add_lit(p, "{\"ok\":false,\"error\":\"batch_failed\",\"message\":\"");
-			p = units_format_uint(p, s->failed);
-			p = add_lit(p, " of ");
-			p = units_format_uint(p, n);
-			p = add_lit(p, " requests failed, ");
-			p = units_format_uint(p, s->cancelled);
-			p = add_lit(p, " cancelled\"");
-		} else {
-			p = add_lit(p, "{\"ok\":false,\"error\":\"draining\","
-			            "\"message\":\"fanoutd is shutting down: ");
-			p = units_format_uint(p, s->cancelled);
-			p = add_lit(p, " of ");
-			p = units_format_uint(p, n);
-			p = add_lit(p, " requests cancelled\"");
-		}
+		p = add_lit(p, "{\"ok\":false,");
+		p = add_group_error(p, s->failed, s->cancelled, n);
 		p = add_lit(p, ",\"elapsed_ms\":");
 		p = answer_format_ms(p, s->elapsed_ms < 0 ? 0.0 : s->elapsed_ms);
 		p = add_lit(p, ",\"errors\":[");
@@ -579,46 +617,57 @@ static void put_head(struct evbuffer *out, const struct answer_stream *s)
 	put_piece(out, buf, p);
 }
 
+/* The object of request i as shape lists it: a success, an element of
+ * "errors" (shape ANSWER_GROUP) or a settled entry that failed. */
+static void put_item(struct evbuffer *out, enum answer_shape shape, size_t i,
+                     const struct request_item *it, struct outcome *o, bool one_line)
+{
+	put_entry_head(out, i, it);
+	if (shape == ANSWER_GROUP)
+		put_group_error(out, o, one_line);
+	else if (o->type == OUTCOME_OK)
+		put_success(out, o, one_line);
+	else
+		put_settled_error(out, o, one_line);
+	put_lit(out, "}");
+}
+
 /* Entry i, if this shape lists it (an error group lists failures only). */
 static void put_entry(struct evbuffer *out, struct answer_stream *s, size_t i)
 {
-	const struct request_item *it = &s->br->items[i];
 	struct outcome *o = &s->outcomes[i];
 
 	if (s->shape == ANSWER_GROUP && !outcome_is_failure(o))
 		return;
 	if (s->entries++ > 0)
 		put_lit(out, ",");
-	put_entry_head(out, i, it);
-	if (s->shape == ANSWER_GROUP)
-		put_group_error(out, o);
-	else if (o->type == OUTCOME_OK)
-		put_success(out, o);
-	else
-		put_settled_error(out, o);
-	put_lit(out, "}");
+	put_item(out, s->shape, i, &s->br->items[i], o, false);
 }
 
 static void put_tail(struct evbuffer *out, const struct answer_stream *s)
 {
+	struct type_list t = { .outcomes = s->outcomes, .n = s->br->n };
+
 	if (s->shape != ANSWER_GROUP) {
 		put_lit(out, "]}");
 		return;
 	}
 	put_lit(out, "]");
-	put_index_list(out, "completed", s->outcomes, s->br->n, is_ok);
-	put_index_list(out, "cancelled", s->outcomes, s->br->n, is_not_done);
+	put_index_list(out, "completed", &t, is_ok);
+	put_index_list(out, "cancelled", &t, is_not_done);
 	put_lit(out, "}");
 }
 
 void answer_stream_init(struct answer_stream *s, const struct batch_request *br,
                         struct outcome *outcomes, double elapsed_ms)
 {
+	struct type_list t = { .outcomes = outcomes, .n = br->n };
+
 	memset(s, 0, sizeof *s);
 	s->br = br;
 	s->outcomes = outcomes;
 	s->elapsed_ms = elapsed_ms;
-	count(outcomes, br->n, &s->failed, &s->cancelled);
+	count(&t, &s->failed, &s->cancelled);
 	if (br->mode == BATCH_MODE_SETTLED) {
 		s->shape = ANSWER_SETTLED;
 		s->status = 200;
@@ -659,6 +708,67 @@ int answer_write_batch(struct evbuffer *out, const struct batch_request *br,
 	answer_stream_init(&s, br, outcomes, elapsed_ms);
 	answer_stream_write(&s, out, SIZE_MAX);
 	return s.status;
+}
+
+/* --- streamed answers (NDJSON) ------------------------------------------ */
+
+void answer_write_line(struct evbuffer *out, const struct batch_request *br, size_t index,
+                       struct outcome *o)
+{
+	enum answer_shape shape = ANSWER_SETTLED;
+
+	if (br->mode == BATCH_MODE_ALL)
+		shape = o->type == OUTCOME_OK ? ANSWER_ALL_OK : ANSWER_GROUP;
+	put_item(out, shape, index, &br->items[index], o, true);
+	put_lit(out, "\n");
+}
+
+void answer_write_progress(struct evbuffer *out, const struct answer_progress *pr)
+{
+	char buf[128 + 5 * UNITS_UINT_MAX + ANSWER_MS_MAX], *p = buf;
+
+	p = add_lit(p, "{\"progress\":{\"total\":");
+	p = units_format_uint(p, pr->total);
+	p = add_lit(p, ",\"done\":");
+	p = units_format_uint(p, pr->done);
+	p = add_lit(p, ",\"failed\":");
+	p = units_format_uint(p, pr->failed);
+	p = add_lit(p, ",\"in_flight\":");
+	p = units_format_uint(p, pr->in_flight);
+	p = add_lit(p, ",\"queued\":");
+	p = units_format_uint(p, pr->queued);
+	p = add_lit(p, ",\"elapsed_ms\":");
+	p = answer_format_ms(p, pr->elapsed_ms < 0 ? 0.0 : pr->elapsed_ms);
+	p = add_lit(p, "}}\n");
+	put_piece(out, buf, p);
+}
+
+static bool is_failure(enum outcome_type t) { return type_is_failure(t); }
+
+void answer_write_last(struct evbuffer *out, const struct batch_request *br,
+                       const unsigned char *types, double elapsed_ms)
+{
+	struct type_list t = { .types = types, .n = br->n };
+	char buf[256 + 3 * UNITS_UINT_MAX + ANSWER_MS_MAX], *p = buf;
+	size_t failed, cancelled;
+
+	count(&t, &failed, &cancelled);
+	if (failed + cancelled == 0) {
+		p = add_lit(p, "{\"done\":true,\"ok\":true");
+	} else {
+		p = add_lit(p, "{\"done\":true,\"ok\":false");
+		if (br->mode == BATCH_MODE_ALL) {
+			p = add_lit(p, ",");
+			p = add_group_error(p, failed, cancelled, br->n);
+		}
+	}
+	p = add_lit(p, ",\"elapsed_ms\":");
+	p = answer_format_ms(p, elapsed_ms < 0 ? 0.0 : elapsed_ms);
+	put_piece(out, buf, p);
+	put_index_list(out, "completed", &t, is_ok);
+	put_index_list(out, "failed", &t, is_failure);
+	put_index_list(out, "cancelled", &t, is_not_done);
+	put_lit(out, "}\n");
 }
 
 void answer_write_error(struct evbuffer *out, const char *error, const char *message)

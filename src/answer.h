@@ -76,6 +76,36 @@ bool answer_stream_write(struct answer_stream *s, struct evbuffer *out, size_t b
 int answer_write_batch(struct evbuffer *out, const struct batch_request *br,
                        struct outcome *outcomes, double elapsed_ms);
 
+/* A streamed answer (SPEC 11), a line at a time, each ending in "\n". */
+
+/* Request index's line: the object its entry in the buffered answer
+ * would be (in "results", in "errors" for a failure in mode all, or a
+ * settled entry) — but on one line: a JSON body's line breaks (all
+ * outside its strings) become spaces; consumes the outcome's body as
+ * answer_stream_write does. */
+void answer_write_line(struct evbuffer *out, const struct batch_request *br, size_t index,
+                       struct outcome *o);
+
+struct answer_progress {
+	size_t total;        /* requests in the batch */
+	size_t done;         /* finished: succeeded or failed */
+	size_t failed;       /* of those, failed */
+	size_t in_flight;    /* holding a slot: resolving, connecting, exchanging */
+	size_t queued;       /* the rest: not started, waiting for a slot or a retry */
+	double elapsed_ms;
+};
+
+/* {"progress":{"total":…,"done":…,"failed":…,"in_flight":…,"queued":…,"elapsed_ms":…}} */
+void answer_write_progress(struct evbuffer *out, const struct answer_progress *p);
+
+/* The last line: {"done":true,"ok":…[,"error":…,"message":…],"elapsed_ms":…,
+ * "completed":[…],"failed":[…],"cancelled":[…]}, from the type of each
+ * item (types[i] an enum outcome_type; pending counts as cancelled).
+ * error and message only in mode all when not ok, as in the buffered
+ * error group. */
+void answer_write_last(struct evbuffer *out, const struct batch_request *br,
+                       const unsigned char *types, double elapsed_ms);
+
 /* v as compact JSON (any value, not just an object or array), by jansson. */
 void answer_write_json(struct evbuffer *out, const json_t *v);
 

@@ -4,6 +4,10 @@
  *   on_answer: the answer whole, or its first piece and then pump() as the
  *   client reads -> finish(): count, log, free, resume the request
  *
+ * A streamed batch (NDJSON) sends its head at once and pump() writes its
+ * lines as they come (on_lines), the last one after on_answer; while more
+ * than stream_buffer waits for the client the batch is held (batch_hold).
+ *
  * A paused evhtp request does not read, so a client that disconnects goes
  * unseen; reading stays on for it (watch_client), so evhtp's error hook
  * fires and the batch is abandoned then. */
@@ -37,6 +41,10 @@ struct client_batch {
 	evhtp_request_t *req;
 	struct batch *batch;               /* owned */
 	bool answering;                    /* the answer is going out */
+	bool streamed;                     /* NDJSON lines as requests finish */
+	bool head_sent;                    /* streamed: the 200 and its headers */
+	int result_status;                 /* the buffered answer's status (200,
+	                                    * 502, 503), for the count */
 	struct event *pump;                /* writes the next piece (owned) */
 	struct evbuffer_cb_entry *drained; /* on the client's output buffer */
 	bool settled;                      /* mode "settled", for the outcome */
@@ -91,7 +99,7 @@ static void finish(struct client_batch *cb, enum client_batch_end end)
 	evhtp_request_t *req = cb->req;
 
 	if (end == END_ANSWERED)
-		count(cb, metrics_batch_outcome_of(cb->log.status, cb->settled));
+		count(cb, metrics_batch_outcome_of(cb->result_status, cb->settled));
 	else if (end == END_CLIENT_GONE)
 		count(cb, METRICS_BATCH_CLIENT_GONE);
 	TAILQ_REMOVE(&l->running, cb, link);
@@ -136,14 +144,65 @@ static void put_chunk(evhtp_request_t *req, struct evbuffer *piece)
 	evbuffer_add(out, "\r\n", 2);
 }
 
+static void on_output_drained(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+                              void *arg);
+
+static struct evbuffer *client_output(const struct client_batch *cb)
+{
+	return bufferevent_get_output(evhtp_request_get_bev(cb->req));
+}
+
+static void send_lines_head(struct client_batch *cb)
+{
+	struct bufferevent *bev = evhtp_request_get_bev(cb->req);
+	struct timeval tv = clock_timeval((double)cb->list->cfg->client_timeout_ms);
+
+	evhtp_headers_add_header(cb->req->headers_out,
+	                         evhtp_header_new("Content-Type", "application/x-ndjson", 0, 0));
+	evhtp_send_reply_chunk_start(cb->req, EVHTP_RES_OK);
+	bufferevent_set_timeouts(bev, NULL, &tv);
+	cb->drained = xcheck(evbuffer_add_cb(bufferevent_get_output(bev), on_output_drained, cb));
+	cb->head_sent = true;
+}
+
+/* The lines due, as one chunk; then hold the batch or let it go on by
+ * what waits for the client. */
+static void pump_lines(struct client_batch *cb)
+{
+	struct evbuffer *piece = xcheck(evbuffer_new());
+	enum batch_lines_result r;
+	bool full;
+
+	if (!cb->head_sent)
+		send_lines_head(cb);
+	r = batch_lines(cb->batch, piece, ANSWER_WINDOW);
+	metrics_count_bytes_out(cb->list->env->metrics, evbuffer_get_length(piece));
+	put_chunk(cb->req, piece);
+	evbuffer_free(piece);
+	if (r == BATCH_LINES_DONE) {
+		evhtp_send_reply_chunk_end(cb->req);
+		finish(cb, END_ANSWERED);
+		return;
+	}
+	full = evbuffer_get_length(client_output(cb)) >= cb->list->cfg->stream_buffer;
+	if (r == BATCH_LINES_MORE && !full)
+		event_active(cb->pump, EV_TIMEOUT, 0);
+	batch_hold(cb->batch, full);
+}
+
 static void pump(evutil_socket_t fd, short what, void *arg)
 {
 	struct client_batch *cb = arg;
-	struct evbuffer *piece = xcheck(evbuffer_new());
+	struct evbuffer *piece;
 	bool done;
 
 	(void)fd;
 	(void)what;
+	if (cb->streamed) {
+		pump_lines(cb);
+		return;
+	}
+	piece = xcheck(evbuffer_new());
 	done = batch_answer_more(cb->batch, piece, ANSWER_WINDOW);
 	metrics_count_bytes_out(cb->list->env->metrics, evbuffer_get_length(piece));
 	put_chunk(cb->req, piece);
@@ -158,8 +217,9 @@ static void on_output_drained(struct evbuffer *buf, const struct evbuffer_cb_inf
                               void *arg)
 {
 	struct client_batch *cb = arg;
+	size_t below = cb->streamed ? cb->list->cfg->stream_buffer : ANSWER_WINDOW / 2;
 
-	if (info->n_deleted > 0 && evbuffer_get_length(buf) < ANSWER_WINDOW / 2)
+	if (info->n_deleted > 0 && evbuffer_get_length(buf) < below)
 		event_active(cb->pump, EV_TIMEOUT, 0);
 }
 
@@ -188,6 +248,12 @@ static void on_answer(struct batch *b, int status, void *arg)
 	bool done;
 
 	cb->answering = true;
+	cb->result_status = status;
+	if (cb->streamed) {   /* the rest of the lines, the last one */
+		evbuffer_free(first);
+		event_active(cb->pump, EV_TIMEOUT, 0);
+		return;
+	}
 	cb->log.status = status;
 	done = batch_answer_more(b, first, ANSWER_WINDOW);
 	evhtp_headers_add_header(cb->req->headers_out,
@@ -268,11 +334,33 @@ void client_batches_configure(struct client_batches *l, const struct config *cfg
 	l->cfg = cfg;
 }
 
+static void on_lines(struct batch *b, void *arg)
+{
+	struct client_batch *cb = arg;
+
+	(void)b;
+	event_active(cb->pump, EV_TIMEOUT, 0);
+}
+
+/* A streamed answer: the pump sends its head at once (not from inside
+ * evhtp's request callback), then its lines as they come. */
+static void start_lines(struct client_batch *cb)
+{
+	cb->log.status = 200;
+	cb->pump = xcheck(event_new(cb->list->base, -1, 0, pump, cb));
+	batch_on_lines(cb->batch, on_lines, cb);
+	event_active(cb->pump, EV_TIMEOUT, 0);
+}
+
 void client_batch_run(struct client_batches *l, evhtp_request_t *req,
-                      struct batch_request *br)
+                      struct batch_request *br, bool streamed)
 {
 	struct client_batch *cb = xcalloc(1, sizeof *cb);
 	struct batch_settings bs = { .batch_timeout_ms = l->cfg->batch_timeout_ms };
+
+	cb->streamed = streamed;
+	if (streamed)
+		bs.stream_window = batch_stream_window(l->cfg->global_concurrency);
 
 	cb->list = l;
 	cb->req = req;
@@ -289,6 +377,8 @@ void client_batch_run(struct client_batches *l, evhtp_request_t *req,
 	                       (evhtp_hook)on_request_fini, l);
 	evhtp_request_pause(req);
 	watch_client(req, cb);
+	if (streamed)
+		start_lines(cb);
 	batch_start(cb->batch);
 }
 

@@ -8,6 +8,7 @@
 #ifndef FANOUTD_CLIENT_BATCH_H
 #define FANOUTD_CLIENT_BATCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <evhtp/evhtp.h>
 
@@ -30,9 +31,9 @@ struct client_batches *client_batches_new(struct event_base *base,
 void client_batches_configure(struct client_batches *l, const struct config *cfg);
 
 /* Pause req and run the batch br (taken over) for it; the answer goes out
- * when the batch is done. */
+ * when the batch is done, or (streamed) as NDJSON lines while it runs. */
 void client_batch_run(struct client_batches *l, evhtp_request_t *req,
-                      struct batch_request *br);
+                      struct batch_request *br, bool streamed);
 
 /* Batch requests not finished yet: answered in full, or their client gone. */
 size_t client_batches_unanswered(const struct client_batches *l);

@@ -68,6 +68,9 @@ struct config {
 	uint64_t max_request_body;         /* bytes */
 	uint64_t max_response_body;        /* bytes */
 	uint64_t max_batch_response;       /* bytes, all bodies of one batch */
+	long max_stream_batch_size;        /* max_batch_size of streamed batches */
+	uint64_t stream_buffer;            /* bytes of unsent NDJSON output that
+	                                    * hold a streamed batch's starts */
 	long request_timeout_ms;
 	long connect_timeout_ms;
 	long batch_timeout_ms;

@@ -66,7 +66,7 @@ struct config_input {
 #define CONFIG_MAX_LINE 198
 
 /* Every key, [fanoutd]'s first, in the order config_dump writes them. */
-#define CONFIG_N_KEYS 55
+#define CONFIG_N_KEYS 57
 extern const struct config_key config_keys[CONFIG_N_KEYS];
 
 /* The key NAME of section SEC, or NULL. */

@@ -25,6 +25,8 @@
 
 #define MAX_TIMEOUT_MS (24L * 3600 * 1000)
 #define MAX_CONCURRENCY 100000
+#define MIN_PROGRESS_MS 10
+#define MAX_PROGRESS_MS (3600L * 1000)
 /* A "retry" object's bounds.  attempts is clamped later to 1 +
  * max_retries (the config's ceiling); this only refuses the absurd. */
 #define MAX_RETRY_ATTEMPTS 1000
@@ -528,8 +530,10 @@ static int parse_item(struct request_item *it, const json_t *v, const char *path
 static int too_many(char *err, size_t errlen, bool long_form, size_t n,
                     const struct request_limits *lim)
 {
-	return request_fail(err, errlen, "%s: too many requests: %zu (max_batch_size is %zu)",
-	                    long_form ? "requests" : "batch", n, lim->max_batch_size);
+	return request_fail(err, errlen, "%s: too many requests: %zu (%s is %zu)",
+	                    long_form ? "requests" : "batch", n,
+	                    lim->batch_size_key ? lim->batch_size_key : "max_batch_size",
+	                    lim->max_batch_size);
 }
 
 /* "requests[3]": where an item is, for its error messages (no printf:
@@ -583,7 +587,7 @@ static int parse_long_form(struct batch_request *br, const json_t *obj,
 {
 	static const char *const known[] = {
 		"requests", "mode", "timeout_ms", "max_concurrency", "headers", "decompress",
-		"retry",
+		"retry", "progress_ms",
 	};
 	const char *key, *mode;
 	json_t *v, *reqs, *headers;
@@ -617,6 +621,10 @@ static int parse_long_form(struct batch_request *br, const json_t *obj,
 		return -1;
 	v = json_object_get(obj, "decompress");
 	if (v != NULL && get_bool(v, "decompress", &br->decompress, err, errlen) < 0)
+		return -1;
+	v = json_object_get(obj, "progress_ms");
+	if (v != NULL && get_long(v, "progress_ms", MIN_PROGRESS_MS, MAX_PROGRESS_MS,
+	                          &br->progress_ms, err, errlen) < 0)
 		return -1;
 	v = json_object_get(obj, "retry");
 	if (v != NULL && parse_retry(&br->retry, v, "retry", err, errlen) < 0)
@@ -679,6 +687,7 @@ int request_parse(const char *data, size_t len, const struct request_limits *lim
 	out->timeout_ms = -1;
 	out->max_concurrency = -1;
 	out->decompress = true;
+	out->progress_ms = -1;
 	jsonscan_run(&scan, data, len, tree_budget(lim));
 	if (check_scan(&scan, lim, err, errlen) < 0) {
 		jsonscan_free(&scan);

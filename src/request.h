@@ -66,12 +66,16 @@ struct batch_request {
 	                               * overrides it field by field */
 	struct request_header *batch_headers;   /* owned, strings too; the */
 	size_t nbatch_headers;                  /* items' lists point into them */
+	long progress_ms;             /* streamed answers: a progress line this
+	                               * often; -1 = none */
 };
 
 struct acl;
 
 struct request_limits {
 	size_t max_batch_size;
+	const char *batch_size_key;   /* its config key, for the message;
+	                               * NULL = "max_batch_size" */
 	const struct acl *acl;        /* allow_hosts / deny_networks, or NULL */
 };
 

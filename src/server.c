@@ -15,10 +15,12 @@
 #include <jansson.h>
 
 #include "answer.h"
+#include "batch.h"
 #include "auth.h"
 #include "client_batch.h"
 #include "clients.h"
 #include "clock.h"
+#include "httptoken.h"
 #include "listeners.h"
 #include "metrics.h"
 #include "request.h"
@@ -136,14 +138,29 @@ static bool check_auth(struct server *s, evhtp_request_t *req)
 
 /* --- the handlers ---------------------------------------------------------- */
 
+/* The client asks for a streamed answer (SPEC 11): NDJSON over chunks,
+ * which an HTTP/1.0 client cannot take (it gets the JSON answer). */
+static bool wants_lines(evhtp_request_t *req)
+{
+	return req->proto != EVHTP_PROTO_10 &&
+	       httptoken_accepts(evhtp_header_find(req->headers_in, "Accept"),
+	                         "application/x-ndjson");
+}
+
 static void on_batch(struct server *s, evhtp_request_t *req)
 {
+	bool streamed = wants_lines(req);
 	struct request_limits lim = { .max_batch_size = (size_t)s->cfg->max_batch_size,
 	                              .acl = s->env->acl };
 	struct batch_request br;
 	char err[512];
-	size_t len;
+	size_t len, queues;
 	const char *data;
+
+	if (streamed) {
+		lim.max_batch_size = (size_t)s->cfg->max_stream_batch_size;
+		lim.batch_size_key = "max_stream_batch_size";
+	}
 
 	if (s->draining) {
 		reply_error(s, req, 503, "draining", "fanoutd is shutting down");
@@ -156,18 +173,22 @@ static void on_batch(struct server *s, evhtp_request_t *req)
 		reply_error(s, req, 400, "invalid_request", err);
 		return;
 	}
-	if (*s->env->queued + br.n > (size_t)s->cfg->max_queued) {
-		if (br.n > (size_t)s->cfg->max_queued)
+	/* a streamed batch queues at most its window at once */
+	queues = br.n;
+	if (streamed && queues > batch_stream_window(s->cfg->global_concurrency))
+		queues = batch_stream_window(s->cfg->global_concurrency);
+	if (*s->env->queued + queues > (size_t)s->cfg->max_queued) {
+		if (queues > (size_t)s->cfg->max_queued)
 			snprintf(err, sizeof err, "a batch of %zu requests can never fit: "
 			         "max_queued is %ld", br.n, s->cfg->max_queued);
 		else
 			snprintf(err, sizeof err, "%zu requests are waiting; %zu more would pass "
-			         "max_queued (%ld)", *s->env->queued, br.n, s->cfg->max_queued);
+			         "max_queued (%ld)", *s->env->queued, queues, s->cfg->max_queued);
 		request_free(&br);
 		reply_error(s, req, 503, "overloaded", err);
 		return;
 	}
-	client_batch_run(s->batches, req, &br);
+	client_batch_run(s->batches, req, &br, streamed);
 }
 
 static void on_healthz(struct server *s, evhtp_request_t *req)

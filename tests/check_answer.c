@@ -1647,6 +1647,240 @@ START_TEST(test_jsonvalid_cases)
 }
 END_TEST
 
+/* --- streamed lines (SPEC 11) ---------------------------------------------- */
+
+/* Everything written to g_buf so far: one line, "\n" at its end only,
+ * holding one JSON object. */
+static const char *output_line(void)
+{
+	size_t len = evbuffer_get_length(g_buf);
+	json_error_t jerr;
+
+	free(g_out);
+	g_out = malloc(len + 1);
+	ck_assert_ptr_nonnull(g_out);
+	ck_assert_int_eq(evbuffer_remove(g_buf, g_out, len), (int)len);
+	g_out[len] = '\0';
+	ck_assert_msg(len > 0 && g_out[len - 1] == '\n', "no newline: %s", g_out);
+	ck_assert_ptr_eq(strchr(g_out, '\n'), g_out + len - 1);
+	json_decref(g_json);
+	g_json = json_loadb(g_out, len - 1, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &jerr);
+	ck_assert_msg(json_is_object(g_json), "not a JSON object (%s): %s", jerr.text, g_out);
+	return g_out;
+}
+
+START_TEST(test_line_success)
+{
+	short_batch();
+	respond(&g_o[1], OUTCOME_OK, 200, "application/json", "{\"n\": 1.50}", 11);
+	std_timing();
+	answer_write_line(g_buf, &g_br, 1, &g_o[1]);
+	ck_assert_str_eq(output_line(),
+		"{\"index\":1,\"url\":\"https://b.example/y?z=1\",\"status\":200," TIMING_1 ","
+		"\"headers\":{\"content-type\":\"application/json\"},\"body\":{\"n\": 1.50},"
+		"\"encoding\":\"json\"}\n");
+	/* the body is consumed as in the buffered answer */
+	ck_assert_ptr_null(g_o[1].body);
+	ck_assert_uint_eq(g_o[1].body_len, 0);
+}
+END_TEST
+
+/* A pretty-printed JSON body stays JSON, on one line; text keeps its
+ * line breaks (escaped). */
+START_TEST(test_line_json_body_on_one_line)
+{
+	short_batch();
+	respond(&g_o[0], OUTCOME_OK, 200, "application/json", "{\n\t\"a\": [1,\r\n 2]\n}\n", 19);
+	respond(&g_o[1], OUTCOME_OK, 200, "text/plain", "a\nb\r\n", 5);
+	std_timing();
+	answer_write_line(g_buf, &g_br, 0, &g_o[0]);
+	ck_assert_str_eq(output_line(),
+		"{\"index\":0,\"url\":\"http://a.example/x\",\"status\":200," TIMING_0 ","
+		"\"headers\":{\"content-type\":\"application/json\"},"
+		"\"body\":{ \t\"a\": [1,   2] } ,\"encoding\":\"json\"}\n");
+	answer_write_line(g_buf, &g_br, 1, &g_o[1]);
+	ck_assert_str_eq(output_line(),
+		"{\"index\":1,\"url\":\"https://b.example/y?z=1\",\"status\":200," TIMING_1 ","
+		"\"headers\":{\"content-type\":\"text/plain\"},"
+		"\"body\":\"a\\nb\\r\\n\",\"encoding\":\"text\"}\n");
+}
+END_TEST
+
+START_TEST(test_line_group_error)
+{
+	batch("{\"requests\": [{\"url\": \"http://a.example/x\", \"id\": \"t\"},"
+	      " \"https://b.example/y?z=1\"]}");
+	respond(&g_o[0], OUTCOME_HTTP_STATUS, 401, "text/plain", "no", 2);
+	g_o[0].message = strdup("upstream answered 401 Unauthorized");
+	std_timing();
+	answer_write_line(g_buf, &g_br, 0, &g_o[0]);
+	ck_assert_str_eq(output_line(),
+		"{\"index\":0,\"id\":\"t\",\"url\":\"http://a.example/x\","
+		"\"type\":\"http_status\",\"status\":401,"
+		"\"message\":\"upstream answered 401 Unauthorized\"," TIMING_0 ","
+		"\"headers\":{\"content-type\":\"text/plain\"},\"body\":\"no\","
+		"\"encoding\":\"text\"}\n");
+}
+END_TEST
+
+START_TEST(test_line_settled_error)
+{
+	batch("{\"mode\": \"settled\", \"requests\": [\"http://a.example/x\","
+	      " \"https://b.example/y?z=1\"]}");
+	respond(&g_o[0], OUTCOME_HTTP_STATUS, 404, "application/json", "{\"e\":1}", 7);
+	g_o[0].message = strdup("upstream answered 404 Not Found");
+	fail_with(&g_o[1], OUTCOME_TIMEOUT, 0, "timed out");
+	g_o[1].phase = "connect";
+	std_timing();
+	answer_write_line(g_buf, &g_br, 0, &g_o[0]);
+	ck_assert_str_eq(output_line(),
+		"{\"index\":0,\"url\":\"http://a.example/x\","
+		"\"error\":{\"type\":\"http_status\",\"status\":404,"
+		"\"message\":\"upstream answered 404 Not Found\","
+		"\"headers\":{\"content-type\":\"application/json\"},\"body\":{\"e\":1},"
+		"\"encoding\":\"json\"}," TIMING_0 "}\n");
+	answer_write_line(g_buf, &g_br, 1, &g_o[1]);
+	ck_assert_str_eq(output_line(),
+		"{\"index\":1,\"url\":\"https://b.example/y?z=1\","
+		"\"error\":{\"type\":\"timeout\",\"message\":\"timed out\","
+		"\"phase\":\"connect\"}," TIMING_1 "}\n");
+}
+END_TEST
+
+/* A line is byte for byte the entry of the buffered answer. */
+START_TEST(test_line_is_the_buffered_entry)
+{
+	static const char *const modes[] = { "all", "settled" };
+	struct outcome o[2];
+	char doc[256], *answer, *line;
+	size_t m, len;
+
+	for (m = 0; m < 2; m++) {
+		snprintf(doc, sizeof doc, "{\"mode\": \"%s\", \"requests\": "
+		         "[\"http://a.example/x\", \"http://a.example/%%22?a=1\"]}", modes[m]);
+		batch(doc);
+		for (int k = 0; k < 2; k++) {
+			outcome_init(&o[k]);
+			respond(&o[k], k ? OUTCOME_HTTP_STATUS : OUTCOME_OK, k ? 500 : 200,
+			        "text/plain", "\xff\x00x", 3);
+			timing(&o[k], 1.0, 2.0, 3.0, 4.0, k == 1);
+			respond(&g_o[k], k ? OUTCOME_HTTP_STATUS : OUTCOME_OK, k ? 500 : 200,
+			        "text/plain", "\xff\x00x", 3);
+			timing(&g_o[k], 1.0, 2.0, 3.0, 4.0, k == 1);
+		}
+		o[1].message = strdup("boom");
+		g_o[1].message = strdup("boom");
+		answer_write_batch(g_buf, &g_br, g_o, 1.0);
+		len = evbuffer_get_length(g_buf);
+		answer = calloc(1, len + 1);
+		ck_assert_ptr_nonnull(answer);
+		evbuffer_remove(g_buf, answer, len);
+		for (int k = 0; k < 2; k++) {
+			if (m == 0 && k == 0)
+				continue;   /* an error group lists no success */
+			answer_write_line(g_buf, &g_br, (size_t)k, &o[k]);
+			line = (char *)output_line();
+			line[strlen(line) - 1] = '\0';
+			ck_assert_msg(strstr(answer, line) != NULL, "%s not in %s", line, answer);
+		}
+		free(answer);
+		for (int k = 0; k < 2; k++) {
+			outcome_clear(&o[k]);
+			outcome_clear(&g_o[k]);
+			outcome_init(&g_o[k]);
+		}
+	}
+}
+END_TEST
+
+START_TEST(test_progress_line)
+{
+	struct answer_progress p = { .total = 10000, .done = 12, .failed = 1,
+	                             .in_flight = 64, .queued = 9924, .elapsed_ms = 500.04 };
+
+	answer_write_progress(g_buf, &p);
+	ck_assert_str_eq(output_line(),
+		"{\"progress\":{\"total\":10000,\"done\":12,\"failed\":1,\"in_flight\":64,"
+		"\"queued\":9924,\"elapsed_ms\":500.0}}\n");
+}
+END_TEST
+
+START_TEST(test_last_line)
+{
+	unsigned char ok[2] = { OUTCOME_OK, OUTCOME_OK };
+	unsigned char failed[2] = { OUTCOME_CANCELLED, OUTCOME_TOO_LARGE };
+	unsigned char draining[2] = { OUTCOME_OK, OUTCOME_PENDING };
+
+	short_batch();
+	answer_write_last(g_buf, &g_br, ok, 12.34);
+	ck_assert_str_eq(output_line(),
+		"{\"done\":true,\"ok\":true,\"elapsed_ms\":12.3,\"completed\":[0,1],"
+		"\"failed\":[],\"cancelled\":[]}\n");
+	answer_write_last(g_buf, &g_br, failed, 1.0);
+	ck_assert_str_eq(output_line(),
+		"{\"done\":true,\"ok\":false,\"error\":\"batch_failed\","
+		"\"message\":\"1 of 2 requests failed, 1 cancelled\",\"elapsed_ms\":1.0,"
+		"\"completed\":[],\"failed\":[1],\"cancelled\":[0]}\n");
+	answer_write_last(g_buf, &g_br, draining, -0.5);
+	ck_assert_str_eq(output_line(),
+		"{\"done\":true,\"ok\":false,\"error\":\"draining\","
+		"\"message\":\"fanoutd is shutting down: 1 of 2 requests cancelled\","
+		"\"elapsed_ms\":0.0,\"completed\":[0],\"failed\":[],\"cancelled\":[1]}\n");
+	/* mode settled never carries an error */
+	batch("{\"mode\": \"settled\", \"requests\": [\"http://a.example/x\","
+	      " \"https://b.example/y?z=1\"]}");
+	answer_write_last(g_buf, &g_br, failed, 2.0);
+	ck_assert_str_eq(output_line(),
+		"{\"done\":true,\"ok\":false,\"elapsed_ms\":2.0,\"completed\":[],"
+		"\"failed\":[1],\"cancelled\":[0]}\n");
+}
+END_TEST
+
+/* Index lists longer than the writer's piece buffer. */
+START_TEST(test_last_line_long)
+{
+	enum { N = 3000 };
+	static const struct request_limits lim = { .max_batch_size = N };
+	unsigned char *types = malloc(N);
+	json_t *completed, *failed;
+	char doc[64];
+	size_t i, len;
+	char *text;
+	struct evbuffer *b;
+
+	ck_assert_ptr_nonnull(types);
+	b = evbuffer_new();
+	evbuffer_add(b, "[", 1);
+	for (i = 0; i < N; i++) {
+		evbuffer_add_printf(b, "%s\"http://a.example/%zu\"", i ? "," : "", i);
+		types[i] = i % 3 == 0 ? OUTCOME_OK : i % 3 == 1 ? OUTCOME_TIMEOUT : OUTCOME_CANCELLED;
+	}
+	evbuffer_add(b, "]", 1);
+	len = evbuffer_get_length(b);
+	text = calloc(1, len + 1);
+	evbuffer_remove(b, text, len);
+	evbuffer_free(b);
+	request_free(&g_br);
+	ck_assert_int_eq(request_parse(text, len, &lim, &g_br, doc, sizeof doc), 0);
+	free(text);
+	answer_write_last(g_buf, &g_br, types, 1.0);
+	output_line();
+	completed = json_object_get(g_json, "completed");
+	failed = json_object_get(g_json, "failed");
+	ck_assert_uint_eq(json_array_size(completed), N / 3);
+	ck_assert_uint_eq(json_array_size(failed), N / 3);
+	ck_assert_uint_eq(json_array_size(json_object_get(g_json, "cancelled")), N / 3);
+	for (i = 0; i < N / 3; i++) {
+		ck_assert_int_eq((int)json_real_value(json_array_get(completed, i)), (int)(3 * i));
+		ck_assert_int_eq((int)json_real_value(json_array_get(failed, i)), (int)(3 * i + 1));
+	}
+	snprintf(doc, sizeof doc, "%zu of %d requests failed, %zu cancelled", (size_t)N / 3, N,
+	         (size_t)N / 3);
+	ck_assert_str_eq(json_string_value(json_object_get(g_json, "message")), doc);
+	free(types);
+}
+END_TEST
+
 static Suite *answer_suite(void)
 {
 	Suite *s = suite_create("answer");
@@ -1678,6 +1912,18 @@ static Suite *answer_suite(void)
 	tcase_add_test(tc, test_ids_echoed);
 	tcase_add_test(tc, test_number_ids_keep_spelling);
 	tcase_add_test(tc, test_protocol);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("lines");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_line_success);
+	tcase_add_test(tc, test_line_json_body_on_one_line);
+	tcase_add_test(tc, test_line_group_error);
+	tcase_add_test(tc, test_line_settled_error);
+	tcase_add_test(tc, test_line_is_the_buffered_entry);
+	tcase_add_test(tc, test_progress_line);
+	tcase_add_test(tc, test_last_line);
+	tcase_add_test(tc, test_last_line_long);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("encoding");

@@ -133,6 +133,8 @@ static void assert_config_eq(const struct config *a, const struct config *b)
 	ck_assert_uint_eq(a->max_request_body, b->max_request_body);
 	ck_assert_uint_eq(a->max_response_body, b->max_response_body);
 	ck_assert_uint_eq(a->max_batch_response, b->max_batch_response);
+	ck_assert_int_eq(a->max_stream_batch_size, b->max_stream_batch_size);
+	ck_assert_uint_eq(a->stream_buffer, b->stream_buffer);
 	ck_assert_int_eq(a->request_timeout_ms, b->request_timeout_ms);
 	ck_assert_int_eq(a->connect_timeout_ms, b->connect_timeout_ms);
 	ck_assert_int_eq(a->batch_timeout_ms, b->batch_timeout_ms);
@@ -426,6 +428,8 @@ START_TEST(defaults)
 	ck_assert_uint_eq(cfg.max_request_body, 8 << 20);
 	ck_assert_uint_eq(cfg.max_response_body, 8 << 20);
 	ck_assert_uint_eq(cfg.max_batch_response, 256 << 20);
+	ck_assert_int_eq(cfg.max_stream_batch_size, 1000000);
+	ck_assert_uint_eq(cfg.stream_buffer, 8 << 20);
 	ck_assert_int_eq(cfg.request_timeout_ms, 5000);
 	ck_assert_int_eq(cfg.connect_timeout_ms, 5000);
 	ck_assert_int_eq(cfg.batch_timeout_ms, 60000);
@@ -483,6 +487,8 @@ START_TEST(every_key)
 	        "max_request_body = 1G\n"
 	        "max_response_body = 512k\n"
 	        "max_batch_response = 2M\n"
+	        "max_stream_batch_size = 20000\n"
+	        "stream_buffer = 64K\n"
 	        "request_timeout = 1.5s\n"
 	        "connect_timeout = 250ms\n"
 	        "batch_timeout = 2m\n"
@@ -521,6 +527,8 @@ START_TEST(every_key)
 	ck_assert_uint_eq(cfg.max_request_body, 1ULL << 30);
 	ck_assert_uint_eq(cfg.max_response_body, 512 * 1024);
 	ck_assert_uint_eq(cfg.max_batch_response, 2 << 20);
+	ck_assert_int_eq(cfg.max_stream_batch_size, 20000);
+	ck_assert_uint_eq(cfg.stream_buffer, 64 * 1024);
 	ck_assert_int_eq(cfg.request_timeout_ms, 1500);
 	ck_assert_int_eq(cfg.connect_timeout_ms, 250);
 	ck_assert_int_eq(cfg.batch_timeout_ms, 120000);
@@ -819,6 +827,8 @@ START_TEST(error_out_of_range)
 	             "shutdown_timeout: 1441m is out of range (0..24h)");
 	expect_error("[fanoutd]\nmax_batch_size = 0\n", 2,
 	             "max_batch_size: 0 is out of range (1..1000000)");
+	expect_error("[fanoutd]\nmax_stream_batch_size = 0\n", 2,
+	             "max_stream_batch_size: 0 is out of range (1..100000000)");
 	expect_error("[fanoutd]\nmax_batch_size = 1000001\n", 2,
 	             "max_batch_size: 1000001 is out of range (1..1000000)");
 	expect_error("[fanoutd]\nmax_batch_size = 99999999999999999999\n", 2,
@@ -831,6 +841,8 @@ START_TEST(error_out_of_range)
 	             "max_queued: 100000001 is out of range (1..100000000)");
 	expect_error("[fanoutd]\nmax_request_body = 0\n", 2,
 	             "max_request_body: 0 is out of range (1..1024G)");
+	expect_error("[fanoutd]\nstream_buffer = 0\n", 2,
+	             "stream_buffer: 0 is out of range (1..1024G)");
 	expect_error("[fanoutd]\nmax_response_body = 1025G\n", 2,
 	             "max_response_body: 1025G is out of range (1..1024G)");
 	expect_error("[fanoutd]\nh2_max_streams = 0\n", 2,

@@ -12,6 +12,7 @@
 #include <check.h>
 #include <jansson.h>
 
+#include "httptoken.h"
 #include "netaddr.h"
 #include "request.h"
 #include "retry.h"
@@ -293,6 +294,64 @@ START_TEST(test_max_batch_size)
 	ck_assert_ptr_nonnull(strstr(e, "max_batch_size"));
 	e = parse_err_lim("{\"requests\":[\"http://a/\",\"http://b/\",\"http://c/\"]}", 50, &two);
 	ck_assert_str_eq(e, "requests: too many requests: 3 (max_batch_size is 2)");
+}
+END_TEST
+
+/* A streamed batch's limit names its own key. */
+START_TEST(test_max_stream_batch_size)
+{
+	const struct request_limits two = { .max_batch_size = 2,
+	                                    .batch_size_key = "max_stream_batch_size" };
+	const char *e;
+
+	e = parse_err_lim("[\"http://a/\",\"http://b/\",\"http://c/\"]", 37, &two);
+	ck_assert_str_eq(e, "batch: too many requests: 3 (max_stream_batch_size is 2)");
+}
+END_TEST
+
+START_TEST(test_progress_ms)
+{
+	struct batch_request br;
+
+	parse_ok("[\"http://a/\"]", &br);
+	ck_assert_int_eq(br.progress_ms, -1);
+	request_free(&br);
+	parse_ok("{\"requests\": [], \"progress_ms\": 10}", &br);
+	ck_assert_int_eq(br.progress_ms, 10);
+	request_free(&br);
+	parse_ok("{\"requests\": [], \"progress_ms\": 3600000}", &br);
+	ck_assert_int_eq(br.progress_ms, 3600000);
+	request_free(&br);
+	expect_err("{\"requests\": [], \"progress_ms\": 9}",
+	           "progress_ms: 9 out of range 10..3600000");
+	expect_err("{\"requests\": [], \"progress_ms\": 3600001}",
+	           "progress_ms: 3600001 out of range 10..3600000");
+	expect_err("{\"requests\": [], \"progress_ms\": 100.0}", "progress_ms: must be an integer");
+	expect_err("{\"requests\": [], \"progress_ms\": \"100\"}",
+	           "progress_ms: must be an integer");
+	expect_err("{\"requests\": [], \"progress_ms\": null}", "progress_ms: must be an integer");
+}
+END_TEST
+
+START_TEST(test_accepts)
+{
+	static const char *const yes[] = {
+		"application/x-ndjson", "Application/X-NDJSON", "application/json, application/x-ndjson",
+		" application/x-ndjson ;q=0.5", "text/plain,application/x-ndjson;charset=utf-8",
+		"application/x-ndjson;q=0.001", "application/x-ndjson; Q=1", "a/b,,application/x-ndjson",
+	};
+	static const char *const no[] = {
+		"", "*/*", "application/*", "application/json", "application/x-ndjsonx",
+		"application/x-ndjso", "application/x-ndjson;q=0", "application/x-ndjson; q=0.000",
+		"application/x-ndjson;q=0.", "x application/x-ndjson", "application/x-ndjson x",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof yes / sizeof *yes; i++)
+		ck_assert_msg(httptoken_accepts(yes[i], "application/x-ndjson"), "%s", yes[i]);
+	for (i = 0; i < sizeof no / sizeof *no; i++)
+		ck_assert_msg(!httptoken_accepts(no[i], "application/x-ndjson"), "%s", no[i]);
+	ck_assert(!httptoken_accepts(NULL, "application/x-ndjson"));
 }
 END_TEST
 
@@ -1486,6 +1545,9 @@ static Suite *request_suite(void)
 	tcase_add_test(tc, test_long_form_defaults);
 	tcase_add_test(tc, test_long_form_batch_fields);
 	tcase_add_test(tc, test_long_form_batch_errors);
+	tcase_add_test(tc, test_max_stream_batch_size);
+	tcase_add_test(tc, test_progress_ms);
+	tcase_add_test(tc, test_accepts);
 	tcase_add_test(tc, test_method);
 	tcase_add_test(tc, test_headers_merged);
 	tcase_add_test(tc, test_header_values_allowed);

@@ -3,7 +3,7 @@
 set -eu
 top=${srcdir:-$(dirname "$0")/..}
 status=0
-for page in "$top/man/fanoutd.8" "$top/man/fanoutd.conf.5"; do
+for page in "$top/man/fanoutd.8" "$top/man/fanoutd.conf.5" "$top/man/fanout.1"; do
 	out=$(groff -ww -mandoc -z "$page" 2>&1) || status=1
 	if [ -n "$out" ]; then
 		echo "$page: $out"
@@ -12,5 +12,5 @@ for page in "$top/man/fanoutd.8" "$top/man/fanoutd.conf.5"; do
 		echo "ok: $page"
 	fi
 done
-[ $status -eq 0 ] && echo "2 passed, 0 failed" || echo "0 passed, 1 failed"
+[ $status -eq 0 ] && echo "3 passed, 0 failed" || echo "0 passed, 1 failed"
 exit $status

@@ -15,7 +15,9 @@
  * The outcome goes through the functions the fetch code uses
  * (outcome_set_head with the fields as the codec hands them over: names
  * lower-cased, repeats joined with ", "; outcome_body_reserve/append/trim)
- * and then answer_write_batch() for a 1-item batch.  Checks: the answer is
+ * and then answer_write_batch() for a 1-item batch, and with the body
+ * again answer_write_line(), whose line (one, "\n" at its end) must be the
+ * entry of the buffered answer.  Checks: the answer is
  * JSON (jansson); the entry's body reads back as the upstream's bytes —
  * "text" as the same string, "base64" decoding (EVP_DecodeBlock) to the
  * same bytes and only when the body is not UTF-8 text, "json" as the same
@@ -300,6 +302,22 @@ static json_t *parse_answer(struct evbuffer *out)
 	return root;
 }
 
+/* out holds one line, the JSON of want and a "\n". */
+static void check_line(struct evbuffer *out, const json_t *want)
+{
+	size_t len = evbuffer_get_length(out);
+	const char *p = (const char *)evbuffer_pullup(out, -1);
+	json_error_t jerr;
+	json_t *got;
+
+	FUZZ_CHECK(len > 0 && p[len - 1] == '\n' && memchr(p, '\n', len) == p + len - 1,
+	           "not one line");
+	got = json_loadb(p, len - 1, JSON_DECODE_INT_AS_REAL | JSON_ALLOW_NUL, &jerr);
+	FUZZ_CHECK(got != NULL, "line is not JSON: %s", jerr.text);
+	FUZZ_CHECK(json_equal(got, want), "line is not the buffered entry");
+	json_decref(got);
+}
+
 static void retry_after(const char *s)
 {
 	double ms = retry_after_ms(s, strlen(s), 1700000000000.0);
@@ -320,7 +338,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct evbuffer *in, *out;
 	char *copy, *body;
 	size_t body_len;
-	json_t *root, *list, *entry;
+	json_t *root, *list, *entry, *listed;
 	bool response, failure;
 	int http;
 
@@ -420,6 +438,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		list = json_object_get(root, "errors");
 	FUZZ_CHECK(json_is_array(list), "no results or errors");
 	entry = json_array_get(list, 0);
+	listed = entry ? json_incref(entry) : NULL;
 	if (br->mode == BATCH_MODE_ALL && o.type != OUTCOME_OK && !failure) {
 		/* cancelled or pending: listed by index only */
 		FUZZ_CHECK(http == 503 && json_array_size(list) == 0, "cancelled entry");
@@ -442,6 +461,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(json_is_string(json_object_get(entry, "message")), "no message");
 	}
 	json_decref(root);
+
+	/* the same entry as a streamed line */
+	if (listed != NULL) {
+		if (response && body_len > 0) {
+			outcome_body_add(&o, body, body_len);
+			outcome_body_trim(&o);
+		}
+		evbuffer_drain(out, evbuffer_get_length(out));
+		answer_write_line(out, br, 0, &o);
+		check_line(out, listed);
+		json_decref(listed);
+	}
 	br->mode = saved_mode;
 
 	/* the small error answer, with the message as the text */
