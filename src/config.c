@@ -14,6 +14,7 @@
 /* Where a key is stored: its section and the offset in that section's struct. */
 #define CFG(f) CONFIG_SECTION_FANOUTD, offsetof(struct config, f)
 #define UPS(f) CONFIG_SECTION_UPSTREAM, offsetof(struct config_upstream, f)
+#define RED(f) CONFIG_SECTION_REDIS, offsetof(struct config_redis, f)
 
 const struct config_key config_keys[CONFIG_N_KEYS] = {
 	/* [fanoutd] */
@@ -134,6 +135,18 @@ const struct config_key config_keys[CONFIG_N_KEYS] = {
 	  "overrides [fanoutd] tls_verify" },
 	{ "ca_file", CONFIG_KEY_PATH, UPS(ca_file), 0, 0, true, NULL,
 	  "overrides [fanoutd] ca_file" },
+	{ "shared", CONFIG_KEY_TRIBOOL, UPS(shared), 0, 0, true, NULL,
+	  "yes: concurrency, rate and burst hold across every fanoutd on the same [redis]" },
+
+	/* [redis]: SPEC section 13; no url = no Redis, every limit is local */
+	{ "url", CONFIG_KEY_REDIS_URL, RED(url), 0, 0, true, NULL,
+	  "redis://host[:port][/db] or unix:/path; empty = no Redis (shared = yes needs one)" },
+	{ "key_prefix", CONFIG_KEY_WORD, RED(key_prefix), 1, 64, true, "fanoutd:",
+	  "starts every Redis key: daemons with the same one share limits (1..64, no spaces)" },
+	{ "timeout", CONFIG_KEY_DURATION, RED(timeout_ms), 1, 10000, true, "100ms",
+	  "Redis slower than this to connect or answer: local limits until it answers (1ms..10s)" },
+	{ "lease", CONFIG_KEY_DURATION, RED(lease_ms), 100, UNITS_HOUR_MS, true, "30s",
+	  "a concurrency slot's lease, renewed at half-life; a dead daemon's expire (100ms..1h)" },
 };
 
 _Static_assert(sizeof config_keys / sizeof config_keys[0] == CONFIG_N_KEYS,
@@ -183,6 +196,22 @@ static void dump_section(FILE *out, enum config_section sec, const void *base)
 			config_key_dump(out, k, base);
 }
 
+/* [redis] as the defaults have it: no url, the rest at their defaults
+ * (then config_dump leaves the section out). */
+static bool redis_is_default(const struct config_redis *r)
+{
+	struct config_redis def;
+	bool same;
+
+	memset(&def, 0, sizeof def);
+	reset_section(CONFIG_SECTION_REDIS, &def);
+	same = r->url == NULL && r->key_prefix != NULL &&
+	       strcmp(r->key_prefix, def.key_prefix) == 0 &&
+	       r->timeout_ms == def.timeout_ms && r->lease_ms == def.lease_ms;
+	clear_section(CONFIG_SECTION_REDIS, &def);
+	return same;
+}
+
 void config_upstream_init(struct config_upstream *u, char *key)
 {
 	memset(u, 0, sizeof *u);
@@ -196,6 +225,7 @@ void config_defaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
 	reset_section(CONFIG_SECTION_FANOUTD, cfg);
+	reset_section(CONFIG_SECTION_REDIS, &cfg->redis);
 }
 
 void config_free(struct config *cfg)
@@ -207,6 +237,7 @@ void config_free(struct config *cfg)
 		free(cfg->upstreams[i].key);
 	}
 	free(cfg->upstreams);
+	clear_section(CONFIG_SECTION_REDIS, &cfg->redis);
 	clear_section(CONFIG_SECTION_FANOUTD, cfg);
 	memset(cfg, 0, sizeof *cfg);
 }
@@ -238,6 +269,11 @@ int config_set_listeners(struct config *cfg, char *const *listen, size_t n,
 	return 0;
 }
 
+bool config_upstream_shared(const struct config_upstream *u)
+{
+	return u != NULL && u->shared > 0;
+}
+
 const struct config_upstream *config_find_upstream(const struct config *cfg,
                                                    const char *key)
 {
@@ -255,6 +291,10 @@ void config_dump(const struct config *cfg, FILE *out)
 {
 	fputs("; fanoutd effective configuration\n[fanoutd]\n", out);
 	dump_section(out, CONFIG_SECTION_FANOUTD, cfg);
+	if (!redis_is_default(&cfg->redis)) {
+		fputs("\n[redis]\n", out);
+		dump_section(out, CONFIG_SECTION_REDIS, &cfg->redis);
+	}
 	for (size_t u = 0; u < cfg->nupstreams; u++) {
 		fprintf(out, "\n[upstream \"%s\"]\n", cfg->upstreams[u].key);
 		dump_section(out, CONFIG_SECTION_UPSTREAM, &cfg->upstreams[u]);

@@ -59,6 +59,20 @@ struct config_upstream {
 	long breaker_cooldown_ms;
 	int tls_verify;            /* -1 = global, 0 or 1 */
 	char *ca_file;             /* NULL = global, owned */
+	int shared;                /* 1: concurrency and rate held in Redis
+	                            * ([redis], SPEC section 13); -1 (unset) or
+	                            * 0: local only.  See config_upstream_shared */
+};
+
+/* The [redis] section (SPEC section 13): where the limits of upstreams
+ * with shared = yes are held for a whole fleet. */
+struct config_redis {
+	char *url;                 /* redis://[[user]:password@]host[:port][/db]
+	                            * or unix:/path; NULL = no Redis, owned */
+	char *key_prefix;          /* of every Redis key, "fanoutd:"; owned */
+	long timeout_ms;           /* connect and reply; slower = Redis down */
+	long lease_ms;             /* a concurrency slot's lease, renewed at
+	                            * half-life */
 };
 
 struct config {
@@ -105,6 +119,8 @@ struct config {
 	bool access_log;
 	long socket_mode;                  /* unix listener mode, e.g. 0660 */
 
+	struct config_redis redis;         /* [redis] */
+
 	struct config_upstream *upstreams; /* owned array */
 	size_t nupstreams;
 };
@@ -129,6 +145,10 @@ int config_set_listeners(struct config *cfg, char *const *listen, size_t n,
 /* The section for an upstream key ("http://127.0.0.1:8080"), or NULL. */
 const struct config_upstream *config_find_upstream(const struct config *cfg,
                                                    const char *key);
+
+/* Does U hold its limits in Redis (shared = yes)?  config_load refuses
+ * shared = yes without a [redis] url. */
+bool config_upstream_shared(const struct config_upstream *u);
 
 /* Print the effective configuration as an INI file that loads back to
  * the same configuration (fanoutd -t -v). */

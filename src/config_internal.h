@@ -16,6 +16,7 @@ enum config_section {
 	CONFIG_SECTION_NONE,      /* before the first section header: no keys */
 	CONFIG_SECTION_FANOUTD,   /* [fanoutd]: struct config */
 	CONFIG_SECTION_UPSTREAM,  /* [upstream "URL"]: struct config_upstream */
+	CONFIG_SECTION_REDIS,     /* [redis]: struct config_redis (cfg->redis) */
 };
 
 /* The value types; config_types.c has one {parse, dump, clear} row each. */
@@ -35,6 +36,9 @@ enum config_key_type {
 	CONFIG_KEY_PERCENT,   /* double fraction from "N%" (0.2 for 20%), -1 unset;
 	                       * min..max in percent */
 	CONFIG_KEY_RETRY_ON,  /* struct config_retry_on: retry.h's list */
+	CONFIG_KEY_WORD,      /* char *: min..max printable characters, no space
+	                       * or ';' */
+	CONFIG_KEY_REDIS_URL, /* char *, "" = NULL: redis://... or unix:/path */
 	CONFIG_KEY_NTYPES
 };
 
@@ -45,7 +49,8 @@ struct config_key {
 	enum config_key_type type;
 	enum config_section section;
 	size_t offset;         /* into the section's struct */
-	long long min, max;    /* for INT, SIZE, DURATION, MODE; PERCENT in % */
+	long long min, max;    /* for INT, SIZE, DURATION, MODE; PERCENT in %;
+	                          WORD's length */
 	bool reload;           /* a SIGHUP reload applies it (else restart) */
 	const char *def;       /* default, parsed by the same code as the file;
 	                          NULL = unset (the [fanoutd] value applies) */
@@ -65,8 +70,9 @@ struct config_input {
  * value that would not fit once normalised is refused. */
 #define CONFIG_MAX_LINE 198
 
-/* Every key, [fanoutd]'s first, in the order config_dump writes them. */
-#define CONFIG_N_KEYS 57
+/* Every key: [fanoutd]'s, [upstream]'s, then [redis]'s; within a section
+ * in the order config_dump writes them. */
+#define CONFIG_N_KEYS 62
 extern const struct config_key config_keys[CONFIG_N_KEYS];
 
 /* The key NAME of section SEC, or NULL. */

@@ -35,6 +35,8 @@ struct load {
 	char secname[256];             /* as written, for messages */
 	int fanoutd_line;
 	int key_line[CONFIG_N_KEYS];   /* of [fanoutd], as upstream_lines.key */
+	int redis_line;                /* of the [redis] header, 0 = none yet */
+	int redis_key_line[CONFIG_N_KEYS];
 	struct upstream_lines *ulines; /* parallel to cfg->upstreams */
 	bool failed;
 	int err_line;
@@ -91,6 +93,27 @@ static void start_fanoutd(struct load *ld, char *p)
 	ld->fanoutd_line = ld->lineno;
 	ld->sec = CONFIG_SECTION_FANOUTD;
 	snprintf(ld->secname, sizeof ld->secname, "[fanoutd]");
+}
+
+/* "[redis]", P just past "redis". */
+static void start_redis(struct load *ld, char *p)
+{
+	p = skip_ws(p);
+	if (*p != ']') {
+		fail(ld, "bad section header (use [redis])");
+		return;
+	}
+	if (!at_line_end(skip_ws(p + 1))) {
+		fail(ld, "unexpected text after [redis]");
+		return;
+	}
+	if (ld->redis_line != 0) {
+		fail(ld, "duplicate section [redis] (first at line %d)", ld->redis_line);
+		return;
+	}
+	ld->redis_line = ld->lineno;
+	ld->sec = CONFIG_SECTION_REDIS;
+	snprintf(ld->secname, sizeof ld->secname, "[redis]");
 }
 
 /* A new upstream section for KEY (normalised from URL, as written). */
@@ -173,10 +196,15 @@ static void start_section(struct load *ld, char *line)
 		start_upstream(ld, p + 8);
 		return;
 	}
+	if (starts_word(p, "redis", ']')) {
+		start_redis(ld, p + 5);
+		return;
+	}
 	q = p + strcspn(p, "]");
 	while (q > p && isspace((unsigned char)q[-1]))
 		q--;
-	fail(ld, "unknown section [%.*s] (use [fanoutd] or [upstream \"URL\"])", (int)(q - p), p);
+	fail(ld, "unknown section [%.*s] (use [fanoutd], [redis] or [upstream \"URL\"])",
+	     (int)(q - p), p);
 }
 
 /* inih's line reader: counts lines and checks what inih lets through
@@ -257,6 +285,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	if (ld->sec == CONFIG_SECTION_FANOUTD) {
 		line = &ld->key_line[k - config_keys];
 		base = ld->cfg;
+	} else if (ld->sec == CONFIG_SECTION_REDIS) {
+		line = &ld->redis_key_line[k - config_keys];
+		base = &ld->cfg->redis;
 	} else {
 		line = &ld->ulines[ld->cur].key[k - config_keys];
 		base = &ld->cfg->upstreams[ld->cur];
@@ -275,17 +306,23 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	return 1;
 }
 
-/* Checks that need the whole section. */
+/* Checks that need the whole section, or the whole file ([redis] may
+ * come after the upstreams that use it). */
 static void check_upstreams(struct load *ld)
 {
 	const struct config *cfg = ld->cfg;
 	const size_t iburst =
 		(size_t)(config_key_find(CONFIG_SECTION_UPSTREAM, "burst") - config_keys);
+	const size_t ishared =
+		(size_t)(config_key_find(CONFIG_SECTION_UPSTREAM, "shared") - config_keys);
 
 	for (size_t i = 0; i < cfg->nupstreams && !ld->failed; i++) {
 		if (cfg->upstreams[i].burst >= 0 && cfg->upstreams[i].rate_per_s == 0) {
 			ld->lineno = ld->ulines[i].key[iburst];
 			fail(ld, "burst: needs rate in the same section");
+		} else if (config_upstream_shared(&cfg->upstreams[i]) && cfg->redis.url == NULL) {
+			ld->lineno = ld->ulines[i].key[ishared];
+			fail(ld, "shared = yes needs [redis] url");
 		}
 	}
 }

@@ -79,13 +79,14 @@ static size_t line_room(const struct config_key *k)
 	return CONFIG_MAX_LINE - 3 - strlen(k->name);
 }
 
-/* TEXT as the value of K; NULL for an unset one, which [fanoutd] writes
- * as "name =" (none) and an upstream section leaves out (inherited). */
+/* TEXT as the value of K; NULL for an unset one, which [fanoutd] and
+ * [redis] write as "name =" (none) and an upstream section leaves out
+ * (inherited). */
 static void put(FILE *out, const struct config_key *k, const char *text)
 {
 	if (text != NULL)
 		fprintf(out, "%s = %s\n", k->name, text);
-	else if (k->section == CONFIG_SECTION_FANOUTD)
+	else if (k->section != CONFIG_SECTION_UPSTREAM)
 		fprintf(out, "%s =\n", k->name);
 }
 
@@ -390,6 +391,53 @@ static void clear_path(const struct config_key *k, void *base)
 	*p = NULL;
 }
 
+/* ---- WORD, REDIS_URL: char *, dumped and cleared as PATH ---------------- */
+
+/* min..max characters, each printable ASCII but space and ';' (inih would
+ * take " ;" for a comment, and a dumped ";..." value as one). */
+static int parse_word(const struct config_key *k, void *base, const struct config_input *in,
+                      char *msg, size_t len)
+{
+	const char *value = in->value;
+	size_t n = strlen(value);
+	char **p = field(base, k);
+
+	if (n < (size_t)k->min || n > (size_t)k->max) {
+		snprintf(msg, len, "%s: length %zu is out of range (%lld..%lld characters)",
+		         k->name, n, k->min, k->max);
+		return -1;
+	}
+	if (units_has_ctrl(value)) {
+		snprintf(msg, len, "%s: control character in value", k->name);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)value[i];
+		if (c == ' ' || c >= 0x7f || c == ';')
+			return bad_value(k, value, msg, len);
+	}
+	free(*p);
+	*p = xstrdup(value);
+	return 0;
+}
+
+/* units.c checks the form; the Redis client reads it.  "" = no Redis. */
+static int parse_redis_url(const struct config_key *k, void *base, const struct config_input *in,
+                           char *msg, size_t len)
+{
+	char **p = field(base, k);
+
+	if (in->value[0] != '\0' && units_check_redis_url(in->value, msg, len) < 0)
+		return -1;
+	if (strlen(in->value) > line_room(k)) {
+		snprintf(msg, len, "%s: too long (at most %zu characters)", k->name, line_room(k));
+		return -1;
+	}
+	free(*p);
+	*p = in->value[0] != '\0' ? xstrdup(in->value) : NULL;
+	return 0;
+}
+
 /* ---- HOSTS, CIDRS: NULL-terminated char ** ------------------------------ */
 
 static int parse_list(const struct config_key *k, void *base, const struct config_input *in,
@@ -531,6 +579,10 @@ static const struct config_type types[CONFIG_KEY_NTYPES] = {
 	[CONFIG_KEY_RETRY_ON] = { .parse = parse_retry_on, .dump = dump_retry_on,
 	                          .clear = clear_retry_on },
 	[CONFIG_KEY_PATH] = { .parse = parse_path, .dump = dump_path, .clear = clear_path },
+	[CONFIG_KEY_WORD] = { .parse = parse_word, .dump = dump_path, .clear = clear_path,
+	                      .what = "value", .hint = " (printable ASCII, no spaces or ';')" },
+	[CONFIG_KEY_REDIS_URL] = { .parse = parse_redis_url, .dump = dump_path,
+	                           .clear = clear_path },
 	[CONFIG_KEY_HOSTS] = { LIST, .parse = parse_hosts, .split = units_parse_host_list },
 	[CONFIG_KEY_CIDRS] = { LIST, .parse = parse_list, .split = units_parse_cidr_list },
 };

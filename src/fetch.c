@@ -191,6 +191,10 @@ static void leave_queue(struct fetch *f)
 	case FETCH_STAGE_UPSTREAM:
 		limit_sem_cancel(&f->up->sem, &f->waiter);
 		break;
+	case FETCH_STAGE_FLEET:
+		if (f->fleet != NULL)
+			shared_limit_cancel(f->fleet, &f->fleet_waiter);
+		break;
 	case FETCH_STAGE_GLOBAL:
 		limit_sem_cancel(f->env->global, &f->waiter);
 		break;
@@ -254,6 +258,11 @@ static void release_slots(struct fetch *f)
 	f->stage = FETCH_STAGE_BATCH_CAP;
 	if (held > FETCH_STAGE_GLOBAL)
 		limit_sem_release(f->env->global);
+	if (f->lease != NULL)
+		shared_limit_release(f->fleet, f->lease);
+	f->lease = NULL;
+	f->fleet = NULL;
+	f->fleet_local = false;
 	if (held > FETCH_STAGE_UPSTREAM)
 		limit_sem_release(&f->up->sem);
 	if (held > FETCH_STAGE_BATCH_CAP && f->batch_sem != NULL)
@@ -379,7 +388,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	if (f->state == FETCH_QUEUED) {   /* still waiting: a global slot or a token */
 		fetch_fail(f, OUTCOME_TIMEOUT, xasprintf("not started within %ld ms "
-		           "(global_concurrency or rate limit)", f->timeout_ms));
+		           "(%s)", f->timeout_ms, f->stage == FETCH_STAGE_FLEET
+		           ? "the fleet's shared limit" : "global_concurrency or rate limit"));
 		return;
 	}
 	if (f->state == FETCH_WAITCONN && pool_opening_h2(f->up->pool)) {
@@ -687,11 +697,20 @@ static bool take(struct fetch *f, enum fetch_stage s)
 		return f->batch_sem == NULL || limit_sem_acquire(f->batch_sem, &f->waiter);
 	case FETCH_STAGE_UPSTREAM:
 		return limit_sem_acquire(&f->up->sem, &f->waiter);
+	case FETCH_STAGE_FLEET:
+		f->fleet = upstream_fleet(f->up);
+		if (f->fleet == NULL)
+			return true;
+		shared_limit_acquire(f->fleet, &f->fleet_waiter);   /* grants later */
+		return false;
 	case FETCH_STAGE_GLOBAL:
 		return limit_sem_acquire(f->env->global, &f->waiter);
 	case FETCH_STAGE_PAUSE:
 		return upstream_pass_pause(f->up, &f->waiter);
 	case FETCH_STAGE_TOKEN:
+		/* the fleet's Redis held the rate already, unless it was down */
+		if (f->fleet != NULL && !f->fleet_local)
+			return true;
 		return upstream_take_token(f->up, &f->waiter);
 	default:
 		return true;
@@ -716,7 +735,7 @@ static void acquire(struct fetch *f)
 			return;
 		}
 		f->stage++;
-		if (f->stage == FETCH_STAGE_GLOBAL)
+		if (f->stage == FETCH_STAGE_UPSTREAM + 1)
 			f->t_slot = clock_now_ms();
 	}
 	(*f->env->queued)--;
@@ -738,13 +757,24 @@ static void start_attempt(struct fetch *f)
 	           "row; nothing was sent", f->up->key, f->up->breaker.threshold));
 }
 
+/* The fleet's Redis granted a lease (or, down, leave to go on local limits). */
+static void on_fleet_grant(struct shared_waiter *w, void *arg)
+{
+	struct fetch *f = arg;
+
+	f->fleet_local = w->local;
+	f->lease = w->local ? NULL : w->lease;
+	f->stage++;
+	acquire(f);
+}
+
 static void on_grant(struct limit_waiter *w, void *arg)
 {
 	struct fetch *f = arg;
 
 	(void)w;
 	f->stage++;
-	if (f->stage == FETCH_STAGE_GLOBAL)
+	if (f->stage == FETCH_STAGE_UPSTREAM + 1)
 		f->t_slot = clock_now_ms();
 	acquire(f);
 }
@@ -766,6 +796,7 @@ void fetch_init(struct fetch *f, size_t index, const struct request_item *item,
 	f->connect_timeout_ms = up->connect_timeout_ms < f->timeout_ms
 	                        ? up->connect_timeout_ms : f->timeout_ms;
 	limit_waiter_init(&f->waiter, on_grant, f);
+	shared_waiter_init(&f->fleet_waiter, on_fleet_grant, f);
 	pool_waiter_init(&f->conn_waiter, on_conn_ready, f);
 }
 

@@ -39,6 +39,8 @@ enum fetch_state {
 enum fetch_stage {
 	FETCH_STAGE_BATCH_CAP = 0,   /* a slot of the batch's max_concurrency (if any) */
 	FETCH_STAGE_UPSTREAM,        /* a slot of the upstream's shared semaphore */
+	FETCH_STAGE_FLEET,           /* shared = yes: a lease (and a rate token)
+	                                from the fleet's Redis */
 	FETCH_STAGE_GLOBAL,          /* a slot of global_concurrency */
 	FETCH_STAGE_PAUSE,           /* the upstream's Retry-After pause to pass */
 	FETCH_STAGE_TOKEN,           /* a token of the upstream's rate limit (if any) */
@@ -64,6 +66,10 @@ struct fetch {
 	struct limit_sem *batch_sem;       /* the batch's own cap, or NULL */
 	const bool *halt;                  /* the batch is stopping: start nothing */
 	struct limit_waiter waiter;        /* in the queue of stage, while queued */
+	struct shared_waiter fleet_waiter; /* in the fleet limit's queue */
+	struct shared_limit *fleet;        /* the limit it waits on or holds */
+	struct shared_lease *lease;        /* held from the fleet, or NULL */
+	bool fleet_local;                  /* Redis down: local limits only */
 	enum fetch_stage stage;            /* the next thing to wait for */
 	struct pool_exchange x;            /* the exchange, on x.conn while busy */
 	struct dns_request *dns_req;

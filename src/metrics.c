@@ -358,6 +358,27 @@ static void render_upstreams(struct evbuffer *out, struct upstream_registry *reg
 	}
 }
 
+/* The fleet's Redis ([redis]; SPEC 13): up, and what was asked of it. */
+static void render_redis(struct evbuffer *out, const struct shared_redis *r)
+{
+	struct shared_redis_stats st;
+
+	memset(&st, 0, sizeof st);
+	if (r != NULL)
+		shared_redis_get_stats(r, &st);
+	scalar(out, "fanoutd_redis_up", "gauge",
+	       "1 while the fleet's Redis answers within [redis] timeout; 0 when it does "
+	       "not (shared upstreams then use their local limits) or none is set.",
+	       r != NULL && shared_redis_up(r));
+	scalar(out, "fanoutd_redis_commands_total", "counter",
+	       "Commands sent to the fleet's Redis.", st.commands);
+	scalar(out, "fanoutd_redis_errors_total", "counter",
+	       "Redis error replies, timeouts and lost connections.", st.errors);
+	scalar(out, "fanoutd_redis_fallbacks_total", "counter",
+	       "Requests to shared upstreams let through on local limits because Redis "
+	       "was down.", st.fallbacks);
+}
+
 void metrics_render(const struct metrics *m, struct upstream_registry *reg,
                     const struct fetch_env *env, struct evbuffer *out)
 {
@@ -403,4 +424,5 @@ void metrics_render(const struct metrics *m, struct upstream_registry *reg,
 		scalar(out, "fanoutd_dns_queries_total", "counter",
 		       "Lookups sent to the nameservers.", dns_queries(env->dns));
 	render_upstreams(out, reg);
+	render_redis(out, upstream_registry_redis(reg));
 }

@@ -35,8 +35,19 @@ struct upstream_series {
 	struct upstream_series *next;   /* hash chain */
 };
 
+/* A Redis a reload replaced, kept while upstreams still hold limits on it. */
+struct retired_redis {
+	struct shared_redis *redis;
+	struct retired_redis *next;
+};
+
 struct upstream_registry {
 	struct event_base *base;
+	struct shared_redis *redis;     /* [redis] url (owned), or NULL */
+	struct config_redis redis_cfg;  /* what it was made from (strings borrowed
+	                                   from the config that made it) */
+	char *redis_url, *redis_prefix; /* ... their owned copies */
+	struct retired_redis *retired;
 	const struct config *cfg;   /* borrowed; main owns it */
 	struct tls_cache *tls;      /* owned */
 	struct event *sweep;        /* frees upstreams no longer used (owned) */
@@ -76,6 +87,117 @@ static void arm_sweep(struct upstream_registry *reg)
 	event_add(reg->sweep, &every);
 }
 
+static size_t configured_limit(const struct config *cfg, const char *key);
+
+/* --- the fleet's Redis ----------------------------------------------------- */
+
+static bool same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* The [redis] of the config now, made once and again only when a reload
+ * changes it; the one it replaces is retired until no limit is on it. */
+static void redis_configure(struct upstream_registry *reg)
+{
+	const struct config_redis *c = &reg->cfg->redis;
+	struct shared_redis_settings rs = {
+		.url = c->url, .key_prefix = c->key_prefix,
+		.timeout_ms = c->timeout_ms, .lease_ms = c->lease_ms,
+	};
+	struct retired_redis *old;
+
+	if (same_str(c->url, reg->redis_url) && same_str(c->key_prefix, reg->redis_prefix) &&
+	    c->timeout_ms == reg->redis_cfg.timeout_ms && c->lease_ms == reg->redis_cfg.lease_ms)
+		return;
+	if (reg->redis != NULL) {
+		old = xcalloc(1, sizeof *old);
+		old->redis = reg->redis;
+		old->next = reg->retired;
+		reg->retired = old;
+	}
+	free(reg->redis_url);
+	free(reg->redis_prefix);
+	reg->redis_url = c->url ? xstrdup(c->url) : NULL;
+	reg->redis_prefix = c->key_prefix ? xstrdup(c->key_prefix) : NULL;
+	reg->redis_cfg = *c;
+	reg->redis = c->url != NULL ? shared_redis_new(reg->base, &rs) : NULL;
+}
+
+struct shared_redis *upstream_registry_redis(const struct upstream_registry *reg)
+{
+	return reg->redis;
+}
+
+/* Is any live upstream's limit on r? */
+static bool redis_in_use(struct upstream_registry *reg, const struct shared_redis *r)
+{
+	struct upstream *u;
+	size_t b;
+
+	for (b = 0; b < NBUCKETS; b++)
+		for (u = reg->buckets[b]; u != NULL; u = u->next)
+			if (u->shared != NULL && u->shared_on == r)
+				return true;
+	return false;
+}
+
+/* Free the retired Redis connections nothing uses any more. */
+static void reap_retired(struct upstream_registry *reg)
+{
+	struct retired_redis **p = &reg->retired, *old;
+
+	while ((old = *p) != NULL) {
+		if (redis_in_use(reg, old->redis)) {
+			p = &old->next;
+			continue;
+		}
+		*p = old->next;
+		shared_redis_free(old->redis);
+		free(old);
+	}
+}
+
+static void shared_drop(struct upstream *u)
+{
+	shared_limit_free(u->shared);
+	u->shared = NULL;
+	u->shared_on = NULL;
+}
+
+/* u's limits in Redis: made, changed or dropped as its section and
+ * [redis] say.  A limit still in use on a Redis a reload replaced moves
+ * once it is idle (the sweep looks again). */
+static void configure_shared(struct upstream_registry *reg, struct upstream *u,
+                             const struct config_upstream *cu)
+{
+	bool want = cu != NULL && config_upstream_shared(cu) && reg->redis != NULL;
+	long conc = (long)configured_limit(reg->cfg, u->key);
+	double rate = cu != NULL ? cu->rate_per_s : 0;
+	double burst = cu != NULL && cu->burst > 0 ? (double)cu->burst : 0;
+	bool idle = u->shared == NULL ||
+	            (shared_limit_held(u->shared) == 0 && shared_limit_queued(u->shared) == 0);
+
+	if (u->shared != NULL && (!want || u->shared_on != reg->redis) && idle)
+		shared_drop(u);
+	if (!want)
+		return;
+	if (u->shared == NULL) {
+		u->shared = shared_limit_new(reg->redis, u->key, conc, rate, burst);
+		u->shared_on = reg->redis;
+		return;
+	}
+	shared_limit_configure(u->shared, conc, rate, burst);
+}
+
+struct shared_limit *upstream_fleet(struct upstream *u)
+{
+	/* a reload replaced [redis]: move once nothing holds the old one */
+	if (u->shared != NULL && u->shared_on != u->reg->redis)
+		configure_shared(u->reg, u, config_find_upstream(u->reg->cfg, u->key));
+	return u->shared;
+}
+
 struct upstream_registry *upstream_registry_new(struct event_base *base,
                                                 const struct config *cfg)
 {
@@ -87,6 +209,7 @@ struct upstream_registry *upstream_registry_new(struct event_base *base,
 	reg->sweep = xcheck(event_new(base, -1, EV_PERSIST, on_sweep, reg));
 	arm_sweep(reg);
 	reg->other.key = xstrdup(UPSTREAM_OTHER);
+	redis_configure(reg);
 	return reg;
 }
 
@@ -231,6 +354,8 @@ static void series_stats(const struct upstream_registry *reg,
 			st->protocol = ps.protocol;
 		if (upstream_paused_ms(u) > st->paused_ms)
 			st->paused_ms = upstream_paused_ms(u);
+		if (u->shared != NULL)
+			st->shared = true;
 		if (u->breaker.state != BREAKER_CLOSED || st->breaker == NULL)
 			st->breaker = breaker_state_name(u->breaker.state);
 		counts_add_since(&st->counts, u);
@@ -517,6 +642,7 @@ static void configure(struct upstream_registry *reg, struct upstream *u)
 			ca_file = cu->ca_file;
 	}
 	configure_retry(u, cfg, cu);
+	configure_shared(reg, u, cu);
 	breaker_configure(&u->breaker, u->breaker_failures, u->breaker_cooldown_ms);
 	limit_sem_set_limit(&u->sem, configured_limit(cfg, u->key));
 	configure_rate(reg, u, cu);
@@ -578,6 +704,8 @@ static void forget(struct upstream_registry *reg, struct upstream *u)
 	*p = u->next;
 	reg->nlive--;
 	series_leave(u);
+	if (u->shared != NULL)
+		shared_drop(u);
 	pool_free(u->pool);
 	if (u->bucket_timer != NULL)
 		event_free(u->bucket_timer);
@@ -617,8 +745,11 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 			if (unused(reg, u) &&
 			    now - u->last_used_ms >= (double)reg->cfg->keepalive_timeout_ms)
 				forget(reg, u);
+			else if (u->shared != NULL && u->shared_on != reg->redis)
+				configure_shared(reg, u, config_find_upstream(reg->cfg, u->key));
 		}
 	}
+	reap_retired(reg);
 }
 
 /* An upstream that counted into "other" and now has a section gets its
@@ -638,6 +769,7 @@ void upstream_registry_configure(struct upstream_registry *reg, const struct con
 
 	reg->cfg = cfg;
 	arm_sweep(reg);
+	redis_configure(reg);
 	for (b = 0; b < NBUCKETS; b++) {
 		for (u = reg->buckets[b]; u != NULL; u = u->next) {
 			configure(reg, u);
@@ -658,7 +790,7 @@ static json_t *series_json(const struct upstream_stats *s)
 	for (t = OUTCOME_OK; t < OUTCOME_COUNT; t++)
 		json_object_set_new(totals, outcome_type_name((enum outcome_type)t),
 		                    json_integer((json_int_t)s->totals[t]));
-	return xcheck(json_pack("{s:o,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:s,s:o}",
+	return xcheck(json_pack("{s:o,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:s,s:b,s:o}",
 	                        "upstream", answer_text(s->key),
 	                        "live", (int)s->live,
 	                        "limit", (json_int_t)s->limit,
@@ -674,6 +806,7 @@ static json_t *series_json(const struct upstream_stats *s)
 	                        "goaways", (json_int_t)s->counts.goaways,
 	                        "paused_ms", (json_int_t)(s->paused_ms + 0.5),
 	                        "breaker", s->breaker != NULL ? s->breaker : "closed",
+	                        "shared", (int)s->shared,
 	                        "totals", totals));
 }
 
@@ -711,6 +844,10 @@ void upstream_registry_free(struct upstream_registry *reg)
 	free(reg->series);
 	free(reg->other.key);
 	event_free(reg->sweep);
+	reap_retired(reg);
+	shared_redis_free(reg->redis);
+	free(reg->redis_url);
+	free(reg->redis_prefix);
 	tls_cache_free(reg->tls);
 	free(reg);
 }

@@ -18,6 +18,7 @@
 #include "breaker.h"
 #include "pool.h"
 #include "retry.h"
+#include "shared.h"
 
 /* Upstreams without a config section that get a series of their own;
  * those that come later all count into the one series UPSTREAM_OTHER.
@@ -71,6 +72,10 @@ struct upstream {
 	struct event *bucket_timer; /* grants the next token (owned; made on
 	                               the first rate limit, NULL before) */
 	struct pool *pool;          /* keep-alive connections (owned) */
+	/* shared = yes with a [redis] url: its concurrency and rate across
+	 * the fleet (owned; on shared_on), else NULL */
+	struct shared_limit *shared;
+	struct shared_redis *shared_on;
 	long request_timeout_ms;
 	long connect_timeout_ms;
 	/* retries and Retry-After (SPEC 10): its section's, else [fanoutd]'s */
@@ -124,6 +129,7 @@ struct upstream_stats {
 	const char *protocol;               /* the last picked: "http/1.1", "h2", NULL */
 	double paused_ms;                   /* Retry-After pause left now */
 	const char *breaker;                /* "closed", "open", "half_open" */
+	bool shared;                        /* its limits are held in Redis */
 	unsigned streams;                   /* HTTP/2 streams in flight now */
 	const unsigned long *totals;        /* by outcome, as struct upstream's */
 };
@@ -155,6 +161,14 @@ bool upstream_take_token(struct upstream *u, struct limit_waiter *w)
 
 /* Withdraw w from the token queue. */
 void upstream_cancel_token(struct upstream *u, struct limit_waiter *w);
+
+/* The limit in the fleet's Redis a request to u takes (shared = yes), or
+ * NULL; after a reload that replaced [redis], the new one once the old
+ * holds nothing. */
+struct shared_limit *upstream_fleet(struct upstream *u);
+
+/* The fleet's Redis ([redis] url), or NULL: for /metrics. */
+struct shared_redis *upstream_registry_redis(const struct upstream_registry *reg);
 
 /* Retry-After (SPEC 10): no new request to u starts for ms (extends a
  * pause under way, never shortens it). */

@@ -166,6 +166,10 @@ static void assert_config_eq(const struct config *a, const struct config *b)
 	assert_strv_eq(a->deny_networks, b->deny_networks);
 	ck_assert_int_eq(a->access_log, b->access_log);
 	ck_assert_int_eq(a->socket_mode, b->socket_mode);
+	assert_optstr_eq(a->redis.url, b->redis.url);
+	assert_optstr_eq(a->redis.key_prefix, b->redis.key_prefix);
+	ck_assert_int_eq(a->redis.timeout_ms, b->redis.timeout_ms);
+	ck_assert_int_eq(a->redis.lease_ms, b->redis.lease_ms);
 	ck_assert_uint_eq(a->nupstreams, b->nupstreams);
 	for (size_t i = 0; i < a->nupstreams; i++) {
 		const struct config_upstream *x = &a->upstreams[i], *y = &b->upstreams[i];
@@ -192,6 +196,7 @@ static void assert_config_eq(const struct config *a, const struct config *b)
 		ck_assert_int_eq(x->breaker_cooldown_ms, y->breaker_cooldown_ms);
 		ck_assert_int_eq(x->tls_verify, y->tls_verify);
 		assert_optstr_eq(x->ca_file, y->ca_file);
+		ck_assert_int_eq(x->shared, y->shared);
 	}
 }
 
@@ -466,6 +471,10 @@ START_TEST(defaults)
 	assert_strv_eq(cfg.deny_networks, (char *[]){ "169.254.0.0/16", "fe80::/10", NULL });
 	ck_assert(cfg.access_log);
 	ck_assert_int_eq(cfg.socket_mode, 0660);
+	ck_assert_ptr_null(cfg.redis.url);
+	ck_assert_str_eq(cfg.redis.key_prefix, "fanoutd:");
+	ck_assert_int_eq(cfg.redis.timeout_ms, 100);
+	ck_assert_int_eq(cfg.redis.lease_ms, 30000);
 	ck_assert_uint_eq(cfg.nupstreams, 0);
 	ck_assert_ptr_null(cfg.upstreams);
 	ck_assert_ptr_null(config_find_upstream(&cfg, "http://127.0.0.1:8080"));
@@ -727,12 +736,12 @@ END_TEST
 START_TEST(error_unknown_section)
 {
 	expect_error("[fanoutd]\nmax_queued = 5\n[fanout]\n", 3,
-	             "unknown section [fanout] (use [fanoutd] or [upstream \"URL\"])");
+	             "unknown section [fanout] (use [fanoutd], [redis] or [upstream \"URL\"])");
 	expect_error("[ FANOUTD ]\n", 1,
-	             "unknown section [FANOUTD] (use [fanoutd] or [upstream \"URL\"])");
-	expect_error("\n[]\n", 2, "unknown section [] (use [fanoutd] or [upstream \"URL\"])");
+	             "unknown section [FANOUTD] (use [fanoutd], [redis] or [upstream \"URL\"])");
+	expect_error("\n[]\n", 2, "unknown section [] (use [fanoutd], [redis] or [upstream \"URL\"])");
 	expect_error("[upstreams \"http://a\"]\n", 1,
-	             "unknown section [upstreams \"http://a\"] (use [fanoutd] or [upstream \"URL\"])");
+	             "unknown section [upstreams \"http://a\"] (use [fanoutd], [redis] or [upstream \"URL\"])");
 }
 END_TEST
 
@@ -1015,6 +1024,8 @@ START_TEST(upstream_sections)
 	ck_assert_int_eq(u->breaker_cooldown_ms, -1);
 	ck_assert_int_eq(u->tls_verify, -1);
 	ck_assert_ptr_null(u->ca_file);
+	ck_assert_int_eq(u->shared, -1);
+	ck_assert(!config_upstream_shared(u));
 
 	u = &cfg.upstreams[2];
 	ck_assert_str_eq(u->key, "http://127.0.0.1:80");
@@ -1590,6 +1601,235 @@ START_TEST(retry_settings_reach_the_upstream)
 }
 END_TEST
 
+/* ---- [redis] and shared = yes (SPEC section 13) ----------------------- */
+
+START_TEST(redis_url_forms)
+{
+	static const char *const good[] = {
+		"redis://127.0.0.1", "redis://127.0.0.1:6379", "redis://127.0.0.1:6379/0",
+		"redis://localhost/15", "redis://redis.internal_net-1.example:1/1000000",
+		"redis://h/", "REDIS://h", "redis://[::1]", "redis://[::1]:6380/3",
+		"redis://[2001:DB8::1]:6379", "redis://:secret@h", "redis://secret@h",
+		"redis://user:p%40ss:w;rd!$&'()*+,=~@h:6379/1", "unix:/run/redis.sock", "unix:/x",
+	};
+	static const struct { const char *url, *msg; } bad[] = {
+		{ "127.0.0.1:6379", "url: bad Redis URL (use redis://host[:port][/db] or unix:/path)" },
+		{ "redis:/h", "url: bad Redis URL (use redis://host[:port][/db] or unix:/path)" },
+		{ "rediss://h", "url: unsupported scheme \"rediss\" (use redis://host[:port][/db] or unix:/path)" },
+		{ "http://h:6379", "url: unsupported scheme \"http\" (use redis://host[:port][/db] or unix:/path)" },
+		{ "redis://", "url: no host in redis:// URL (use redis://host[:port][/db] or unix:/path)" },
+		{ "redis://:6379", "url: no host in redis:// URL (use redis://host[:port][/db] or unix:/path)" },
+		{ "redis:///0", "url: no host in redis:// URL (use redis://host[:port][/db] or unix:/path)" },
+		{ "redis://h:", "url: bad port \"\" in redis:// URL (1..65535)" },
+		{ "redis://h:0", "url: bad port \"0\" in redis:// URL (1..65535)" },
+		{ "redis://h:65536", "url: bad port \"65536\" in redis:// URL (1..65535)" },
+		{ "redis://h:63790000", "url: bad port \"63790000\" in redis:// URL (1..65535)" },
+		{ "redis://h:x", "url: bad port \"x\" in redis:// URL (1..65535)" },
+		{ "redis://h/x", "url: bad database \"x\" in redis:// URL (a number, 0..1000000)" },
+		{ "redis://h/-1", "url: bad database \"-1\" in redis:// URL (a number, 0..1000000)" },
+		{ "redis://h/1000001", "url: bad database \"1000001\" in redis:// URL (a number, 0..1000000)" },
+		{ "redis://h/00000001", "url: bad database \"00000001\" in redis:// URL (a number, 0..1000000)" },
+		{ "redis://h/0/1", "url: bad database \"0/1\" in redis:// URL (a number, 0..1000000)" },
+		{ "redis://h/0?x=1", "url: redis:// URL must not have a query or fragment" },
+		{ "redis://h#f", "url: redis:// URL must not have a query or fragment" },
+		{ "redis://h!st", "url: bad host \"h!st\" in redis:// URL" },
+		{ "redis://::1:6379", "url: IPv6 address needs brackets in redis:// URL (e.g. redis://[::1]:6379)" },
+		{ "redis://[::g]", "url: bad IPv6 address in redis:// URL" },
+		{ "redis://[::1", "url: bad IPv6 address in redis:// URL" },
+		{ "redis://[::1]6379", "url: bad redis:// URL (use redis://host[:port][/db] or unix:/path)" },
+		{ "redis://user:@h", "url: bad user info in redis:// URL (use [user:]password@, %XX for characters other than letters, digits and -._~!$&'()*+,;=)" },
+		{ "redis://:@h", "url: bad user info in redis:// URL (use [user:]password@, %XX for characters other than letters, digits and -._~!$&'()*+,;=)" },
+		{ "redis://@h", "url: bad user info in redis:// URL (use [user:]password@, %XX for characters other than letters, digits and -._~!$&'()*+,;=)" },
+		{ "redis://p@ss@h", "url: bad user info in redis:// URL (use [user:]password@, %XX for characters other than letters, digits and -._~!$&'()*+,;=)" },
+		{ "redis://u:p\"w@h", "url: bad user info in redis:// URL (use [user:]password@, %XX for characters other than letters, digits and -._~!$&'()*+,;=)" },
+		{ "redis://u:p%4@h", "url: bad user info in redis:// URL (use [user:]password@, %XX for characters other than letters, digits and -._~!$&'()*+,;=)" },
+		{ "redis://u:p%zz@h", "url: bad user info in redis:// URL (use [user:]password@, %XX for characters other than letters, digits and -._~!$&'()*+,;=)" },
+		{ "redis://h x", "url: space or control character in Redis URL" },
+		{ "redis://h\t", "url: space or control character in Redis URL" },
+		{ "unix:", "url: unix socket path must be absolute (unix:/path)" },
+		{ "unix:/", "url: unix socket path must be absolute (unix:/path)" },
+		{ "unix:run/redis.sock", "url: unix socket path must be absolute (unix:/path)" },
+	};
+	char msg[256], path[200];
+
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+		ck_assert_msg(units_check_redis_url(good[i], msg, sizeof msg) == 0,
+		              "\"%s\" refused: %s", good[i], msg);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		msg[0] = '\0';
+		ck_assert_msg(units_check_redis_url(bad[i].url, msg, sizeof msg) == -1,
+		              "\"%s\" accepted", bad[i].url);
+		ck_assert_str_eq(msg, bad[i].msg);
+	}
+	/* a password is never quoted back */
+	ck_assert_int_eq(units_check_redis_url("redis://u:hunter2@h:99999", msg, sizeof msg), -1);
+	ck_assert_ptr_null(strstr(msg, "hunter2"));
+	ck_assert_int_eq(units_check_redis_url("redis://u:hun@ter2@h", msg, sizeof msg), -1);
+	ck_assert_ptr_null(strstr(msg, "ter2"));
+	/* sun_path holds 107 bytes and the NUL */
+	memset(path, 'p', sizeof path);
+	memcpy(path, "unix:/", 6);
+	path[5 + 107] = '\0';
+	ck_assert_int_eq(units_check_redis_url(path, msg, sizeof msg), 0);
+	path[5 + 107] = 'p';
+	path[5 + 108] = '\0';
+	ck_assert_int_eq(units_check_redis_url(path, msg, sizeof msg), -1);
+	ck_assert_str_eq(msg, "url: unix socket path too long (at most 107 bytes)");
+}
+END_TEST
+
+START_TEST(redis_keys)
+{
+	struct config cfg;
+	char *text;
+
+	load_ok(&cfg,
+	        "[fanoutd]\nupstream_concurrency = 4\n\n"
+	        "[redis]\n"
+	        "url = redis://10.0.0.5:6380/2\n"
+	        "key_prefix = fleet-a:{limits}:\n"
+	        "timeout = 250ms\n"
+	        "lease = 1.5s\n"
+	        "\n"
+	        "[upstream \"https://api.example.com\"]\n"
+	        "concurrency = 5\n"
+	        "shared = yes\n"
+	        "[upstream \"http://b\"]\n"
+	        "shared = no\n"
+	        "[upstream \"http://c\"]\n");
+	ck_assert_str_eq(cfg.redis.url, "redis://10.0.0.5:6380/2");
+	ck_assert_str_eq(cfg.redis.key_prefix, "fleet-a:{limits}:");
+	ck_assert_int_eq(cfg.redis.timeout_ms, 250);
+	ck_assert_int_eq(cfg.redis.lease_ms, 1500);
+	ck_assert_uint_eq(cfg.nupstreams, 3);
+	ck_assert_int_eq(cfg.upstreams[0].shared, 1);
+	ck_assert(config_upstream_shared(&cfg.upstreams[0]));
+	ck_assert_int_eq(cfg.upstreams[1].shared, 0);
+	ck_assert(!config_upstream_shared(&cfg.upstreams[1]));
+	ck_assert_int_eq(cfg.upstreams[2].shared, -1);
+	ck_assert(!config_upstream_shared(&cfg.upstreams[2]));
+	ck_assert(!config_upstream_shared(NULL));
+	text = dump_str(&cfg);
+	ck_assert_ptr_nonnull(strstr(text, "\nsocket_mode = 0660\n\n[redis]\n"
+	                                   "url = redis://10.0.0.5:6380/2\n"
+	                                   "key_prefix = fleet-a:{limits}:\n"
+	                                   "timeout = 250ms\nlease = 1500ms\n\n"
+	                                   "[upstream \"https://api.example.com:443\"]\n"
+	                                   "concurrency = 5\nshared = yes\n\n"
+	                                   "[upstream \"http://b:80\"]\nshared = no\n\n"
+	                                   "[upstream \"http://c:80\"]\n"));
+	free(text);
+	assert_dump_reloads(&cfg);
+	config_free(&cfg);
+
+	/* [redis] after the upstreams that use it; a unix socket; the ends of
+	 * the ranges; "url =" is none */
+	load_ok(&cfg,
+	        "[upstream \"http://a\"]\nshared = on\n"
+	        "[redis]\nurl = unix:/run/redis/redis.sock\n"
+	        "key_prefix = x\ntimeout = 10s\nlease = 100ms\n");
+	ck_assert_str_eq(cfg.redis.url, "unix:/run/redis/redis.sock");
+	ck_assert_str_eq(cfg.redis.key_prefix, "x");
+	ck_assert_int_eq(cfg.redis.timeout_ms, 10000);
+	ck_assert_int_eq(cfg.redis.lease_ms, 100);
+	ck_assert_int_eq(cfg.upstreams[0].shared, 1);
+	assert_dump_reloads(&cfg);
+	config_free(&cfg);
+	load_ok(&cfg, "[redis]\ntimeout = 1ms\nlease = 1h\nurl =\n"
+	              "key_prefix = 0123456789012345678901234567890123456789012345678901234567890123\n");
+	ck_assert_ptr_null(cfg.redis.url);
+	ck_assert_int_eq(cfg.redis.timeout_ms, 1);
+	ck_assert_int_eq(cfg.redis.lease_ms, 3600000);
+	ck_assert_uint_eq(strlen(cfg.redis.key_prefix), 64);
+	/* no url but other keys changed: the dump keeps them */
+	text = dump_str(&cfg);
+	ck_assert_ptr_nonnull(strstr(text, "\n[redis]\nurl =\nkey_prefix = 0123"));
+	free(text);
+	assert_dump_reloads(&cfg);
+	config_free(&cfg);
+
+	/* the defaults, or an empty [redis]: no [redis] in the dump */
+	load_ok(&cfg, "[redis]\n");
+	ck_assert_ptr_null(cfg.redis.url);
+	ck_assert_str_eq(cfg.redis.key_prefix, "fanoutd:");
+	text = dump_str(&cfg);
+	ck_assert_ptr_null(strstr(text, "[redis]"));
+	ck_assert_ptr_null(strstr(text, "shared"));
+	free(text);
+	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(redis_errors)
+{
+	char text[512];
+
+	expect_error("[redis]\nurl = redis://a\n\n[redis]\n", 4,
+	             "duplicate section [redis] (first at line 1)");
+	expect_error("[redis]\n[fanoutd]\n[redis ]\n", 3,
+	             "duplicate section [redis] (first at line 1)");
+	expect_error("[redis\n", 1, "bad section header (use [redis])");
+	expect_error("[redis] x\n", 1, "unexpected text after [redis]");
+	expect_error("[rediss]\n", 1,
+	             "unknown section [rediss] (use [fanoutd], [redis] or [upstream \"URL\"])");
+	expect_error("[redis]\nurl = redis://a\nurl = redis://b\n", 3,
+	             "url: set twice (first at line 2)");
+	expect_error("[redis]\nconcurrency = 5\n", 2, "unknown key \"concurrency\" in [redis]");
+	expect_error("[redis]\nshared = yes\n", 2, "unknown key \"shared\" in [redis]");
+	expect_error("[fanoutd]\nkey_prefix = x\n", 2, "unknown key \"key_prefix\" in [fanoutd]");
+	expect_error("[fanoutd]\nshared = yes\n", 2, "unknown key \"shared\" in [fanoutd]");
+	expect_error("[upstream \"http://a\"]\nlease = 1s\n", 2,
+	             "unknown key \"lease\" in [upstream \"http://a\"]");
+
+	/* url */
+	expect_error("[redis]\n\nurl = 127.0.0.1:6379\n", 3,
+	             "url: bad Redis URL (use redis://host[:port][/db] or unix:/path)");
+	expect_error("[redis]\nurl = redis://h:70000/0\n", 2,
+	             "url: bad port \"70000\" in redis:// URL (1..65535)");
+	expect_error("[redis]\nurl = unix:redis.sock\n", 2,
+	             "url: unix socket path must be absolute (unix:/path)");
+	expect_error("[redis]\nurl = redis://h/db1\n", 2,
+	             "url: bad database \"db1\" in redis:// URL (a number, 0..1000000)");
+	/* "url=" leaves room for a value the dump's "url = " would not */
+	snprintf(text, sizeof text, "[redis]\nurl=redis://%0185d\n", 0);
+	expect_error(text, 2, "url: too long (at most 192 characters)");
+
+	/* key_prefix */
+	expect_error("[redis]\nkey_prefix =\n", 2,
+	             "key_prefix: length 0 is out of range (1..64 characters)");
+	expect_error("[redis]\nkey_prefix = 01234567890123456789012345678901234567890123456789012345678901234\n",
+	             2, "key_prefix: length 65 is out of range (1..64 characters)");
+	expect_error("[redis]\nkey_prefix = fan outd:\n", 2,
+	             "key_prefix: bad value \"fan outd:\" (printable ASCII, no spaces or ';')");
+	expect_error("[redis]\nkey_prefix =;x\n", 2,
+	             "key_prefix: bad value \";x\" (printable ASCII, no spaces or ';')");
+	expect_error("[redis]\nkey_prefix = caf\xc3\xa9\n", 2,
+	             "key_prefix: bad value \"caf\xc3\xa9\" (printable ASCII, no spaces or ';')");
+	expect_error("[redis]\nkey_prefix = a\x01\n", 2, "key_prefix: control character in value");
+
+	/* timeout, lease */
+	expect_error("[redis]\ntimeout = 0\n", 2, "timeout: 0 is out of range (1ms..10s)");
+	expect_error("[redis]\ntimeout = 10001ms\n", 2, "timeout: 10001ms is out of range (1ms..10s)");
+	expect_error("[redis]\ntimeout = fast\n", 2,
+	             "timeout: bad duration \"fast\" (use e.g. 250ms, 5s, 2m)");
+	expect_error("[redis]\nlease = 99ms\n", 2, "lease: 99ms is out of range (100ms..1h)");
+	expect_error("[redis]\nlease = 61m\n", 2, "lease: 61m is out of range (100ms..1h)");
+
+	/* shared */
+	expect_error("[upstream \"http://a\"]\nshared = maybe\n", 2,
+	             "shared: bad boolean \"maybe\" (use yes/no, true/false, on/off, 1/0)");
+	expect_error("[upstream \"http://a\"]\nshared = no\nshared = no\n", 3,
+	             "shared: set twice (first at line 2)");
+	expect_error("[fanoutd]\n[upstream \"http://a\"]\nshared = no\n"
+	             "[upstream \"http://b\"]\nconcurrency = 2\nshared = yes\n", 6,
+	             "shared = yes needs [redis] url");
+	expect_error("[redis]\nkey_prefix = f:\n[upstream \"http://a\"]\nshared = yes\n", 4,
+	             "shared = yes needs [redis] url");
+	expect_error("[redis]\nurl =\n[upstream \"http://a\"]\nshared = 1\n", 4,
+	             "shared = yes needs [redis] url");
+}
+END_TEST
+
 /* ---- listeners -------------------------------------------------------- */
 
 START_TEST(listen_rules)
@@ -1862,6 +2102,12 @@ START_TEST(shipped_conf_lists_every_key)
 	ck_assert(u->rate_per_s > 0);
 	ck_assert_int_eq(u->http2, CONFIG_HTTP2_NO);
 	ck_assert_int_gt(u->h2_max_streams, 0);
+	ck_assert_int_eq(u->shared, 0);
+	/* [redis] has an example url, its other keys are the defaults */
+	ck_assert_ptr_nonnull(cfg.redis.url);
+	ck_assert_str_eq(cfg.redis.url, "redis://127.0.0.1:6379/0");
+	free(cfg.redis.url);
+	cfg.redis.url = NULL;
 	/* the [fanoutd] part equals the defaults */
 	cfg.nupstreams = 0;
 	assert_config_eq(&cfg, &def);
@@ -1881,6 +2127,26 @@ START_TEST(shipped_conf_lists_every_key)
 		ck_assert_msg(strstr(text, want) != NULL, "etc/fanoutd.conf lacks \"%s\"", want + 1);
 	}
 	ck_assert_uint_eq(keys_in_file, keys_in_dump);
+	free(dump);
+
+	/* and the [redis] of the defaults with a url: every key */
+	free(def.redis.url);
+	def.redis.url = strdup("redis://127.0.0.1:6379/0");
+	dump = dump_str(&def);
+	line = strstr(dump, "\n[redis]\n");
+	ck_assert_ptr_nonnull(line);
+	keys_in_dump = 0;
+	save = NULL;
+	for (line = strtok_r(line + strlen("\n[redis]\n"), "\n", &save); line && line[0] != '[';
+	     line = strtok_r(NULL, "\n", &save)) {
+		char want[512];
+		keys_in_dump++;
+		snprintf(want, sizeof want, "\n;%s\n", line);
+		ck_assert_msg(strstr(text, want) != NULL, "etc/fanoutd.conf lacks \"%s\"", want + 1);
+	}
+	ck_assert_uint_eq(keys_in_dump, 4);
+	ck_assert_ptr_nonnull(strstr(text, "\n;[redis]\n"));
+	ck_assert_ptr_nonnull(strstr(text, "\n;shared = no\n"));
 	free(dump);
 	free(text);
 	free(out);
@@ -1945,6 +2211,12 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, retry_errors);
 	tcase_add_test(tc, retry_on_too_long);
 	tcase_add_test(tc, retry_settings_reach_the_upstream);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("redis");
+	tcase_add_test(tc, redis_url_forms);
+	tcase_add_test(tc, redis_keys);
+	tcase_add_test(tc, redis_errors);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("listen");

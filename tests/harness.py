@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 
@@ -311,6 +312,239 @@ class Nghttpd:
         return rc
 
 
+REDIS_SERVER = os.environ.get("REDIS_SERVER", "/usr/bin/redis-server")
+
+
+class RedisError(Exception):
+    """An error reply (-ERR ...) from Redis."""
+
+
+def resp_command(port, *args, timeout=5, host="127.0.0.1"):
+    """Send one command to Redis over a fresh connection (RESP2) and return
+    its reply: a simple string or bulk string as str, an integer as int,
+    nil as None, an array as a list; an error reply raises RedisError, a
+    Redis that does not answer within timeout raises socket.timeout."""
+    s = socket.create_connection((host, port), timeout=timeout)
+    try:
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        s.sendall(out)
+        f = s.makefile("rb")
+        try:
+            return _resp_read(f)
+        finally:
+            f.close()
+    finally:
+        s.close()
+
+
+def _resp_read(f):
+    line = f.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError("Redis closed the connection mid-reply: %r" % line)
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RedisError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        if len(data) != n + 2:
+            raise ConnectionError("Redis closed the connection mid-reply")
+        return data[:-2].decode(errors="replace")
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp_read(f) for _ in range(n)]
+    raise ConnectionError("not a RESP reply: %r" % line)
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free loopback port (no RDB, no
+    AOF, its files in a temp dir), stopped by pid.  A test that needs it
+    fails (not skips) when redis-server is missing.  unix=True also
+    listens on DIR/redis.sock (socket_path).  pause()/resume() SIGSTOP and
+    SIGCONT it (a paused Redis accepts connections, through the kernel's
+    backlog, but never answers), kill() SIGKILLs it, restart() starts a
+    new, empty one on the same port; command() and the helpers after it
+    talk RESP over a fresh connection each time."""
+
+    def __init__(self, port=None, unix=False, extra_args=()):
+        need(REDIS_SERVER, "redis-server")
+        self.dir = tempfile.mkdtemp(prefix="fanoutd-redis-")
+        self.log_path = os.path.join(self.dir, "redis.log")
+        self.socket_path = os.path.join(self.dir, "redis.sock") if unix else None
+        self.extra_args = list(extra_args)
+        self.port = port or free_port()
+        self.proc = None
+        self.paused = False
+        self.starts = 0
+        try:
+            self._start()
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    @property
+    def url(self):
+        return "redis://127.0.0.1:%d/0" % self.port
+
+    @property
+    def unix_url(self):
+        return "unix:" + self.socket_path
+
+    def _start(self):
+        argv = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", self.dir,
+                "--daemonize", "no", "--logfile", ""]
+        if self.socket_path:
+            argv += ["--unixsocket", self.socket_path, "--unixsocketperm", "700"]
+        argv += self.extra_args
+        self.starts += 1
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=self.log,
+                                     stdin=subprocess.DEVNULL, cwd=self.dir)
+        _running.append(self.proc)
+        self.paused = False
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                if self.command("PING", timeout=1) == "PONG":
+                    return
+            except (OSError, RedisError):
+                pass
+            time.sleep(0.02)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc in _running:
+            _running.remove(self.proc)
+        self.log.close()
+        raise RuntimeError("redis-server did not answer PING on port %d (exit %s):\n%s"
+                           % (self.port, self.proc.returncode, self.read_log()))
+
+    def read_log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def command(self, *args, timeout=5):
+        """One command, its reply (resp_command)."""
+        return resp_command(self.port, *args, timeout=timeout)
+
+    def ping(self, timeout=1):
+        """Does it answer PING within timeout?"""
+        try:
+            return self.command("PING", timeout=timeout) == "PONG"
+        except (OSError, RedisError):
+            return False
+
+    def pause(self):
+        """SIGSTOP: alive, holding its connections, answering nothing."""
+        self.proc.send_signal(signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+        self.paused = False
+
+    def kill(self):
+        """SIGKILL (paused or not) and reap it."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.paused = False
+        if self.proc in _running:
+            _running.remove(self.proc)
+        self.log.close()
+
+    def restart(self):
+        """Stop it if it runs (kill it if paused), then start an empty one
+        on the same port; returns once it answers PING."""
+        if self.running():
+            if self.paused:
+                self.kill()
+            else:
+                self._terminate()
+        elif not self.log.closed:
+            self.kill()
+        self._start()
+
+    def _terminate(self):
+        if self.paused:
+            self.resume()
+        rc = _stop(self.proc, signal.SIGTERM, 10)
+        self.log.close()
+        return rc
+
+    def stop(self):
+        """For the cleanup: stop it by pid (resumed first if paused, so
+        SIGTERM is handled), whatever state the test left it in."""
+        try:
+            if self.running():
+                self._terminate()
+            elif not self.log.closed:
+                self.kill()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def info(self, section=None):
+        """INFO [section] as {field: value} (numbers converted)."""
+        text = self.command("INFO", section) if section else self.command("INFO")
+        out = {}
+        for line in text.splitlines():
+            if not line or line.startswith("#") or ":" not in line:
+                continue
+            k, v = line.split(":", 1)
+            out[k] = _number(v)
+        return out
+
+    def commandstats(self):
+        """INFO commandstats as {command: {"calls": N, "usec": ..., ...}},
+        command lower-case as Redis names it ("evalsha", "script|load")."""
+        out = {}
+        for k, v in self.info("commandstats").items():
+            if not k.startswith("cmdstat_"):
+                continue
+            fields = {}
+            for part in str(v).split(","):
+                name, _, val = part.partition("=")
+                fields[name] = _number(val)
+            out[k[len("cmdstat_"):]] = fields
+        return out
+
+    def calls(self):
+        """{command: calls} from commandstats()."""
+        return {k: v.get("calls", 0) for k, v in self.commandstats().items()}
+
+    def keys(self, pattern="*"):
+        """KEYS pattern, sorted."""
+        return sorted(self.command("KEYS", pattern))
+
+    def reset_stats(self):
+        """CONFIG RESETSTAT (zeroes commandstats)."""
+        self.command("CONFIG", "RESETSTAT")
+
+
+def _number(text):
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
 class Fanoutd:
     """A running fanoutd with its own temp dir, config and log file."""
 
@@ -534,6 +768,19 @@ class TestCase(unittest.TestCase):
         self.addCleanup(fd.stop_if_running)
         return fd
 
+    def fanoutds(self, n, **kw):
+        """n more fanoutd started with the same arguments (the same config),
+        each on its own port and in its own temp dir; stopped when this
+        test ends."""
+        return [self.fanoutd(**kw) for _ in range(n)]
+
+    def redis(self, **kw):
+        """A redis-server (RedisServer's arguments), stopped when this test
+        ends (after the fanoutd it started later)."""
+        r = RedisServer(**kw)
+        self.addCleanup(r.stop)
+        return r
+
     def connect(self, timeout=5):
         """A raw TCP connection to cls.fd."""
         return socket.create_connection(("127.0.0.1", self.fd.port), timeout=timeout)
@@ -554,6 +801,65 @@ def curl(*args, timeout=30):
     p = subprocess.run([CURL, "-sS"] + list(args), stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=timeout)
     return p.returncode, p.stdout
+
+
+
+# --- for suites that run several things at once -------------------------------
+
+def in_threads(fns):
+    """Run callables at once; return their results in order (the first
+    exception raised, if any)."""
+    results = [None] * len(fns)
+    errors = []
+
+    def run(i, fn):
+        try:
+            results[i] = fn()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i, fn), daemon=True)
+               for i, fn in enumerate(fns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    if errors:
+        raise errors[0]
+    return results
+
+
+class Background:
+    """fn() on a thread of its own; join() gives its result."""
+
+    def __init__(self, fn):
+        self.result = None
+        self.error = None
+        self.thread = threading.Thread(target=self.run, args=(fn,), daemon=True)
+        self.thread.start()
+
+    def run(self, fn):
+        try:
+            self.result = fn()
+        except Exception as e:  # noqa: BLE001 - raised in join()
+            self.error = e
+
+    def join(self, timeout=60):
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise AssertionError("still running after %ss" % timeout)
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def key_of(up):
+    return "http://127.0.0.1:%d" % up.port
+
+
+def count(up, key):
+    """/count/KEY: {"count", "times_ms", "max_in_flight"}."""
+    return up._get("/count/" + key)
 
 
 def main():

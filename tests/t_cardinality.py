@@ -107,7 +107,7 @@ class TestCap(harness.TestCase):
                                    "idle_connections": 0,
                                    "connections_opened": 0, "tls_handshakes": 0,
                                    "protocol": None, "streams": 0, "goaways": 0,
-                                   "paused_ms": 0, "breaker": "closed",
+                                   "paused_ms": 0, "breaker": "closed", "shared": False,
                                    "totals": totals(dns=200)})
         self.assertEqual(ups[0]["totals"], totals(dns=1))
 

@@ -4,32 +4,11 @@ many clients at once."""
 import json
 import os
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-
-
-def in_threads(fns):
-    """Run callables at once; return their results in order."""
-    results = [None] * len(fns)
-    errors = []
-
-    def run(i, fn):
-        try:
-            results[i] = fn()
-        except Exception as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(i, fn)) for i, fn in enumerate(fns)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    if errors:
-        raise errors[0]
-    return results
+from harness import in_threads  # noqa: E402
 
 
 class Limits(harness.TestCase):

@@ -40,6 +40,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from harness import count, key_of  # noqa: E402
 
 REASONS = ("connect", "timeout", "429", "500", "502", "503", "504", "other_status")
 
@@ -66,15 +67,6 @@ class Background:
         if self.error is not None:
             raise self.error
         return self.result
-
-
-def key_of(up):
-    return "http://127.0.0.1:%d" % up.port
-
-
-def count(up, key):
-    """/count/KEY: {"count", "times_ms", "max_in_flight"}."""
-    return up._get("/count/" + key)
 
 
 def upstream_entry(fd, up):
