@@ -14,6 +14,8 @@ import sys
 SCEN = {
     "LAT": ("1,000 × /delay/20 (20 ms each), C=100", 1000),
     "THR": ("20,000 × /fast (~100 B JSON), C=64", 20000),
+    "SHARED": ("THR with `shared = yes` on the nginx upstream (`concurrency = 64` held in one local Redis), "
+               "20,000 × /fast, C=64", 20000),
     "KB": ("10,000 × /kb (1 KiB), C=64", 10000),
     "SMALL": ("10 × /fast, C=10, whole call from a shell", 10),
     "THR-H2": ("20,000 × /fast over https, HTTP/2 (fanoutd `http2 = auto`), C=64", 20000),
@@ -184,19 +186,26 @@ def main():
     tls_ran = [s for s in TLS_SCEN if s in ran]
     stream_ran = "STREAM" in ran
     kb_ref = m.get("kb_ref") == "1"
+    thr_ref = m.get("thr_ref") == "1"
     if kb_ref and h1_ran == ["KB"]:
         h1_ran = []   # KB only as STREAM's reference: no issue 9 tables
+    if thr_ref and h1_ran == ["THR"]:
+        h1_ran = []   # THR only as SHARED's reference: no issue 9 tables
+    shared_ran = "SHARED" in ran
     extra = ""
     if tls_ran:
         extra = f"; {m.get('h2load', 'h2load')}; python3-{m.get('python_h2', 'h2')}; {m.get('openssl', 'OpenSSL')}"
     if stream_ran:
         extra += f"; {m.get('fanout', 'fanout')}"
+    if shared_ran:
+        extra += f"; {m.get('redis', 'redis-server')}"
     w(f"- {m.get('fanoutd')}; {m.get('nginx')} with 1 worker; {m.get('python')}; "
       f"Node {m.get('node')}; {m.get('curl')}; {m.get('wrk')}{extra}")
     asked = m.get("scenarios", "").split()
     if asked and len(asked) < len(SCEN):
         w(f"- only the scenarios {', '.join(asked)} ran (`bench/run --only`)"
-          + ("; KB with fanoutd alone, as STREAM's reference" if kb_ref else ""))
+          + ("; KB with fanoutd alone, as STREAM's reference" if kb_ref else "")
+          + ("; THR with fanoutd alone, as SHARED's reference" if thr_ref else ""))
     w(f"- each scenario: {m.get('reps')} rounds (SMALL: {m.get('small_reps')}), every tool once a round, "
       "interleaved, each round starting with the next tool; min and median over the rounds; "
       "fanoutd restarted for each scenario (so its first run there starts with no connections)")
@@ -207,6 +216,8 @@ def main():
         summary_tls(w, st, speedup, fanoutd_rss, m)
     if stream_ran:
         summary_stream(w, st, fanoutd_rss)
+    if shared_ran:
+        summary_shared(w, st, fanoutd_rss)
     per_scenario(w, st, speedup, fanoutd_rss, fst, m)
     if h1_ran:
         targets_9(w, st, fst, fanoutd_rss)
@@ -214,6 +225,8 @@ def main():
         targets_16(w, st, fst)
     if stream_ran:
         targets_18(w, st, fanoutd_rss)
+    if shared_ran:
+        targets_19(w, st)
     how_measured(w, h1_ran, tls_ran, stream_ran)
     w("## Exact commands")
     w("")
@@ -399,6 +412,12 @@ def per_scenario(w, st, speedup, fanoutd_rss, fst, m):
             w("")
             w("KB ran with fanoutd alone (no peers, no wrk): `bench/run --only` asked for STREAM "
               "without KB, and STREAM's throughput is compared with KB's fanoutd req/s of the same run.")
+        if s == "THR" and m.get("thr_ref") == "1":
+            w("")
+            w("THR ran with fanoutd alone (no peers, no wrk): `bench/run --only` asked for SHARED "
+              "without THR, and SHARED's throughput is compared with THR's fanoutd req/s of the same run.")
+        if s == "SHARED":
+            shared_runs(w, st)
         f = st.get((s, "fanoutd"))
         if f:
             w("")
@@ -625,6 +644,84 @@ def targets_18(w, st, fanoutd_rss):
                 "parsing the 100,000-URL batch, then the request)") if lag else "—",
                None if not lag else med(lag) <= 5.0)
     target_row(w, "fanout's own peak RSS (no target)", f_mib(max(f.rss)) if f and f.rss else "—", None)
+    w("")
+
+
+def shared_figures(st):
+    """SHARED's figures: (SHARED req/s, THR fanoutd req/s, Redis commands per
+    request run by run from INFO commandstats, the same from fanoutd's metric)"""
+    sh, thr = st.get(("SHARED", "fanoutd")), st.get(("THR", "fanoutd"))
+    n = SCEN["SHARED"][1]
+    per = [c / n for c in sh.ex("redis_cmds")] if sh else []
+    fper = [c / n for c in sh.ex("f_redis_cmds")] if sh else []
+    return (sh.rps_med() if sh else None), (thr.rps_med() if thr else None), per, fper
+
+
+def summary_shared(w, st, fanoutd_rss):
+    sr, tr, per, fper = shared_figures(st)
+    w("## Summary, limits shared through Redis (issue 19; medians)")
+    w("")
+    w("| | SHARED req/s | THR's fanoutd req/s (local limits) | Redis commands executed per upstream request "
+      "(INFO commandstats, the scripts' `redis.call()`s included) | commands fanoutd sent per upstream request "
+      "(`fanoutd_redis_commands_total`) | fanoutd peak RSS SHARED |")
+    w("| --- | --: | --: | --: | --: | --: |")
+    ratio = f" ({sr / tr * 100:.0f} %)" if sr and tr else ""
+    w(f"| 20,000 × /fast, C=64 | **{f_rps(sr)}**{ratio} | {f_rps(tr)} "
+      f"| {f'{med(per):.3f}' if per else '—'} | {f'{med(fper):.3f}' if fper else '—'} "
+      f"| {f_mib(fanoutd_rss('SHARED'))} |")
+    w("")
+
+
+def shared_runs(w, st):
+    sh = st.get(("SHARED", "fanoutd"))
+    if not sh or not sh.extra:
+        return
+    n = SCEN["SHARED"][1]
+    w("")
+    w("Redis, run by run (round 1 first): commands Redis executed during the run (INFO commandstats "
+      "calls summed before and after, INFO itself left out; Redis counts the `redis.call()`s inside "
+      "the Lua scripts there as well as the EVALSHA that ran them), by command; the commands fanoutd "
+      "sent (`fanoutd_redis_commands_total`); requests let through on local limits "
+      "(`fanoutd_redis_fallbacks_total`); `fanoutd_redis_up` after the run:")
+    w("")
+    w("| run | req/s | Redis commands executed | per upstream request | by command | fanoutd sent "
+      "| per request | fallbacks | redis_up |")
+    w("| --: | --: | --: | --: | --- | --: | --: | --: | --: |")
+    for i, (e, rps) in enumerate(zip(sh.extra, sh.rps), 1):
+        rc, fc = num(e.get("redis_cmds")), num(e.get("f_redis_cmds"))
+        w(f"| {i} | {f_rps(rps)} | {f'{rc:,.0f}' if rc is not None else '—'} "
+          f"| {f'{rc / n:.3f}' if rc is not None else '—'} "
+          f"| {(e.get('redis_by') or '—').replace('+', ', ').replace('/', ' ')} "
+          f"| {f'{fc:,.0f}' if fc is not None else '—'} "
+          f"| {f'{fc / n:.3f}' if fc is not None else '—'} | {e.get('f_fallbacks', '—')} "
+          f"| {e.get('redis_up', '—')} |")
+
+
+def targets_19(w, st):
+    w("## Targets (issue 19)")
+    w("")
+    w("| target | measured | verdict |")
+    w("| --- | --- | --- |")
+    sr, tr, per, fper = shared_figures(st)
+    sh = st.get(("SHARED", "fanoutd"))
+    target_row(w, "SHARED: every run complete (all 20,000 answers 2xx, checked)",
+               f"{sh.ok}/{sh.runs}" if sh else "—", None if not sh else sh.ok == sh.runs)
+    target_row(w, "SHARED ≥ 50 % of THR's fanoutd req/s (local limits, same run)",
+               f"{f_rps(sr)} vs {f_rps(tr)} req/s = {sr / tr * 100:.0f} %" if sr and tr
+               else ("— (needs THR's fanoutd row in the same run)" if sr else "—"),
+               None if not (sr and tr) else sr >= 0.5 * tr)
+    fb = sh.ex("f_fallbacks") if sh else []
+    up = [e.get("redis_up") for e in sh.extra] if sh else []
+    target_row(w, "SHARED really shared: no request on local limits (fallbacks 0, `fanoutd_redis_up 1`)",
+               (f"fallbacks run by run {per_run([int(x) for x in fb]) if fb else '—'}; "
+                f"redis_up {per_run(up)}") if sh else "—",
+               None if not (sh and fb) else all(x == 0 for x in fb) and all(u == "1" for u in up))
+    target_row(w, "Redis commands per upstream request (reported, no target)",
+               (f"executed by Redis {med(per):.3f} median (INFO commandstats, the scripts' "
+                f"`redis.call()`s included), run by run {' / '.join(f'{x:.3f}' for x in per)}"
+                + (f"; sent by fanoutd {med(fper):.3f} median (`fanoutd_redis_commands_total`), "
+                   f"run by run {' / '.join(f'{x:.3f}' for x in fper)}" if fper else "")) if per else "—",
+               None)
     w("")
 
 

@@ -13,6 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <event2/dns.h>
 #include <event2/http.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
@@ -387,6 +391,14 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (r->dns_req != NULL) {   /* the name's lookup took too long */
+		evdns_getaddrinfo_cancel(r->dns_req);
+		r->dns_req = NULL;
+		r->stats.errors++;
+		snprintf(why, sizeof why, "no address for its name in %.0f ms", r->timeout_ms);
+		redis_fail(r, why, false);
+		return;
+	}
 	if (head == NULL || r->ac == NULL)
 		return;
 	if (clock_now_ms() < head->sent_ms + r->timeout_ms) {
@@ -404,7 +416,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (r->ac == NULL)
+	if (r->ac == NULL && r->dns_req == NULL)
 		redis_connect(r);
 }
 
@@ -429,14 +441,88 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	}
 }
 
-/* One attempt: connect, then AUTH / SELECT, a PING and the scripts, all
- * pipelined; the reply to the last SCRIPT LOAD brings it up. */
+static void connect_to(struct shared_redis *r, const char *addr);
+
+static bool is_ip_literal(const char *h)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1;
+}
+
+/* The host name's address came (or not): connect to it.  hiredis 0.14
+ * would resolve a name itself with a blocking getaddrinfo. */
+static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct shared_redis *r = arg;
+	char ip[INET6_ADDRSTRLEN], why[200];
+	const void *a;
+
+	if (result == EVUTIL_EAI_CANCEL) {   /* r may be gone: touch nothing */
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		return;
+	}
+	r->dns_req = NULL;
+	event_del(r->timeout_ev);
+	if (result != 0 || res == NULL) {
+		snprintf(why, sizeof why, "cannot resolve %s: %s", r->host,
+		         evutil_gai_strerror(result));
+		if (res != NULL)
+			evutil_freeaddrinfo(res);
+		r->stats.errors++;
+		redis_fail(r, why, false);
+		return;
+	}
+	a = res->ai_family == AF_INET6
+	    ? (const void *)&((const struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+	    : (const void *)&((const struct sockaddr_in *)res->ai_addr)->sin_addr;
+	if (inet_ntop(res->ai_family, a, ip, sizeof ip) == NULL) {
+		evutil_freeaddrinfo(res);
+		redis_fail(r, "cannot use the address its name resolved to", false);
+		return;
+	}
+	evutil_freeaddrinfo(res);
+	connect_to(r, ip);
+}
+
+/* One attempt: resolve a host name first (asynchronously, within
+ * timeout_ms), then connect_to. */
 static void redis_connect(struct shared_redis *r)
+{
+	struct evutil_addrinfo hints;
+	struct evdns_getaddrinfo_request *req;
+	struct timeval tv = clock_timeval(r->timeout_ms);
+
+	if (r->unix_socket || is_ip_literal(r->host)) {
+		connect_to(r, r->host);
+		return;
+	}
+	if (r->dns == NULL) {
+		r->dns = evdns_base_new(r->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
+		if (r->dns != NULL)
+			(void)evdns_base_load_hosts(r->dns, NULL);
+	}
+	if (r->dns == NULL) {
+		redis_fail(r, "cannot set up DNS", false);
+		return;
+	}
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	evtimer_add(r->timeout_ev, &tv);   /* the lookup counts against the attempt */
+	req = evdns_getaddrinfo(r->dns, r->host, NULL, &hints, on_resolved, r);
+	r->dns_req = req;   /* NULL when it answered at once (/etc/hosts) */
+}
+
+/* One attempt's connection: then AUTH / SELECT, a PING and the scripts,
+ * all pipelined; the reply to the last SCRIPT LOAD brings it up. */
+static void connect_to(struct shared_redis *r, const char *addr)
 {
 	redisAsyncContext *ac;
 	char db[16];
 
-	ac = r->unix_socket ? redisAsyncConnectUnix(r->host) : redisAsyncConnect(r->host, r->port);
+	ac = r->unix_socket ? redisAsyncConnectUnix(addr) : redisAsyncConnect(addr, r->port);
 	if (ac == NULL) {
 		redis_fail(r, "out of memory", false);
 		return;
@@ -600,7 +686,12 @@ void shared_redis_free(struct shared_redis *r)
 	while (!TAILQ_EMPTY(&r->limits))   /* the caller's job; do not leak */
 		shared_limit_free(TAILQ_FIRST(&r->limits));
 	r->freeing = true;
+	if (r->dns_req != NULL)
+		evdns_getaddrinfo_cancel(r->dns_req);
+	r->dns_req = NULL;
 	redis_fail(r, "freed", true);      /* lost calls run now, with NULL */
+	if (r->dns != NULL)
+		evdns_base_free(r->dns, 0);
 	event_free(r->retry_ev);
 	event_free(r->timeout_ev);
 	free(r->host);

@@ -32,10 +32,10 @@
 
 struct shared_redis_settings {
 	const char *url;           /* redis://[[user]:pass@]host[:port][/db] or
-	                              unix:/path.  hiredis 0.14 resolves a
-	                              host name with getaddrinfo(), which
-	                              blocks: give an address (or a name in
-	                              /etc/hosts) */
+	                              unix:/path.  A host name is looked up
+	                              with libevent's resolver (hiredis 0.14's
+	                              own getaddrinfo would block), within
+	                              timeout_ms */
 	const char *key_prefix;    /* NULL: "fanoutd:" */
 	long timeout_ms;           /* connect and reply timeout; <= 0: 100 */
 	long lease_ms;             /* a concurrency lease; <= 0: 30000 */

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <event2/dns.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
@@ -75,6 +76,9 @@ struct shared_redis {
 	redisAsyncContext *ac;           /* NULL between attempts */
 	struct event *retry_ev;          /* the next attempt (down) */
 	struct event *timeout_ev;        /* the oldest pending reply's deadline */
+	struct evdns_base *dns;          /* resolves a host name (owned; made at
+	                                    the first name to resolve) */
+	struct evdns_getaddrinfo_request *dns_req;   /* under way, or NULL */
 	TAILQ_HEAD(, shared_call) pending;
 	TAILQ_HEAD(, shared_limit) limits;
 	char sha[NSCRIPTS][41];

@@ -322,6 +322,35 @@ class Reload(SharedCase):
         self.assertEqual(old.calls().get("evalsha", 0), before)   # not the old one
 
 
+class HostName(SharedCase):
+    """A host name in [redis] url is looked up without blocking the loop."""
+
+    def named(self, host):
+        return self.config({self.up1: "concurrency = 5\nshared = yes\n"}).replace(
+            self.r.url, "redis://%s:%d/0" % (host, self.r.port))
+
+    def setUp(self):
+        super().setUp()
+        self.up1 = self.upstream()
+
+    def test_localhost_by_name(self):
+        fd = self.fanoutd(config=self.named("localhost"))
+        self.wait_redis_up(fd, 1)
+        status, ans = fd.batch([self.up1.url("/json?i=%d" % i) for i in range(10)])
+        self.assertEqual(status, 200, ans)
+        self.assertGreater(self.r.calls().get("evalsha", 0), 0)
+
+    def test_a_name_that_does_not_resolve_means_local_limits(self):
+        fd = self.fanoutd(config=self.named("no-such-redis.invalid"))
+        self.wait_redis_up(fd, 0)
+        t0 = time.time()
+        status, ans = fd.batch([self.up1.url("/json?i=%d" % i) for i in range(10)])
+        self.assertEqual(status, 200, ans)            # never a failure because of Redis
+        self.assertTrue(ans["ok"], ans)
+        self.assertLess(time.time() - t0, 2.0)
+        self.assertIn("no-such-redis.invalid", fd.read_log())
+
+
 class Unshared(SharedCase):
     UPSTREAMS = 2
 
