@@ -283,7 +283,7 @@ static char *auth_header(const char *path)
 	h = malloc(len + sizeof "Authorization: Bearer ");
 	if (h == NULL)
 		die(EXIT_USAGE, "out of memory");
-	sprintf(h, "Authorization: Bearer %s", token);
+	snprintf(h, len + sizeof "Authorization: Bearer ", "Authorization: Bearer %s", token);
 	free(token);
 	return h;
 }
@@ -427,7 +427,7 @@ static char *batch_url(const char *daemon, const char **unix_path)
 	if (url == NULL)
 		die(EXIT_USAGE, "out of memory");
 	memcpy(url, daemon, len);
-	strcpy(url + len, "/v1/batch");
+	memcpy(url + len, "/v1/batch", sizeof "/v1/batch");
 	return url;
 }
 
