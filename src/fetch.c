@@ -46,19 +46,12 @@ static void acquire(struct fetch *f);
 
 /* --- state ------------------------------------------------------------ */
 
-/* "b17[3]": the batch and the item a line is about. */
-static void fetch_describe(const void *obj, char *buf, size_t len)
+void fetch_describe(const void *obj, char *buf, size_t len)
 {
 	const struct fetch *f = obj;
 
 	snprintf(buf, len, "b%lu[%zu]", f->batch_id, f->index);
 }
-
-/* A debug line about fetch f: "b17[3]: ...".  (fetch_obj() makes the
- * compiler check that f is a fetch.) */
-static inline const void *fetch_obj(const struct fetch *f) { return f; }
-#define fetch_debug(f, ...) \
-	log_about(LOG_LEVEL_DEBUG, fetch_describe, fetch_obj(f), __VA_ARGS__)
 
 static const char *state_name(enum fetch_state s)
 {

@@ -10,6 +10,16 @@
 
 #include "exchange.h"
 #include "fetch.h"
+#include "log.h"
+
+/* "b17[3]": the batch and the item a log line is about (fetch.c). */
+void fetch_describe(const void *obj, char *buf, size_t len);
+
+/* A debug line about fetch f.  (fetch_obj() makes the compiler check
+ * that f is a fetch.) */
+static inline const void *fetch_obj(const struct fetch *f) { return f; }
+#define fetch_debug(f, ...) \
+	log_about(LOG_LEVEL_DEBUG, fetch_describe, fetch_obj(f), __VA_ARGS__)
 
 /* The natural end of a fetch (message is owned by the outcome now);
  * reusable: the connection may carry the next request. */

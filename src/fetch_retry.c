@@ -12,18 +12,6 @@
 #include "log.h"
 #include "request.h"
 
-/* "b17[3]": as fetch.c's lines. */
-static void describe(const void *obj, char *buf, size_t len)
-{
-	const struct fetch *f = obj;
-
-	snprintf(buf, len, "b%lu[%zu]", f->batch_id, f->index);
-}
-
-static inline const void *fetch_obj(const struct fetch *f) { return f; }
-#define retry_debug(f, ...) \
-	log_about(LOG_LEVEL_DEBUG, describe, fetch_obj(f), __VA_ARGS__)
-
 static bool is_timeout_phase(const char *phase, const char *name)
 {
 	return phase != NULL && strcmp(phase, name) == 0;
@@ -108,17 +96,17 @@ bool fetch_retry_wait(struct fetch *f, enum outcome_type type, const char *phase
 	if (f->halt != NULL && *f->halt)
 		return false;
 	if (!method_allows(f, type == OUTCOME_TIMEOUT && is_timeout_phase(phase, "response"))) {
-		retry_debug(f, "not retried: %s is not idempotent", request_method_name(f->item->method));
+		fetch_debug(f, "not retried: %s is not idempotent", request_method_name(f->item->method));
 		return false;
 	}
 	*wait = wait_for(f);
 	if (f->deadline_ms > 0 && clock_now_ms() + *wait >= f->deadline_ms) {
-		retry_debug(f, "not retried: a wait of %.0f ms ends after the batch deadline", *wait);
+		fetch_debug(f, "not retried: a wait of %.0f ms ends after the batch deadline", *wait);
 		return false;
 	}
 	if (!upstream_retry_allowed(f->up, f->budget_held)) {
 		f->up->budget_exhausted++;
-		retry_debug(f, "not retried: %s's retry budget is spent", f->up->key);
+		fetch_debug(f, "not retried: %s's retry budget is spent", f->up->key);
 		return false;
 	}
 	f->retry_reason = reason;   /* counted when the attempt starts */
@@ -151,7 +139,7 @@ bool fetch_retry_admit(struct fetch *f, double *retry_in_ms)
 	switch (breaker_admit(&f->up->breaker, clock_now_ms(), retry_in_ms)) {
 	case BREAKER_PROBE:
 		f->probe = true;
-		retry_debug(f, "the half-open probe of %s", f->up->key);
+		fetch_debug(f, "the half-open probe of %s", f->up->key);
 		return true;
 	case BREAKER_REJECT:
 		return false;
