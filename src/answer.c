@@ -219,7 +219,7 @@ static int to_evbuffer(const char *buf, size_t size, void *data)
 
 void answer_write_json(struct evbuffer *out, const json_t *v)
 {
-	json_dump_callback(v, to_evbuffer, out, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_dump_callback(v, to_evbuffer, out, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
 }
 
 /* A string literal, as it is: into the evbuffer, or at dst (returning
@@ -327,6 +327,43 @@ static void flatten(char *p, size_t len)
 			p[i] = ' ';
 }
 
+static void unref_share(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	outcome_share_unref(arg);
+}
+
+/* A JSON body verbatim.  A big one changes hands (a small one is cheaper
+ * copied than kept as a chain of its own); a shared one (collapsed
+ * requests) is referenced, never changed: on one line it is copied to be
+ * flattened if it has a line break. */
+static void put_json_body(struct evbuffer *out, struct outcome *o, bool one_line)
+{
+	size_t len = o->body_len;
+
+	if (o->share != NULL && one_line && (memchr(o->body, '\n', len) || memchr(o->body, '\r', len))) {
+		char *copy = xmalloc(len);
+
+		memcpy(copy, o->body, len);
+		outcome_body_release(o);
+		o->body = copy;
+		o->body_len = o->body_cap = len;
+	}
+	if (one_line && o->share == NULL)
+		flatten(o->body, len);
+	if (len < ANSWER_COPY_BELOW) {
+		evbuffer_add(out, o->body, len);
+	} else if (o->share != NULL) {
+		evbuffer_add_reference(out, o->body, len, unref_share, o->share);
+		o->share = NULL;   /* out holds the reference now */
+		o->body = NULL;
+	} else {
+		evbuffer_add_reference(out, o->body, len, free_body, NULL);
+		o->body = NULL;   /* out owns it now */
+	}
+}
+
 /* ,"body":…,"encoding":"json|text|base64"[,"decoded":"gzip"].  The body
  * is consumed: a JSON body is handed to out by reference (no copy), any
  * other is freed once written, so the answer never holds a body twice.
@@ -339,16 +376,7 @@ static void put_body(struct evbuffer *out, struct outcome *o, bool one_line)
 	put_lit(out, ",\"body\":");
 	if (len > 0 && is_json_type(o->content_type) &&
 	    jsonvalid_check(p, len, ANSWER_MAX_JSON_DEPTH)) {
-		if (one_line)
-			flatten(o->body, len);
-		/* a big body changes hands; a small one is cheaper copied
-		 * than kept as a chain of its own */
-		if (len < ANSWER_COPY_BELOW) {
-			evbuffer_add(out, o->body, len);
-		} else {
-			evbuffer_add_reference(out, o->body, len, free_body, NULL);
-			o->body = NULL;   /* out owns it now */
-		}
+		put_json_body(out, o, one_line);
 		put_lit(out, ",\"encoding\":\"json\"");
 	} else if (put_string_n(out, p, len)) {
 		put_lit(out, ",\"encoding\":\"text\"");
@@ -360,9 +388,7 @@ static void put_body(struct evbuffer *out, struct outcome *o, bool one_line)
 		put_lit(out, ",\"decoded\":");
 		put_string_n(out, o->decoded, strlen(o->decoded));
 	}
-	free(o->body);
-	o->body = NULL;
-	o->body_len = o->body_cap = 0;
+	outcome_body_release(o);
 }
 
 /* --- entries ----------------------------------------------------------- */
@@ -384,15 +410,20 @@ static void put_entry_head(struct evbuffer *out, size_t index, const struct requ
 	put_string(out, it->url);
 }
 
-/* ,"attempts":N,"retry_wait_ms":… (SPEC 10: on every result and error) */
+/* ,"attempts":N,"retry_wait_ms":… (SPEC 10: on every result and error)
+ * [,"shared":true][,"hedged":true] (SPEC 15) */
 static void put_attempts(struct evbuffer *out, const struct outcome *o)
 {
-	char buf[UNITS_UINT_MAX + ANSWER_MS_MAX + 40], *p = buf;
+	char buf[UNITS_UINT_MAX + ANSWER_MS_MAX + 72], *p = buf;
 
 	p = add_lit(p, ",\"attempts\":");
 	p = units_format_uint(p, o->attempts > 0 ? o->attempts : 1);
 	p = add_lit(p, ",\"retry_wait_ms\":");
 	p = answer_format_ms(p, o->retry_wait_ms);
+	if (o->shared)   /* SPEC 15: only when true */
+		p = add_lit(p, ",\"shared\":true");
+	if (o->hedged)
+		p = add_lit(p, ",\"hedged\":true");
 	put_piece(out, buf, p);
 }
 

@@ -135,6 +135,11 @@ const struct config_key config_keys[CONFIG_N_KEYS] = {
 	  "overrides [fanoutd] tls_verify" },
 	{ "ca_file", CONFIG_KEY_PATH, UPS(ca_file), 0, 0, true, NULL,
 	  "overrides [fanoutd] ca_file" },
+	{ "collapse", CONFIG_KEY_TRIBOOL, UPS(collapse), 0, 0, true, NULL,
+	  "yes: an identical GET or HEAD already in flight here is joined, not sent again" },
+	{ "hedge_after", CONFIG_KEY_HEDGE, UPS(hedge_after_ms), 0, 0, true, NULL,
+	  "off, a duration (1ms..1h) or p95: a second attempt of an idempotent request "
+	  "with no answer by then" },
 	{ "shared", CONFIG_KEY_TRIBOOL, UPS(shared), 0, 0, true, NULL,
 	  "yes: concurrency, rate and burst hold across every fanoutd on the same [redis]" },
 

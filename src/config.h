@@ -5,6 +5,7 @@
 #ifndef FANOUTD_CONFIG_H
 #define FANOUTD_CONFIG_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +19,9 @@
  * 0.000001/h (much less would dump as 0/s). */
 #define CONFIG_MAX_RATE_PER_S 1000000.0
 #define CONFIG_MIN_RATE_PER_S (0.000001 / 3600)
+
+/* hedge_after = p95 (SPEC 15): the upstream's rolling p95, not a fixed delay. */
+#define CONFIG_HEDGE_P95 LONG_MAX
 
 /* Key http2 (SPEC section 9): which protocol is spoken to an upstream. */
 enum config_http2 {
@@ -59,6 +63,11 @@ struct config_upstream {
 	long breaker_cooldown_ms;
 	int tls_verify;            /* -1 = global, 0 or 1 */
 	char *ca_file;             /* NULL = global, owned */
+	int collapse;              /* 1: identical GET/HEAD in flight are joined
+	                            * (SPEC 15); -1 (unset) or 0: never */
+	long hedge_after_ms;       /* a second attempt after this long without
+	                            * an answer; CONFIG_HEDGE_P95: the rolling
+	                            * p95; 0 or -1 (unset): never */
 	int shared;                /* 1: concurrency and rate held in Redis
 	                            * ([redis], SPEC section 13); -1 (unset) or
 	                            * 0: local only.  See config_upstream_shared */

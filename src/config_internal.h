@@ -39,6 +39,7 @@ enum config_key_type {
 	CONFIG_KEY_WORD,      /* char *: min..max printable characters, no space
 	                       * or ';' */
 	CONFIG_KEY_REDIS_URL, /* char *, "" = NULL: redis://... or unix:/path */
+	CONFIG_KEY_HEDGE,     /* long ms, "off" = 0, "p95" = CONFIG_HEDGE_P95, -1 unset */
 	CONFIG_KEY_NTYPES
 };
 
@@ -72,7 +73,7 @@ struct config_input {
 
 /* Every key: [fanoutd]'s, [upstream]'s, then [redis]'s; within a section
  * in the order config_dump writes them. */
-#define CONFIG_N_KEYS 62
+#define CONFIG_N_KEYS 64
 extern const struct config_key config_keys[CONFIG_N_KEYS];
 
 /* The key NAME of section SEC, or NULL. */

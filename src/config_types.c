@@ -132,6 +132,23 @@ static int scan_http2(const char *s, long *v)
 	return -1;
 }
 
+/* hedge_after: off, p95 or a duration of 1ms..1h (the range is checked
+ * here: the sentinel for p95 is no duration). */
+static int scan_hedge(const char *s, long *v)
+{
+	if (strcasecmp(s, "off") == 0 || strcasecmp(s, "no") == 0) {
+		*v = 0;
+		return 0;
+	}
+	if (strcasecmp(s, "p95") == 0) {
+		*v = CONFIG_HEDGE_P95;
+		return 0;
+	}
+	if (units_parse_duration_ms(s, v) < 0 || *v < 1 || *v > UNITS_HOUR_MS)
+		return -1;
+	return 0;
+}
+
 /* Numbers pass through long long: none is negative but "unset" (-1), and
  * a size beyond it is out of every range anyway. */
 static int scan_number(const struct config_type *t, const char *s, long long *v)
@@ -191,6 +208,16 @@ static void format_bool(long long v, char *buf, size_t len)
 static void format_http2(long long v, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s", v < (long long)N_HTTP2 ? http2_names[v] : "?");
+}
+
+static void format_hedge(long long v, char *buf, size_t len)
+{
+	if (v == 0)
+		snprintf(buf, len, "off");
+	else if (v == CONFIG_HEDGE_P95)
+		snprintf(buf, len, "p95");
+	else
+		units_format_duration((long)v, buf, len);
 }
 
 static void format_size(long long v, char *buf, size_t len)
@@ -573,6 +600,9 @@ static const struct config_type types[CONFIG_KEY_NTYPES] = {
 	                      .what = "rate", .hint = " (use e.g. 20/s, 100/m, 0.5/s)" },
 	[CONFIG_KEY_HTTP2] = { NUMBER, .what = "value", .hint = " (use auto, no or prior-knowledge)",
 	                       .scan = scan_http2, .format = format_http2, .store = STORE_INT },
+	[CONFIG_KEY_HEDGE] = { NUMBER, .what = "value", .hint = " (use off, p95 or a duration "
+	                       "of 1ms..1h, e.g. 50ms)", .scan = scan_hedge,
+	                       .format = format_hedge, .store = STORE_LONG },
 	[CONFIG_KEY_PERCENT] = { .parse = parse_percent, .dump = dump_percent,
 	                         .clear = clear_percent,
 	                         .what = "percentage", .hint = " (use e.g. 20%, 12.5%)" },

@@ -30,9 +30,11 @@
 #include "acl.h"
 #include "breaker.h"
 #include "clock.h"
+#include "collapse.h"
 #include "decode.h"
 #include "fetch.h"
 #include "fetch_internal.h"
+#include "hedge.h"
 #include "log.h"
 #include "metrics.h"
 #include "netaddr.h"
@@ -59,7 +61,7 @@ static const char *state_name(enum fetch_state s)
 		[FETCH_IDLE] = "idle", [FETCH_QUEUED] = "queued",
 		[FETCH_RESOLVING] = "resolving", [FETCH_WAITCONN] = "waitconn",
 		[FETCH_CONNECTING] = "connecting", [FETCH_EXCHANGING] = "exchanging",
-		[FETCH_BACKOFF] = "backoff", [FETCH_DONE] = "done",
+		[FETCH_BACKOFF] = "backoff", [FETCH_JOINED] = "joined", [FETCH_DONE] = "done",
 	};
 
 	return names[s];
@@ -72,19 +74,24 @@ static bool allowed(enum fetch_state from, enum fetch_state to)
 {
 	static const unsigned next[] = {
 		[FETCH_IDLE] = TO(FETCH_QUEUED),
-		[FETCH_QUEUED] = TO(FETCH_RESOLVING) | TO(FETCH_EXCHANGING),
+		[FETCH_QUEUED] = TO(FETCH_RESOLVING) | TO(FETCH_EXCHANGING) | TO(FETCH_JOINED),
 		[FETCH_RESOLVING] = TO(FETCH_CONNECTING) | TO(FETCH_WAITCONN),
 		[FETCH_WAITCONN] = TO(FETCH_CONNECTING) | TO(FETCH_EXCHANGING),
 		[FETCH_CONNECTING] = TO(FETCH_EXCHANGING) | TO(FETCH_WAITCONN),
 		[FETCH_EXCHANGING] = TO(FETCH_RESOLVING),
 		[FETCH_BACKOFF] = TO(FETCH_QUEUED),
+		[FETCH_JOINED] = 0,
 		[FETCH_DONE] = 0,
 	};
 
 	if (from == FETCH_DONE)
 		return false;
 	if (to == FETCH_BACKOFF)
-		return from != FETCH_IDLE && from != FETCH_BACKOFF;
+		return from != FETCH_IDLE && from != FETCH_BACKOFF && from != FETCH_JOINED;
+	/* an attempt under way that failed waits for its hedge */
+	if (to == FETCH_JOINED && from != FETCH_QUEUED)
+		return from == FETCH_RESOLVING || from == FETCH_WAITCONN ||
+		       from == FETCH_CONNECTING || from == FETCH_EXCHANGING;
 	return to == FETCH_DONE || to == from || (next[from] & TO(to)) != 0;
 }
 
@@ -112,6 +119,8 @@ static bool connecting(enum fetch_state s)
 static const char *phase_of(const struct fetch *f)
 {
 	switch (f->state) {
+	case FETCH_JOINED:   /* waits for an answer another fetch is getting */
+		return "response";
 	case FETCH_IDLE:
 	case FETCH_QUEUED:
 	case FETCH_BACKOFF:
@@ -124,6 +133,11 @@ static const char *phase_of(const struct fetch *f)
 	default:
 		return "response";
 	}
+}
+
+const char *fetch_phase(const struct fetch *f)
+{
+	return phase_of(f);
 }
 
 /* --- timers ------------------------------------------------------------ */
@@ -229,6 +243,17 @@ static void forget_attempt(struct fetch *f)
 	f->decoder = NULL;
 }
 
+/* One client's request finished: its upstream's totals and /metrics. */
+static void count(struct fetch *f)
+{
+	if (f->inner)   /* its waiters, or the request it hedges, count */
+		return;
+	f->up->totals[f->out->type]++;
+	metrics_observe_request(f->env->metrics, f->out, f->t_granted > 0, f->body_len);
+}
+
+static void release_slots(struct fetch *f);
+
 static void record(struct fetch *f, enum outcome_type type, char *message,
                    const char *phase)
 {
@@ -239,8 +264,21 @@ static void record(struct fetch *f, enum outcome_type type, char *message,
 	f->out->timing.total_ms = clock_now_ms() - f->t_first;
 	outcome_body_trim(f->out);
 	forget_attempt(f);
-	f->up->totals[type]++;
-	metrics_observe_request(f->env->metrics, f->out, f->t_granted > 0, f->body_len);
+	count(f);
+}
+
+/* Recorded: done.  An inner fetch has no batch to fail fast first, and
+ * its done may free it: its slots go back before. */
+static void end(struct fetch *f)
+{
+	fetch_set_state(f, FETCH_DONE);
+	if (f->inner) {
+		release_slots(f);
+		f->done(f, f->done_arg);
+		return;
+	}
+	f->done(f, f->done_arg);
+	release_slots(f);
 }
 
 /* Hand back the slots held, the widest first. */
@@ -312,6 +350,24 @@ static void next_attempt(struct fetch *f)
 /* Hand back the connection, tell the batch, then hand back the slot, so
  * a failing batch cancels its own queued requests before the slot could
  * be given to one of them. */
+/* An answer from the upstream, whatever its status: what a hedge races
+ * for and the rolling latency measures. */
+static bool answered(enum outcome_type type)
+{
+	return type == OUTCOME_OK || type == OUTCOME_HTTP_STATUS ||
+	       type == OUTCOME_RATE_LIMITED;
+}
+
+/* The attempt failed while its hedge goes on: wait for that, holding no
+ * slot, until the request's own deadline. */
+static void wait_for_hedge(struct fetch *f)
+{
+	fetch_debug(f, "attempt failed; its hedge goes on");
+	fetch_set_state(f, FETCH_JOINED);
+	release_slots(f);
+	arm_timer(f);
+}
+
 void fetch_finish(struct fetch *f, enum outcome_type type, char *message,
                   const char *phase, bool reusable)
 {
@@ -319,7 +375,15 @@ void fetch_finish(struct fetch *f, enum outcome_type type, char *message,
 
 	stop_timer(f);
 	drop_conn(f, reusable);
+	if (answered(type) && f->t_granted > 0)
+		upstream_note_latency(f->up, clock_now_ms() - f->t_granted);
 	fetch_retry_note(f, type, phase);
+	if (!answered(type) && hedge_running(f)) {
+		free(message);
+		wait_for_hedge(f);
+		return;
+	}
+	hedge_cancel(f);
 	if (type != OUTCOME_OK && fetch_retry_wait(f, type, phase, &wait)) {
 		fetch_debug(f, "attempt %u: %s%s%s; attempt %u in %.0f ms", f->out->attempts,
 		            outcome_type_name(type), message ? ": " : "", message ? message : "",
@@ -330,9 +394,62 @@ void fetch_finish(struct fetch *f, enum outcome_type type, char *message,
 	}
 	release_budget(f);
 	record(f, type, message, phase);
-	fetch_set_state(f, FETCH_DONE);
-	f->done(f, f->done_arg);
-	release_slots(f);
+	end(f);
+}
+
+/* A joined fetch ends by itself (its own deadline): it leaves what it
+ * waited for, which goes on for the others. */
+static void end_joined(struct fetch *f, enum outcome_type type, char *message)
+{
+	/* the phase of what it waited for: the shared request may be queued */
+	const char *phase = f->flight != NULL ? collapse_phase(f) : "response";
+
+	if (f->flight != NULL)
+		collapse_leave(f);
+	hedge_cancel(f);
+	stop_timer(f);
+	release_budget(f);
+	record(f, type, message, phase);
+	end(f);
+}
+
+void fetch_adopt(struct fetch *f, struct outcome *src, bool share)
+{
+	bool shared = f->out->shared, hedged = f->out->hedged;
+
+	assert(f->flight == NULL && f->hedge == NULL);
+	stop_exchange(f);
+	release_budget(f);
+	if (f->probe)
+		breaker_probe_abandoned(&f->up->breaker);
+	f->probe = false;
+	if (f->batch_bytes != NULL)
+		*f->batch_bytes -= f->out->body_len;   /* a part its own attempt got */
+	forget_attempt(f);
+	if (share) {
+		outcome_clear(f->out);
+		outcome_share_result(f->out, src);
+	} else {
+		outcome_move_result(f->out, src);   /* attempts stay f's */
+	}
+	f->out->shared |= shared;
+	f->out->hedged |= hedged;
+	f->out->timing.total_ms = clock_now_ms() - f->t_first;
+	f->body_len = f->out->body_len;
+	if (f->batch_bytes != NULL &&
+	    *f->batch_bytes + f->body_len > f->env->max_batch_response) {
+		outcome_body_release(f->out);
+		f->body_len = 0;
+		free(f->out->message);
+		f->out->message = xasprintf("bodies of the batch over max_batch_response "
+		                            "(%llu bytes)",
+		                            (unsigned long long)f->env->max_batch_response);
+		f->out->type = OUTCOME_TOO_LARGE;
+	} else if (f->batch_bytes != NULL) {
+		*f->batch_bytes += f->body_len;
+	}
+	count(f);
+	end(f);
 }
 
 void fetch_fail(struct fetch *f, enum outcome_type type, char *message)
@@ -351,6 +468,9 @@ void fetch_abort(struct fetch *f, enum outcome_type type, const char *message)
 		return;
 	if (f->state == FETCH_BACKOFF)
 		f->up->retries_waiting--;
+	if (f->flight != NULL)
+		collapse_leave(f);
+	hedge_cancel(f);
 	stop_exchange(f);
 	release_budget(f);
 	if (f->probe)
@@ -372,6 +492,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (f->state == FETCH_BACKOFF) {
 		next_attempt(f);
+		return;
+	}
+	if (f->state == FETCH_JOINED) {
+		end_joined(f, OUTCOME_TIMEOUT, xasprintf("no complete answer within %ld ms "
+		           "(%s)", f->timeout_ms, f->flight != NULL ? "an identical request "
+		           "in flight was joined" : "the attempt failed, its hedge did not answer"));
 		return;
 	}
 	if (f->state == FETCH_QUEUED && f->stage == FETCH_STAGE_PAUSE) {
@@ -674,6 +800,8 @@ static void begin(struct fetch *f)
 	f->t_granted = clock_now_ms();
 	f->t_attempt = f->t_granted;
 	f->out->timing.queued_ms = f->t_granted - f->t_start;
+	if (f->up->hedge_after_ms > 0 && !f->twin && idempotent(f->item->method))
+		hedge_arm(f);
 	c = pool_take(f->up->pool);
 	if (c != NULL) {
 		send_reused(f, c);
@@ -710,6 +838,28 @@ static bool take(struct fetch *f, enum fetch_stage s)
 	}
 }
 
+/* A GET or HEAD without a body to a collapse = yes upstream (SPEC 15). */
+static bool collapsible(const struct fetch *f)
+{
+	const struct request_item *it = f->item;
+
+	return f->up->collapse && it->collapse && !f->inner && it->body == NULL &&
+	       (it->method == REQUEST_METHOD_GET || it->method == REQUEST_METHOD_HEAD);
+}
+
+/* Past its batch's own cap: join the identical request in flight (made
+ * if there is none); its own deadline runs from now. */
+static void join(struct fetch *f)
+{
+	(*f->env->queued)--;
+	fetch_set_state(f, FETCH_JOINED);
+	f->t_slot = clock_now_ms();
+	f->t_granted = f->t_slot;
+	f->out->timing.queued_ms = f->t_slot - f->t_start;
+	arm_timer(f);
+	collapse_join(f);   /* may deliver before it returns */
+}
+
 /* Go through the stages in order; a stage that queues comes back through
  * on_grant().  The token comes last so that requests start no faster
  * than the rate; the request deadline runs from the upstream slot on, so
@@ -722,6 +872,10 @@ static void acquire(struct fetch *f)
 	if (f->halt != NULL && *f->halt)
 		return;
 	while (f->stage < FETCH_STAGE_STARTED) {
+		if (f->stage == FETCH_STAGE_UPSTREAM && collapsible(f)) {
+			join(f);
+			return;
+		}
 		if (!take(f, f->stage)) {
 			if (f->stage > FETCH_STAGE_UPSTREAM)
 				arm_timer(f);
@@ -741,7 +895,8 @@ static void start_attempt(struct fetch *f)
 {
 	double retry_in;
 
-	if (fetch_retry_admit(f, &retry_in)) {
+	/* a request that joins another is not sent: that one asks the breaker */
+	if (collapsible(f) || fetch_retry_admit(f, &retry_in)) {
 		acquire(f);
 		return;
 	}
@@ -800,6 +955,8 @@ void fetch_start(struct fetch *f)
 	f->out->attempts = 1;
 	retry_policy_resolve(&f->policy, &f->up->retry, f->batch_retry, f->item->retry,
 	                     f->up->max_retries);
+	if (f->twin)   /* a hedge is one more attempt already */
+		f->policy.attempts = 1;
 	fetch_debug(f, "%s %s", request_method_name(f->item->method), f->item->url);
 	fetch_set_state(f, FETCH_QUEUED);
 	(*f->env->queued)++;

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <event2/event.h>
 
 #include "clock.h"
@@ -32,6 +33,9 @@ enum fetch_state {
 	FETCH_BACKOFF,     /* an attempt failed and another will be made: no
 	                      slot held, waiting out the back-off or the
 	                      upstream's Retry-After */
+	FETCH_JOINED,      /* waits for another fetch's result: the identical
+	                      request in flight it joined (collapse.c), or,
+	                      its own attempt failed, its hedge (hedge.c) */
 	FETCH_DONE,        /* outcome recorded; slot and connection handed back */
 };
 
@@ -49,6 +53,8 @@ enum fetch_stage {
 
 struct decoder;
 struct fetch;
+struct flight;
+struct hedge;
 struct metrics;
 typedef void (*fetch_done_fn)(struct fetch *f, void *arg);
 
@@ -105,6 +111,15 @@ struct fetch {
 	const char *over_cap;              /* the cap keep_body() stopped at */
 	char *status_message;              /* "upstream answered 404 Not Found",
 	                                      from a non-2xx head to the end (owned) */
+	/* collapsing and hedging (SPEC 15) */
+	bool inner;                        /* runs for others (a collapsed request,
+	                                      a hedge): no client's request, not
+	                                      counted as one; its slots go back
+	                                      before done, which may free it */
+	bool twin;                         /* a hedge: one attempt, never hedged */
+	struct flight *flight;             /* the request in flight it joined */
+	TAILQ_ENTRY(fetch) flight_link;    /* in that flight's waiters */
+	struct hedge *hedge;               /* this attempt's hedge (owned), or NULL */
 };
 
 /* batch_sem, when given, is the batch's max_concurrency for this
@@ -121,6 +136,15 @@ void fetch_start(struct fetch *f);
  * exchange (the connection is closed, not reused) and record type (with
  * the current phase for a timeout).  The done callback is not called. */
 void fetch_abort(struct fetch *f, enum outcome_type type, const char *message);
+
+/* f, joined to another fetch or hedged, ends with src's result (its
+ * attempt, if one is under way, is cancelled): with share, src's body is
+ * shared (collapse.c), else everything moves out of src (hedge.c).  f's
+ * attempts, shared and hedged stay its own; its batch's body cap holds. */
+void fetch_adopt(struct fetch *f, struct outcome *src, bool share);
+
+/* "queued", "dns", "connect", "tls", "response": where f is now. */
+const char *fetch_phase(const struct fetch *f);
 
 /* Free the timers; the fetch must be done or idle. */
 void fetch_cleanup(struct fetch *f);

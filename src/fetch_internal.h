@@ -1,7 +1,8 @@
 /* fetch_internal: what fetch.c (the life of a fetch: slots, timers, DNS,
  * connect, the failure classifier), fetch_answer.c (its answer as it
  * arrives) and fetch_retry.c (what an attempt's end means for the next)
- * share.  Included by nothing else. */
+ * share; collapse.c and hedge.c log about fetches with fetch_debug too.
+ * Included by nothing else. */
 #ifndef FANOUTD_FETCH_INTERNAL_H
 #define FANOUTD_FETCH_INTERNAL_H
 

@@ -224,6 +224,9 @@ static unsigned long u_exhausted(const struct upstream_stats *s)
 	return s->counts.budget_exhausted;
 }
 static unsigned long u_trips(const struct upstream_stats *s) { return s->counts.breaker_trips; }
+static unsigned long u_collapsed(const struct upstream_stats *s) { return s->counts.collapsed; }
+static unsigned long u_hedges(const struct upstream_stats *s) { return s->counts.hedges; }
+static unsigned long u_hedges_won(const struct upstream_stats *s) { return s->counts.hedges_won; }
 static unsigned long u_breaker(const struct upstream_stats *s)
 {
 	if (s->breaker != NULL && strcmp(s->breaker, "open") == 0)
@@ -261,6 +264,13 @@ static const struct upstream_family upstream_families[] = {
 	  "The circuit breaker: 0 closed, 1 open, 2 half open.", u_breaker },
 	{ "fanoutd_upstream_breaker_trips_total", "counter",
 	  "Times the circuit breaker opened.", u_trips },
+	{ "fanoutd_upstream_collapsed_total", "counter",
+	  "Requests that joined an identical one in flight instead of being sent "
+	  "(collapse = yes).", u_collapsed },
+	{ "fanoutd_upstream_hedges_total", "counter",
+	  "Second attempts sent for requests without an answer after hedge_after.", u_hedges },
+	{ "fanoutd_upstream_hedges_won_total", "counter",
+	  "Hedges whose answer came first and was used.", u_hedges_won },
 };
 
 struct render_ctx {

@@ -48,19 +48,105 @@ void outcome_next_attempt(struct outcome *o)
 {
 	unsigned attempts = o->attempts;
 	double waited = o->retry_wait_ms;
+	bool hedged = o->hedged;
 
 	outcome_clear(o);
 	o->attempts = attempts;
 	o->retry_wait_ms = waited;
+	o->hedged = hedged;
 }
 
 void outcome_clear(struct outcome *o)
 {
 	free(o->message);
 	free(o->headers_json);   /* content_type with it */
-	free(o->body);
+	outcome_body_release(o);
 	free(o->decoded);
 	outcome_init(o);
+}
+
+void outcome_share_unref(struct outcome_share *s)
+{
+	if (--s->refs > 0)
+		return;
+	free(s->data);
+	free(s);
+}
+
+void outcome_body_release(struct outcome *o)
+{
+	if (o->share != NULL)
+		outcome_share_unref(o->share);
+	else
+		free(o->body);
+	o->share = NULL;
+	o->body = NULL;
+	o->body_len = o->body_cap = 0;
+}
+
+/* The headers block again: its JSON text and the Content-Type after it
+ * (the Retry-After text is parsed already). */
+static void copy_head(struct outcome *dst, const struct outcome *src)
+{
+	size_t json = strlen(src->headers_json) + 1;
+	size_t ct = src->content_type ? strlen(src->content_type) + 1 : 0;
+
+	dst->headers_json = xmalloc(json + ct);
+	memcpy(dst->headers_json, src->headers_json, json);
+	dst->content_type = NULL;
+	if (ct > 0) {
+		memcpy(dst->headers_json + json, src->content_type, ct);
+		dst->content_type = dst->headers_json + json;
+	}
+}
+
+/* The fields that are plain values. */
+static void copy_values(struct outcome *dst, const struct outcome *src)
+{
+	dst->type = src->type;
+	dst->status = src->status;
+	dst->phase = src->phase;
+	dst->retry_after_s = src->retry_after_s;
+	dst->retry_after_ms = src->retry_after_ms;
+	dst->timing = src->timing;
+	dst->reused = src->reused;
+	dst->protocol = src->protocol;
+	dst->hedged = src->hedged;
+}
+
+void outcome_share_result(struct outcome *dst, struct outcome *src)
+{
+	copy_values(dst, src);
+	dst->attempts = src->attempts;
+	dst->retry_wait_ms = src->retry_wait_ms;
+	dst->message = src->message ? xstrdup(src->message) : NULL;
+	dst->decoded = src->decoded ? xstrdup(src->decoded) : NULL;
+	if (src->headers_json != NULL)
+		copy_head(dst, src);
+	if (src->body == NULL)
+		return;
+	if (src->share == NULL) {   /* the first reader: src's body becomes shared */
+		src->share = xmalloc(sizeof *src->share);
+		src->share->refs = 1;
+		src->share->data = src->body;
+		src->share->len = src->body_len;
+	}
+	src->share->refs++;
+	dst->share = src->share;
+	dst->body = src->body;
+	dst->body_len = dst->body_cap = src->body_len;
+}
+
+void outcome_move_result(struct outcome *dst, struct outcome *src)
+{
+	unsigned attempts = dst->attempts;
+	double waited = dst->retry_wait_ms;
+
+	outcome_clear(dst);
+	*dst = *src;
+	dst->attempts = attempts;
+	dst->retry_wait_ms = waited;
+	outcome_init(src);
 }
 
 /* A field jansson would have kept in the object: a name of valid UTF-8. */
@@ -198,7 +284,8 @@ void outcome_body_trim(struct outcome *o)
 {
 	char *p;
 
-	if (o->body == NULL || o->body_cap == o->body_len || o->body_len == 0)
+	if (o->body == NULL || o->share != NULL || o->body_cap == o->body_len ||
+	    o->body_len == 0)
 		return;
 	p = realloc(o->body, o->body_len);
 	if (p == NULL)

@@ -36,6 +36,14 @@ struct outcome_timing {
 	double total_ms;       /* whole request, queue included */
 };
 
+/* A body several outcomes read: the answer of a collapsed request
+ * (collapse.c), given to each of its waiters.  Freed by the last reader. */
+struct outcome_share {
+	unsigned refs;
+	char *data;            /* owned, malloc */
+	size_t len;
+};
+
 struct outcome {
 	enum outcome_type type;
 	int status;            /* HTTP status, 0 when there was no answer */
@@ -48,7 +56,9 @@ struct outcome {
 	                        * (owned; one block with content_type), NULL
 	                        * while there was no response */
 	const char *content_type;   /* in the block of headers_json, or NULL */
-	char *body;            /* response body (owned, malloc) or NULL */
+	char *body;            /* response body (owned, malloc) or NULL; with
+	                        * share, share->data (read only) */
+	struct outcome_share *share;   /* one reference, or NULL: body is o's own */
 	size_t body_len;
 	size_t body_cap;       /* allocated; trimmed to body_len when done */
 	struct outcome_timing timing;
@@ -59,6 +69,10 @@ struct outcome {
 	char *decoded;         /* the Content-Encoding undone ("gzip"), owned, or NULL */
 	unsigned attempts;     /* made so far (the outcome is the last one's) */
 	double retry_wait_ms;  /* waited between them */
+	bool shared;           /* the answer of a request collapsed with others
+	                        * (SPEC 15): more than one got it */
+	bool hedged;           /* a second attempt was sent while this one
+	                        * waited (SPEC 15); the timings are the winner's */
 };
 
 void outcome_init(struct outcome *o);
@@ -74,6 +88,23 @@ void outcome_body_reserve(struct outcome *o, size_t n);
 void outcome_body_append(struct outcome *o, struct evbuffer *in);
 void outcome_body_add(struct outcome *o, const char *data, size_t len);
 void outcome_body_trim(struct outcome *o);
+
+/* Let go of the body: free it, or drop the reference to a shared one. */
+void outcome_body_release(struct outcome *o);
+
+/* Drop one reference to s (an evbuffer cleanup callback may call it
+ * through answer.c). */
+void outcome_share_unref(struct outcome_share *s);
+
+/* dst (pending) gets src's result: type, status, message, phase, headers,
+ * timings, protocol, attempts and the body — src's body becomes shared,
+ * dst holds a reference (no copy).  src keeps its own. */
+void outcome_share_result(struct outcome *dst, struct outcome *src);
+
+/* dst gets src's result as outcome_share_result() gives it, but the
+ * body and every block move: src is left cleared.  dst's attempts and
+ * retry_wait_ms stay its own. */
+void outcome_move_result(struct outcome *dst, struct outcome *src);
 
 /* The final answer's head: its status, its headers as JSON text (what
  * json_dumps(JSON_COMPACT) made of an object of the fields, values made

@@ -101,6 +101,45 @@ static void free_item(struct request_item *it)
 	memset(it, 0, sizeof *it);
 }
 
+void request_item_free(struct request_item *it)
+{
+	free_item(it);
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+void request_item_copy(struct request_item *dst, const struct request_item *src)
+{
+	size_t i;
+
+	memset(dst, 0, sizeof *dst);
+	dst->url = xstrdup(src->url);
+	dst->method = src->method;
+	dst->tls = src->tls;
+	dst->host = xstrdup(src->host);
+	dst->port = src->port;
+	dst->target = xstrdup(src->target);
+	dst->upstream_key = xstrdup(src->upstream_key);
+	dst->host_header = dup_or_null(src->host_header);
+	dst->headers = xcalloc(src->nheaders ? src->nheaders : 1, sizeof *dst->headers);
+	for (i = 0; i < src->nheaders; i++) {
+		dst->headers[i].name = xstrdup(src->headers[i].name);
+		dst->headers[i].value = xstrdup(src->headers[i].value);
+	}
+	dst->nheaders = dst->nheaders_owned = src->nheaders;
+	if (src->body != NULL) {
+		dst->body = xmalloc(src->body_len ? src->body_len : 1);
+		memcpy(dst->body, src->body, src->body_len);
+	}
+	dst->body_len = src->body_len;
+	dst->timeout_ms = -1;
+	dst->decompress = src->decompress;
+	dst->collapse = src->collapse;
+}
+
 void request_free(struct batch_request *br)
 {
 	size_t i;
@@ -455,7 +494,7 @@ static int parse_object_item(struct request_item *it, const json_t *obj, const c
 {
 	static const char *const known[] = {
 		"url", "method", "headers", "body", "json", "timeout_ms", "id", "decompress",
-		"retry",
+		"retry", "collapse",
 	};
 	const char *key, *url;
 	json_t *v, *headers;
@@ -495,6 +534,10 @@ static int parse_object_item(struct request_item *it, const json_t *obj, const c
 	snprintf(sub, sizeof sub, "%s.decompress", path);
 	if (v != NULL && get_bool(v, sub, &it->decompress, err, errlen) < 0)
 		return -1;
+	v = json_object_get(obj, "collapse");
+	snprintf(sub, sizeof sub, "%s.collapse", path);
+	if (v != NULL && get_bool(v, sub, &it->collapse, err, errlen) < 0)
+		return -1;
 	/* only a request that gives its own: the batch's is not copied */
 	v = json_object_get(obj, "retry");
 	snprintf(sub, sizeof sub, "%s.retry", path);
@@ -512,6 +555,7 @@ static int parse_item(struct request_item *it, const json_t *v, const char *path
 	it->method = REQUEST_METHOD_GET;
 	it->timeout_ms = -1;
 	it->decompress = br->decompress;
+	it->collapse = true;
 	if (long_form && json_is_object(v))
 		return parse_object_item(it, v, path, br, env, err, errlen);
 	url = plain_string(v);

@@ -50,6 +50,8 @@ struct request_item {
 	size_t body_len;
 	long timeout_ms;       /* -1 = the configured request_timeout */
 	bool decompress;       /* undo the answer's Content-Encoding (default) */
+	bool collapse;         /* may join an identical request in flight
+	                        * (collapse = yes upstreams; default true) */
 	struct retry_policy *retry;  /* owned; NULL: none given (the batch's
 	                              * policy, then the config's, apply) */
 };
@@ -91,6 +93,12 @@ int request_parse(const char *data, size_t len, const struct request_limits *lim
 	__attribute__((warn_unused_result));
 
 void request_free(struct batch_request *br);
+
+/* A request of its own, for what outlives its batch (a collapsed
+ * request, collapse.c): every string and header copied (owned), no id,
+ * no retry policy, the configured timeout (timeout_ms -1). */
+void request_item_copy(struct request_item *dst, const struct request_item *src);
+void request_item_free(struct request_item *it);
 
 const char *request_method_name(enum request_method m);
 

@@ -12,6 +12,7 @@
 
 #include "answer.h"
 #include "clock.h"
+#include "collapse.h"
 #include "keyhash.h"
 #include "log.h"
 #include "outcome.h"
@@ -275,6 +276,9 @@ static void counts_now(const struct upstream *u, struct upstream_counts *c)
 	c->budget_exhausted = u->budget_exhausted;
 	c->paused_ms = (unsigned long)u->paused_ms;
 	c->breaker_trips = u->breaker.trips;
+	c->collapsed = u->collapsed;
+	c->hedges = u->hedges;
+	c->hedges_won = u->hedges_won;
 }
 
 /* to += what u counted since it joined its series. */
@@ -296,6 +300,9 @@ static void counts_add_since(struct upstream_counts *to, const struct upstream *
 	to->budget_exhausted += now.budget_exhausted - u->base.budget_exhausted;
 	to->paused_ms += now.paused_ms - u->base.paused_ms;
 	to->breaker_trips += now.breaker_trips - u->base.breaker_trips;
+	to->collapsed += now.collapsed - u->base.collapsed;
+	to->hedges += now.hedges - u->base.hedges;
+	to->hedges_won += now.hedges_won - u->base.hedges_won;
 }
 
 /* From now on u counts into s; what its pool counted before is not s's. */
@@ -335,6 +342,7 @@ static void series_stats(const struct upstream_registry *reg,
 	const struct upstream *u;
 
 	memset(st, 0, sizeof *st);
+	st->p50_ms = st->p95_ms = -1;
 	st->key = s->key;
 	st->live = !LIST_EMPTY(&s->live);
 	st->limit = configured_limit(reg->cfg, s->key);
@@ -359,6 +367,11 @@ static void series_stats(const struct upstream_registry *reg,
 		if (u->breaker.state != BREAKER_CLOSED || st->breaker == NULL)
 			st->breaker = breaker_state_name(u->breaker.state);
 		counts_add_since(&st->counts, u);
+		if (u->latency != NULL && latency_samples(u->latency) > st->latency_samples) {
+			st->latency_samples = latency_samples(u->latency);
+			st->p50_ms = latency_quantile(u->latency, 0.5);
+			st->p95_ms = latency_quantile(u->latency, 0.95);
+		}
 	}
 	st->connections_opened = st->counts.opened;
 	st->tls_handshakes = st->counts.handshakes;
@@ -642,6 +655,8 @@ static void configure(struct upstream_registry *reg, struct upstream *u)
 			ca_file = cu->ca_file;
 	}
 	configure_retry(u, cfg, cu);
+	u->collapse = cu != NULL && cu->collapse > 0;
+	u->hedge_after_ms = cu != NULL && cu->hedge_after_ms > 0 ? cu->hedge_after_ms : 0;
 	configure_shared(reg, u, cu);
 	breaker_configure(&u->breaker, u->breaker_failures, u->breaker_cooldown_ms);
 	limit_sem_set_limit(&u->sem, configured_limit(cfg, u->key));
@@ -711,10 +726,34 @@ static void forget(struct upstream_registry *reg, struct upstream *u)
 		event_free(u->bucket_timer);
 	if (u->pause_timer != NULL)
 		event_free(u->pause_timer);
+	collapse_table_free(u->flights);
+	free(u->latency);
 	free(u->tls_error);
 	free(u->key);
 	free(u->host);
 	free(u);
+}
+
+void upstream_note_latency(struct upstream *u, double ms)
+{
+	if (u->latency == NULL) {
+		u->latency = xmalloc(sizeof *u->latency);
+		latency_init(u->latency);
+	}
+	latency_add(u->latency, ms);
+}
+
+/* SPEC 15: "a fixed 100 ms before" the window has this many samples */
+#define HEDGE_P95_MIN_SAMPLES 100
+#define HEDGE_P95_BEFORE_MS 100.0
+
+double upstream_hedge_delay(struct upstream *u)
+{
+	if (u->hedge_after_ms != CONFIG_HEDGE_P95)
+		return (double)u->hedge_after_ms;
+	if (u->latency == NULL || latency_samples(u->latency) < HEDGE_P95_MIN_SAMPLES)
+		return HEDGE_P95_BEFORE_MS;
+	return latency_quantile(u->latency, 0.95);
 }
 
 /* An upstream that never opened a connection (its name did not resolve,
@@ -780,6 +819,12 @@ void upstream_registry_configure(struct upstream_registry *reg, const struct con
 
 /* --- GET /v1/upstreams --------------------------------------------------- */
 
+/* A latency in ms to 0.1 ms, or null when there is none. */
+static json_t *ms_or_null(double ms)
+{
+	return ms < 0 ? json_null() : json_real((double)(long)(ms * 10 + 0.5) / 10);
+}
+
 /* One series as an element of "upstreams"; the key goes through jansson
  * like every string fanoutd sends. */
 static json_t *series_json(const struct upstream_stats *s)
@@ -790,7 +835,13 @@ static json_t *series_json(const struct upstream_stats *s)
 	for (t = OUTCOME_OK; t < OUTCOME_COUNT; t++)
 		json_object_set_new(totals, outcome_type_name((enum outcome_type)t),
 		                    json_integer((json_int_t)s->totals[t]));
-	return xcheck(json_pack("{s:o,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:s,s:b,s:o}",
+	json_t *latency = xcheck(json_pack("{s:I,s:o,s:o}",
+	                                   "samples", (json_int_t)s->latency_samples,
+	                                   "p50_ms", ms_or_null(s->p50_ms),
+	                                   "p95_ms", ms_or_null(s->p95_ms)));
+
+	return xcheck(json_pack("{s:o,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:s,s:b,"
+	                        "s:o,s:I,s:I,s:I,s:o}",
 	                        "upstream", answer_text(s->key),
 	                        "live", (int)s->live,
 	                        "limit", (json_int_t)s->limit,
@@ -807,6 +858,10 @@ static json_t *series_json(const struct upstream_stats *s)
 	                        "paused_ms", (json_int_t)(s->paused_ms + 0.5),
 	                        "breaker", s->breaker != NULL ? s->breaker : "closed",
 	                        "shared", (int)s->shared,
+	                        "latency", latency,
+	                        "collapsed", (json_int_t)s->counts.collapsed,
+	                        "hedges", (json_int_t)s->counts.hedges,
+	                        "hedges_won", (json_int_t)s->counts.hedges_won,
 	                        "totals", totals));
 }
 

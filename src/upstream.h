@@ -16,6 +16,7 @@
 #include "config.h"
 #include "limit.h"
 #include "breaker.h"
+#include "latency.h"
 #include "pool.h"
 #include "retry.h"
 #include "shared.h"
@@ -27,6 +28,7 @@
 #define UPSTREAM_MAX_SERIES 1000
 #define UPSTREAM_OTHER "other"
 
+struct collapse_table;
 struct upstream_registry;
 struct upstream_series;
 
@@ -59,6 +61,9 @@ struct upstream_counts {
 	unsigned long budget_exhausted;   /* retries not made: over retry_budget */
 	unsigned long paused_ms;    /* paused by Retry-After, in total */
 	unsigned long breaker_trips;
+	unsigned long collapsed;    /* requests that joined one in flight */
+	unsigned long hedges;       /* second attempts sent */
+	unsigned long hedges_won;   /* ... whose answer was the one used */
 };
 
 struct upstream {
@@ -108,6 +113,16 @@ struct upstream {
 	unsigned long retries[UPSTREAM_RETRY_NREASONS];
 	unsigned long budget_exhausted;
 	double paused_ms;           /* paused in total */
+	/* collapsing and hedging (SPEC 15) */
+	bool collapse;              /* collapse = yes */
+	long hedge_after_ms;        /* 0: never; CONFIG_HEDGE_P95: the p95 below */
+	struct collapse_table *flights;   /* requests in flight others may join
+	                                     (owned; made at the first) */
+	struct latency_window *latency;   /* answered attempts, slot to end
+	                                     (owned; made at the first) */
+	unsigned long collapsed;
+	unsigned long hedges;
+	unsigned long hedges_won;
 	struct upstream_counts base;     /* the counts when it joined its series */
 	struct upstream *next;      /* hash chain */
 };
@@ -131,6 +146,8 @@ struct upstream_stats {
 	const char *breaker;                /* "closed", "open", "half_open" */
 	bool shared;                        /* its limits are held in Redis */
 	unsigned streams;                   /* HTTP/2 streams in flight now */
+	unsigned latency_samples;           /* in the rolling window (one live upstream) */
+	double p50_ms, p95_ms;              /* its quantiles, -1 when none */
 	const unsigned long *totals;        /* by outcome, as struct upstream's */
 };
 
@@ -146,6 +163,15 @@ void upstream_registry_free(struct upstream_registry *reg);
  * keepalive_timeout has passed since its last use.  Its series stays. */
 struct upstream *upstream_get(struct upstream_registry *reg, const char *key,
                               const char *host, int port, bool tls);
+
+/* An attempt was answered ms after it got its slot: the rolling window
+ * of hedge_after = p95 and /v1/upstreams. */
+void upstream_note_latency(struct upstream *u, double ms);
+
+/* How long an attempt to u waits for an answer before it is hedged
+ * (SPEC 15): hedge_after, or for p95 the rolling p95 once there are 100
+ * samples (100 ms before); 0: never. */
+double upstream_hedge_delay(struct upstream *u);
 
 /* Let go of u; it may be freed before this returns. */
 void upstream_put(struct upstream *u);

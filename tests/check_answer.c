@@ -1687,6 +1687,120 @@ END_TEST
 
 /* A pretty-printed JSON body stays JSON, on one line; text keeps its
  * line breaks (escaped). */
+/* --- collapsed and hedged (SPEC 15) ---------------------------------------- */
+
+/* A JSON body over ANSWER_COPY_BELOW (4096) with line breaks in it. */
+static char *big_json(size_t *len)
+{
+	size_t n = 6000, i = 0, k;
+	char *p = malloc(n + 8);
+
+	ck_assert_ptr_nonnull(p);
+	p[i++] = '[';
+	for (k = 0; i < n; k++) {
+		p[i++] = '1';
+		p[i++] = ',';
+		if (k % 50 == 49)
+			p[i++] = '\n';
+	}
+	p[i++] = '2';
+	p[i++] = ']';
+	p[i] = '\0';
+	*len = i;
+	return p;
+}
+
+START_TEST(test_shared_body_read_by_every_answer)
+{
+	struct outcome src, copy;
+	size_t len;
+	char *doc = big_json(&len);
+	const char *out;
+
+	short_batch();
+	outcome_init(&src);
+	outcome_init(&copy);
+	respond(&src, OUTCOME_OK, 200, "application/json", doc, len);
+	src.attempts = 2;
+	outcome_share_result(&g_o[0], &src);
+	outcome_share_result(&g_o[1], &src);
+	outcome_share_result(&copy, &src);
+	ck_assert_ptr_nonnull(src.share);
+	ck_assert_uint_eq(src.share->refs, 4);
+	ck_assert_ptr_eq(g_o[0].body, src.body);   /* shared, not copied */
+	ck_assert_uint_eq(g_o[1].attempts, 2);
+	g_o[0].shared = g_o[1].shared = true;
+	/* a line flattens a copy: the others still read the line breaks */
+	answer_write_line(g_buf, &g_br, 0, &g_o[0]);
+	out = output_line();
+	ck_assert_ptr_nonnull(strstr(out, "\"attempts\":2,\"retry_wait_ms\":0.0,\"shared\":true,"));
+	ck_assert_ptr_null(strchr(out, '\r'));
+	ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1);
+	ck_assert_uint_eq(src.share->refs, 3);
+	ck_assert_int_eq(memcmp(src.body, doc, len), 0);
+	/* the buffered answer references it; the evbuffer drops that */
+	ck_assert_int_eq(answer_write_batch(g_buf, &g_br, g_o, 1.0), 200);
+	ck_assert_ptr_null(g_o[1].body);
+	ck_assert_uint_eq(src.share->refs, 3);   /* src, copy, g_buf */
+	output();
+	ck_assert_ptr_nonnull(strstr(g_out, doc));
+	ck_assert_uint_eq(src.share->refs, 2);
+	outcome_clear(&src);   /* the last reader frees it */
+	ck_assert_int_eq(memcmp(copy.body, doc, len), 0);
+	outcome_clear(&copy);
+	free(doc);
+}
+END_TEST
+
+START_TEST(test_small_shared_body_and_headers_copied)
+{
+	struct outcome src;
+
+	short_batch();
+	outcome_init(&src);
+	respond(&src, OUTCOME_HTTP_STATUS, 404, "text/plain", "gone", 4);
+	src.message = strdup("upstream answered 404 Not Found");
+	src.decoded = strdup("gzip");
+	outcome_share_result(&g_o[0], &src);
+	outcome_clear(&src);   /* g_o[0] owns its own copies */
+	ck_assert_str_eq(g_o[0].message, "upstream answered 404 Not Found");
+	ck_assert_str_eq(g_o[0].content_type, "text/plain");
+	ck_assert_str_eq(g_o[0].headers_json, "{\"content-type\":\"text/plain\"}");
+	ck_assert_int_eq(g_o[0].type, OUTCOME_HTTP_STATUS);
+	ck_assert_int_eq(memcmp(g_o[0].body, "gone", 4), 0);
+	respond(&g_o[1], OUTCOME_OK, 200, NULL, NULL, 0);
+}
+END_TEST
+
+START_TEST(test_move_result_keeps_attempts)
+{
+	struct outcome twin;
+
+	short_batch();
+	outcome_init(&twin);
+	respond(&twin, OUTCOME_OK, 200, "application/json", "{\"a\":1}", 7);
+	twin.attempts = 1;
+	twin.timing.ttfb_ms = 3.0;
+	g_o[0].attempts = 3;
+	g_o[0].retry_wait_ms = 12.5;
+	g_o[0].message = strdup("an earlier attempt's");
+	outcome_move_result(&g_o[0], &twin);
+	g_o[0].hedged = true;
+	ck_assert_ptr_null(twin.body);
+	ck_assert_ptr_null(twin.headers_json);
+	ck_assert_ptr_null(g_o[0].message);
+	ck_assert_uint_eq(g_o[0].attempts, 3);
+	ck_assert_double_eq(g_o[0].retry_wait_ms, 12.5);
+	ck_assert_double_eq(g_o[0].timing.ttfb_ms, 3.0);
+	respond(&g_o[1], OUTCOME_OK, 200, NULL, NULL, 0);
+	ck_assert_int_eq(answer_write_batch(g_buf, &g_br, g_o, 1.0), 200);
+	ck_assert_ptr_nonnull(strstr(output(), "\"attempts\":3,\"retry_wait_ms\":12.5,"
+	                             "\"hedged\":true,\"headers\":{\"content-type\":"
+	                             "\"application/json\"},\"body\":{\"a\":1}"));
+	outcome_clear(&twin);
+}
+END_TEST
+
 START_TEST(test_line_json_body_on_one_line)
 {
 	short_batch();
@@ -1918,6 +2032,9 @@ static Suite *answer_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_line_success);
 	tcase_add_test(tc, test_line_json_body_on_one_line);
+	tcase_add_test(tc, test_shared_body_read_by_every_answer);
+	tcase_add_test(tc, test_small_shared_body_and_headers_copied);
+	tcase_add_test(tc, test_move_result_keeps_attempts);
 	tcase_add_test(tc, test_line_group_error);
 	tcase_add_test(tc, test_line_settled_error);
 	tcase_add_test(tc, test_line_is_the_buffered_entry);

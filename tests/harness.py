@@ -862,6 +862,27 @@ def count(up, key):
     return up._get("/count/" + key)
 
 
+def upstream_metric(fd, name, up):
+    """The counter name{upstream=up} on fd's /metrics; 0 before the
+    upstream's series exists (it comes at its first use), but the family
+    must be there."""
+    status, _, body = fd.request("GET", "/metrics")
+    assert status == 200, body
+    want = '%s{upstream="%s"} ' % (name, key_of(up))
+    for line in body.decode().splitlines():
+        if line.startswith(want):
+            return float(line[len(want):])
+    assert ("# TYPE %s counter" % name) in body.decode(), name
+    return 0.0
+
+
+def upstream_entry(fd, up):
+    """up's entry in fd's GET /v1/upstreams."""
+    status, _, data = fd.request("GET", "/v1/upstreams")
+    assert status == 200, data
+    return {u["upstream"]: u for u in json.loads(data)["upstreams"]}[key_of(up)]
+
+
 def main():
     """Run the calling module's tests; exit 1 on any failure."""
     prog = unittest.main(exit=False, verbosity=2)

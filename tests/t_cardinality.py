@@ -108,6 +108,9 @@ class TestCap(harness.TestCase):
                                    "connections_opened": 0, "tls_handshakes": 0,
                                    "protocol": None, "streams": 0, "goaways": 0,
                                    "paused_ms": 0, "breaker": "closed", "shared": False,
+                                   "latency": {"samples": 0, "p50_ms": None,
+                                               "p95_ms": None},
+                                   "collapsed": 0, "hedges": 0, "hedges_won": 0,
                                    "totals": totals(dns=200)})
         self.assertEqual(ups[0]["totals"], totals(dns=1))
 

@@ -44,12 +44,21 @@
  *                  ?delay=MS makes each attempt answer MS later).  KEY: 1..64
  *                  of [A-Za-z0-9_-], else 400 "bad key"; at most 4096 keys
  *                  (400 "too many flaky keys" beyond)
+ *   /tail/KEY      ?every=N&slow=MS&base=MS: a fixed share of slow answers,
+ *                  for hedging.  Attempt I (counted as for /flaky, in the
+ *                  same table: /flaky/K and /tail/K are one KEY) is slow
+ *                  when I % N == 0 (N >= 1, default 20: 5 %) and answers
+ *                  200 {"key":"KEY","attempt":I,"slow":true} after slow ms
+ *                  (default 500); the others answer "slow":false after base
+ *                  ms (default 0).  ?delay=MS comes on top of either.  A bad
+ *                  number: 400 "bad every, slow or base"
  *   /count/KEY     {"key":"KEY","count":C,"times_ms":[T,...],
- *                  "max_in_flight":M}: the /flaky/KEY requests seen, the
- *                  wall-clock arrival time of the last (at most) 64 of them,
- *                  oldest first (ms since the epoch, 0.1 ms resolution), and
- *                  the most of them in flight at once (arrival to answered,
- *                  reset or closed).  Not counted in /stats, like /stats
+ *                  "max_in_flight":M}: the /flaky/KEY and /tail/KEY requests
+ *                  seen, the wall-clock arrival time of the last (at most) 64
+ *                  of them, oldest first (ms since the epoch, 0.1 ms
+ *                  resolution), and the most of them in flight at once
+ *                  (arrival to answered, reset or closed).  Not counted in
+ *                  /stats, like /stats
  *   /time          {"now_ms":T}: the wall-clock ms since the epoch (0.1 ms
  *                  resolution) at which this request arrived (before ?delay)
  *   /hang          never answers
@@ -86,7 +95,7 @@
  * 400 and the connection is closed.
  *
  * In h2 mode the endpoints are /delay, /status, /hang, /bytes, /json, /echo,
- * /flaky (reset=1: RST_STREAM INTERNAL_ERROR), /count, /time, /stats,
+ * /flaky (reset=1: RST_STREAM INTERNAL_ERROR), /tail, /count, /time, /stats,
  * /stats/reset and ?delay=MS as above, sharing the /flaky table with h1
  * (/echo adds "authority",
  * "scheme" and "protocol":"h2"; its "headers" leave out pseudo-headers),
@@ -516,14 +525,22 @@ static struct flaky_entry *flaky_find(const char *key)
 	return NULL;
 }
 
+/* The KEY of /flaky/KEY or /tail/KEY (they share the table), else NULL. */
+static const char *counted_key(const char *path)
+{
+	if (!strncmp(path, "/flaky/", 7))
+		return path + 7;
+	if (!strncmp(path, "/tail/", 6))
+		return path + 6;
+	return NULL;
+}
+
 long flaky_arrive(const char *path, double now, long long *attempt)
 {
-	const char *key = path + 7;
+	const char *key = counted_key(path);
 	struct flaky_entry *e;
 
-	if (strncmp(path, "/flaky/", 7))
-		return 0;
-	if (!flaky_key_valid(key))
+	if (!key || !flaky_key_valid(key))
 		return 0;
 	if (!(e = flaky_find(key))) {
 		size_t i;
@@ -631,6 +648,20 @@ int query_header_param(const char *target, const char *key, char *out,
 	return 1;
 }
 
+/* Starts R as a 400 and, if flaky_arrive's HANDLE says the key was bad or
+ * the table full, fills in why: 1 if so (R is the answer), else 0. */
+static int flaky_bad_key(long handle, struct flaky_reply *r)
+{
+	memset(r, 0, sizeof *r);
+	r->code = 400;
+	r->ctype = "text/plain";
+	if (handle > 0)
+		return 0;
+	r->len = (size_t)snprintf(r->body, sizeof r->body, "%s",
+				  handle == 0 ? "bad key\n" : "too many flaky keys\n");
+	return 1;
+}
+
 void flaky_reply(const char *target, const char *key, long handle,
 		 long long attempt, struct flaky_reply *r)
 {
@@ -638,18 +669,8 @@ void flaky_reply(const char *target, const char *key, long handle,
 	long long fail = 0, code = 503;
 	int reset = 0, ra;
 
-	memset(r, 0, sizeof *r);
-	r->code = 400;
-	r->ctype = "text/plain";
-	if (handle == 0) {
-		r->len = (size_t)snprintf(r->body, sizeof r->body, "bad key\n");
+	if (flaky_bad_key(handle, r))
 		return;
-	}
-	if (handle < 0) {
-		r->len = (size_t)snprintf(r->body, sizeof r->body,
-					  "too many flaky keys\n");
-		return;
-	}
 	if (query_param(target, "fail", val, sizeof val) &&
 	    parse_num(val, 1000000000, &fail) < 0) {
 		r->len = (size_t)snprintf(r->body, sizeof r->body, "bad fail\n");
@@ -698,6 +719,44 @@ void flaky_reply(const char *target, const char *key, long handle,
 	}
 	r->len = (size_t)snprintf(r->body, sizeof r->body,
 				  "flaky %s attempt %lld\n", key, attempt);
+}
+
+/* TARGET's query parameter NAME as a number in [min, max], else DEF when
+ * absent: 0, or -1 if present but not such a number. */
+static int query_num(const char *target, const char *name, long long min,
+		     long long max, long long def, long long *out)
+{
+	char val[32];
+
+	*out = def;
+	if (!query_param(target, name, val, sizeof val))
+		return 0;
+	return parse_num(val, max, out) < 0 || *out < min ? -1 : 0;
+}
+
+void tail_reply(const char *target, const char *key, long handle,
+		long long attempt, struct flaky_reply *r, long long *wait_ms)
+{
+	long long every, slow, base;
+	int is_slow;
+
+	*wait_ms = 0;
+	if (flaky_bad_key(handle, r))
+		return;
+	if (query_num(target, "every", 1, 1000000000, 20, &every) < 0 ||
+	    query_num(target, "slow", 0, MAX_DELAY_MS, 500, &slow) < 0 ||
+	    query_num(target, "base", 0, MAX_DELAY_MS, 0, &base) < 0) {
+		r->len = (size_t)snprintf(r->body, sizeof r->body,
+					  "bad every, slow or base\n");
+		return;
+	}
+	is_slow = attempt % every == 0;
+	*wait_ms = is_slow ? slow : base;
+	r->code = 200;
+	r->ctype = "application/json";
+	r->len = (size_t)snprintf(r->body, sizeof r->body,
+				  "{\"key\":\"%s\",\"attempt\":%lld,\"slow\":%s}",
+				  key, attempt, is_slow ? "true" : "false");
 }
 
 /* ---------------------------------------------------------------- stats */
@@ -1355,6 +1414,32 @@ static void h_flaky(struct conn *c, const char *key)
 	reply(c, r.code, r.ctype, r.body, r.len, extra);
 }
 
+/* The answer waits in the timer; tail_reply is asked again when it fires
+ * (the same target and attempt give the same answer), so the connection
+ * keeps no copy. */
+static void tail_done(struct conn *c)
+{
+	struct flaky_reply r;
+	long long wait_ms;
+
+	tail_reply(c->req.target, c->req.path + strlen("/tail/"), c->req.flaky,
+		   c->req.attempt, &r, &wait_ms);
+	reply(c, r.code, r.ctype, r.body, r.len, NULL);
+}
+
+static void h_tail(struct conn *c, const char *key)
+{
+	struct flaky_reply r;
+	long long wait_ms;
+
+	tail_reply(c->req.target, key, c->req.flaky, c->req.attempt, &r, &wait_ms);
+	if (r.code != 200) {
+		reply(c, r.code, r.ctype, r.body, r.len, NULL);
+		return;
+	}
+	start_timer(c, wait_ms, tail_done);
+}
+
 static void h_count(struct conn *c, const char *key)
 {
 	struct evbuffer *o = evbuffer_new();
@@ -1418,7 +1503,7 @@ static const struct route {
 	{ "/negativelength", h_negativelength }, { "/status2000", h_status2000 },
 	{ "/file/", h_file },
 	{ "/flaky/", h_flaky },       { "/count/", h_count },
-	{ "/time", h_time },
+	{ "/time", h_time },          { "/tail/", h_tail },
 };
 
 static void route(struct conn *c)

@@ -567,6 +567,31 @@ static void h_flaky(struct h2_stream *s, const char *key)
 	submit(s, &h);
 }
 
+/* As upstream.c's: the answer waits in the timer and is asked for again
+ * when it fires. */
+static void tail_done(struct h2_stream *s)
+{
+	struct flaky_reply r;
+	long long wait_ms;
+
+	tail_reply(s->target, s->path + strlen("/tail/"), s->flaky, s->attempt,
+		   &r, &wait_ms);
+	reply(s, r.code, r.ctype, r.body, r.len);
+}
+
+static void h_tail(struct h2_stream *s, const char *key)
+{
+	struct flaky_reply r;
+	long long wait_ms;
+
+	tail_reply(s->target, key, s->flaky, s->attempt, &r, &wait_ms);
+	if (r.code != 200) {
+		reply(s, r.code, r.ctype, r.body, r.len);
+		return;
+	}
+	h2_start_timer(s, wait_ms, tail_done);
+}
+
 static void h_count(struct h2_stream *s, const char *key)
 {
 	struct evbuffer *o = evbuffer_new();
@@ -606,7 +631,7 @@ static const struct h2_route {
 	{ "/rst/", h_rst },             { "/rst-after-head/", h_rst_after_head },
 	{ "/goaway", h_goaway },        { "/badheader", h_badheader },
 	{ "/flaky/", h_flaky },         { "/count/", h_count },
-	{ "/time", h_time },
+	{ "/time", h_time },            { "/tail/", h_tail },
 };
 
 static void route(struct h2_stream *s)

@@ -35,7 +35,7 @@ void stats_reset(struct upstream_stats *st);     /* and the flaky table */
 /* /stats*, /count/KEY: not counted, no ?delay, the observer rule. */
 int is_observer_path(const char *path);
 
-/* /flaky/KEY, /count/KEY, /time: one table for both protocols. */
+/* /flaky/KEY, /tail/KEY, /count/KEY, /time: one table for both protocols. */
 #define RETRY_AFTER_MAX 256             /* a Retry-After value, with NUL */
 double wall_ms(void);                   /* ms since the epoch, fractional */
 /* Looks KEY up in TARGET's query and URL-decodes it ('+' is a space) into
@@ -43,10 +43,11 @@ double wall_ms(void);                   /* ms since the epoch, fractional */
  * bad %-escape or a control character. */
 int query_header_param(const char *target, const char *key, char *out,
 		       size_t outlen);
-/* A request on PATH arrived at NOW (wall_ms): if PATH is /flaky/KEY with a
- * good KEY, counts it, sets *ATTEMPT (1, 2, ...) and returns a handle > 0
- * that flaky_leave must get once the request is answered or gone; else 0
- * (not /flaky, or a bad key) or -1 (table full), nothing to leave. */
+/* A request on PATH arrived at NOW (wall_ms): if PATH is /flaky/KEY or
+ * /tail/KEY with a good KEY, counts it, sets *ATTEMPT (1, 2, ...) and
+ * returns a handle > 0 that flaky_leave must get once the request is
+ * answered or gone; else 0 (neither, or a bad key) or -1 (table full),
+ * nothing to leave. */
 long flaky_arrive(const char *path, double now, long long *attempt);
 void flaky_leave(long handle);          /* ignores handles <= 0 */
 /* The answer to /flaky/KEY (TARGET: its whole target, for the query). */
@@ -60,6 +61,10 @@ struct flaky_reply {
 };
 void flaky_reply(const char *target, const char *key, long handle,
 		 long long attempt, struct flaky_reply *r);
+/* The answer to /tail/KEY (flaky_arrive's HANDLE and ATTEMPT): a 400 to
+ * send at once, or the 200 to send after *WAIT_MS. */
+void tail_reply(const char *target, const char *key, long handle,
+		long long attempt, struct flaky_reply *r, long long *wait_ms);
 /* /count/KEY's JSON, or -1 (nothing added) for a bad KEY. */
 int count_json(struct evbuffer *o, const char *key);
 void time_json(struct evbuffer *o, double ms);  /* /time */
