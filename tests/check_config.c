@@ -197,6 +197,8 @@ static void assert_config_eq(const struct config *a, const struct config *b)
 		ck_assert_int_eq(x->tls_verify, y->tls_verify);
 		assert_optstr_eq(x->ca_file, y->ca_file);
 		ck_assert_int_eq(x->shared, y->shared);
+		ck_assert_int_eq(x->collapse, y->collapse);
+		ck_assert_int_eq(x->hedge_after_ms, y->hedge_after_ms);
 	}
 }
 
@@ -1057,6 +1059,40 @@ START_TEST(upstream_sections)
 
 	assert_dump_reloads(&cfg);
 	config_free(&cfg);
+}
+END_TEST
+
+START_TEST(collapse_and_hedge)
+{
+	struct config cfg;
+
+	load_ok(&cfg, "[upstream \"http://a\"]\ncollapse = yes\nhedge_after = P95\n"
+	              "[upstream \"http://b\"]\nhedge_after = 50ms\ncollapse = no\n"
+	              "[upstream \"http://c\"]\nhedge_after = off\n"
+	              "[upstream \"http://d\"]\nhedge_after = 1h\n"
+	              "[upstream \"http://e\"]\nconcurrency = 3\n");
+	ck_assert_int_eq(cfg.upstreams[0].collapse, 1);
+	ck_assert_int_eq(cfg.upstreams[0].hedge_after_ms, CONFIG_HEDGE_P95);
+	ck_assert_int_eq(cfg.upstreams[1].collapse, 0);
+	ck_assert_int_eq(cfg.upstreams[1].hedge_after_ms, 50);
+	ck_assert_int_eq(cfg.upstreams[2].hedge_after_ms, 0);
+	ck_assert_int_eq(cfg.upstreams[3].hedge_after_ms, 3600000);
+	ck_assert_int_eq(cfg.upstreams[4].collapse, -1);
+	ck_assert_int_eq(cfg.upstreams[4].hedge_after_ms, -1);
+	assert_dump_reloads(&cfg);
+	config_free(&cfg);
+	expect_error("[upstream \"http://a\"]\nhedge_after = 0ms\n", 2,
+	             "hedge_after: bad value \"0ms\" (use off, p95 or a duration of 1ms..1h, "
+	             "e.g. 50ms)");
+	expect_error("[upstream \"http://a\"]\nhedge_after = 2h\n", 2,
+	             "hedge_after: bad value \"2h\" (use off, p95 or a duration of 1ms..1h, "
+	             "e.g. 50ms)");
+	expect_error("[upstream \"http://a\"]\nhedge_after = p99\n", 2,
+	             "hedge_after: bad value \"p99\" (use off, p95 or a duration of 1ms..1h, "
+	             "e.g. 50ms)");
+	expect_error("[upstream \"http://a\"]\ncollapse = maybe\n", 2,
+	             "collapse: bad boolean \"maybe\" (use yes/no, true/false, on/off, 1/0)");
+	expect_error("[fanoutd]\ncollapse = yes\n", 2, "unknown key \"collapse\" in [fanoutd]");
 }
 END_TEST
 
@@ -2161,6 +2197,7 @@ static Suite *config_suite(void)
 	TCase *tc;
 
 	tc = tcase_create("units");
+	tcase_add_test(tc, collapse_and_hedge);
 	tcase_add_test(tc, duration_good);
 	tcase_add_test(tc, duration_bad);
 	tcase_add_test(tc, size_good);

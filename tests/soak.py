@@ -1,6 +1,7 @@
 """Soak: many upstream requests through one fanoutd against the test
 upstream, HTTP/1.1 and HTTP/2 (h2c) mixed in every batch, retries and the
-circuit breaker on, with a mix of
+circuit breaker on, identical requests of concurrent clients collapsed and
+slow ones hedged (a fixed delay over HTTP/1.1, the p95 over h2), with a mix of
 successes, failures, hangs, resets (of connections and of streams),
 garbage, large and chunked bodies, from concurrent clients, some of which
 hang up mid-batch.  Asserts that every client got a whole, well-formed answer,
@@ -139,8 +140,11 @@ def main():
                                 "retries = 1\nretry_backoff = 5ms\n"
                                 "retry_on = connect, timeout, 500, 503\n"
                                 "breaker_failures = 4\nbreaker_cooldown = 50ms\n"
+                                "[upstream \"http://127.0.0.1:%d\"]\n"
+                                "collapse = yes\nhedge_after = 3ms\n"
                                 "[upstream \"http://127.0.0.1:%d\"]\nhttp2 = prior-knowledge\n"
-                                % (LIMIT, up2.port))
+                                "collapse = yes\nhedge_after = p95\n"
+                                % (LIMIT, up.port, up2.port))
     ok = False
     try:
         t0 = time.time()
@@ -169,14 +173,22 @@ def main():
         sums = {}
         for line in metrics.decode().splitlines():
             for fam in ("fanoutd_upstream_retries_total", "fanoutd_upstream_breaker_trips_total",
-                        "fanoutd_upstream_retry_budget_exhausted_total"):
+                        "fanoutd_upstream_retry_budget_exhausted_total",
+                        "fanoutd_upstream_collapsed_total", "fanoutd_upstream_hedges_total",
+                        "fanoutd_upstream_hedges_won_total"):
                 if line.startswith(fam + "{"):
                     sums[fam] = sums.get(fam, 0) + float(line.rsplit(" ", 1)[1])
         print("soak: %d retries made, %d not made (budget), breaker opened %d times"
               % (sums.get("fanoutd_upstream_retries_total", 0),
                  sums.get("fanoutd_upstream_retry_budget_exhausted_total", 0),
                  sums.get("fanoutd_upstream_breaker_trips_total", 0)))
+        print("soak: %d requests collapsed into others; %d hedges sent, %d won"
+              % (sums.get("fanoutd_upstream_collapsed_total", 0),
+                 sums.get("fanoutd_upstream_hedges_total", 0),
+                 sums.get("fanoutd_upstream_hedges_won_total", 0)))
         assert sums.get("fanoutd_upstream_retries_total", 0) > 0, "no retry was made"
+        assert sums.get("fanoutd_upstream_collapsed_total", 0) > 0, "nothing was collapsed"
+        assert sums.get("fanoutd_upstream_hedges_total", 0) > 0, "nothing was hedged"
         assert st["max_in_flight"] <= LIMIT, "per-upstream limit exceeded"
         assert st2["max_in_flight"] <= LIMIT, "per-upstream limit exceeded (h2)"
         assert h2["protocol"] == "h2", h2
