@@ -1,5 +1,6 @@
-/* fetch_internal: what fetch.c (the life of a fetch: slots, timers, DNS,
- * connect, the failure classifier), fetch_answer.c (its answer as it
+/* fetch_internal: what fetch.c (the life of a fetch: slots, timers,
+ * retries, its end), fetch_connect.c (onto a connection: DNS, connect, the
+ * failure classifier), fetch_answer.c (its answer as it
  * arrives) and fetch_retry.c (what an attempt's end means for the next)
  * share; collapse.c and hedge.c log about fetches with fetch_debug too.
  * Included by nothing else. */
@@ -21,6 +22,25 @@ void fetch_describe(const void *obj, char *buf, size_t len);
 static inline const void *fetch_obj(const struct fetch *f) { return f; }
 #define fetch_debug(f, ...) \
 	log_about(LOG_LEVEL_DEBUG, fetch_describe, fetch_obj(f), __VA_ARGS__)
+
+/* Every change of f->state: checked against fetch.c's diagram, traced. */
+void fetch_set_state(struct fetch *f, enum fetch_state to);
+
+/* (Re)arm the timer: the connect deadline while connecting, else the
+ * request's (fetch.c). */
+void fetch_arm_timer(struct fetch *f);
+
+/* Hand the connection back (reusable, unless the deny list now covers its
+ * address); an exchange still under way is cancelled (fetch.c). */
+void fetch_drop_conn(struct fetch *f, bool reusable);
+
+/* The attempt has its slots: on an idle connection, or a new one
+ * (fetch_connect.c). */
+void fetch_begin(struct fetch *f);
+
+/* A connection to send on (c), or leave to open one (c NULL), for a fetch
+ * that waited for one: the pool's waiter callback (fetch_connect.c). */
+void fetch_conn_ready(struct pool_waiter *w, struct pool_conn *c, void *arg);
 
 /* The natural end of a fetch (message is owned by the outcome now);
  * reusable: the connection may carry the next request. */
