@@ -36,6 +36,8 @@ struct flight {
 	TAILQ_HEAD(, fetch) waiters;   /* the requests it answers (borrowed) */
 	unsigned nwaiters;
 	bool delivering;               /* answering them: none may abort it */
+	struct event *reaper;          /* frees it on the next turn of the loop:
+	                                  its fetch may be up the stack */
 };
 
 struct collapse_table {
@@ -76,16 +78,29 @@ static void unlink_flight(struct flight *fl)
 	fl->next = NULL;
 }
 
-static void free_flight(struct flight *fl)
+static void on_reap(evutil_socket_t fd, short what, void *arg)
 {
+	struct flight *fl = arg;
 	struct upstream *up = fl->up;
 
+	(void)fd;
+	(void)what;
+	event_free(fl->reaper);   /* the running event: fine, not persistent */
 	fetch_cleanup(&fl->fetch);
 	outcome_clear(&fl->out);
 	request_item_free(&fl->item);
 	free(fl->key);
 	free(fl);
 	upstream_put(up);   /* last: it may free the table */
+}
+
+/* Answered or aborted: out of the table now, freed on the next turn. */
+static void reap(struct flight *fl)
+{
+	struct timeval now = { 0, 0 };
+
+	unlink_flight(fl);
+	evtimer_add(fl->reaper, &now);
 }
 
 static void add_waiter(struct flight *fl, struct fetch *f)
@@ -100,20 +115,20 @@ static void add_waiter(struct flight *fl, struct fetch *f)
 static void on_flight_done(struct fetch *inner, void *arg)
 {
 	struct flight *fl = arg;
-	bool shared = fl->nwaiters > 1;
 	struct fetch *w;
 
 	(void)inner;
-	unlink_flight(fl);
+	reap(fl);
+	/* every one waiting when it came: one whose batch then fails fast
+	 * because of another's answer has been told it was shared */
+	fl->out.shared = fl->nwaiters > 1;
 	fl->delivering = true;
 	while ((w = TAILQ_FIRST(&fl->waiters)) != NULL) {
 		TAILQ_REMOVE(&fl->waiters, w, flight_link);
 		fl->nwaiters--;
 		w->flight = NULL;
-		w->out->shared = shared;
-		fetch_adopt(w, &fl->out, true);
+		fetch_adopt(w, &fl->out);
 	}
-	free_flight(fl);
 }
 
 static void start_flight(struct fetch *f, char *key, struct flight **bucket)
@@ -122,6 +137,7 @@ static void start_flight(struct fetch *f, char *key, struct flight **bucket)
 	struct flight *fl = xcalloc(1, sizeof *fl);
 
 	fl->key = key;
+	fl->reaper = xcheck(evtimer_new(f->env->base, on_reap, fl));
 	fl->up = upstream_get(u->reg, u->key, u->host, u->port, u->tls);
 	request_item_copy(&fl->item, f->item);
 	outcome_init(&fl->out);
@@ -138,29 +154,47 @@ static void start_flight(struct fetch *f, char *key, struct flight **bucket)
 	fetch_start(&fl->fetch);   /* may answer, and free fl, before it returns */
 }
 
-void collapse_join(struct fetch *f)
+/* The flight of key in u's table, or NULL; *bucket: where it is or goes. */
+static struct flight *find(struct upstream *u, const char *key, struct flight ***bucket)
 {
-	struct upstream *u = f->up;
-	char *key = identity(f->item);
-	struct flight **bucket, *fl;
+	struct flight *fl;
 
 	if (u->flights == NULL)
 		u->flights = xcalloc(1, sizeof *u->flights);
-	bucket = &u->flights->buckets[keyhash(key, COLLAPSE_BUCKETS)];
-	for (fl = *bucket; fl != NULL && strcmp(fl->key, key) != 0; fl = fl->next)
+	*bucket = &u->flights->buckets[keyhash(key, COLLAPSE_BUCKETS)];
+	for (fl = **bucket; fl != NULL && strcmp(fl->key, key) != 0; fl = fl->next)
 		;
+	return fl;
+}
+
+bool collapse_in_flight(const struct fetch *f)
+{
+	char *key = identity(f->item);
+	struct flight **bucket;
+	bool found = find(f->up, key, &bucket) != NULL;
+
+	free(key);
+	return found;
+}
+
+bool collapse_join(struct fetch *f)
+{
+	char *key = identity(f->item);
+	struct flight **bucket, *fl = find(f->up, key, &bucket);
+
 	if (fl == NULL) {
 		start_flight(f, key, bucket);
-		return;
+		return true;
 	}
 	free(key);
-	u->collapsed++;
+	f->up->collapsed++;
 	add_waiter(fl, f);
 	fetch_debug(f, "joined an identical request in flight (%u waiting for it)",
 	            fl->nwaiters);
+	return false;
 }
 
-void collapse_leave(struct fetch *f)
+struct flight *collapse_leave(struct fetch *f)
 {
 	struct flight *fl = f->flight;
 
@@ -168,11 +202,18 @@ void collapse_leave(struct fetch *f)
 	fl->nwaiters--;
 	f->flight = NULL;
 	if (fl->nwaiters > 0 || fl->delivering)
+		return NULL;
+	unlink_flight(fl);   /* an identical request from now on starts anew */
+	return fl;
+}
+
+void collapse_abandon(struct flight *fl)
+{
+	if (fl == NULL)
 		return;
 	fetch_debug(&fl->fetch, "every request waiting for it left: aborted");
-	unlink_flight(fl);
+	reap(fl);
 	fetch_abort(&fl->fetch, OUTCOME_CANCELLED, "every request waiting for it left");
-	free_flight(fl);
 }
 
 const char *collapse_phase(const struct fetch *f)

@@ -11,17 +11,29 @@
 #ifndef FANOUTD_COLLAPSE_H
 #define FANOUTD_COLLAPSE_H
 
+#include <stdbool.h>
+
 struct collapse_table;
 struct fetch;
+struct flight;
+
+/* Is a request identical to f's in flight (f would join it)? */
+bool collapse_in_flight(const struct fetch *f);
 
 /* f (FETCH_JOINED, a collapsible request) joins the flight of its
- * identity, started if there is none; its answer comes through
- * fetch_adopt(), maybe before this returns. */
-void collapse_join(struct fetch *f);
+ * identity, or starts one if there is none: true then (f's request is
+ * the one sent for all; it may be answered before this returns). */
+bool collapse_join(struct fetch *f);
 
-/* f leaves its flight (f->flight) and gets no answer from it; the last to
- * leave aborts the flight. */
-void collapse_leave(struct fetch *f);
+/* f leaves its flight (f->flight) and gets no answer from it.  Returns
+ * the flight when f was its last waiter: the caller hands it to
+ * collapse_abandon() once f is done (aborting it hands back slots, which
+ * may run other requests), else NULL. */
+struct flight *collapse_leave(struct fetch *f);
+
+/* Abort a flight nobody waits for any more (its request is cancelled at
+ * the upstream); it is freed on the next turn of the loop.  NULL: none. */
+void collapse_abandon(struct flight *fl);
 
 /* Where the flight f waits on is: "queued", "connect", …, "response". */
 const char *collapse_phase(const struct fetch *f);

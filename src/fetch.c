@@ -86,8 +86,8 @@ static bool allowed(enum fetch_state from, enum fetch_state to)
 
 	if (from == FETCH_DONE)
 		return false;
-	if (to == FETCH_BACKOFF)
-		return from != FETCH_IDLE && from != FETCH_BACKOFF && from != FETCH_JOINED;
+	if (to == FETCH_BACKOFF)   /* joined: its hedge's answer is retried */
+		return from != FETCH_IDLE && from != FETCH_BACKOFF;
 	/* an attempt under way that failed waits for its hedge */
 	if (to == FETCH_JOINED && from != FETCH_QUEUED)
 		return from == FETCH_RESOLVING || from == FETCH_WAITCONN ||
@@ -119,8 +119,8 @@ static bool connecting(enum fetch_state s)
 static const char *phase_of(const struct fetch *f)
 {
 	switch (f->state) {
-	case FETCH_JOINED:   /* waits for an answer another fetch is getting */
-		return "response";
+	case FETCH_JOINED:   /* where what it waits for is (it may be queued) */
+		return f->flight != NULL ? collapse_phase(f) : "response";
 	case FETCH_IDLE:
 	case FETCH_QUEUED:
 	case FETCH_BACKOFF:
@@ -267,16 +267,13 @@ static void record(struct fetch *f, enum outcome_type type, char *message,
 	count(f);
 }
 
-/* Recorded: done.  An inner fetch has no batch to fail fast first, and
- * its done may free it: its slots go back before. */
+/* Recorded: tell the batch, then hand back the slots, so a failing batch
+ * cancels its own queued requests before a slot could be given to one of
+ * them.  Handing back a slot may run another request that ends at once
+ * and makes its batch fail fast: nothing of f is touched after. */
 static void end(struct fetch *f)
 {
 	fetch_set_state(f, FETCH_DONE);
-	if (f->inner) {
-		release_slots(f);
-		f->done(f, f->done_arg);
-		return;
-	}
 	f->done(f, f->done_arg);
 	release_slots(f);
 }
@@ -347,9 +344,6 @@ static void next_attempt(struct fetch *f)
 	start_attempt(f);
 }
 
-/* Hand back the connection, tell the batch, then hand back the slot, so
- * a failing batch cancels its own queued requests before the slot could
- * be given to one of them. */
 /* An answer from the upstream, whatever its status: what a hedge races
  * for and the rolling latency measures. */
 static bool answered(enum outcome_type type)
@@ -364,26 +358,16 @@ static void wait_for_hedge(struct fetch *f)
 {
 	fetch_debug(f, "attempt failed; its hedge goes on");
 	fetch_set_state(f, FETCH_JOINED);
+	fetch_arm_timer(f);   /* before the slots go back: that may end f */
 	release_slots(f);
-	fetch_arm_timer(f);
 }
 
-void fetch_finish(struct fetch *f, enum outcome_type type, char *message,
-                  const char *phase, bool reusable)
+/* An attempt's result: another attempt after a back-off, or the end. */
+static void settle(struct fetch *f, enum outcome_type type, char *message,
+                   const char *phase)
 {
 	double wait;
 
-	stop_timer(f);
-	fetch_drop_conn(f, reusable);
-	if (answered(type) && f->t_granted > 0)
-		upstream_note_latency(f->up, clock_now_ms() - f->t_granted);
-	fetch_retry_note(f, type, phase);
-	if (!answered(type) && hedge_running(f)) {
-		free(message);
-		wait_for_hedge(f);
-		return;
-	}
-	hedge_cancel(f);
 	if (type != OUTCOME_OK && fetch_retry_wait(f, type, phase, &wait)) {
 		fetch_debug(f, "attempt %u: %s%s%s; attempt %u in %.0f ms", f->out->attempts,
 		            outcome_type_name(type), message ? ": " : "", message ? message : "",
@@ -397,59 +381,102 @@ void fetch_finish(struct fetch *f, enum outcome_type type, char *message,
 	end(f);
 }
 
+void fetch_finish(struct fetch *f, enum outcome_type type, char *message,
+                  const char *phase, bool reusable)
+{
+	struct hedge *h;
+
+	stop_timer(f);
+	fetch_drop_conn(f, reusable);
+	/* a twin's answers are the fast ones: the window takes its request's
+	 * wait instead (fetch_take_hedge) */
+	if (answered(type) && f->t_granted > 0 && !f->twin)
+		upstream_note_latency(f->up, clock_now_ms() - f->t_granted);
+	fetch_retry_note(f, type, phase);
+	if (!answered(type) && hedge_running(f)) {
+		free(message);
+		wait_for_hedge(f);
+		return;
+	}
+	h = hedge_detach(f);
+	settle(f, type, message, phase);
+	hedge_drop(h);   /* last: cancelling the twin hands back its slots */
+}
+
 /* A joined fetch ends by itself (its own deadline): it leaves what it
- * waited for, which goes on for the others. */
+ * waited for, which goes on for the others (or is dropped, once f is
+ * done, if f was the last). */
 static void end_joined(struct fetch *f, enum outcome_type type, char *message)
 {
-	/* the phase of what it waited for: the shared request may be queued */
-	const char *phase = f->flight != NULL ? collapse_phase(f) : "response";
+	const char *phase = phase_of(f);
+	struct flight *fl = f->flight != NULL ? collapse_leave(f) : NULL;
+	struct hedge *h = hedge_detach(f);
 
-	if (f->flight != NULL)
-		collapse_leave(f);
-	hedge_cancel(f);
 	stop_timer(f);
 	release_budget(f);
 	record(f, type, message, phase);
 	end(f);
+	hedge_drop(h);
+	collapse_abandon(fl);
 }
 
-void fetch_adopt(struct fetch *f, struct outcome *src, bool share)
+/* What an adopted answer costs its batch: over max_batch_response it is
+ * too_large instead. */
+static void charge_body(struct fetch *f)
 {
-	bool shared = f->out->shared, hedged = f->out->hedged;
+	f->body_len = f->out->body_len;
+	if (f->batch_bytes == NULL)
+		return;
+	if (*f->batch_bytes + f->body_len <= f->env->max_batch_response) {
+		*f->batch_bytes += f->body_len;
+		return;
+	}
+	outcome_body_release(f->out);
+	f->body_len = 0;
+	free(f->out->message);
+	f->out->message = xasprintf("bodies of the batch over max_batch_response (%llu bytes)",
+	                            (unsigned long long)f->env->max_batch_response);
+	f->out->type = OUTCOME_TOO_LARGE;
+}
 
-	assert(f->flight == NULL && f->hedge == NULL);
-	stop_exchange(f);
-	release_budget(f);
-	if (f->probe)
-		breaker_probe_abandoned(&f->up->breaker);
-	f->probe = false;
+void fetch_adopt(struct fetch *f, struct outcome *src)
+{
+	assert(f->state == FETCH_JOINED && f->flight == NULL && f->hedge == NULL);
+	stop_timer(f);
+	outcome_clear(f->out);
+	outcome_share_result(f->out, src);
+	f->out->shared = src->shared;
+	f->out->timing.total_ms = clock_now_ms() - f->t_first;
+	charge_body(f);
+	count(f);
+	end(f);
+}
+
+void fetch_take_hedge(struct fetch *f, struct outcome *src, bool won)
+{
+	enum outcome_type type = src->type;
+	const char *phase = src->phase;
+	char *message = src->message;
+	bool hedged = f->out->hedged;
+
+	assert(f->hedge == NULL);
+	src->message = NULL;
+	stop_exchange(f);   /* the attempt still under way, if any, is the loser */
+	if (won && f->t_granted > 0)   /* at least this long, had it been waited for */
+		upstream_note_latency(f->up, clock_now_ms() - f->t_granted);
 	if (f->batch_bytes != NULL)
 		*f->batch_bytes -= f->out->body_len;   /* a part its own attempt got */
 	forget_attempt(f);
-	if (share) {
-		outcome_clear(f->out);
-		outcome_share_result(f->out, src);
-	} else {
-		outcome_move_result(f->out, src);   /* attempts stay f's */
+	outcome_move_result(f->out, src);   /* attempts stay f's */
+	f->out->hedged = hedged;
+	charge_body(f);
+	if (f->out->type == OUTCOME_TOO_LARGE && type != OUTCOME_TOO_LARGE) {
+		free(message);
+		message = f->out->message;
+		f->out->message = NULL;
+		type = OUTCOME_TOO_LARGE;
 	}
-	f->out->shared |= shared;
-	f->out->hedged |= hedged;
-	f->out->timing.total_ms = clock_now_ms() - f->t_first;
-	f->body_len = f->out->body_len;
-	if (f->batch_bytes != NULL &&
-	    *f->batch_bytes + f->body_len > f->env->max_batch_response) {
-		outcome_body_release(f->out);
-		f->body_len = 0;
-		free(f->out->message);
-		f->out->message = xasprintf("bodies of the batch over max_batch_response "
-		                            "(%llu bytes)",
-		                            (unsigned long long)f->env->max_batch_response);
-		f->out->type = OUTCOME_TOO_LARGE;
-	} else if (f->batch_bytes != NULL) {
-		*f->batch_bytes += f->body_len;
-	}
-	count(f);
-	end(f);
+	settle(f, type, message, phase);   /* the request's retries, as for its own */
 }
 
 void fetch_fail(struct fetch *f, enum outcome_type type, char *message)
@@ -464,13 +491,16 @@ void fetch_abort(struct fetch *f, enum outcome_type type, const char *message)
 {
 	const char *phase = phase_of(f);
 
+	struct flight *fl;
+	struct hedge *h;
+
 	if (f->state == FETCH_DONE)
 		return;
 	if (f->state == FETCH_BACKOFF)
 		f->up->retries_waiting--;
-	if (f->flight != NULL)
-		collapse_leave(f);
-	hedge_cancel(f);
+	/* out of what it waits for first; what it leaves goes once it is done */
+	fl = f->flight != NULL ? collapse_leave(f) : NULL;
+	h = hedge_detach(f);
 	stop_exchange(f);
 	release_budget(f);
 	if (f->probe)
@@ -480,6 +510,8 @@ void fetch_abort(struct fetch *f, enum outcome_type type, const char *message)
 	       type == OUTCOME_TIMEOUT ? phase : NULL);
 	fetch_set_state(f, FETCH_DONE);
 	release_slots(f);
+	hedge_drop(h);
+	collapse_abandon(fl);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -574,17 +606,29 @@ static bool collapsible(const struct fetch *f)
 	       (it->method == REQUEST_METHOD_GET || it->method == REQUEST_METHOD_HEAD);
 }
 
-/* Past its batch's own cap: join the identical request in flight (made
- * if there is none); its own deadline runs from now. */
-static void join(struct fetch *f)
+/* Join the identical request in flight, taking no slot of its own (not
+ * even of its batch's cap); with none in flight, once past its batch's
+ * cap, as the request sent for the others.  True when f has joined (it
+ * may even be done).  Its own deadline runs from now. */
+static bool try_join(struct fetch *f)
 {
+	bool holds_cap = f->stage == FETCH_STAGE_UPSTREAM && f->batch_sem != NULL;
+
+	if (!f->collapsing || f->stage > FETCH_STAGE_UPSTREAM)
+		return false;
+	if (f->stage == FETCH_STAGE_BATCH_CAP && f->batch_sem != NULL && !collapse_in_flight(f))
+		return false;   /* it will be sent: its batch's cap first */
 	(*f->env->queued)--;
 	fetch_set_state(f, FETCH_JOINED);
 	f->t_slot = clock_now_ms();
 	f->t_granted = f->t_slot;
 	f->out->timing.queued_ms = f->t_slot - f->t_start;
 	fetch_arm_timer(f);
-	collapse_join(f);   /* may deliver before it returns */
+	if (collapse_join(f))   /* sent for all: may be answered before it returns */
+		return true;
+	if (holds_cap)   /* one came in flight while it waited for the cap */
+		release_slots(f);
+	return true;
 }
 
 /* Go through the stages in order; a stage that queues comes back through
@@ -599,10 +643,8 @@ static void acquire(struct fetch *f)
 	if (f->halt != NULL && *f->halt)
 		return;
 	while (f->stage < FETCH_STAGE_STARTED) {
-		if (f->stage == FETCH_STAGE_UPSTREAM && collapsible(f)) {
-			join(f);
+		if (try_join(f))
 			return;
-		}
 		if (!take(f, f->stage)) {
 			if (f->stage > FETCH_STAGE_UPSTREAM)
 				fetch_arm_timer(f);
@@ -623,7 +665,7 @@ static void start_attempt(struct fetch *f)
 	double retry_in;
 
 	/* a request that joins another is not sent: that one asks the breaker */
-	if (collapsible(f) || fetch_retry_admit(f, &retry_in)) {
+	if (f->collapsing || fetch_retry_admit(f, &retry_in)) {
 		acquire(f);
 		return;
 	}
@@ -684,6 +726,7 @@ void fetch_start(struct fetch *f)
 	                     f->up->max_retries);
 	if (f->twin)   /* a hedge is one more attempt already */
 		f->policy.attempts = 1;
+	f->collapsing = collapsible(f);   /* once: a reload may change the key */
 	fetch_debug(f, "%s %s", request_method_name(f->item->method), f->item->url);
 	fetch_set_state(f, FETCH_QUEUED);
 	(*f->env->queued)++;

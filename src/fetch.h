@@ -117,6 +117,8 @@ struct fetch {
 	                                      counted as one; its slots go back
 	                                      before done, which may free it */
 	bool twin;                         /* a hedge: one attempt, never hedged */
+	bool collapsing;                   /* joins an identical request in flight
+	                                      (decided when it starts) */
 	struct flight *flight;             /* the request in flight it joined */
 	TAILQ_ENTRY(fetch) flight_link;    /* in that flight's waiters */
 	struct hedge *hedge;               /* this attempt's hedge (owned), or NULL */
@@ -137,11 +139,16 @@ void fetch_start(struct fetch *f);
  * the current phase for a timeout).  The done callback is not called. */
 void fetch_abort(struct fetch *f, enum outcome_type type, const char *message);
 
-/* f, joined to another fetch or hedged, ends with src's result (its
- * attempt, if one is under way, is cancelled): with share, src's body is
- * shared (collapse.c), else everything moves out of src (hedge.c).  f's
- * attempts, shared and hedged stay its own; its batch's body cap holds. */
-void fetch_adopt(struct fetch *f, struct outcome *src, bool share);
+/* f, joined to a collapsed request (collapse.c), ends with its result,
+ * src's body shared, not copied; src->shared says whether others got it
+ * too.  f's batch's body cap holds. */
+void fetch_adopt(struct fetch *f, struct outcome *src);
+
+/* f's hedge (hedge.c) ended first with src (won: an answer; else a
+ * failure while f's own attempt had failed already): f's attempt under
+ * way, if any, is cancelled and src's result moves into f's outcome, then
+ * counts as f's attempt would — retried by f's policy, or the end. */
+void fetch_take_hedge(struct fetch *f, struct outcome *src, bool won);
 
 /* "queued", "dns", "connect", "tls", "response": where f is now. */
 const char *fetch_phase(const struct fetch *f);

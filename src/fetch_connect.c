@@ -283,7 +283,9 @@ void fetch_begin(struct fetch *f)
 	f->t_granted = clock_now_ms();
 	f->t_attempt = f->t_granted;
 	f->out->timing.queued_ms = f->t_granted - f->t_start;
-	if (f->up->hedge_after_ms > 0 && !f->twin && idempotent(f->item->method))
+	if (f->twin)
+		hedge_began(f);
+	else if (f->up->hedge_after_ms > 0 && idempotent(f->item->method))
 		hedge_arm(f);
 	c = pool_take(f->up->pool);
 	if (c != NULL) {

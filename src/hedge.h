@@ -11,15 +11,26 @@
 #include <stdbool.h>
 
 struct fetch;
+struct hedge;
 
 /* f's attempt began: hedge it if it has no answer in time. */
 void hedge_arm(struct fetch *f);
 
-/* A twin is under way for f. */
+/* A twin got its slots and goes out now: the hedge is sent (counted,
+ * and its request marked "hedged"). */
+void hedge_began(struct fetch *twin);
+
+/* A twin is under way for f (queued or sent). */
 bool hedge_running(const struct fetch *f);
 
-/* f's attempt ended (or f is aborted): its twin, if any, is cancelled and
- * the hedge freed.  Nothing if f has none. */
-void hedge_cancel(struct fetch *f);
+/* f's attempt ended (or f is aborted): take its hedge off it (NULL if it
+ * has none), to hand to hedge_drop() once f is done with. */
+struct hedge *hedge_detach(struct fetch *f);
+
+/* Cancel a detached hedge's twin, if it is under way (its stream reset,
+ * its connection closed: that hands back slots, which may run other
+ * requests), and free the hedge on the next turn of the loop.  NULL:
+ * nothing. */
+void hedge_drop(struct hedge *h);
 
 #endif

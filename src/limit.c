@@ -23,6 +23,7 @@ void limit_waiter_init(struct limit_waiter *w, limit_grant_fn grant, void *arg)
 	w->grant = grant;
 	w->arg = arg;
 	w->queued = false;
+	w->ahead = false;
 }
 
 static void dispatch(struct limit_sem *s)
@@ -42,13 +43,33 @@ static void dispatch(struct limit_sem *s)
 	s->dispatching = false;
 }
 
+/* At the tail, or for one marked ahead after the last marked so. */
+static void enqueue(struct limit_sem *s, struct limit_waiter *w)
+{
+	struct limit_waiter *after = NULL, *q;
+
+	if (!w->ahead) {
+		TAILQ_INSERT_TAIL(&s->queue, w, link);
+		return;
+	}
+	TAILQ_FOREACH(q, &s->queue, link) {
+		if (!q->ahead)
+			break;
+		after = q;
+	}
+	if (after != NULL)
+		TAILQ_INSERT_AFTER(&s->queue, after, w, link);
+	else
+		TAILQ_INSERT_HEAD(&s->queue, w, link);
+}
+
 bool limit_sem_acquire(struct limit_sem *s, struct limit_waiter *w)
 {
 	if (s->in_use < s->limit && TAILQ_EMPTY(&s->queue)) {
 		s->in_use++;
 		return true;
 	}
-	TAILQ_INSERT_TAIL(&s->queue, w, link);
+	enqueue(s, w);
 	w->queued = true;
 	s->nqueued++;
 	return false;

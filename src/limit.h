@@ -25,6 +25,9 @@ struct limit_waiter {
 	bool queued;               /* true while in a semaphore's or bucket's
 	                              queue: in at most one at a time, and
 	                              cancelled with that limiter's function */
+	bool ahead;                /* a semaphore queues it before every plain
+	                              waiter (FIFO among those ahead): a hedge,
+	                              whose request has had its turn already */
 };
 
 struct limit_sem {
@@ -41,7 +44,8 @@ void limit_waiter_init(struct limit_waiter *w, limit_grant_fn grant, void *arg);
 
 /* Take a slot now if one is free AND nobody is queued (FIFO: a newcomer
  * never overtakes a waiter); returns true then.  Otherwise queues w and
- * returns false: w->grant runs later, from limit_sem_release(). */
+ * returns false: w->grant runs later, from limit_sem_release().  A waiter
+ * marked ahead queues behind the others marked so, before the rest. */
 bool limit_sem_acquire(struct limit_sem *s, struct limit_waiter *w)
 	__attribute__((warn_unused_result));
 

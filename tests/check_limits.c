@@ -197,6 +197,27 @@ START_TEST(test_fifo_order)
 }
 END_TEST
 
+/* Waiters marked ahead (hedges) go before the plain ones, FIFO among
+ * themselves; cancelling one of them leaves the order of the rest. */
+START_TEST(test_ahead_waiters_go_first)
+{
+	struct semfix f;
+
+	/* 0 holds the slot; 1 and 2 queue plainly */
+	semfix_init(&f, 1, 6, 1, 2, 6);
+	f.t[3].w.ahead = f.t[4].w.ahead = f.t[5].w.ahead = true;
+	ck_assert(!limit_sem_acquire(&f.s, &f.t[3].w));
+	ck_assert(!limit_sem_acquire(&f.s, &f.t[4].w));
+	ck_assert(!limit_sem_acquire(&f.s, &f.t[5].w));
+	assert_sem(&f.s, 1, 5);
+	limit_sem_cancel(&f.s, &f.t[4].w);
+	release_n(&f.s, 4);
+	assert_grants(&f.l, 4, (const int[]){3, 5, 1, 2});
+	assert_sem(&f.s, 1, 0);
+	semfix_free(&f);
+}
+END_TEST
+
 /* A newcomer queues behind a waiter even though it arrives after it. */
 START_TEST(test_newcomer_queues_behind_waiter)
 {
@@ -1101,6 +1122,7 @@ static Suite *limits_suite(void)
 	tcase_add_test(tc, test_init);
 	tcase_add_test(tc, test_acquire_up_to_limit);
 	tcase_add_test(tc, test_fifo_order);
+	tcase_add_test(tc, test_ahead_waiters_go_first);
 	tcase_add_test(tc, test_newcomer_queues_behind_waiter);
 	tcase_add_test(tc, test_acquire_false_while_queue_nonempty);
 	tcase_add_test(tc, test_cancel);

@@ -99,8 +99,9 @@ class Collapse(harness.TestCase):
     def test_one_batch_failing_fast_does_not_hurt_the_others(self):
         aborted = self.up.stats()["aborted"]
         url = self.up.url("/flaky/ff?delay=400")
-        # client 0 also asks for a 500 that answers at once: it fails fast
-        answers = self.ten(url, extra={0: [self.up2.url("/status/500")]})
+        # client 0 also asks for a 500 that answers after 150 ms (when all
+        # ten have joined): it fails fast
+        answers = self.ten(url, extra={0: [self.up2.url("/status/500?delay=150")]})
         status, ans = answers[0]
         self.assertEqual(status, 502, ans)
         self.assertEqual(ans["cancelled"], [0], ans)
@@ -213,6 +214,93 @@ class Collapse(harness.TestCase):
             self.assertEqual(r["body"][:26], "abcdefghijklmnopqrstuvwxyz")
         self.assertEqual(len({r["body"] for r in results}), 1)
         self.assertEqual(self.up.stats()["requests"], requests + 1)
+
+
+class Reentry(harness.TestCase):
+    """A slot handed back may run a request that fails at once (a .invalid
+    name) and fails its batch: the flight or the waiter being ended then
+    is ended again from inside (under ASan, any use after free shows)."""
+    UPSTREAMS = 1
+    STILL_ALIVE = True
+
+    @staticmethod
+    def CONFIG(c):
+        return ('[fanoutd]\nglobal_concurrency = 1\n'
+                '[upstream "%s"]\ncollapse = yes\nhedge_after = 50ms\n'
+                'retry_budget = 100%%\n' % key_of(c.up))
+
+    def test_the_flight_ends_and_its_slot_fails_the_batch(self):
+        status, ans = self.fd.batch([self.up.url("/delay/200"), "http://x.invalid/"])
+        self.assertEqual(status, 502, ans)
+        self.assertEqual((ans["errors"][0]["index"], ans["errors"][0]["type"]), (1, "dns"))
+        self.assertEqual(ans["completed"], [0], ans)
+
+    def test_a_waiter_times_out_and_its_slot_fails_its_batch(self):
+        status, ans = self.fd.batch({"requests": [
+            {"url": self.up.url("/delay/1000"), "timeout_ms": 100}, "http://x.invalid/"]})
+        self.assertEqual(status, 502, ans)
+        e = ans["errors"][0]
+        self.assertEqual((e["index"], e["type"], e["phase"]), (0, "timeout", "response"), ans)
+        self.assertEqual(ans["cancelled"], [1], ans)
+
+    def test_hedged_flight_and_a_second_batch(self):
+        url = self.up.url("/flaky/reentry?fail=1&reset=1&delay=300")
+        first = Background(lambda: self.fd.batch({"requests": [
+            {"url": url, "timeout_ms": 100}]}))
+        time.sleep(0.05)
+        status, ans = self.fd.batch([url, "http://x.invalid/"])
+        self.assertEqual(status, 502, ans)
+        status1, ans1 = first.join()
+        self.assertEqual(status1, 502, ans1)
+        self.assertEqual(ans1["errors"][0]["type"], "timeout", ans1)
+
+
+class CollapseCap(harness.TestCase):
+    """A request that joins takes no slot of its batch's max_concurrency:
+    the same URL twice under max_concurrency 1 is one upstream request."""
+    STILL_ALIVE = True
+
+    @staticmethod
+    def CONFIG(c):
+        return '[upstream "%s"]\ncollapse = yes\n' % key_of(c.up)
+
+    def test_max_concurrency_1(self):
+        url = self.up.url("/flaky/cap?delay=300")
+        t0 = time.time()
+        status, ans = self.fd.batch({"max_concurrency": 1, "requests": [url, url]})
+        self.assertEqual(status, 200, ans)
+        self.assertLess(time.time() - t0, 0.55)
+        self.assertEqual([r["shared"] for r in ans["results"]], [True, True], ans)
+        self.assertEqual(count(self.up, "cap")["count"], 1)
+
+    def test_the_sent_one_holds_the_cap(self):
+        # distinct URLs: each is sent, one at a time under the cap
+        urls = [self.up.url("/flaky/capd%d?delay=150" % i) for i in range(3)]
+        t0 = time.time()
+        status, ans = self.fd.batch({"max_concurrency": 1, "requests": urls})
+        self.assertEqual(status, 200, ans)
+        self.assertGreaterEqual(time.time() - t0, 0.45)
+
+
+class Background:
+    """fn() on a thread of its own; join() gives its result."""
+
+    def __init__(self, fn):
+        self.result = self.error = None
+        self.thread = threading.Thread(target=self.run, args=(fn,), daemon=True)
+        self.thread.start()
+
+    def run(self, fn):
+        try:
+            self.result = fn()
+        except Exception as e:  # noqa: BLE001 - raised in join()
+            self.error = e
+
+    def join(self):
+        self.thread.join(60)
+        if self.error is not None:
+            raise self.error
+        return self.result
 
 
 class CollapseH2(harness.TestCase):

@@ -102,6 +102,20 @@ class Hedge(harness.TestCase):
         self.assertIs(r["hedged"], True, r)
         self.assertEqual(r["body"]["attempt"], 1, r)
 
+    def test_retries_still_apply_with_hedging(self):
+        """the attempt and its hedge are both reset: the request is retried
+        by its policy, as without hedging"""
+        fd = self.fanoutd(config='[upstream "%s"]\nhedge_after = 50ms\nretries = 3\n'
+                          'retry_budget = 100%%\n' % key_of(self.up))
+        status, ans = fd.batch([self.up.url("/flaky/rh?fail=2&reset=1&delay=200")])
+        self.assertEqual(status, 200, ans)
+        r = ans["results"][0]
+        self.assertEqual(r["body"]["attempt"], 3, r)
+        self.assertIs(r["hedged"], True, r)
+        self.assertEqual(r["attempts"], 2, r)   # a hedge is not an attempt of its own
+        # 1 and its hedge 2 reset; the retry 3 is hedged too (4), 3 answers first
+        self.assertEqual(count(self.up, "rh")["count"], 4)
+
     def test_the_budget_bounds_hedges(self):
         fd = self.fanoutd(config='[upstream "%s"]\nconcurrency = 100\nhedge_after = 20ms\n'
                           'retry_budget = 0%%\n' % key_of(self.up))
@@ -112,6 +126,37 @@ class Hedge(harness.TestCase):
         self.assertEqual(metric(fd, "fanoutd_upstream_retry_budget_exhausted_total",
                                 self.up), 27)
         self.assertEqual(count(self.up, "budget")["count"], 33)
+
+    def test_a_hedge_goes_before_the_queue(self):
+        """concurrency 2: one slow request, eight of 30 ms queued behind (one
+        slot serves them in turn); the hedge takes the first slot that frees
+        after 60 ms, before the rest of the eight."""
+        up = self.upstream()
+        fd = self.fanoutd(config='[upstream "%s"]\nconcurrency = 2\nhedge_after = 60ms\n'
+                          % key_of(up))
+        urls = ([up.url("/tail/ahead?every=1&slow=700")] +
+                [up.url("/tail/behind?every=1000&base=30&i=%d" % i) for i in range(8)])
+        status, ans = fd.batch(urls)
+        self.assertEqual(status, 200, ans)
+        self.assertIs(ans["results"][0]["hedged"], True, ans)
+        t = count(up, "ahead")["times_ms"]
+        behind = count(up, "behind")["times_ms"]
+        self.assertEqual(len(t), 2)
+        # FIFO would have sent it after all eight (about 240 ms)
+        self.assertLess(t[1] - t[0], 150, (t, behind))
+        self.assertGreater(behind[-1], t[1], (t, behind))
+
+    def test_a_hedge_never_sent_is_not_counted(self):
+        """concurrency 1: the hedge waits for the slot its own request
+        holds; the answer comes first and the hedge is dropped unsent."""
+        up = self.upstream()
+        fd = self.fanoutd(config='[upstream "%s"]\nconcurrency = 1\nhedge_after = 20ms\n'
+                          % key_of(up))
+        status, ans = fd.batch([up.url("/tail/unsent?every=1&slow=200")])
+        self.assertEqual(status, 200, ans)
+        self.assertNotIn("hedged", ans["results"][0])
+        self.assertEqual(count(up, "unsent")["count"], 1)
+        self.assertEqual(metric(fd, "fanoutd_upstream_hedges_total", up), 0)
 
     def test_p95(self):
         up = self.upstream()
