@@ -10,7 +10,8 @@
  * Every stream submitted has a record in h->streams until nghttp2 closes
  * it (on_stream_close) or the codec is freed: nghttp2_session_del frees
  * streams without telling anyone, so failing the attached streams on a
- * lost connection walks this list, never nghttp2's. */
+ * lost connection walks this list, never nghttp2's.  A request's header
+ * list is h2_request.c's, an answer's head h2_head.c's. */
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 
 #include "fields.h"
 #include "h2.h"
+#include "h2_head.h"
 #include "h2_request.h"
 #include "units.h"
 #include "xalloc.h"
@@ -32,8 +34,6 @@
 #define DEFAULT_MAX_STREAMS 100
 #define DEFAULT_HEADER_LIST (64 * 1024)
 #define DEFAULT_MAX_HEADERS 1000
-/* what RFC 9113 6.5.2 counts for each field beyond its bytes */
-#define FIELD_OVERHEAD 32
 
 /* --- state ---------------------------------------------------------------- */
 
@@ -61,13 +61,7 @@ struct stream {
 	bool got_frame;                    /* a frame of the answer came */
 	char *body;                        /* the request body (owned) */
 	size_t body_len, body_off;
-	/* the header block being read (owned; freed with the head) */
-	int status;
-	size_t head_bytes;                 /* against max_header_list */
-	char *arena;
-	size_t arena_len, arena_cap;
-	struct fields_raw *raw;
-	size_t nraw, raw_cap;
+	struct h2_head head;               /* the answer's head being read */
 	char reason[96];                   /* why nghttp2 found a frame bad */
 };
 
@@ -153,18 +147,9 @@ static struct stream *attached(struct h2 *h, int32_t id)
 	return s != NULL && s->state != STREAM_DONE ? s : NULL;
 }
 
-static void free_head(struct stream *s)
-{
-	free(s->arena);
-	free(s->raw);
-	s->arena = NULL;
-	s->raw = NULL;
-	s->arena_len = s->arena_cap = s->nraw = s->raw_cap = 0;
-}
-
 static void free_stream(struct stream *s)
 {
-	free_head(s);
+	h2_head_free(&s->head);
 	free(s->body);
 	free(s);
 }
@@ -180,7 +165,7 @@ static void release(struct h2 *h, struct stream *s)
 static void stream_end(struct h2 *h, struct stream *s)
 {
 	set_stream_state(h, s, STREAM_DONE);
-	free_head(s);
+	h2_head_free(&s->head);
 	s->ops->end(s->ctx, true);
 }
 
@@ -195,7 +180,7 @@ static void stream_fail(struct h2 *h, struct stream *s, enum exchange_fail_kind 
 	};
 
 	set_stream_state(h, s, STREAM_DONE);
-	free_head(s);
+	h2_head_free(&s->head);
 	s->ops->fail(s->ctx, &why);
 }
 
@@ -227,120 +212,38 @@ static void die(struct h2 *h, enum exchange_fail_kind kind, int err, const char 
 	fail_every(h, kind, err, message);
 }
 
-/* --- the header block --------------------------------------------------------- */
+/* --- the head -------------------------------------------------------------------- */
 
-static void arena_add(struct stream *s, const uint8_t *at, size_t n)
-{
-	if (s->arena_len + n > s->arena_cap) {
-		s->arena_cap = (s->arena_len + n) * 2 + 256;
-		s->arena = xrealloc(s->arena, s->arena_cap);
-	}
-	if (n > 0)
-		memcpy(s->arena + s->arena_len, at, n);
-	s->arena_len += n;
-}
-
-static void start_block(struct stream *s)
-{
-	s->status = 0;
-	s->arena_len = 0;
-	s->nraw = 0;
-}
-
-/* ":status" as the number, or 0 (nghttp2 checks it is three digits). */
-static int parse_status(const uint8_t *v, size_t n)
-{
-	if (n != 3 || v[0] < '1' || v[0] > '9' || v[1] < '0' || v[1] > '9' || v[2] < '0' ||
-	    v[2] > '9')
-		return 0;
-	return (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0');
-}
-
-static void add_field(struct stream *s, const uint8_t *name, size_t nlen, const uint8_t *value,
-                      size_t vlen)
-{
-	struct fields_raw *r;
-
-	if (s->nraw == s->raw_cap) {
-		s->raw_cap = s->raw_cap * 2 + 16;
-		s->raw = xrealloc(s->raw, s->raw_cap * sizeof *s->raw);
-	}
-	r = &s->raw[s->nraw++];
-	r->name_off = s->arena_len;
-	r->name_len = nlen;
-	arena_add(s, name, nlen);
-	r->value_off = s->arena_len;
-	r->value_len = vlen;
-	arena_add(s, value, vlen);
-}
-
-/* Against the caps; false: the stream has been reset. */
+/* One field against the caps; false: the stream has been reset. */
 static bool within_caps(struct h2 *h, struct stream *s, size_t nlen, size_t vlen)
 {
 	char msg[96];
 
-	s->head_bytes += nlen + vlen + FIELD_OVERHEAD;
-	if (s->head_bytes > h->set.max_header_list) {
-		snprintf(msg, sizeof msg, "malformed answer: header fields over %zu bytes",
-		         h->set.max_header_list);
-		reset_stream(h, s, EXCHANGE_FAIL_PROTOCOL, msg);
-		return false;
-	}
-	if (s->state == STREAM_WAITING && s->nraw >= h->set.max_headers) {
-		snprintf(msg, sizeof msg, "malformed answer: more than %zu header fields",
-		         h->set.max_headers);
-		reset_stream(h, s, EXCHANGE_FAIL_PROTOCOL, msg);
-		return false;
-	}
-	return true;
-}
-
-/* --- the head -------------------------------------------------------------------- */
-
-/* content-length as announced (nghttp2 has checked it is one number), or -1. */
-static int64_t announced_length(const struct exchange_field *f, size_t n)
-{
-	size_t i, k;
-	int64_t v = 0;
-
-	for (i = 0; i < n; i++) {
-		if (f[i].name_len != 14 || memcmp(f[i].name, "content-length", 14) != 0)
-			continue;
-		if (f[i].value_len == 0 || f[i].value_len > 18)
-			return -1;
-		for (k = 0; k < f[i].value_len; k++) {
-			if (f[i].value[k] < '0' || f[i].value[k] > '9')
-				return -1;
-			v = v * 10 + (f[i].value[k] - '0');
-		}
-		return v;
-	}
-	return -1;
+	if (h2_head_count(&s->head, nlen, vlen, s->state == STREAM_WAITING,
+	                  h->set.max_header_list, h->set.max_headers, msg, sizeof msg))
+		return true;
+	reset_stream(h, s, EXCHANGE_FAIL_PROTOCOL, msg);
+	return false;
 }
 
 static void deliver_head(struct h2 *h, struct stream *s, bool end_stream)
 {
-	struct exchange_head head = { .status = s->status, .reason = "", .reason_len = 0 };
+	struct exchange_head head;
 
-	head.nfields = fields_join(&h->joiner, s->arena, s->arena_len, s->raw, s->nraw);
-	head.fields = h->joiner.fields;
-	if (end_stream || s->head_request || s->status == 204 || s->status == 304)
-		head.content_length = 0;
-	else
-		head.content_length = announced_length(head.fields, head.nfields);
+	h2_head_build(&s->head, &h->joiner, end_stream || s->head_request, &head);
 	set_stream_state(h, s, STREAM_BODY);
 	if (s->ops->head(s->ctx, &head) < 0 && s->state == STREAM_BODY)
 		reset_stream(h, s, EXCHANGE_FAIL_REFUSED, "answer refused: over a size cap");
 	if (s->state == STREAM_BODY)
-		free_head(s);   /* trailers are only counted */
+		h2_head_free(&s->head);   /* trailers are only counted */
 }
 
 /* A HEADERS frame is in whole. */
 static void headers_done(struct h2 *h, struct stream *s, bool end_stream)
 {
 	if (s->state == STREAM_WAITING) {
-		if (s->status < 200) {   /* interim: dropped whole */
-			start_block(s);
+		if (s->head.status < 200) {   /* interim: dropped whole */
+			h2_head_start(&s->head);
 			return;
 		}
 		deliver_head(h, s, end_stream);
@@ -360,7 +263,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
 	if (s != NULL && frame->hd.type == NGHTTP2_HEADERS) {
 		s->got_frame = true;
 		if (s->state == STREAM_WAITING)
-			start_block(s);
+			h2_head_start(&s->head);
 	}
 	return 0;
 }
@@ -375,10 +278,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 	(void)flags;
 	if (s == NULL || !within_caps(h, s, nlen, vlen) || s->state != STREAM_WAITING)
 		return 0;   /* gone, over a cap, or trailers */
-	if (nlen == 7 && memcmp(name, ":status", 7) == 0)
-		s->status = parse_status(value, vlen);
-	else if (nlen > 0 && name[0] != ':')
-		add_field(s, name, nlen, value, vlen);
+	h2_head_add(&s->head, name, nlen, value, vlen);
 	return 0;
 }
 
@@ -768,7 +668,7 @@ void h2_cancel(struct h2 *h, int32_t stream_id)
 	if (s == NULL)
 		return;
 	set_stream_state(h, s, STREAM_DONE);
-	free_head(s);
+	h2_head_free(&s->head);
 	(void)nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
 	if (!h->busy)
 		hint_write(h);

@@ -3,7 +3,7 @@
  * to have been closed by the upstream); it is dropped when its idle timer
  * fires, when the upstream closes it (or, in HTTP/1.1, sends a byte
  * nobody asked for), or when a reload puts its address in deny_networks.
- * Fetches that find no connection to be had wait here, FIFO.
+ * Fetches that find no connection to be had wait (pool_wait.c).
  *
  * The events of an exchange come from two places, turned into one
  * stream here: the connection (opened, failed, closed) and the codec
@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 
@@ -35,12 +34,6 @@
 #include "pool_internal.h"
 #include "xalloc.h"
 #include "autoconf.h"
-
-/* While fetches wait for a descriptor, look for one this often: most are
- * freed by this pool's own connections (the reaper looks at once then),
- * but client connections, other pools and other processes (ENFILE) free
- * them too, and nothing tells us. */
-#define FD_RETRY_MS 20.0
 
 static const struct h1_limits head_limits = {
 	.max_headers = POOL_MAX_HEADERS,
@@ -57,9 +50,6 @@ static const char *const alpn_h2[] = { "h2", NULL };
 static LIST_HEAD(, pool) all_pools = LIST_HEAD_INITIALIZER(all_pools);
 
 static void reap(evutil_socket_t fd, short what, void *arg);
-static void on_wait_timer(evutil_socket_t fd, short what, void *arg);
-static void arm_wait_timer(struct pool *p, double ms);
-static bool wait_for_opening(const struct pool *p);
 
 /* --- the state of a connection ----------------------------------------- */
 
@@ -99,8 +89,7 @@ struct pool *pool_new(struct event_base *base, const struct pool_settings *ps)
 	p->base = base;
 	p->settings = *ps;
 	p->reaper = xcheck(evtimer_new(base, reap, p));
-	p->wait_timer = xcheck(evtimer_new(base, on_wait_timer, p));
-	TAILQ_INIT(&p->waiters);
+	pool_wait_setup(p);
 	LIST_INIT(&p->h2_conns);
 	LIST_INSERT_HEAD(&all_pools, p, all);
 	return p;
@@ -129,8 +118,7 @@ void pool_configure(struct pool *p, const struct pool_settings *ps)
 	p->settings = *ps;
 	if (changed)
 		drain_all(p);
-	if (!TAILQ_EMPTY(&p->waiters))
-		arm_wait_timer(p, 0);   /* the cap may be higher now */
+	pool_serve_waiters(p);   /* the cap may be higher now */
 }
 
 static void free_conn(struct pool_conn *c)
@@ -152,8 +140,7 @@ void pool_conn_opened(struct pool_conn *c)
 		return;
 	c->opening = false;
 	c->pool->nopening--;
-	if (!TAILQ_EMPTY(&c->pool->waiters))
-		arm_wait_timer(c->pool, 0);
+	pool_serve_waiters(c->pool);
 }
 
 static void unlink_idle(struct pool_conn *c)
@@ -197,7 +184,7 @@ void pool_conn_retire(struct pool_conn *c, const char *why)
 /* An open connection that can carry one more exchange now, in use: an
  * HTTP/2 one with a stream free first (fewer connections), else the most
  * recently used idle one. */
-static struct pool_conn *take_available(struct pool *p)
+struct pool_conn *pool_take_available(struct pool *p)
 {
 	struct pool_conn *c;
 
@@ -217,25 +204,6 @@ static struct pool_conn *take_available(struct pool *p)
 	return NULL;
 }
 
-/* May a connection being opened speak HTTP/2?  Then fetches wait for it
- * rather than each opening its own. */
-static bool may_speak_h2(const struct pool *p)
-{
-	switch (p->settings.http2) {
-	case POOL_HTTP2_PRIOR:
-		return true;
-	case POOL_HTTP2_AUTO:
-		return p->settings.ssl_ctx != NULL && p->seen != POOL_PROTO_H1;
-	default:
-		return false;
-	}
-}
-
-static bool wait_for_opening(const struct pool *p)
-{
-	return p->nopening > 0 && may_speak_h2(p);
-}
-
 /* c carries nothing now: first in the idle list, its idle timer
  * running; a waiter can have it (from the wait timer, not from inside
  * c's callbacks). */
@@ -253,53 +221,12 @@ void pool_conn_make_idle(struct pool_conn *c, const char *why)
 	p->nidle++;
 	tv = clock_timeval((double)p->settings.keepalive_timeout_ms);
 	evtimer_add(c->idle_timer, &tv);
-	if (!TAILQ_EMPTY(&p->waiters))
-		arm_wait_timer(p, 0);
-}
-
-/* --- waiting for a connection ------------------------------------------ */
-
-static void arm_wait_timer(struct pool *p, double ms)
-{
-	struct timeval tv = clock_timeval(ms);
-
-	evtimer_add(p->wait_timer, &tv);
-}
-
-void pool_serve_waiters(struct pool *p)
-{
-	if (!TAILQ_EMPTY(&p->waiters))
-		arm_wait_timer(p, 0);
-}
-
-bool pool_opening_h2(const struct pool *p)
-{
-	return wait_for_opening(p);
-}
-
-bool pool_at_cap(const struct pool *p)
-{
-	return p->settings.max_connections > 0 &&
-	       p->nconns >= (unsigned long)p->settings.max_connections;
-}
-
-/* Could a socket be made now?  Asked of the kernel itself, and only while
- * fetches wait for one: the loop is single-threaded, so the descriptor
- * found free is still free when the waiter makes its socket a moment
- * later.  Only running out says no. */
-static bool fd_available(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return errno != EMFILE && errno != ENFILE;
-	close(fd);
-	return true;
+	pool_serve_waiters(p);
 }
 
 /* Idle connections of other pools hold descriptors that waiters need
  * more: close up to n of them, each pool's least recently used first. */
-static void evict_idle(struct pool *self, unsigned n)
+void pool_evict_idle(struct pool *self, unsigned n)
 {
 	struct pool *p;
 	struct pool_conn *c;
@@ -313,84 +240,6 @@ static void evict_idle(struct pool *self, unsigned n)
 		}
 	}
 }
-
-static void grant(struct pool *p, struct pool_waiter *w, struct pool_conn *c)
-{
-	TAILQ_REMOVE(&p->waiters, w, link);
-	p->nwaiting--;
-	w->waiting = false;
-	p->granting = true;
-	w->ready(w, c, w->arg);
-	p->granting = false;
-}
-
-/* Serve the waiters, first come first served: with a connection of this
- * pool that can carry one more (idle, or an HTTP/2 stream free), else with
- * leave to open one (under the cap, no HTTP/2 connection opening, and a
- * descriptor free).  Out of descriptors, make room and look again soon;
- * at the cap, a connection that goes idle, frees a stream or closes
- * brings us back, as does an opening one that is open. */
-static void on_wait_timer(evutil_socket_t fd, short what, void *arg)
-{
-	struct pool *p = arg;
-	struct pool_waiter *w;
-	struct pool_conn *c;
-	bool no_fd = false;
-
-	(void)fd;
-	(void)what;
-	while ((w = TAILQ_FIRST(&p->waiters)) != NULL) {
-		c = take_available(p);
-		if (c == NULL && (pool_at_cap(p) || wait_for_opening(p)))
-			break;
-		if (c == NULL && !fd_available()) {
-			no_fd = true;
-			break;
-		}
-		grant(p, w, c);
-	}
-	if (!no_fd)
-		return;
-	evict_idle(p, p->nwaiting);
-	arm_wait_timer(p, FD_RETRY_MS);
-}
-
-void pool_waiter_init(struct pool_waiter *w, pool_ready_fn ready, void *arg)
-{
-	memset(w, 0, sizeof *w);
-	w->ready = ready;
-	w->arg = arg;
-}
-
-void pool_wait(struct pool *p, struct pool_waiter *w)
-{
-	if (w->waiting)
-		return;
-	if (TAILQ_EMPTY(&p->waiters)) {
-		if (!pool_at_cap(p) && !wait_for_opening(p) &&
-		    clock_now_ms() - p->warned_ms > 10000.0) {
-			log_warn("out of file descriptors: new upstream connections wait for "
-			         "one to be freed (raise ulimit -n or LimitNOFILE)");
-			p->warned_ms = clock_now_ms();
-		}
-		arm_wait_timer(p, 0);   /* an idle connection may serve at once */
-	}
-	TAILQ_INSERT_TAIL(&p->waiters, w, link);
-	p->nwaiting++;
-	w->waiting = true;
-}
-
-void pool_cancel_wait(struct pool *p, struct pool_waiter *w)
-{
-	if (!w->waiting)
-		return;
-	TAILQ_REMOVE(&p->waiters, w, link);
-	p->nwaiting--;
-	w->waiting = false;
-	if (TAILQ_EMPTY(&p->waiters))
-		evtimer_del(p->wait_timer);
-}
-
 
 /* --- the events of an HTTP/1.1 exchange ---------------------------------- */
 
@@ -593,8 +442,7 @@ static void reap(evutil_socket_t fd, short what, void *arg)
 		free_conn(c);
 	}
 	/* descriptors and room under the cap were freed */
-	if (!TAILQ_EMPTY(&p->waiters))
-		arm_wait_timer(p, 0);
+	pool_serve_waiters(p);
 }
 
 static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
@@ -607,9 +455,9 @@ static void on_idle_timeout(evutil_socket_t fd, short what, void *arg)
 struct pool_conn *pool_take(struct pool *p)
 {
 	/* fetches waiting for a connection are owed the free ones first */
-	if (!TAILQ_EMPTY(&p->waiters))
+	if (pool_has_waiters(p))
 		return NULL;
-	return take_available(p);
+	return pool_take_available(p);
 }
 
 static socklen_t peer_len(const struct sockaddr_storage *ss)
@@ -638,8 +486,7 @@ struct pool_conn *pool_open(struct pool *p, const struct sockaddr *peer, int por
 	};
 	struct pool_conn *c;
 
-	if ((!p->granting && (!TAILQ_EMPTY(&p->waiters) || wait_for_opening(p))) ||
-	    pool_at_cap(p)) {
+	if (pool_must_wait(p)) {
 		errno = EAGAIN;
 		return NULL;
 	}
@@ -861,7 +708,7 @@ void pool_free(struct pool *p)
 	h1_block_free(p->block);
 	free(p->block_host);
 	event_free(p->reaper);
-	event_free(p->wait_timer);
+	pool_wait_teardown(p);
 	LIST_REMOVE(p, all);
 	free(p);
 }

@@ -1,6 +1,6 @@
-/* pool_internal: what pool.c (connections, the idle list, the wait for a
- * connection, HTTP/1.1) and pool_h2.c (an HTTP/2 connection and its
- * streams) share.  Included by nothing else. */
+/* pool_internal: what pool.c (connections, the idle list, HTTP/1.1),
+ * pool_h2.c (an HTTP/2 connection and its streams) and pool_wait.c (the
+ * fetches waiting for a connection) share.  Included by nothing else. */
 #ifndef FANOUTD_POOL_INTERNAL_H
 #define FANOUTD_POOL_INTERNAL_H
 
@@ -49,7 +49,7 @@ static inline const void *conn_obj(const struct pool_conn *c) { return c; }
 #define conn_debug(c, ...) \
 	log_about(LOG_LEVEL_DEBUG, pool_describe_conn, conn_obj(c), __VA_ARGS__)
 
-/* pool.c's, for pool_h2.c. */
+/* pool.c's, for pool_h2.c and pool_wait.c. */
 
 /* Close now, free later (we may be inside c's own callbacks). */
 void pool_conn_retire(struct pool_conn *c, const char *why);
@@ -60,7 +60,26 @@ void pool_conn_opened(struct pool_conn *c);
 /* Detach exchange x, then tell it how it ended. */
 void pool_deliver_fail(struct pool_exchange *x, enum exchange_fail_kind kind, int err,
                        bool nothing_received, const char *message);
-/* A connection may serve a waiter: look, from the wait timer. */
+/* An open connection that can carry one more exchange now (an HTTP/2
+ * one with a stream free, else the most recently used idle one), now in
+ * use; NULL: none.  (pool_take, but first in the queue.) */
+struct pool_conn *pool_take_available(struct pool *p);
+/* Out of descriptors: close up to n idle connections of other pools. */
+void pool_evict_idle(struct pool *self, unsigned n);
+
+/* pool_wait.c's, for pool.c and pool_h2.c. */
+
+/* The queue and its timer, for pool_new and pool_free. */
+void pool_wait_setup(struct pool *p);
+void pool_wait_teardown(struct pool *p);
+/* Do fetches wait for a connection (they come first)? */
+bool pool_has_waiters(const struct pool *p);
+/* May a fetch not open a connection now: others wait ahead of it (unless
+ * it is the one being served), one that may speak HTTP/2 is opening, or
+ * max_connections are open? */
+bool pool_must_wait(const struct pool *p);
+/* A connection may serve a waiter (it went idle, freed a stream, closed,
+ * opened; the cap rose): look, from the wait timer. */
 void pool_serve_waiters(struct pool *p);
 
 /* pool_h2.c's, for pool.c. */

@@ -1,40 +1,26 @@
-/* upstream: the per-upstream state shared by all batches.  Live
+/* upstream: the per-upstream state shared by all batches — its limits
+ * (semaphore, rate, Retry-After pause, retry budget, its share of the
+ * fleet's Redis), its settings, its pool — and the registry.  Live
  * upstreams sit in a chained hash table keyed by "scheme://host:port" and
  * are freed once nothing uses them (never while a fetch points at one or
- * waits in its queues); their series sit in a second table and an array
- * in creation order, and stay until exit, so a forgotten upstream that
- * comes back counts on from where it was. */
+ * waits in its queues); the series they count into are
+ * upstream_series.c's and stay until exit. */
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <jansson.h>
-
-#include "answer.h"
 #include "clock.h"
 #include "collapse.h"
 #include "keyhash.h"
 #include "log.h"
-#include "outcome.h"
 #include "tls.h"
 #include "upstream.h"
+#include "upstream_internal.h"
 #include "xalloc.h"
 
 #define NBUCKETS 1024
 /* The sweep runs every keepalive_timeout, within these bounds. */
 #define SWEEP_MIN_MS 100L
 #define SWEEP_MAX_MS 60000L
-
-/* The counts of one upstream (or of all those folded into "other") that
- * outlive its live part. */
-struct upstream_series {
-	char *key;                  /* "http://host:port" or UPSTREAM_OTHER (owned) */
-	unsigned long totals[OUTCOME_COUNT];   /* by enum outcome_type */
-	struct upstream_counts kept;   /* what live upstreams that left it
-	                                * (freed or moved) had counted */
-	LIST_HEAD(, upstream) live; /* live upstreams counting here */
-	struct upstream_series *next;   /* hash chain */
-};
 
 /* A Redis a reload replaced, kept while upstreams still hold limits on it. */
 struct retired_redis {
@@ -55,17 +41,10 @@ struct upstream_registry {
 	long sweep_ms;              /* its period */
 	struct upstream *buckets[NBUCKETS];     /* live upstreams (owned) */
 	size_t nlive;
-	struct upstream_series *series_buckets[NBUCKETS];   /* named series */
-	struct upstream_series **series;        /* the same, in creation order
-	                                           (owned array; owns them) */
-	size_t nseries, series_alloc;
-	size_t nunconfigured;       /* named series made for upstreams without
-	                               a section: at most UPSTREAM_MAX_SERIES */
-	struct upstream_series other;   /* every upstream past the cap */
-	bool other_used;            /* one has counted into it: list it */
+	struct upstream_series_table *series;   /* every series (owned) */
 };
 
-/* Both tables (live upstreams, series) hash as the DNS cache does. */
+/* The live table hashes as the DNS cache does. */
 static unsigned hash(const char *s)
 {
 	return keyhash(s, NBUCKETS);
@@ -87,8 +66,6 @@ static void arm_sweep(struct upstream_registry *reg)
 	every = clock_timeval((double)ms);
 	event_add(reg->sweep, &every);
 }
-
-static size_t configured_limit(const struct config *cfg, const char *key);
 
 /* --- the fleet's Redis ----------------------------------------------------- */
 
@@ -173,7 +150,7 @@ static void configure_shared(struct upstream_registry *reg, struct upstream *u,
                              const struct config_upstream *cu)
 {
 	bool want = cu != NULL && config_upstream_shared(cu) && reg->redis != NULL;
-	long conc = (long)configured_limit(reg->cfg, u->key);
+	long conc = (long)upstream_configured_limit(reg->cfg, u->key);
 	double rate = cu != NULL ? cu->rate_per_s : 0;
 	double burst = cu != NULL && cu->burst > 0 ? (double)cu->burst : 0;
 	bool idle = u->shared == NULL ||
@@ -209,125 +186,13 @@ struct upstream_registry *upstream_registry_new(struct event_base *base,
 	reg->tls = tls_cache_new();
 	reg->sweep = xcheck(event_new(base, -1, EV_PERSIST, on_sweep, reg));
 	arm_sweep(reg);
-	reg->other.key = xstrdup(UPSTREAM_OTHER);
+	reg->series = upstream_series_table_new();
 	redis_configure(reg);
 	return reg;
 }
 
-/* --- series -------------------------------------------------------------- */
-
-static struct upstream_series *series_find(struct upstream_registry *reg, const char *key)
-{
-	struct upstream_series *s;
-
-	for (s = reg->series_buckets[hash(key)]; s != NULL; s = s->next)
-		if (strcmp(s->key, key) == 0)
-			return s;
-	return NULL;
-}
-
-static struct upstream_series *series_new(struct upstream_registry *reg, const char *key)
-{
-	struct upstream_series *s = xcalloc(1, sizeof *s);
-	unsigned b = hash(key);
-
-	s->key = xstrdup(key);
-	if (reg->nseries == reg->series_alloc) {
-		reg->series_alloc = reg->series_alloc ? 2 * reg->series_alloc : 64;
-		reg->series = xrealloc(reg->series, reg->series_alloc * sizeof *reg->series);
-	}
-	reg->series[reg->nseries++] = s;
-	s->next = reg->series_buckets[b];
-	reg->series_buckets[b] = s;
-	return s;
-}
-
-/* Its own series if it has one or may have one, else "other". */
-static struct upstream_series *series_for(struct upstream_registry *reg, const char *key)
-{
-	struct upstream_series *s = series_find(reg, key);
-
-	if (s != NULL)
-		return s;
-	if (config_find_upstream(reg->cfg, key) != NULL)
-		return series_new(reg, key);
-	if (reg->nunconfigured >= UPSTREAM_MAX_SERIES) {
-		reg->other_used = true;
-		return &reg->other;
-	}
-	reg->nunconfigured++;
-	return series_new(reg, key);
-}
-
-/* What u's pool and fetches have counted so far. */
-static void counts_now(const struct upstream *u, struct upstream_counts *c)
-{
-	struct pool_stats ps;
-
-	pool_get_stats(u->pool, &ps);
-	c->opened = pool_opened_count(u->pool);
-	c->handshakes = pool_handshake_count(u->pool);
-	c->opened_h1 = ps.opened_h1;
-	c->opened_h2 = ps.opened_h2;
-	c->goaways = ps.goaways;
-	c->refused = ps.refused;
-	c->retried = u->streams_retried;
-	memcpy(c->retries, u->retries, sizeof c->retries);
-	c->budget_exhausted = u->budget_exhausted;
-	c->paused_ms = (unsigned long)u->paused_ms;
-	c->breaker_trips = u->breaker.trips;
-	c->collapsed = u->collapsed;
-	c->hedges = u->hedges;
-	c->hedges_won = u->hedges_won;
-}
-
-/* to += what u counted since it joined its series. */
-static void counts_add_since(struct upstream_counts *to, const struct upstream *u)
-{
-	struct upstream_counts now;
-	size_t i;
-
-	counts_now(u, &now);
-	to->opened += now.opened - u->base.opened;
-	to->handshakes += now.handshakes - u->base.handshakes;
-	to->opened_h1 += now.opened_h1 - u->base.opened_h1;
-	to->opened_h2 += now.opened_h2 - u->base.opened_h2;
-	to->goaways += now.goaways - u->base.goaways;
-	to->refused += now.refused - u->base.refused;
-	to->retried += now.retried - u->base.retried;
-	for (i = 0; i < UPSTREAM_RETRY_NREASONS; i++)
-		to->retries[i] += now.retries[i] - u->base.retries[i];
-	to->budget_exhausted += now.budget_exhausted - u->base.budget_exhausted;
-	to->paused_ms += now.paused_ms - u->base.paused_ms;
-	to->breaker_trips += now.breaker_trips - u->base.breaker_trips;
-	to->collapsed += now.collapsed - u->base.collapsed;
-	to->hedges += now.hedges - u->base.hedges;
-	to->hedges_won += now.hedges_won - u->base.hedges_won;
-}
-
-/* From now on u counts into s; what its pool counted before is not s's. */
-static void series_join(struct upstream *u, struct upstream_series *s)
-{
-	u->series = s;
-	u->totals = s->totals;
-	counts_now(u, &u->base);
-	LIST_INSERT_HEAD(&s->live, u, series_link);
-}
-
-/* u stops counting into its series, which keeps what u counted. */
-static void series_leave(struct upstream *u)
-{
-	struct upstream_series *s = u->series;
-
-	counts_add_since(&s->kept, u);
-	LIST_REMOVE(u, series_link);
-	u->series = NULL;
-	u->totals = NULL;
-}
-
-/* The concurrency limit of key: its section's, else upstream_concurrency
- * (also what each upstream counting into "other" has). */
-static size_t configured_limit(const struct config *cfg, const char *key)
+/* (also what each upstream counting into "other" has) */
+size_t upstream_configured_limit(const struct config *cfg, const char *key)
 {
 	const struct config_upstream *cu = config_find_upstream(cfg, key);
 
@@ -336,72 +201,23 @@ static size_t configured_limit(const struct config *cfg, const char *key)
 	return (size_t)cfg->upstream_concurrency;
 }
 
-static void series_stats(const struct upstream_registry *reg,
-                         const struct upstream_series *s, struct upstream_stats *st)
-{
-	const struct upstream *u;
-
-	memset(st, 0, sizeof *st);
-	st->p50_ms = st->p95_ms = -1;
-	st->key = s->key;
-	st->live = !LIST_EMPTY(&s->live);
-	st->limit = configured_limit(reg->cfg, s->key);
-	st->counts = s->kept;
-	st->totals = s->totals;
-	LIST_FOREACH(u, &s->live, series_link) {
-		struct pool_stats ps;
-
-		pool_get_stats(u->pool, &ps);
-		st->in_flight += u->sem.in_use;
-		st->queued += u->sem.nqueued;
-		st->waiting_token += u->rate_limited ? u->bucket.nqueued : 0;
-		st->idle_connections += pool_idle_count(u->pool);
-		st->connections += pool_conn_count(u->pool);
-		st->streams += ps.streams;
-		if (ps.protocol != NULL)
-			st->protocol = ps.protocol;
-		if (upstream_paused_ms(u) > st->paused_ms)
-			st->paused_ms = upstream_paused_ms(u);
-		if (u->shared != NULL)
-			st->shared = true;
-		if (u->breaker.state != BREAKER_CLOSED || st->breaker == NULL)
-			st->breaker = breaker_state_name(u->breaker.state);
-		counts_add_since(&st->counts, u);
-		if (u->latency != NULL && latency_samples(u->latency) > st->latency_samples) {
-			st->latency_samples = latency_samples(u->latency);
-			st->p50_ms = latency_quantile(u->latency, 0.5);
-			st->p95_ms = latency_quantile(u->latency, 0.95);
-		}
-	}
-	st->connections_opened = st->counts.opened;
-	st->tls_handshakes = st->counts.handshakes;
-}
+/* --- the series (upstream_series.c) ------------------------------------ */
 
 void upstream_foreach_series(struct upstream_registry *reg,
                              void (*fn)(const struct upstream_stats *s, void *arg),
                              void *arg)
 {
-	struct upstream_stats st;
-	size_t i;
+	upstream_series_table_foreach(reg->series, reg->cfg, fn, arg);
+}
 
-	for (i = 0; i < reg->nseries; i++) {
-		series_stats(reg, reg->series[i], &st);
-		fn(&st, arg);
-	}
-	if (!reg->other_used)
-		return;
-	series_stats(reg, &reg->other, &st);
-	fn(&st, arg);
+size_t upstream_series_count(const struct upstream_registry *reg)
+{
+	return upstream_series_table_count(reg->series);
 }
 
 size_t upstream_live_count(const struct upstream_registry *reg)
 {
 	return reg->nlive;
-}
-
-size_t upstream_series_count(const struct upstream_registry *reg)
-{
-	return reg->nseries + (reg->other_used ? 1 : 0);
 }
 
 static struct pool_settings pool_settings_for(struct upstream_registry *reg,
@@ -659,7 +475,7 @@ static void configure(struct upstream_registry *reg, struct upstream *u)
 	u->hedge_after_ms = cu != NULL && cu->hedge_after_ms > 0 ? cu->hedge_after_ms : 0;
 	configure_shared(reg, u, cu);
 	breaker_configure(&u->breaker, u->breaker_failures, u->breaker_cooldown_ms);
-	limit_sem_set_limit(&u->sem, configured_limit(cfg, u->key));
+	limit_sem_set_limit(&u->sem, upstream_configured_limit(cfg, u->key));
 	configure_rate(reg, u, cu);
 	ps = pool_settings_for(reg, u, cu, ca_file);
 	if (u->pool == NULL)
@@ -692,7 +508,7 @@ struct upstream *upstream_get(struct upstream_registry *reg, const char *key,
 	TAILQ_INIT(&u->paused);
 	limit_bucket_init(&u->bucket, 0, 1, clock_now_ms());
 	configure(reg, u);
-	series_join(u, series_for(reg, key));
+	upstream_series_join(reg->series, reg->cfg, u);
 	u->refs = 1;
 	u->next = reg->buckets[b];
 	reg->buckets[b] = u;
@@ -718,7 +534,7 @@ static void forget(struct upstream_registry *reg, struct upstream *u)
 		;
 	*p = u->next;
 	reg->nlive--;
-	series_leave(u);
+	upstream_series_leave(u);
 	if (u->shared != NULL)
 		shared_drop(u);
 	pool_free(u->pool);
@@ -791,16 +607,6 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	reap_retired(reg);
 }
 
-/* An upstream that counted into "other" and now has a section gets its
- * own series: configured upstreams always have one. */
-static void reseat(struct upstream_registry *reg, struct upstream *u)
-{
-	if (u->series != &reg->other || config_find_upstream(reg->cfg, u->key) == NULL)
-		return;
-	series_leave(u);
-	series_join(u, series_for(reg, u->key));
-}
-
 void upstream_registry_configure(struct upstream_registry *reg, const struct config *cfg)
 {
 	struct upstream *u;
@@ -812,92 +618,19 @@ void upstream_registry_configure(struct upstream_registry *reg, const struct con
 	for (b = 0; b < NBUCKETS; b++) {
 		for (u = reg->buckets[b]; u != NULL; u = u->next) {
 			configure(reg, u);
-			reseat(reg, u);
+			upstream_series_reseat(reg->series, reg->cfg, u);
 		}
 	}
 }
 
-/* --- GET /v1/upstreams --------------------------------------------------- */
-
-/* A latency in ms to 0.1 ms, or null when there is none. */
-static json_t *ms_or_null(double ms)
-{
-	return ms < 0 ? json_null() : json_real((double)(long)(ms * 10 + 0.5) / 10);
-}
-
-/* One series as an element of "upstreams"; the key goes through jansson
- * like every string fanoutd sends. */
-static json_t *series_json(const struct upstream_stats *s)
-{
-	json_t *totals = xcheck(json_object());
-	size_t t;
-
-	for (t = OUTCOME_OK; t < OUTCOME_COUNT; t++)
-		json_object_set_new(totals, outcome_type_name((enum outcome_type)t),
-		                    json_integer((json_int_t)s->totals[t]));
-	json_t *latency = xcheck(json_pack("{s:I,s:o,s:o}",
-	                                   "samples", (json_int_t)s->latency_samples,
-	                                   "p50_ms", ms_or_null(s->p50_ms),
-	                                   "p95_ms", ms_or_null(s->p95_ms)));
-
-	return xcheck(json_pack("{s:o,s:b,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:I,s:I,s:I,s:s,s:b,"
-	                        "s:o,s:I,s:I,s:I,s:o}",
-	                        "upstream", answer_text(s->key),
-	                        "live", (int)s->live,
-	                        "limit", (json_int_t)s->limit,
-	                        "in_flight", (json_int_t)s->in_flight,
-	                        "queued", (json_int_t)s->queued,
-	                        "connections", (json_int_t)s->connections,
-	                        "idle_connections", (json_int_t)s->idle_connections,
-	                        "connections_opened", (json_int_t)s->connections_opened,
-	                        "tls_handshakes", (json_int_t)s->tls_handshakes,
-	                        "protocol", s->protocol != NULL ? json_string(s->protocol)
-	                                                        : json_null(),
-	                        "streams", (json_int_t)s->streams,
-	                        "goaways", (json_int_t)s->counts.goaways,
-	                        "paused_ms", (json_int_t)(s->paused_ms + 0.5),
-	                        "breaker", s->breaker != NULL ? s->breaker : "closed",
-	                        "shared", (int)s->shared,
-	                        "latency", latency,
-	                        "collapsed", (json_int_t)s->counts.collapsed,
-	                        "hedges", (json_int_t)s->counts.hedges,
-	                        "hedges_won", (json_int_t)s->counts.hedges_won,
-	                        "totals", totals));
-}
-
-static void add_series(const struct upstream_stats *s, void *arg)
-{
-	json_array_append_new(arg, series_json(s));
-}
-
-void upstream_registry_write_json(struct upstream_registry *reg, struct evbuffer *out)
-{
-	json_t *list = xcheck(json_array());
-	json_t *doc;
-
-	upstream_foreach_series(reg, add_series, list);
-	doc = xcheck(json_pack("{s:o}", "upstreams", list));
-	answer_write_json(out, doc);
-	json_decref(doc);
-}
-
-static void free_series(struct upstream_series *s)
-{
-	free(s->key);
-	free(s);
-}
-
 void upstream_registry_free(struct upstream_registry *reg)
 {
-	size_t b, i;
+	size_t b;
 
 	for (b = 0; b < NBUCKETS; b++)
 		while (reg->buckets[b] != NULL)
 			forget(reg, reg->buckets[b]);
-	for (i = 0; i < reg->nseries; i++)
-		free_series(reg->series[i]);
-	free(reg->series);
-	free(reg->other.key);
+	upstream_series_table_free(reg->series);
 	event_free(reg->sweep);
 	reap_retired(reg);
 	shared_redis_free(reg->redis);
