@@ -22,7 +22,13 @@ SCEN = {
     "THR-TLS": ("20,000 × /fast over https, HTTP/1.1 (fanoutd `http2 = no`), C=64", 20000),
     "STREAM": ("100,000 × /kb (1 KiB) streamed as NDJSON through `fanout -o ndjson > /dev/null`, C=64",
                100000),
+    "TAIL": ("1,000 × the test upstream's /tail/KEY (2 % of the attempts 200 ms slower), C=100", 1000),
+    "COLLAPSE": ("8 clients at once × the same 1,000 × the test upstream's /delay/50, C=100", 1000),
 }
+# issue 21's rows: each a fanoutd config (bench/run starts them side by side)
+# or a peer; COLLAPSE's times are the 8 clients', from their release
+TAIL_TOOLS = ["fanoutd-notail", "fanoutd-tail", "fanoutd-hedge", "fanoutd-p95", "httpx", "aiohttp", "curl", "node"]
+COLLAPSE_TOOLS = ["fanoutd-collapse", "fanoutd-nocollapse"]
 H1_SCEN = ("LAT", "THR", "KB", "SMALL")   # issue 9's, plain http
 TLS_SCEN = ("THR-H2", "THR-TLS")          # issue 16's, the https server
 TOOLS = ["fanoutd", "fanout", "first-line", "httpx", "aiohttp", "curl", "node", "wrk", "h2load", "floor"]
@@ -37,6 +43,12 @@ LABEL = {
     "floor": "the floor: `curl` → fanoutd GET /healthz",
     "fanout": "**`fanout -o ndjson < urls > /dev/null`** (the whole command)",
     "first-line": "bench/first_line.py (the same batch, NDJSON, raw socket)",
+    "fanoutd-notail": "fanoutd, no hedging, **no tail** (every=1000000: the reference)",
+    "fanoutd-tail": "fanoutd, no hedging, the tail",
+    "fanoutd-hedge": "**fanoutd `hedge_after = 75ms`**, the tail",
+    "fanoutd-p95": "**fanoutd `hedge_after = p95`**, the tail",
+    "fanoutd-collapse": "**fanoutd `collapse = yes`**",
+    "fanoutd-nocollapse": "fanoutd `collapse = no`",
 }
 
 
@@ -104,7 +116,7 @@ class Stat:
             # its own fan-out time (start-up excluded), except SMALL where
             # the whole process is what a shell script pays
             key = ("wall_ms" if tool in ("fanoutd", "floor", "fanout", "first-line") or scen == "SMALL"
-                   else "inner_ms")
+                   or tool.startswith("fanoutd-") else "inner_ms")
             self.times = [num(r[key]) for r in ok if num(r[key]) is not None]
             self.rps = [n / (t / 1000) for t in self.times if t > 0]
         self.wall = [num(r["wall_ms"]) for r in ok if num(r["wall_ms"]) is not None]
@@ -155,7 +167,7 @@ def main():
     raw, fst, m, commands = load(d)
     st = {}
     for s in SCEN:
-        for t in TOOLS:
+        for t in TOOLS + [x for x in TAIL_TOOLS + COLLAPSE_TOOLS if x not in TOOLS]:
             rows = [r for r in raw if r["scenario"] == s and r["tool"] == t]
             if rows:
                 st[s, t] = Stat(s, t, rows)
@@ -216,6 +228,9 @@ def main():
         summary_tls(w, st, speedup, fanoutd_rss, m)
     if stream_ran:
         summary_stream(w, st, fanoutd_rss)
+    ran21 = [s for s in ("TAIL", "COLLAPSE") if s in ran]
+    if ran21:
+        summary_21(w, st, m)
     if shared_ran:
         summary_shared(w, st, fanoutd_rss)
     per_scenario(w, st, speedup, fanoutd_rss, fst, m)
@@ -227,7 +242,9 @@ def main():
         targets_18(w, st, fanoutd_rss)
     if shared_ran:
         targets_19(w, st)
-    how_measured(w, h1_ran, tls_ran, stream_ran)
+    if ran21:
+        targets_21(w, st)
+    how_measured(w, h1_ran, tls_ran, stream_ran, ran21, m)
     w("## Exact commands")
     w("")
     w("```")
@@ -350,10 +367,13 @@ def summary_tls(w, st, speedup, fanoutd_rss, m):
 
 def per_scenario(w, st, speedup, fanoutd_rss, fst, m):
     for s, (desc, n) in SCEN.items():
-        if not any((s, t) in st for t in TOOLS):
+        if not any(k[0] == s for k in st):
             continue
         if s == "STREAM":
             stream_section(w, st, fanoutd_rss, desc)
+            continue
+        if s in ("TAIL", "COLLAPSE"):
+            section_21(w, st, s, desc)
             continue
         w(f"## {s}: {desc}")
         w("")
@@ -725,7 +745,169 @@ def targets_19(w, st):
     w("")
 
 
-def how_measured(w, h1_ran, tls_ran, stream_ran=False):
+def tail_figures(st, t):
+    """TAIL's row t: (Stat, median ms, × the no-tail median, the runs' extra
+    upstream requests, median extra)"""
+    x, ref = st.get(("TAIL", t)), st.get(("TAIL", "fanoutd-notail"))
+    n = SCEN["TAIL"][1]
+    if not x:
+        return None, None, None, [], None
+    v, r = x.tmed(), (ref.tmed() if ref else None)
+    extra = [int(c - n) for c in x.ex("up_requests")]
+    return x, v, (v / r if v and r else None), extra, med(extra)
+
+
+def f_int(x):
+    return "—" if x is None else f"{x:,.0f}"
+
+
+def summary_21(w, st, m):
+    n = SCEN["TAIL"][1]
+    if any(k[0] == "TAIL" for k in st):
+        w("## Summary, a slow tail and hedging (issue 21; medians)")
+        w("")
+        w("| TAIL: 1,000 × /tail, 2 % +200 ms, C=100 | ms | × no-tail | extra upstream requests "
+          "| hedges started / won (`/metrics`) | refused by the budget | answers that came slow |")
+        w("| --- | --: | --: | --: | --: | --: | --: |")
+        for t in TAIL_TOOLS:
+            x, v, ratio, extra, mx = tail_figures(st, t)
+            if not x:
+                continue
+            hw = (f"{f_int(med(x.ex('hedges')))} / {f_int(med(x.ex('hedges_won')))}"
+                  if t.startswith("fanoutd") else "—")
+            br = f_int(med(x.ex("budget_refused"))) if t.startswith("fanoutd") else "—"
+            slow = f_int(med(x.ex("slow"))) if t.startswith("fanoutd") else "—"
+            pct = f" ({mx / n * 100:.1f} %)" if mx is not None else ""
+            w(f"| {LABEL[t] if t.startswith('fanoutd') else label('TAIL', t)} | {f_ms(v)} | {f_x(ratio)} "
+              f"| {f_int(mx)}{pct} | {hw} | {br} | {slow} |")
+        w("")
+        budget = m.get("retry_budget", "default")
+        budget = "fanoutd's default (20 %)" if budget == "default" else f"`retry_budget = {budget}` on the hedging daemons"
+        w(f"retry_budget: {budget}. The peers' times are their own fan-out (interpreter start-up excluded); "
+          "fanoutd's the whole `curl` call.")
+        w("")
+    c, nc = st.get(("COLLAPSE", "fanoutd-collapse")), st.get(("COLLAPSE", "fanoutd-nocollapse"))
+    if c or nc:
+        w("## Summary, collapsing (issue 21; medians)")
+        w("")
+        w("| COLLAPSE: 8 clients × the same 1,000 × /delay/50, C=100 | all 8 answered, ms "
+          "| upstream requests | results with `\"shared\": true` | `fanoutd_upstream_collapsed_total` |")
+        w("| --- | --: | --: | --: | --: |")
+        for x in (c, nc):
+            if x:
+                w(f"| {LABEL[x.tool]} | {f_ms(x.tmed())} | {f_int(med(x.ex('up_requests')))} "
+                  f"| {f_int(med(x.ex('shared')))} | {f_int(med(x.ex('collapsed')))} |")
+        w("")
+
+
+def section_21(w, st, s, desc):
+    w(f"## {s}: {desc}")
+    w("")
+    n = SCEN[s][1]
+    if s == "TAIL":
+        w("| row | ok runs | min ms | median ms | × no-tail (medians) | upstream requests, run by run "
+          "| hedges started, run by run | hedges won | refused by the budget | results `\"hedged\": true` "
+          "| answers that came slow | rolling p50 / p95 ms after the run | connections opened, run by run "
+          "| CPU ms, median | peak RSS |")
+        w("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
+        for t in TAIL_TOOLS:
+            x, v, ratio, extra, mx = tail_figures(st, t)
+            if not x:
+                continue
+            fd = t.startswith("fanoutd")
+
+            def runs(k, x=x, fd=fd):
+                return per_run([int(v) for v in x.ex(k)]) if fd else "—"
+            lat = (f"{f_ms(med(x.ex('p50_ms')))} / {f_ms(med(x.ex('p95_ms')))}" if fd and x.ex("p95_ms") else "—")
+            cpu = f"{med(x.cpu):,.0f}" if x.cpu else "—"
+            rss = f_mib(max(x.rss)) if x.rss else "—"
+            w(f"| {LABEL[t] if fd else label(s, t)} | {x.ok}/{x.runs} | {f_ms(x.tmin())} | {f_ms(v)} "
+              f"| {f_x(ratio)} | {per_run([int(c) for c in x.ex('up_requests')])} | {runs('hedges')} "
+              f"| {runs('hedges_won')} | {runs('budget_refused')} | {runs('hedged')} | {runs('slow')} "
+              f"| {lat} | {per_run(x.f_opened) if fd else '—'} | {cpu} | {rss} |")
+        w("")
+        w(f"Ideal without the tail: 1,000 / 100 × 50 ms = 500 ms. Every row's batch has a KEY of its own, "
+          f"so the test upstream's count of it (GET /count/KEY after the run) is that run's upstream "
+          f"requests: {n:,} plus the hedges that reached it. Hedges started and won, and those the "
+          "retry budget refused: fanoutd's `/metrics` counters before and after the run. A hedge goes "
+          "through the upstream's FIFO queue like any request, so one started while the batch still "
+          "has requests queued waits behind them and is dropped unsent when the first attempt answers: "
+          "started − (requests − 1,000) is how many never left fanoutd. \"Answers that came slow\": "
+          "results whose body says `\"slow\": true` (the slow attempt won, or was never hedged). "
+          "CPU and RSS: the row's daemon (VmHWM, cumulative over the scenario); a peer's whole process.")
+    else:
+        w("| row | ok runs | min ms | median ms | slowest client, median ms | median client, median ms "
+          "| upstream requests, run by run | results `\"shared\": true`, run by run "
+          "| `collapsed_total` per run | fanoutd CPU ms, median | peak RSS |")
+        w("| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: | --: |")
+        for t in COLLAPSE_TOOLS:
+            x = st.get((s, t))
+            if not x:
+                continue
+            w(f"| {LABEL[t]} | {x.ok}/{x.runs} | {f_ms(x.tmin())} | {f_ms(x.tmed())} "
+              f"| {f_ms(med(x.ex('client_max_ms')))} | {f_ms(med(x.ex('client_med_ms')))} "
+              f"| {per_run([int(c) for c in x.ex('up_requests')])} | {per_run([int(c) for c in x.ex('shared')])} "
+              f"| {per_run([int(c) for c in x.ex('collapsed')])} | {f'{med(x.cpu):,.0f}' if x.cpu else '—'} "
+              f"| {f_mib(max(x.rss)) if x.rss else '—'} |")
+        w("")
+        w("The time is from the release of the 8 clients (each curl already started, blocked reading "
+          "its batch from a FIFO) to the last answer; the clients' own times are curl's `time_total`. "
+          "Ideal: 1,000 / 100 × 50 ms = 500 ms when collapsed (one upstream request per URL), 8,000 / "
+          "100 × 50 ms = 4,000 ms when not. Upstream requests: the test upstream's /stats `requests` "
+          "after a /stats/reset just before the release.")
+    w("")
+
+
+def targets_21(w, st):
+    w("## Targets (issue 21)")
+    w("")
+    w("| target | measured | verdict |")
+    w("| --- | --- | --- |")
+    n = SCEN["TAIL"][1]
+    ref = st.get(("TAIL", "fanoutd-notail"))
+    if any(k[0] == "TAIL" for k in st):
+        rows = [t for t in TAIL_TOOLS if ("TAIL", t) in st]
+        target_row(w, "TAIL: every run complete (1,000 answers, 2xx, checked)",
+                   "; ".join(f"{t} {st['TAIL', t].ok}/{st['TAIL', t].runs}" for t in rows),
+                   all(st["TAIL", t].ok == st["TAIL", t].runs for t in rows))
+        for t, name in (("fanoutd-hedge", "`hedge_after = 75ms`"), ("fanoutd-p95", "`hedge_after = p95`")):
+            x, v, ratio, extra, mx = tail_figures(st, t)
+            if not x:
+                continue
+            target_row(w, f"TAIL {name}: ≤ 1.3 × the no-tail time (medians, same run)",
+                       f"{f_ms(v)} vs {f_ms(ref.tmed() if ref else None)} ms = {f_x(ratio)}" if ratio else "—",
+                       None if ratio is None else ratio <= 1.3)
+            target_row(w, f"TAIL {name}: ≤ 5 % extra upstream requests (≤ 50; median of the runs)",
+                       (f"{f_int(mx)} extra = {mx / n * 100:.1f} % median, run by run {per_run(extra)}; "
+                        f"hedges started {per_run([int(v) for v in x.ex('hedges')])}, won "
+                        f"{per_run([int(v) for v in x.ex('hedges_won')])}, refused by the budget "
+                        f"{per_run([int(v) for v in x.ex('budget_refused')])}") if extra else "—",
+                       None if mx is None else mx <= 0.05 * n)
+        x, v, ratio, extra, mx = tail_figures(st, "fanoutd-tail")
+        if x:
+            target_row(w, "TAIL without hedging (no target: what hedging is measured against)",
+                       f"{f_ms(v)} ms = {f_x(ratio)} the no-tail time, {f_int(mx)} extra requests", None)
+    c, nc = st.get(("COLLAPSE", "fanoutd-collapse")), st.get(("COLLAPSE", "fanoutd-nocollapse"))
+    if c:
+        up = [int(v) for v in c.ex("up_requests")]
+        target_row(w, "COLLAPSE `collapse = yes`: upstream requests = 1,000, not 8,000 (median of the runs)",
+                   f"{f_int(med(up))} median, run by run {per_run(up)}; all 8 clients answered in "
+                   f"{f_ms(c.tmed())} ms median" + (f" vs {f_ms(nc.tmed())} ms with `collapse = no` "
+                                                    f"({nc.tmed() / c.tmed():.1f} × longer)" if nc and nc.tmed() and c.tmed() else ""),
+                   None if not up else med(up) == 1000)
+        sh = [int(v) for v in c.ex("shared")]
+        target_row(w, "COLLAPSE `collapse = yes`: every waiter's result `\"shared\": true` (8 × 1,000 a run)",
+                   f"{per_run(sh)} run by run; runs complete {c.ok}/{c.runs}",
+                   None if not sh else all(v == 8 * SCEN["COLLAPSE"][1] for v in sh) and c.ok == c.runs)
+    if nc:
+        up = [int(v) for v in nc.ex("up_requests")]
+        target_row(w, "COLLAPSE `collapse = no` (the comparison): 8,000 upstream requests",
+                   f"{f_int(med(up))} median, run by run {per_run(up)}; {f_ms(nc.tmed())} ms",
+                   None if not up else med(up) == 8000)
+    w("")
+
+
+def how_measured(w, h1_ran, tls_ran, stream_ran=False, ran21=(), m=None):
     w("## How it was measured")
     w("")
     w("- nginx 1 worker, `keepalive_requests 10000000`, `access_log off`; `/fast` returns a "
@@ -769,6 +951,16 @@ def how_measured(w, h1_ran, tls_ran, stream_ran=False):
           "parsing of the batch included. (Mapping fanoutd's batch clock onto the client's through "
           "the last line does not work: under back-pressure the last line waits behind up to "
           "`stream_buffer` of lines.)")
+    if ran21:
+        m = m or {}
+        w("- TAIL, COLLAPSE (issue 21): not nginx but tests/upstream, fanoutd's test server "
+          "(single-threaded libevent): `/tail/KEY?every=50&slow=250&base=50&i=N` answers attempt I of "
+          "KEY (counted at arrival, from 1) after 250 ms when I % 50 = 0 and after 50 ms otherwise; "
+          "`/count/KEY` says how many attempts of KEY arrived; `/delay/50` answers after 50 ms; "
+          "`/stats` counts requests since `/stats/reset`. fanoutd: `upstream_concurrency = 100` and "
+          "`[upstream \"http://127.0.0.1:PORT\"] concurrency = 100` plus the row's key; the daemons of "
+          "a scenario run side by side on their own ports, each warmed by one unrecorded batch. "
+          f"retry_budget: {m.get('retry_budget', 'default')} (BENCH_RETRY_BUDGET).")
     w("")
 
 
