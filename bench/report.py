@@ -829,10 +829,10 @@ def section_21(w, st, s, desc):
         w(f"Ideal without the tail: 1,000 / 100 × 50 ms = 500 ms. Every row's batch has a KEY of its own, "
           f"so the test upstream's count of it (GET /count/KEY after the run) is that run's upstream "
           f"requests: {n:,} plus the hedges that reached it. Hedges started and won, and those the "
-          "retry budget refused: fanoutd's `/metrics` counters before and after the run. A hedge goes "
-          "through the upstream's FIFO queue like any request, so one started while the batch still "
-          "has requests queued waits behind them and is dropped unsent when the first attempt answers: "
-          "started − (requests − 1,000) is how many never left fanoutd. \"Answers that came slow\": "
+          "retry budget refused: fanoutd's `/metrics` counters before and after the run. A hedge "
+          "waits for the next free slot ahead of the requests still queued and counts once it is "
+          "sent; one still waiting when the first attempt answers is dropped unsent and not counted, "
+          "so started ≈ requests − 1,000 (one sent as the first attempt answers may be cancelled before it arrives). \"Answers that came slow\": "
           "results whose body says `\"slow\": true` (the slow attempt won, or was never hedged). "
           "CPU and RSS: the row's daemon (VmHWM, cumulative over the scenario); a peer's whole process.")
     else:
