@@ -18,7 +18,7 @@ void latency_add(struct latency_window *w, double ms)
 {
 	if (isnan(ms) || ms < 0)
 		return;
-	w->v[w->next] = ms;
+	w->v[w->next] = (float)ms;
 	w->next = (w->next + 1) % LATENCY_WINDOW;
 	if (w->n < LATENCY_WINDOW)
 		w->n++;
@@ -32,9 +32,9 @@ unsigned latency_samples(const struct latency_window *w)
 	return w->n;
 }
 
-static int cmp_double(const void *a, const void *b)
+static int cmp_float(const void *a, const void *b)
 {
-	double x = *(const double *)a, y = *(const double *)b;
+	float x = *(const float *)a, y = *(const float *)b;
 
 	return (x > y) - (x < y);
 }
@@ -67,7 +67,7 @@ static void resort(struct latency_window *w)
 	/* the ring's order does not matter to a sort: copy it as it lies */
 	memcpy(w->sorted, w->v, w->n * sizeof w->v[0]);
 	w->sorted_n = w->n;
-	qsort(w->sorted, w->sorted_n, sizeof w->sorted[0], cmp_double);
+	qsort(w->sorted, w->sorted_n, sizeof w->sorted[0], cmp_float);
 	w->since_sort = 0;
 	w->fresh = true;
 	w->p50 = pick(w, 0.5);

@@ -13,16 +13,19 @@
 
 #include <stdbool.h>
 
-#define LATENCY_WINDOW 512      /* the last this many samples */
+/* the last this many samples: 2 KiB a window, made for each upstream with
+ * an answer, and 10,000 upstreams may live at once */
+#define LATENCY_WINDOW 256
 #define LATENCY_RESORT 16       /* additions between refreshes of the copy */
 #define LATENCY_EXACT  100      /* held samples up to which every query is exact */
 
 struct latency_window {
-	double v[LATENCY_WINDOW];       /* ring of samples, oldest at next once full */
+	float v[LATENCY_WINDOW];        /* ring of samples, oldest at next once full
+	                                   (a float holds ms to far below 0.1 ms) */
 	unsigned n;                     /* samples held, <= LATENCY_WINDOW */
 	unsigned next;                  /* where the next sample goes */
 	unsigned long total;            /* samples ever added */
-	double sorted[LATENCY_WINDOW];  /* a sorted copy of v[0..sorted_n) */
+	float sorted[LATENCY_WINDOW];   /* a sorted copy of v[0..sorted_n) */
 	unsigned sorted_n;              /* samples in it (0: never sorted) */
 	unsigned since_sort;            /* additions since the copy was made */
 	double p50, p95;                /* of the copy, -1 when empty */

@@ -79,19 +79,20 @@ END_TEST
 
 /* --- the window ---------------------------------------------------------- */
 
-/* 1..1000: only the last 512 (489..1000) count. */
+/* 1..1000: only the last 256 (745..1000) count. */
 START_TEST(test_rolls_over)
 {
 	struct latency_window w;
 
+	ck_assert_uint_eq(LATENCY_WINDOW, 256);
 	latency_init(&w);
 	for (int i = 1; i <= 1000; i++)
 		latency_add(&w, i);
 	ck_assert_uint_eq(latency_samples(&w), LATENCY_WINDOW);
 	ck_assert_uint_eq(w.total, 1000);
-	ck_assert(latency_quantile(&w, 0.001) == 489);
-	ck_assert(latency_quantile(&w, 0.5) == 488 + 256);
-	ck_assert(latency_quantile(&w, 0.95) == 488 + 487);   /* ceil(486.4) */
+	ck_assert(latency_quantile(&w, 0.001) == 745);
+	ck_assert(latency_quantile(&w, 0.5) == 744 + 128);
+	ck_assert(latency_quantile(&w, 0.95) == 744 + 244);   /* ceil(243.2) */
 	ck_assert(latency_quantile(&w, 0.9999) == 1000);
 }
 END_TEST
