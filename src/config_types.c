@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "config_internal.h"
+#include "redis_url.h"
 #include "retry.h"
 #include "units.h"
 #include "xalloc.h"
@@ -448,14 +449,19 @@ static int parse_word(const struct config_key *k, void *base, const struct confi
 	return 0;
 }
 
-/* units.c checks the form; the Redis client reads it.  "" = no Redis. */
+/* Checked by the parser the Redis client connects with (redis_url.c), so
+ * what loads here connects there; kept as text.  "" = no Redis. */
 static int parse_redis_url(const struct config_key *k, void *base, const struct config_input *in,
                            char *msg, size_t len)
 {
 	char **p = field(base, k);
+	struct redis_url u;
 
-	if (in->value[0] != '\0' && units_check_redis_url(in->value, msg, len) < 0)
-		return -1;
+	if (in->value[0] != '\0') {
+		if (redis_url_parse(in->value, &u, msg, len) < 0)
+			return -1;
+		redis_url_clear(&u);
+	}
 	if (strlen(in->value) > line_room(k)) {
 		snprintf(msg, len, "%s: too long (at most %zu characters)", k->name, line_room(k));
 		return -1;

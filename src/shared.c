@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,13 +16,13 @@
 #include <netinet/in.h>
 
 #include <event2/dns.h>
-#include <event2/http.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 #include <hiredis/adapters/libevent.h>
 
 #include "clock.h"
 #include "log.h"
+#include "redis_url.h"
 #include "shared_internal.h"
 #include "xalloc.h"
 
@@ -31,7 +30,6 @@
 #define SHARED_DEFAULT_TIMEOUT_MS 100
 #define SHARED_DEFAULT_LEASE_MS 30000
 #define SHARED_RETRY_MS 1000
-#define SHARED_DEFAULT_PORT 6379
 
 /* --- the scripts ----------------------------------------------------------
  *
@@ -111,129 +109,6 @@ static const char *const script_text[NSCRIPTS] = { ACQUIRE_LUA, RENEW_LUA };
 static const char *const state_name[] = { "starting", "up", "down" };
 
 static void redis_connect(struct shared_redis *r);
-
-/* --- the address ----------------------------------------------------------- */
-
-struct redis_addr {
-	bool unix_socket;
-	char *host;          /* or path */
-	int port;
-	int db;
-	char *user, *pass;
-};
-
-static void addr_clear(struct redis_addr *a)
-{
-	free(a->host);
-	free(a->user);
-	free(a->pass);
-	memset(a, 0, sizeof *a);
-}
-
-static bool addr_fail(char *err, size_t errlen, const char *url, const char *why)
-{
-	if (err != NULL && errlen > 0)
-		snprintf(err, errlen, "redis url \"%s\": %s", url, why);
-	return false;
-}
-
-static bool parse_userinfo(struct redis_addr *a, const char *ui)
-{
-	const char *colon = strchr(ui, ':');
-	char *dec;
-
-	if (colon == NULL) {        /* redis://password@host */
-		a->pass = evhttp_uridecode(ui, 0, NULL);
-		return a->pass != NULL;
-	}
-	if (colon > ui) {
-		char *user = xstrndup(ui, (size_t)(colon - ui));
-
-		a->user = evhttp_uridecode(user, 0, NULL);
-		free(user);
-		if (a->user == NULL)
-			return false;
-	}
-	dec = evhttp_uridecode(colon + 1, 0, NULL);
-	a->pass = dec;
-	return dec != NULL;
-}
-
-static bool parse_db(struct redis_addr *a, const char *path)
-{
-	char *end;
-	long db;
-
-	if (path == NULL || path[0] == '\0' || strcmp(path, "/") == 0)
-		return true;
-	if (path[0] != '/' || path[1] < '0' || path[1] > '9')
-		return false;
-	db = strtol(path + 1, &end, 10);
-	if (*end != '\0' || db < 0 || db > 1000000)
-		return false;
-	a->db = (int)db;
-	return true;
-}
-
-static bool parse_addr(const char *url, struct redis_addr *a, char *err, size_t errlen)
-{
-	struct evhttp_uri *u;
-	const char *scheme, *host, *ui;
-	bool ok = false;
-
-	memset(a, 0, sizeof *a);
-	if (url == NULL || url[0] == '\0')
-		return addr_fail(err, errlen, "", "empty");
-	if (strncmp(url, "unix:", 5) == 0) {
-		if (url[5] != '/')
-			return addr_fail(err, errlen, url, "want unix:/absolute/path");
-		a->unix_socket = true;
-		a->host = xstrdup(url + 5);
-		return true;
-	}
-	u = evhttp_uri_parse(url);
-	if (u == NULL)
-		return addr_fail(err, errlen, url, "cannot parse it");
-	scheme = evhttp_uri_get_scheme(u);
-	host = evhttp_uri_get_host(u);
-	ui = evhttp_uri_get_userinfo(u);
-	if (scheme == NULL || strcasecmp(scheme, "redis") != 0)
-		addr_fail(err, errlen, url, "want redis://host[:port][/db] or unix:/path");
-	else if (host == NULL || host[0] == '\0' || strcmp(host, "[]") == 0)
-		addr_fail(err, errlen, url, "no host");
-	else if (evhttp_uri_get_port(u) == 0)
-		addr_fail(err, errlen, url, "port 0");
-	else if (!parse_db(a, evhttp_uri_get_path(u)))
-		addr_fail(err, errlen, url, "the path must be a database number (/0)");
-	else if (evhttp_uri_get_query(u) != NULL || evhttp_uri_get_fragment(u) != NULL)
-		addr_fail(err, errlen, url, "no query or fragment allowed");
-	else if (ui != NULL && !parse_userinfo(a, ui))
-		addr_fail(err, errlen, url, "bad user or password");
-	else
-		ok = true;
-	if (ok) {
-		a->port = evhttp_uri_get_port(u) < 0 ? SHARED_DEFAULT_PORT : evhttp_uri_get_port(u);
-		/* evhttp keeps an IPv6 literal's brackets; hiredis wants it bare */
-		if (host[0] == '[')
-			a->host = xstrndup(host + 1, strlen(host) - 2);
-		else
-			a->host = xstrdup(host);
-	}
-	evhttp_uri_free(u);
-	if (!ok)
-		addr_clear(a);
-	return ok;
-}
-
-bool shared_redis_url_check(const char *url, char *err, size_t errlen)
-{
-	struct redis_addr a;
-
-	if (!parse_addr(url, &a, err, errlen))
-		return false;
-	addr_clear(&a);
-	return true;
-}
 
 /* --- calls ------------------------------------------------------------------ */
 
@@ -636,35 +511,36 @@ static void make_id(char id[17])
 		snprintf(id + 2 * i, 3, "%02x", b[i]);
 }
 
-static char *make_display(const struct redis_addr *a)
+static char *make_display(const struct redis_url *u)
 {
-	if (a->unix_socket)
-		return xasprintf("unix:%s", a->host);
-	if (strchr(a->host, ':') != NULL)
-		return xasprintf("[%s]:%d/%d", a->host, a->port, a->db);
-	return xasprintf("%s:%d/%d", a->host, a->port, a->db);
+	if (u->path != NULL)
+		return xasprintf("unix:%s", u->path);
+	if (strchr(u->host, ':') != NULL)
+		return xasprintf("[%s]:%d/%d", u->host, u->port, u->db);
+	return xasprintf("%s:%d/%d", u->host, u->port, u->db);
 }
 
 struct shared_redis *shared_redis_new(struct event_base *base,
                                       const struct shared_redis_settings *s)
 {
 	struct shared_redis *r;
-	struct redis_addr a;
+	struct redis_url u;
 	char err[256];
 
-	if (!parse_addr(s->url, &a, err, sizeof err)) {
-		log_error("%s", err);
+	if (redis_url_parse(s->url, &u, err, sizeof err) < 0) {
+		log_error("[redis] %s", err);
 		return NULL;
 	}
 	r = xcalloc(1, sizeof *r);
 	r->base = base;
-	r->unix_socket = a.unix_socket;
-	r->host = a.host;
-	r->port = a.port;
-	r->db = a.db;
-	r->user = a.user;
-	r->pass = a.pass;
-	r->display = make_display(&a);
+	r->display = make_display(&u);
+	/* r takes u's strings (freed in shared_redis_free) */
+	r->unix_socket = u.path != NULL;
+	r->host = u.path != NULL ? u.path : u.host;
+	r->port = u.port;
+	r->db = u.db;
+	r->user = u.user;
+	r->pass = u.pass;
 	r->prefix = xstrdup(s->key_prefix != NULL ? s->key_prefix : SHARED_DEFAULT_PREFIX);
 	r->timeout_ms = s->timeout_ms > 0 ? (double)s->timeout_ms : SHARED_DEFAULT_TIMEOUT_MS;
 	r->lease_ms = s->lease_ms > 0 ? (double)s->lease_ms : SHARED_DEFAULT_LEASE_MS;

@@ -31,8 +31,8 @@
 #define SHARED_MAX_BATCH 128
 
 struct shared_redis_settings {
-	const char *url;           /* redis://[[user]:pass@]host[:port][/db] or
-	                              unix:/path.  A host name is looked up
+	const char *url;           /* as redis_url_parse() reads it
+	                              (redis_url.h).  A host name is looked up
 	                              with libevent's resolver (hiredis 0.14's
 	                              own getaddrinfo would block), within
 	                              timeout_ms */
@@ -51,11 +51,6 @@ struct shared_redis_stats {
 	unsigned long fallbacks;   /* waiters granted `local` */
 	unsigned long downs;       /* times Redis went from up (or starting) to down */
 };
-
-/* Is url a Redis address shared_redis_new takes?  On false, writes why
- * into err (for `fanoutd -t`). */
-bool shared_redis_url_check(const char *url, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
 
 /* Starts connecting at once (nothing blocks); NULL if the URL is bad
  * (logged).  Until the first connection answers or fails (at most

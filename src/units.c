@@ -1,7 +1,7 @@
 /* units: the value syntax of the config file — durations, sizes, rates,
  * booleans and octal modes, parsed and formatted — the upstream key and
- * the normal form of upstream URLs, the form of Redis URLs, and the
- * host-glob and CIDR lists.
+ * the normal form of upstream URLs, and the host-glob and CIDR lists
+ * (Redis URLs: redis_url.c).
  * Addresses themselves are read by netaddr.c.  No state. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/un.h>
 
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -449,169 +448,6 @@ int units_normalise_upstream(const char *url, char *out, char *msg, size_t len)
 	}
 	units_upstream_key(out, UNITS_UPSTREAM_KEY_MAX, strcmp(scheme, "https") == 0, host, port);
 	return 0;
-}
-
-/* ---- Redis addresses (SPEC section 13) -------------------------------- */
-
-#define REDIS_URL_HINT "use redis://host[:port][/db] or unix:/path"
-
-/* "unix:" then PATH, absolute and fitting in sun_path. */
-static int check_redis_unix(const char *path, char *msg, size_t len)
-{
-	struct sockaddr_un sun;
-
-	if (path[0] != '/' || path[1] == '\0') {
-		snprintf(msg, len, "url: unix socket path must be absolute (unix:/path)");
-		return -1;
-	}
-	if (strlen(path) >= sizeof sun.sun_path) {
-		snprintf(msg, len, "url: unix socket path too long (at most %zu bytes)",
-		         sizeof sun.sun_path - 1);
-		return -1;
-	}
-	return 0;
-}
-
-/* The port of a redis:// URL, s[0..n). */
-static int check_redis_port(const char *s, size_t n, char *msg, size_t len)
-{
-	char buf[8];
-	long port;
-
-	if (n < sizeof buf) {
-		memcpy(buf, s, n);
-		buf[n] = '\0';
-		if (netaddr_parse_port(buf, 1, &port) == 0)
-			return 0;
-	}
-	snprintf(msg, len, "url: bad port \"%.*s\" in redis:// URL (1..65535)",
-	         (int)(n < 16 ? n : 16), s);
-	return -1;
-}
-
-/* host[:port] of a redis:// URL, s[0..n): a name, an IPv4 address or an
- * IPv6 one in brackets. */
-static int check_redis_host(const char *s, size_t n, char *msg, size_t len)
-{
-	const char *end = s + n, *colon, *rb;
-	char v6[NETADDR_TEXT_MAX];
-	size_t hn;
-
-	if (n > 0 && s[0] == '[') {
-		rb = memchr(s, ']', n);
-		if (rb == NULL || !netaddr_canonical_ipv6(s + 1, (size_t)(rb - s - 1), v6, sizeof v6)) {
-			snprintf(msg, len, "url: bad IPv6 address in redis:// URL");
-			return -1;
-		}
-		if (rb + 1 == end)
-			return 0;
-		if (rb[1] != ':') {
-			snprintf(msg, len, "url: bad redis:// URL (" REDIS_URL_HINT ")");
-			return -1;
-		}
-		return check_redis_port(rb + 2, (size_t)(end - rb - 2), msg, len);
-	}
-	colon = memchr(s, ':', n);
-	hn = colon ? (size_t)(colon - s) : n;
-	if (colon && memchr(colon + 1, ':', (size_t)(end - colon - 1))) {
-		snprintf(msg, len, "url: IPv6 address needs brackets in redis:// URL "
-		         "(e.g. redis://[::1]:6379)");
-		return -1;
-	}
-	if (hn == 0) {
-		snprintf(msg, len, "url: no host in redis:// URL (" REDIS_URL_HINT ")");
-		return -1;
-	}
-	if (hn > 253) {
-		snprintf(msg, len, "url: host name too long in redis:// URL (at most 253 characters)");
-		return -1;
-	}
-	for (size_t i = 0; i < hn; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (!isalnum(c) && c != '-' && c != '.' && c != '_') {
-			snprintf(msg, len, "url: bad host \"%.*s\" in redis:// URL", (int)hn, s);
-			return -1;
-		}
-	}
-	return colon ? check_redis_port(colon + 1, (size_t)(end - colon - 1), msg, len) : 0;
-}
-
-/* The database of a redis:// URL: a number after the "/" (none: 0). */
-static int check_redis_db(const char *db, char *msg, size_t len)
-{
-	long v;
-
-	if (db[0] == '\0' || (units_parse_long(db, &v) == 0 && strlen(db) <= 7 &&
-	                      v <= UNITS_REDIS_MAX_DB))
-		return 0;
-	snprintf(msg, len, "url: bad database \"%.*s\" in redis:// URL (a number, 0..%d)",
-	         16, db, UNITS_REDIS_MAX_DB);
-	return -1;
-}
-
-/* [user:]password of a redis:// URL, s[0..n): RFC 3986 userinfo, that is
- * unreserved characters, sub-delims, ':' and %XX (the client decodes). */
-static int check_redis_userinfo(const char *s, size_t n, char *msg, size_t len)
-{
-	const char *colon = memchr(s, ':', n);
-	bool ok = n > 0 && (colon == NULL || colon + 1 < s + n);
-
-	for (size_t i = 0; ok && i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '%')
-			ok = i + 2 < n && isxdigit((unsigned char)s[i + 1]) &&
-			     isxdigit((unsigned char)s[i + 2]);
-		else
-			ok = isalnum(c) || strchr("-._~!$&'()*+,;=:", c) != NULL;
-	}
-	if (!ok)
-		snprintf(msg, len, "url: bad user info in redis:// URL (use [user:]password@, "
-		         "%%XX for characters other than letters, digits and -._~!$&'()*+,;=)");
-	return ok ? 0 : -1;
-}
-
-/* Messages name the part that is wrong but never quote the whole URL: it
- * may hold a password. */
-int units_check_redis_url(const char *s, char *msg, size_t len)
-{
-	const char *auth, *at, *slash, *sep;
-
-	if (strpbrk(s, " \t") != NULL || units_has_ctrl(s)) {
-		snprintf(msg, len, "url: space or control character in Redis URL");
-		return -1;
-	}
-	if (strncmp(s, "unix:", 5) == 0)
-		return check_redis_unix(s + 5, msg, len);
-	sep = strstr(s, "://");
-	if (sep == NULL) {
-		snprintf(msg, len, "url: bad Redis URL (" REDIS_URL_HINT ")");
-		return -1;
-	}
-	if (sep - s != 5 || strncasecmp(s, "redis", 5) != 0) {
-		snprintf(msg, len, "url: unsupported scheme \"%.*s\" (" REDIS_URL_HINT ")",
-		         (int)(sep - s < 16 ? sep - s : 16), s);
-		return -1;
-	}
-	/* the last '@' before the path: a stray one is the user info's error,
-	 * and the password never shows up as a host */
-	auth = sep + 3;
-	at = NULL;
-	for (const char *c = auth; *c && !strchr("/?#", *c); c++)
-		if (*c == '@')
-			at = c;
-	if (at != NULL) {
-		if (check_redis_userinfo(auth, (size_t)(at - auth), msg, len) < 0)
-			return -1;
-		auth = at + 1;
-	}
-	if (auth[strcspn(auth, "?#")] != '\0') {
-		snprintf(msg, len, "url: redis:// URL must not have a query or fragment");
-		return -1;
-	}
-	slash = strchr(auth, '/');
-	if (check_redis_host(auth, slash ? (size_t)(slash - auth) : strlen(auth), msg, len) < 0)
-		return -1;
-	return slash ? check_redis_db(slash + 1, msg, len) : 0;
 }
 
 /* "addr/len" or a bare address -> malloc'd canonical "addr/len"; -2 if

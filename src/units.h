@@ -1,7 +1,7 @@
 /* units: the value syntax of the config file.  Parses and formats
  * durations ("250ms", "5s"), sizes ("8M"), rates ("20/s"), percentages
- * ("20%"), booleans and octal modes; checks listen addresses and Redis
- * URLs; normalises upstream URLs, CIDR lists and host globs (the address
+ * ("20%"), booleans and octal modes; checks listen addresses (Redis
+ * URLs: redis_url.h); normalises upstream URLs, CIDR lists and host globs (the address
  * syntax itself is netaddr.h's); forms the upstream key.  Memory runs
  * out by xalloc.h's policy. */
 #ifndef FANOUTD_UNITS_H
@@ -77,15 +77,6 @@ size_t units_upstream_key(char *out, size_t len, bool tls, const char *host, lon
  * UNITS_UPSTREAM_KEY_MAX bytes): lower case, default port filled in, IPv6
  * in brackets and in canonical form.  No allocation: lookups use it too. */
 int units_normalise_upstream(const char *url, char *out, char *msg, size_t len);
-
-/* The address of the [redis] section: redis://[[user:]password@]host
- * [:port][/db] (a host name, an IPv4 address or an [IPv6] one; port
- * 1..65535; db 0..UNITS_REDIS_MAX_DB; user and password RFC 3986 userinfo,
- * %XX-encoded) or unix:/absolute/path.  Only checked: the Redis client
- * (shared.c) reads it, and takes every URL this takes.  Messages start
- * with "url: " and never quote the whole URL (it may hold a password). */
-#define UNITS_REDIS_MAX_DB 1000000
-int units_check_redis_url(const char *s, char *msg, size_t len);
 
 /* Comma-separated lists into a new NULL-terminated vector in *OUT: host
  * globs (lower-cased) or CIDRs (canonical "addr/len", host bits must be

@@ -1639,81 +1639,6 @@ END_TEST
 
 /* ---- [redis] and shared = yes (SPEC section 13) ----------------------- */
 
-START_TEST(redis_url_forms)
-{
-	static const char *const good[] = {
-		"redis://127.0.0.1", "redis://127.0.0.1:6379", "redis://127.0.0.1:6379/0",
-		"redis://localhost/15", "redis://redis.internal_net-1.example:1/1000000",
-		"redis://h/", "REDIS://h", "redis://[::1]", "redis://[::1]:6380/3",
-		"redis://[2001:DB8::1]:6379", "redis://:secret@h", "redis://secret@h",
-		"redis://user:p%40ss:w;rd!$&'()*+,=~@h:6379/1", "unix:/run/redis.sock", "unix:/x",
-	};
-	static const struct { const char *url, *msg; } bad[] = {
-		{ "127.0.0.1:6379", "url: bad Redis URL (use redis://host[:port][/db] or unix:/path)" },
-		{ "redis:/h", "url: bad Redis URL (use redis://host[:port][/db] or unix:/path)" },
-		{ "rediss://h", "url: unsupported scheme \"rediss\" (use redis://host[:port][/db] or unix:/path)" },
-		{ "http://h:6379", "url: unsupported scheme \"http\" (use redis://host[:port][/db] or unix:/path)" },
-		{ "redis://", "url: no host in redis:// URL (use redis://host[:port][/db] or unix:/path)" },
-		{ "redis://:6379", "url: no host in redis:// URL (use redis://host[:port][/db] or unix:/path)" },
-		{ "redis:///0", "url: no host in redis:// URL (use redis://host[:port][/db] or unix:/path)" },
-		{ "redis://h:", "url: bad port \"\" in redis:// URL (1..65535)" },
-		{ "redis://h:0", "url: bad port \"0\" in redis:// URL (1..65535)" },
-		{ "redis://h:65536", "url: bad port \"65536\" in redis:// URL (1..65535)" },
-		{ "redis://h:63790000", "url: bad port \"63790000\" in redis:// URL (1..65535)" },
-		{ "redis://h:x", "url: bad port \"x\" in redis:// URL (1..65535)" },
-		{ "redis://h/x", "url: bad database \"x\" in redis:// URL (a number, 0..1000000)" },
-		{ "redis://h/-1", "url: bad database \"-1\" in redis:// URL (a number, 0..1000000)" },
-		{ "redis://h/1000001", "url: bad database \"1000001\" in redis:// URL (a number, 0..1000000)" },
-		{ "redis://h/00000001", "url: bad database \"00000001\" in redis:// URL (a number, 0..1000000)" },
-		{ "redis://h/0/1", "url: bad database \"0/1\" in redis:// URL (a number, 0..1000000)" },
-		{ "redis://h/0?x=1", "url: redis:// URL must not have a query or fragment" },
-		{ "redis://h#f", "url: redis:// URL must not have a query or fragment" },
-		{ "redis://h!st", "url: bad host \"h!st\" in redis:// URL" },
-		{ "redis://::1:6379", "url: IPv6 address needs brackets in redis:// URL (e.g. redis://[::1]:6379)" },
-		{ "redis://[::g]", "url: bad IPv6 address in redis:// URL" },
-		{ "redis://[::1", "url: bad IPv6 address in redis:// URL" },
-		{ "redis://[::1]6379", "url: bad redis:// URL (use redis://host[:port][/db] or unix:/path)" },
-		{ "redis://user:@h", "url: bad user info in redis:// URL (use [user:]password@, %XX for characters other than letters, digits and -._~!$&'()*+,;=)" },
-		{ "redis://:@h", "url: bad user info in redis:// URL (use [user:]password@, %XX for characters other than letters, digits and -._~!$&'()*+,;=)" },
-		{ "redis://@h", "url: bad user info in redis:// URL (use [user:]password@, %XX for characters other than letters, digits and -._~!$&'()*+,;=)" },
-		{ "redis://p@ss@h", "url: bad user info in redis:// URL (use [user:]password@, %XX for characters other than letters, digits and -._~!$&'()*+,;=)" },
-		{ "redis://u:p\"w@h", "url: bad user info in redis:// URL (use [user:]password@, %XX for characters other than letters, digits and -._~!$&'()*+,;=)" },
-		{ "redis://u:p%4@h", "url: bad user info in redis:// URL (use [user:]password@, %XX for characters other than letters, digits and -._~!$&'()*+,;=)" },
-		{ "redis://u:p%zz@h", "url: bad user info in redis:// URL (use [user:]password@, %XX for characters other than letters, digits and -._~!$&'()*+,;=)" },
-		{ "redis://h x", "url: space or control character in Redis URL" },
-		{ "redis://h\t", "url: space or control character in Redis URL" },
-		{ "unix:", "url: unix socket path must be absolute (unix:/path)" },
-		{ "unix:/", "url: unix socket path must be absolute (unix:/path)" },
-		{ "unix:run/redis.sock", "url: unix socket path must be absolute (unix:/path)" },
-	};
-	char msg[256], path[200];
-
-	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-		ck_assert_msg(units_check_redis_url(good[i], msg, sizeof msg) == 0,
-		              "\"%s\" refused: %s", good[i], msg);
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		msg[0] = '\0';
-		ck_assert_msg(units_check_redis_url(bad[i].url, msg, sizeof msg) == -1,
-		              "\"%s\" accepted", bad[i].url);
-		ck_assert_str_eq(msg, bad[i].msg);
-	}
-	/* a password is never quoted back */
-	ck_assert_int_eq(units_check_redis_url("redis://u:hunter2@h:99999", msg, sizeof msg), -1);
-	ck_assert_ptr_null(strstr(msg, "hunter2"));
-	ck_assert_int_eq(units_check_redis_url("redis://u:hun@ter2@h", msg, sizeof msg), -1);
-	ck_assert_ptr_null(strstr(msg, "ter2"));
-	/* sun_path holds 107 bytes and the NUL */
-	memset(path, 'p', sizeof path);
-	memcpy(path, "unix:/", 6);
-	path[5 + 107] = '\0';
-	ck_assert_int_eq(units_check_redis_url(path, msg, sizeof msg), 0);
-	path[5 + 107] = 'p';
-	path[5 + 108] = '\0';
-	ck_assert_int_eq(units_check_redis_url(path, msg, sizeof msg), -1);
-	ck_assert_str_eq(msg, "url: unix socket path too long (at most 107 bytes)");
-}
-END_TEST
-
 START_TEST(redis_keys)
 {
 	struct config cfg;
@@ -2251,7 +2176,6 @@ static Suite *config_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("redis");
-	tcase_add_test(tc, redis_url_forms);
 	tcase_add_test(tc, redis_keys);
 	tcase_add_test(tc, redis_errors);
 	suite_add_tcase(s, tc);
