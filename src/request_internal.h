@@ -1,6 +1,7 @@
-/* request_internal: what the two files of the request module share —
- * request.c (the batch, its items and URLs) and request_headers.c (the
- * header lists).  Not for other modules: they use request.h. */
+/* request_internal: what the three files of the request module share —
+ * request.c (the batch and its items), request_url.c (an item's URL) and
+ * request_headers.c (the header lists).  Not for other modules: they use
+ * request.h. */
 #ifndef FANOUTD_REQUEST_INTERNAL_H
 #define FANOUTD_REQUEST_INTERNAL_H
 
@@ -17,6 +18,13 @@
 /* Write the message into err and return -1. */
 int request_fail(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* The URL-derived fields of it (tls, host, port, target, upstream_key,
+ * host_header) from url, the host checked against lim->acl.  Messages
+ * start with path. */
+int request_url_parse(struct request_item *it, const char *url, const char *path,
+                      const struct request_limits *lim, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* obj is an object of at most 100 headers a client may send: token
  * names, not one fanoutd writes itself, string values without CR, LF or
