@@ -56,13 +56,13 @@ static char *identity(const struct request_item *it)
 	for (i = 0; i < it->nheaders; i++)
 		n += strlen(it->headers[i].name) + strlen(it->headers[i].value) + 2;
 	key = p = xmalloc(n);
-	p += sprintf(p, "%s %s\n%s\n%d\n", method, it->target, host, it->decompress);
+	p += snprintf(p, n, "%s %s\n%s\n%d\n", method, it->target, host, it->decompress);
 	for (i = 0; i < it->nheaders; i++) {
 		const char *c;
 
 		for (c = it->headers[i].name; *c != '\0'; c++)
 			*p++ = (char)tolower((unsigned char)*c);
-		p += sprintf(p, ":%s\n", it->headers[i].value);
+		p += snprintf(p, n - (size_t)(p - key), ":%s\n", it->headers[i].value);
 	}
 	return key;
 }
