@@ -167,7 +167,9 @@ class Hedge(harness.TestCase):
         self.assertIs(ans["results"][0]["hedged"], True, ans)
         t = count(up, "p95a")["times_ms"]
         self.assertEqual(len(t), 2)
-        self.assertGreaterEqual(t[1] - t[0], 95)
+        # measured at the upstream's arrivals: the timer runs from the first
+        # attempt's slot, before its connect (a few ms under ASan and load)
+        self.assertGreaterEqual(t[1] - t[0], 80)
         self.assertLess(t[1] - t[0], 250)
         # 120 answers of about 10 ms: the p95 is near 10 ms
         status, ans = fd.batch([up.url("/tail/fill?every=1000&base=10&i=%d" % i)
