@@ -14,11 +14,11 @@
  *   done may end in done (an outcome or an abort).  Every change goes
  *   through fetch_set_state(), which checks it against this.
  *
- * The fetch owns the slots and the stages it waits through, the timers
- * (the connect deadline, then the request deadline), its retries, and
- * every way it ends; getting the request onto a connection (DNS, the deny
- * list, connect) and the classifier of what went wrong there are
- * fetch_connect.c's, the answer's head, body and end fetch_answer.c's,
+ * The fetch owns its state, the timers (the connect deadline, then the
+ * request deadline), its retries, and every way it ends; the stages it
+ * waits through for its slots are fetch_slots.c's, getting the request
+ * onto a connection (DNS, the deny list, connect) and the classifier of
+ * what went wrong there fetch_connect.c's, the answer's head, body and end fetch_answer.c's,
  * what an attempt's end means for the next fetch_retry.c's.  The exchange
  * itself is the pool's connection and codec (exchange.h), which report
  * back through exchange_ops; no event comes from inside a call of ours
@@ -43,8 +43,6 @@
 
 static void on_timer(evutil_socket_t fd, short what, void *arg);
 static void next_attempt(struct fetch *f);
-static void start_attempt(struct fetch *f);
-static void acquire(struct fetch *f);
 
 /* --- state ------------------------------------------------------------ */
 
@@ -185,43 +183,11 @@ void fetch_drop_conn(struct fetch *f, bool reusable)
 	pool_release(&f->x, reusable);
 }
 
-/* Leave whichever queue the waiter is in. */
-static void leave_queue(struct fetch *f)
-{
-	if (f->state != FETCH_QUEUED)
-		return;
-	switch (f->stage) {
-	case FETCH_STAGE_BATCH_CAP:
-		if (f->batch_sem != NULL)
-			limit_sem_cancel(f->batch_sem, &f->waiter);
-		break;
-	case FETCH_STAGE_UPSTREAM:
-		limit_sem_cancel(&f->up->sem, &f->waiter);
-		break;
-	case FETCH_STAGE_FLEET:
-		if (f->fleet != NULL)
-			shared_limit_cancel(f->fleet, &f->fleet_waiter);
-		break;
-	case FETCH_STAGE_GLOBAL:
-		limit_sem_cancel(f->env->global, &f->waiter);
-		break;
-	case FETCH_STAGE_PAUSE:
-		upstream_cancel_pause(f->up, &f->waiter);
-		break;
-	case FETCH_STAGE_TOKEN:
-		upstream_cancel_token(f->up, &f->waiter);
-		break;
-	case FETCH_STAGE_STARTED:
-		break;
-	}
-	(*f->env->queued)--;
-}
-
 /* Abort whatever is under way: queue, DNS, connect or exchange.  The
  * connection is closed, never reused. */
 static void stop_exchange(struct fetch *f)
 {
-	leave_queue(f);
+	fetch_leave_queue(f);
 	pool_cancel_wait(f->up->pool, &f->conn_waiter);
 	stop_timer(f);
 	if (f->dns_req != NULL) {
@@ -252,8 +218,6 @@ static void count(struct fetch *f)
 	metrics_observe_request(f->env->metrics, f->out, f->t_granted > 0, f->body_len);
 }
 
-static void release_slots(struct fetch *f);
-
 static void record(struct fetch *f, enum outcome_type type, char *message,
                    const char *phase)
 {
@@ -275,26 +239,7 @@ static void end(struct fetch *f)
 {
 	fetch_set_state(f, FETCH_DONE);
 	f->done(f, f->done_arg);
-	release_slots(f);
-}
-
-/* Hand back the slots held, the widest first. */
-static void release_slots(struct fetch *f)
-{
-	enum fetch_stage held = f->stage;
-
-	f->stage = FETCH_STAGE_BATCH_CAP;
-	if (held > FETCH_STAGE_GLOBAL)
-		limit_sem_release(f->env->global);
-	if (f->lease != NULL)
-		shared_limit_release(f->fleet, f->lease);
-	f->lease = NULL;
-	f->fleet = NULL;
-	f->fleet_local = false;
-	if (held > FETCH_STAGE_UPSTREAM)
-		limit_sem_release(&f->up->sem);
-	if (held > FETCH_STAGE_BATCH_CAP && f->batch_sem != NULL)
-		limit_sem_release(f->batch_sem);
+	fetch_release_slots(f);
 }
 
 /* A retry no longer waits or runs: its place in the budget is free. */
@@ -326,7 +271,7 @@ static void back_off(struct fetch *f, double ms)
 	if (f->timer == NULL)
 		f->timer = xcheck(evtimer_new(f->env->base, on_timer, f));
 	evtimer_add(f->timer, &tv);
-	release_slots(f);
+	fetch_release_slots(f);
 }
 
 /* The back-off is over: queue again, at the end of the line, as a new
@@ -341,7 +286,7 @@ static void next_attempt(struct fetch *f)
 	f->t_start = clock_now_ms();
 	fetch_set_state(f, FETCH_QUEUED);
 	(*f->env->queued)++;
-	start_attempt(f);
+	fetch_start_attempt(f);
 }
 
 /* An answer from the upstream, whatever its status: what a hedge races
@@ -359,7 +304,7 @@ static void wait_for_hedge(struct fetch *f)
 	fetch_debug(f, "attempt failed; its hedge goes on");
 	fetch_set_state(f, FETCH_JOINED);
 	fetch_arm_timer(f);   /* before the slots go back: that may end f */
-	release_slots(f);
+	fetch_release_slots(f);
 }
 
 /* An attempt's result: another attempt after a back-off, or the end. */
@@ -509,7 +454,7 @@ void fetch_abort(struct fetch *f, enum outcome_type type, const char *message)
 	record(f, type, message ? xstrdup(message) : NULL,
 	       type == OUTCOME_TIMEOUT ? phase : NULL);
 	fetch_set_state(f, FETCH_DONE);
-	release_slots(f);
+	fetch_release_slots(f);
 	hedge_drop(h);
 	collapse_abandon(fl);
 }
@@ -567,135 +512,6 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	fetch_fail(f, OUTCOME_TIMEOUT, xasprintf("no %s within %ld ms", what_missing, limit));
 }
 
-/* --- start ------------------------------------------------------------- */
-
-/* Wait for w in the queue of stage s: true if granted at once. */
-static bool take(struct fetch *f, enum fetch_stage s)
-{
-	switch (s) {
-	case FETCH_STAGE_BATCH_CAP:
-		return f->batch_sem == NULL || limit_sem_acquire(f->batch_sem, &f->waiter);
-	case FETCH_STAGE_UPSTREAM:
-		return limit_sem_acquire(&f->up->sem, &f->waiter);
-	case FETCH_STAGE_FLEET:
-		f->fleet = upstream_fleet(f->up);
-		if (f->fleet == NULL)
-			return true;
-		shared_limit_acquire(f->fleet, &f->fleet_waiter);   /* grants later */
-		return false;
-	case FETCH_STAGE_GLOBAL:
-		return limit_sem_acquire(f->env->global, &f->waiter);
-	case FETCH_STAGE_PAUSE:
-		return upstream_pass_pause(f->up, &f->waiter);
-	case FETCH_STAGE_TOKEN:
-		/* the fleet's Redis held the rate already, unless it was down */
-		if (f->fleet != NULL && !f->fleet_local)
-			return true;
-		return upstream_take_token(f->up, &f->waiter);
-	default:
-		return true;
-	}
-}
-
-/* A GET or HEAD without a body to a collapse = yes upstream (SPEC 15). */
-static bool collapsible(const struct fetch *f)
-{
-	const struct request_item *it = f->item;
-
-	return f->up->collapse && it->collapse && !f->inner && it->body == NULL &&
-	       (it->method == REQUEST_METHOD_GET || it->method == REQUEST_METHOD_HEAD);
-}
-
-/* Join the identical request in flight, taking no slot of its own (not
- * even of its batch's cap); with none in flight, once past its batch's
- * cap, as the request sent for the others.  True when f has joined (it
- * may even be done).  Its own deadline runs from now. */
-static bool try_join(struct fetch *f)
-{
-	bool holds_cap = f->stage == FETCH_STAGE_UPSTREAM && f->batch_sem != NULL;
-
-	if (!f->collapsing || f->stage > FETCH_STAGE_UPSTREAM)
-		return false;
-	if (f->stage == FETCH_STAGE_BATCH_CAP && f->batch_sem != NULL && !collapse_in_flight(f))
-		return false;   /* it will be sent: its batch's cap first */
-	(*f->env->queued)--;
-	fetch_set_state(f, FETCH_JOINED);
-	f->t_slot = clock_now_ms();
-	f->t_granted = f->t_slot;
-	f->out->timing.queued_ms = f->t_slot - f->t_start;
-	fetch_arm_timer(f);
-	if (collapse_join(f))   /* sent for all: may be answered before it returns */
-		return true;
-	if (holds_cap)   /* one came in flight while it waited for the cap */
-		release_slots(f);
-	return true;
-}
-
-/* Go through the stages in order; a stage that queues comes back through
- * on_grant().  The token comes last so that requests start no faster
- * than the rate; the request deadline runs from the upstream slot on, so
- * the wait for a global slot or a token counts against it (phase
- * "queued"). */
-static void acquire(struct fetch *f)
-{
-	/* a slot freed while the batch cancels itself may reach one of its
-	 * own queued requests: it keeps the slot until stop_all() aborts it */
-	if (f->halt != NULL && *f->halt)
-		return;
-	while (f->stage < FETCH_STAGE_STARTED) {
-		if (try_join(f))
-			return;
-		if (!take(f, f->stage)) {
-			if (f->stage > FETCH_STAGE_UPSTREAM)
-				fetch_arm_timer(f);
-			return;
-		}
-		f->stage++;
-		if (f->stage == FETCH_STAGE_UPSTREAM + 1)
-			f->t_slot = clock_now_ms();
-	}
-	(*f->env->queued)--;
-	fetch_begin(f);
-}
-
-/* An attempt begins (queued): unless the upstream's breaker is open, then
- * it fails at once and nothing is sent. */
-static void start_attempt(struct fetch *f)
-{
-	double retry_in;
-
-	/* a request that joins another is not sent: that one asks the breaker */
-	if (f->collapsing || fetch_retry_admit(f, &retry_in)) {
-		acquire(f);
-		return;
-	}
-	f->out->retry_after_s = retry_seconds_up(retry_in);
-	fetch_fail(f, OUTCOME_CIRCUIT_OPEN, xasprintf("circuit open: %s failed %ld times in a "
-	           "row; nothing was sent", f->up->key, f->up->breaker.threshold));
-}
-
-/* The fleet's Redis granted a lease (or, down, leave to go on local limits). */
-static void on_fleet_grant(struct shared_waiter *w, void *arg)
-{
-	struct fetch *f = arg;
-
-	f->fleet_local = w->local;
-	f->lease = w->local ? NULL : w->lease;
-	f->stage++;
-	acquire(f);
-}
-
-static void on_grant(struct limit_waiter *w, void *arg)
-{
-	struct fetch *f = arg;
-
-	(void)w;
-	f->stage++;
-	if (f->stage == FETCH_STAGE_UPSTREAM + 1)
-		f->t_slot = clock_now_ms();
-	acquire(f);
-}
-
 void fetch_init(struct fetch *f, size_t index, const struct request_item *item,
                 struct outcome *out, struct upstream *up, struct limit_sem *batch_sem,
                 const struct fetch_env *env, fetch_done_fn done, void *done_arg)
@@ -712,8 +528,7 @@ void fetch_init(struct fetch *f, size_t index, const struct request_item *item,
 	f->timeout_ms = item->timeout_ms > 0 ? item->timeout_ms : up->request_timeout_ms;
 	f->connect_timeout_ms = up->connect_timeout_ms < f->timeout_ms
 	                        ? up->connect_timeout_ms : f->timeout_ms;
-	limit_waiter_init(&f->waiter, on_grant, f);
-	shared_waiter_init(&f->fleet_waiter, on_fleet_grant, f);
+	fetch_slots_init(f);
 	pool_waiter_init(&f->conn_waiter, fetch_conn_ready, f);
 }
 
@@ -726,11 +541,11 @@ void fetch_start(struct fetch *f)
 	                     f->up->max_retries);
 	if (f->twin)   /* a hedge is one more attempt already */
 		f->policy.attempts = 1;
-	f->collapsing = collapsible(f);   /* once: a reload may change the key */
+	f->collapsing = fetch_collapsible(f);   /* once: a reload may change the key */
 	fetch_debug(f, "%s %s", request_method_name(f->item->method), f->item->url);
 	fetch_set_state(f, FETCH_QUEUED);
 	(*f->env->queued)++;
-	start_attempt(f);
+	fetch_start_attempt(f);
 }
 
 void fetch_cleanup(struct fetch *f)

@@ -1,6 +1,7 @@
 /* fetch_internal: what fetch.c (the life of a fetch: slots, timers,
  * retries, its end), fetch_connect.c (onto a connection: DNS, connect, the
- * failure classifier), fetch_answer.c (its answer as it
+ * failure classifier), fetch_slots.c (the stages it waits through),
+ * fetch_answer.c (its answer as it
  * arrives) and fetch_retry.c (what an attempt's end means for the next)
  * share; collapse.c and hedge.c log about fetches with fetch_debug too.
  * Included by nothing else. */
@@ -33,6 +34,24 @@ void fetch_arm_timer(struct fetch *f);
 /* Hand the connection back (reusable, unless the deny list now covers its
  * address); an exchange still under way is cancelled (fetch.c). */
 void fetch_drop_conn(struct fetch *f, bool reusable);
+
+/* The waiters' grant callbacks (fetch_slots.c; from fetch_init). */
+void fetch_slots_init(struct fetch *f);
+
+/* An attempt begins (queued): through the stages to fetch_begin(), or
+ * into the identical request in flight; an open breaker fails it at once
+ * (fetch_slots.c). */
+void fetch_start_attempt(struct fetch *f);
+
+/* A GET or HEAD without a body to a collapse = yes upstream (SPEC 15). */
+bool fetch_collapsible(const struct fetch *f);
+
+/* Leave whichever queue f waits in, while queued (fetch_slots.c). */
+void fetch_leave_queue(struct fetch *f);
+
+/* Hand back the slots held, the widest first; again is harmless
+ * (fetch_slots.c).  It may run other requests, which may end f. */
+void fetch_release_slots(struct fetch *f);
 
 /* The attempt has its slots: on an idle connection, or a new one
  * (fetch_connect.c). */
