@@ -1,9 +1,9 @@
 /* h2: HTTP/2 streams over one nghttp2 client session (see h2.h for the
- * contract).
+ * contract): the session and its state, the streams' records and their
+ * lifecycle, submit/cancel, and bytes in and out.
  *
- *   in:  bytes -> nghttp2_session_mem_recv -> frame callbacks -> per-stream
- *        events (head once the final HEADERS is in, body per DATA chunk,
- *        end on END_STREAM, fail on RST_STREAM, GOAWAY or a session error)
+ *   in:  bytes -> nghttp2_session_mem_recv -> frame callbacks (h2_callbacks.c)
+ *        -> per-stream events
  *   out: submit/cancel queue frames in the session -> want_write -> the
  *        owner's deferred event -> h2_pending_output -> nghttp2_session_mem_send
  *
@@ -25,6 +25,7 @@
 #include "fields.h"
 #include "h2.h"
 #include "h2_head.h"
+#include "h2_internal.h"
 #include "h2_request.h"
 #include "units.h"
 #include "xalloc.h"
@@ -36,48 +37,6 @@
 #define DEFAULT_MAX_HEADERS 1000
 
 /* --- state ---------------------------------------------------------------- */
-
-enum h2_state {
-	H2_STARTING,   /* the server's first SETTINGS not in: one stream at most */
-	H2_OPEN,       /* streams up to min(server's cap, max_streams) */
-	H2_GOAWAY,     /* GOAWAY received: open streams finish, no new ones */
-	H2_DEAD,       /* a connection error, EOF or h2_fail_all (terminal) */
-};
-
-enum stream_state {
-	STREAM_WAITING,   /* submitted; no final head yet (1xx skipped) */
-	STREAM_BODY,      /* head delivered; body until END_STREAM */
-	STREAM_DONE,      /* ended, failed or cancelled: the owner hears no
-	                   * more; the record waits for nghttp2 to close it */
-};
-
-struct stream {
-	TAILQ_ENTRY(stream) link;
-	int32_t id;
-	enum stream_state state;
-	const struct h2_stream_ops *ops;   /* borrowed */
-	void *ctx;
-	bool head_request;                 /* the answer has no body */
-	bool got_frame;                    /* a frame of the answer came */
-	char *body;                        /* the request body (owned) */
-	size_t body_len, body_off;
-	struct h2_head head;               /* the answer's head being read */
-	char reason[96];                   /* why nghttp2 found a frame bad */
-};
-
-struct h2 {
-	nghttp2_session *session;          /* owned */
-	enum h2_state state;
-	const struct h2_ops *ops;          /* borrowed */
-	void *ctx;
-	struct h2_settings set;
-	TAILQ_HEAD(, stream) streams;      /* every record (owned) */
-	size_t nattached;                  /* records not STREAM_DONE */
-	bool write_wanted;                 /* want_write told, not yet flushed */
-	bool busy;                         /* inside nghttp2 (no re-entry) */
-	char reason[128];                  /* the last connection error told */
-	struct fields_joiner joiner;       /* joining a head (owned, reused) */
-};
 
 #define BIT(s) (1u << (s))
 static const unsigned h2_allowed[] = {
@@ -94,7 +53,7 @@ static const unsigned stream_allowed[] = {
 
 /* The one place the codec's state changes; a transition not in the table
  * is a bug here: abort loudly. */
-static void set_state(struct h2 *h, enum h2_state to)
+void h2_set_state(struct h2 *h, enum h2_state to)
 {
 	if (!(h2_allowed[h->state] & BIT(to))) {
 		fprintf(stderr, "h2: no transition from state %d to %d\n", h->state, to);
@@ -104,7 +63,7 @@ static void set_state(struct h2 *h, enum h2_state to)
 }
 
 /* ... and a stream's; DONE also detaches it from its owner. */
-static void set_stream_state(struct h2 *h, struct stream *s, enum stream_state to)
+void h2_set_stream_state(struct h2 *h, struct h2_stream *s, enum h2_stream_state to)
 {
 	if (!(stream_allowed[s->state] & BIT(to))) {
 		fprintf(stderr, "h2: stream %d: no transition from %d to %d\n", (int)s->id,
@@ -123,9 +82,9 @@ static bool accepting(const struct h2 *h)
 
 /* --- streams ---------------------------------------------------------------- */
 
-static struct stream *find(struct h2 *h, int32_t id)
+struct h2_stream *h2_find(struct h2 *h, int32_t id)
 {
-	struct stream *s;
+	struct h2_stream *s;
 
 	if (id <= 0)
 		return NULL;
@@ -140,36 +99,36 @@ static struct stream *find(struct h2 *h, int32_t id)
 }
 
 /* The stream's record if its owner still listens. */
-static struct stream *attached(struct h2 *h, int32_t id)
+struct h2_stream *h2_attached(struct h2 *h, int32_t id)
 {
-	struct stream *s = find(h, id);
+	struct h2_stream *s = h2_find(h, id);
 
 	return s != NULL && s->state != STREAM_DONE ? s : NULL;
 }
 
-static void free_stream(struct stream *s)
+static void free_stream(struct h2_stream *s)
 {
 	h2_head_free(&s->head);
 	free(s->body);
 	free(s);
 }
 
-static void release(struct h2 *h, struct stream *s)
+void h2_release(struct h2 *h, struct h2_stream *s)
 {
 	if (s->state != STREAM_DONE)
-		set_stream_state(h, s, STREAM_DONE);
+		h2_set_stream_state(h, s, STREAM_DONE);
 	TAILQ_REMOVE(&h->streams, s, link);
 	free_stream(s);
 }
 
-static void stream_end(struct h2 *h, struct stream *s)
+void h2_stream_end(struct h2 *h, struct h2_stream *s)
 {
-	set_stream_state(h, s, STREAM_DONE);
+	h2_set_stream_state(h, s, STREAM_DONE);
 	h2_head_free(&s->head);
 	s->ops->end(s->ctx, true);
 }
 
-static void stream_fail(struct h2 *h, struct stream *s, enum exchange_fail_kind kind, int err,
+void h2_stream_fail(struct h2 *h, struct h2_stream *s, enum exchange_fail_kind kind, int err,
                         const char *message, bool unprocessed, uint32_t code)
 {
 	struct h2_failure why = {
@@ -179,315 +138,37 @@ static void stream_fail(struct h2 *h, struct stream *s, enum exchange_fail_kind 
 		.error_code = code,
 	};
 
-	set_stream_state(h, s, STREAM_DONE);
+	h2_set_stream_state(h, s, STREAM_DONE);
 	h2_head_free(&s->head);
 	s->ops->fail(s->ctx, &why);
 }
 
 /* Fail the stream and tell the server to stop (RST_STREAM CANCEL). */
-static void reset_stream(struct h2 *h, struct stream *s, enum exchange_fail_kind kind,
+void h2_reset_stream(struct h2 *h, struct h2_stream *s, enum exchange_fail_kind kind,
                          const char *message)
 {
 	(void)nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
-	stream_fail(h, s, kind, 0, message, false, 0);
+	h2_stream_fail(h, s, kind, 0, message, false, 0);
 }
 
 /* Fail every attached stream once.  Callbacks only detach records (a
  * record is freed by nghttp2's close or h2_free), so the walk is safe. */
 static void fail_every(struct h2 *h, enum exchange_fail_kind kind, int err, const char *message)
 {
-	struct stream *s;
+	struct h2_stream *s;
 
 	TAILQ_FOREACH(s, &h->streams, link)
 		if (s->state != STREAM_DONE)
-			stream_fail(h, s, kind, err, message, false, 0);
+			h2_stream_fail(h, s, kind, err, message, false, 0);
 }
 
 /* The connection cannot go on: dead first, so no callback opens a stream. */
-static void die(struct h2 *h, enum exchange_fail_kind kind, int err, const char *message)
+void h2_die(struct h2 *h, enum exchange_fail_kind kind, int err, const char *message)
 {
 	if (h->state == H2_DEAD)
 		return;
-	set_state(h, H2_DEAD);
+	h2_set_state(h, H2_DEAD);
 	fail_every(h, kind, err, message);
-}
-
-/* --- the head -------------------------------------------------------------------- */
-
-/* One field against the caps; false: the stream has been reset. */
-static bool within_caps(struct h2 *h, struct stream *s, size_t nlen, size_t vlen)
-{
-	char msg[96];
-
-	if (h2_head_count(&s->head, nlen, vlen, s->state == STREAM_WAITING,
-	                  h->set.max_header_list, h->set.max_headers, msg, sizeof msg))
-		return true;
-	reset_stream(h, s, EXCHANGE_FAIL_PROTOCOL, msg);
-	return false;
-}
-
-static void deliver_head(struct h2 *h, struct stream *s, bool end_stream)
-{
-	struct exchange_head head;
-
-	h2_head_build(&s->head, &h->joiner, end_stream || s->head_request, &head);
-	set_stream_state(h, s, STREAM_BODY);
-	if (s->ops->head(s->ctx, &head) < 0 && s->state == STREAM_BODY)
-		reset_stream(h, s, EXCHANGE_FAIL_REFUSED, "answer refused: over a size cap");
-	if (s->state == STREAM_BODY)
-		h2_head_free(&s->head);   /* trailers are only counted */
-}
-
-/* A HEADERS frame is in whole. */
-static void headers_done(struct h2 *h, struct stream *s, bool end_stream)
-{
-	if (s->state == STREAM_WAITING) {
-		if (s->head.status < 200) {   /* interim: dropped whole */
-			h2_head_start(&s->head);
-			return;
-		}
-		deliver_head(h, s, end_stream);
-	}
-	if (end_stream && s->state == STREAM_BODY)
-		stream_end(h, s);
-}
-
-/* --- nghttp2's callbacks ------------------------------------------------------------ */
-
-static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
-{
-	struct h2 *h = ud;
-	struct stream *s = attached(h, frame->hd.stream_id);
-
-	(void)session;
-	if (s != NULL && frame->hd.type == NGHTTP2_HEADERS) {
-		s->got_frame = true;
-		if (s->state == STREAM_WAITING)
-			h2_head_start(&s->head);
-	}
-	return 0;
-}
-
-static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
-                     size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *ud)
-{
-	struct h2 *h = ud;
-	struct stream *s = attached(h, frame->hd.stream_id);
-
-	(void)session;
-	(void)flags;
-	if (s == NULL || !within_caps(h, s, nlen, vlen) || s->state != STREAM_WAITING)
-		return 0;   /* gone, over a cap, or trailers */
-	h2_head_add(&s->head, name, nlen, value, vlen);
-	return 0;
-}
-
-static void peer_reset(struct h2 *h, struct stream *s, uint32_t code)
-{
-	char msg[80];
-
-	/* "never processed" — unless a part of the answer came first */
-	if (code == NGHTTP2_REFUSED_STREAM && !s->got_frame) {
-		stream_fail(h, s, EXCHANGE_FAIL_PROTOCOL, 0,
-		            "stream refused by upstream (REFUSED_STREAM)", true, code);
-		return;
-	}
-	if (strcmp(nghttp2_http2_strerror(code), "unknown") == 0)
-		snprintf(msg, sizeof msg, "stream reset by upstream: error 0x%x", (unsigned)code);
-	else
-		snprintf(msg, sizeof msg, "stream reset by upstream: %s", nghttp2_http2_strerror(code));
-	stream_fail(h, s, EXCHANGE_FAIL_PROTOCOL, 0, msg, false, code);
-}
-
-/* GOAWAY: no new streams; those above last_stream_id were never processed
- * (a server that had begun to answer one is not believed). */
-static void got_goaway(struct h2 *h, int32_t last, uint32_t code)
-{
-	char msg[120], mid[120];
-	struct stream *s;
-
-	if (h->state != H2_DEAD)
-		set_state(h, H2_GOAWAY);
-	if (h->ops->goaway != NULL)
-		h->ops->goaway(h->ctx, last, code);
-	snprintf(msg, sizeof msg, "upstream went away (GOAWAY %s, last stream %d) before "
-	         "processing the request", nghttp2_http2_strerror(code), (int)last);
-	snprintf(mid, sizeof mid, "upstream went away (GOAWAY %s, last stream %d) in the "
-	         "middle of the answer", nghttp2_http2_strerror(code), (int)last);
-	TAILQ_FOREACH(s, &h->streams, link)
-		if (s->state != STREAM_DONE && s->id > last)
-			stream_fail(h, s, EXCHANGE_FAIL_PROTOCOL, 0, s->got_frame ? mid : msg,
-			            !s->got_frame, code);
-}
-
-static void got_settings(struct h2 *h)
-{
-	if (h->state == H2_STARTING)
-		set_state(h, H2_OPEN);
-	if (h->ops->settings != NULL)
-		h->ops->settings(h->ctx);
-}
-
-static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
-{
-	struct h2 *h = ud;
-	struct stream *s;
-
-	(void)session;
-	switch (frame->hd.type) {
-	case NGHTTP2_SETTINGS:
-		if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
-			got_settings(h);
-		return 0;
-	case NGHTTP2_GOAWAY:
-		got_goaway(h, frame->goaway.last_stream_id, frame->goaway.error_code);
-		return 0;
-	case NGHTTP2_RST_STREAM:
-		if ((s = attached(h, frame->hd.stream_id)) != NULL)
-			peer_reset(h, s, frame->rst_stream.error_code);
-		return 0;
-	case NGHTTP2_HEADERS:
-		if ((s = attached(h, frame->hd.stream_id)) != NULL)
-			headers_done(h, s, (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0);
-		return 0;
-	case NGHTTP2_DATA:
-		s = attached(h, frame->hd.stream_id);
-		if (s != NULL && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
-		    s->state == STREAM_BODY)
-			stream_end(h, s);
-		return 0;
-	default:
-		return 0;
-	}
-}
-
-static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id,
-                         const uint8_t *data, size_t len, void *ud)
-{
-	struct h2 *h = ud;
-	struct stream *s = attached(h, id);
-
-	(void)session;
-	(void)flags;
-	if (s == NULL || len == 0 || s->state != STREAM_BODY)
-		return 0;
-	s->got_frame = true;
-	if (s->ops->body(s->ctx, (const char *)data, len) < 0 && s->state == STREAM_BODY)
-		reset_stream(h, s, EXCHANGE_FAIL_REFUSED, "answer body refused: over a size cap");
-	return 0;
-}
-
-/* nghttp2 is done with the stream: tell its owner, if still listening,
- * why it closed before its end, then drop the record. */
-static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t code, void *ud)
-{
-	struct h2 *h = ud;
-	struct stream *s = find(h, id);
-	char msg[160];
-
-	(void)session;
-	if (s == NULL)
-		return 0;
-	if (s->state != STREAM_DONE && code == NGHTTP2_REFUSED_STREAM && !s->got_frame) {
-		/* a request nghttp2 could not send (after GOAWAY) */
-		stream_fail(h, s, EXCHANGE_FAIL_PROTOCOL, 0,
-		            "request not processed by upstream (REFUSED_STREAM)", true, code);
-	} else if (s->state != STREAM_DONE) {
-		/* not the server's RST_STREAM (on_frame_recv saw to those):
-		 * nghttp2 reset it, finding the answer malformed */
-		if (s->reason[0] != '\0')
-			snprintf(msg, sizeof msg, "malformed answer: %s", s->reason);
-		else if (code != NGHTTP2_NO_ERROR)
-			snprintf(msg, sizeof msg, "malformed answer: HTTP/2 stream error (%s)",
-			         nghttp2_http2_strerror(code));
-		else
-			snprintf(msg, sizeof msg, "stream closed before the end of the answer");
-		stream_fail(h, s, EXCHANGE_FAIL_PROTOCOL, 0, msg, false, code);
-	}
-	release(h, s);
-	return 0;
-}
-
-static void note_reason(struct h2 *h, int lib_error_code)
-{
-	if (lib_error_code == NGHTTP2_ERR_SETTINGS_EXPECTED)
-		snprintf(h->reason, sizeof h->reason,
-		         "the upstream does not speak HTTP/2 (no SETTINGS frame first)");
-	else
-		snprintf(h->reason, sizeof h->reason, "%s", nghttp2_strerror(lib_error_code));
-}
-
-static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame,
-                            int lib_error_code, void *ud)
-{
-	struct h2 *h = ud;
-	struct stream *s = find(h, frame->hd.stream_id);
-
-	(void)session;
-	note_reason(h, lib_error_code);
-	if (s != NULL)
-		snprintf(s->reason, sizeof s->reason, "%s", nghttp2_strerror(lib_error_code));
-	return 0;
-}
-
-static int on_error(nghttp2_session *session, int lib_error_code, const char *msg, size_t len,
-                    void *ud)
-{
-	(void)session;
-	(void)msg;   /* may quote the upstream's bytes: the code says enough */
-	(void)len;
-	note_reason(ud, lib_error_code);
-	return 0;
-}
-
-/* Our GOAWAY goes out only when nghttp2 ends the session on an error. */
-static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
-{
-	struct h2 *h = ud;
-	char msg[200];
-
-	(void)session;
-	if (frame->hd.type != NGHTTP2_GOAWAY)
-		return 0;
-	snprintf(msg, sizeof msg, "malformed answer: HTTP/2 connection error: %s",
-	         h->reason[0] ? h->reason : nghttp2_http2_strerror(frame->goaway.error_code));
-	die(h, EXCHANGE_FAIL_PROTOCOL, 0, msg);
-	return 0;
-}
-
-static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
-                         uint32_t *flags, nghttp2_data_source *source, void *ud)
-{
-	struct stream *s = source->ptr;
-	size_t n = s->body_len - s->body_off;
-
-	(void)session;
-	(void)id;
-	(void)ud;
-	if (n > length)
-		n = length;
-	memcpy(buf, s->body + s->body_off, n);
-	s->body_off += n;
-	if (s->body_off == s->body_len)
-		*flags |= NGHTTP2_DATA_FLAG_EOF;
-	return (ssize_t)n;
-}
-
-static nghttp2_session_callbacks *make_callbacks(void)
-{
-	nghttp2_session_callbacks *cb;
-
-	if (nghttp2_session_callbacks_new(&cb) != 0)
-		abort();
-	nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
-	nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
-	nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
-	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
-	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
-	nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, on_invalid_frame);
-	nghttp2_session_callbacks_set_error_callback2(cb, on_error);
-	nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
-	return cb;
 }
 
 /* --- the session -------------------------------------------------------------------- */
@@ -559,7 +240,7 @@ static void queue_settings(struct h2 *h)
 struct h2 *h2_new(const struct h2_ops *ops, void *ctx, const struct h2_settings *s)
 {
 	struct h2 *h = xcalloc(1, sizeof *h);
-	nghttp2_session_callbacks *cb = make_callbacks();
+	nghttp2_session_callbacks *cb = h2_callbacks_new();
 	nghttp2_option *opt;
 
 	h->ops = ops;
@@ -583,7 +264,7 @@ struct h2 *h2_new(const struct h2_ops *ops, void *ctx, const struct h2_settings 
 
 void h2_free(struct h2 *h)
 {
-	struct stream *s;
+	struct h2_stream *s;
 
 	if (h == NULL)
 		return;
@@ -608,10 +289,28 @@ static void hint_write(struct h2 *h)
 
 /* --- requests ------------------------------------------------------------------------- */
 
-static struct stream *new_stream(const struct exchange_request *req,
+static ssize_t read_body(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
+                         uint32_t *flags, nghttp2_data_source *source, void *ud)
+{
+	struct h2_stream *s = source->ptr;
+	size_t n = s->body_len - s->body_off;
+
+	(void)session;
+	(void)id;
+	(void)ud;
+	if (n > length)
+		n = length;
+	memcpy(buf, s->body + s->body_off, n);
+	s->body_off += n;
+	if (s->body_off == s->body_len)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+static struct h2_stream *new_stream(const struct exchange_request *req,
                                  const struct h2_stream_ops *ops, void *ctx)
 {
-	struct stream *s = xcalloc(1, sizeof *s);
+	struct h2_stream *s = xcalloc(1, sizeof *s);
 
 	s->ops = ops;
 	s->ctx = ctx;
@@ -626,7 +325,7 @@ static struct stream *new_stream(const struct exchange_request *req,
 }
 
 /* Hand the request to nghttp2 (which copies the fields). */
-static int32_t submit(struct h2 *h, struct stream *s, const struct exchange_request *req,
+static int32_t submit(struct h2 *h, struct h2_stream *s, const struct exchange_request *req,
                       const char *scheme)
 {
 	nghttp2_data_provider body = { .source.ptr = s, .read_callback = read_body };
@@ -642,7 +341,7 @@ static int32_t submit(struct h2 *h, struct stream *s, const struct exchange_requ
 int32_t h2_submit(struct h2 *h, const struct exchange_request *req, const char *scheme,
                   const struct h2_stream_ops *ops, void *ctx)
 {
-	struct stream *s;
+	struct h2_stream *s;
 	int32_t id;
 
 	if (!h2_can_submit(h))
@@ -663,11 +362,11 @@ int32_t h2_submit(struct h2 *h, const struct exchange_request *req, const char *
 
 void h2_cancel(struct h2 *h, int32_t stream_id)
 {
-	struct stream *s = attached(h, stream_id);
+	struct h2_stream *s = h2_attached(h, stream_id);
 
 	if (s == NULL)
 		return;
-	set_stream_state(h, s, STREAM_DONE);
+	h2_set_stream_state(h, s, STREAM_DONE);
 	h2_head_free(&s->head);
 	(void)nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_CANCEL);
 	if (!h->busy)
@@ -719,7 +418,7 @@ static void fail_session(struct h2 *h, const char *what, int rv)
 		         h->reason[0] ? h->reason : "protocol error");
 	else
 		snprintf(msg, sizeof msg, "HTTP/2 session failed %s: %s", what, nghttp2_strerror(rv));
-	die(h, EXCHANGE_FAIL_PROTOCOL, 0, msg);
+	h2_die(h, EXCHANGE_FAIL_PROTOCOL, 0, msg);
 }
 
 bool h2_feed(struct h2 *h, const char *data, size_t len)
@@ -780,13 +479,13 @@ int h2_pending_output(struct h2 *h, struct evbuffer *out, size_t limit)
 void h2_eof(struct h2 *h)
 {
 	assert(!h->busy);
-	die(h, EXCHANGE_FAIL_CLOSED, 0, "upstream closed the connection before the end of the answer");
+	h2_die(h, EXCHANGE_FAIL_CLOSED, 0, "upstream closed the connection before the end of the answer");
 }
 
 void h2_fail_all(struct h2 *h, enum exchange_fail_kind kind, int err, const char *message)
 {
 	assert(!h->busy);
-	die(h, kind, err, message);
+	h2_die(h, kind, err, message);
 }
 
 bool h2_finished(const struct h2 *h)

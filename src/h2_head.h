@@ -4,7 +4,7 @@
  * 1xx block dropped whole when the next begins), every block counted
  * against the header list cap and the final head against the field cap,
  * then that head joined into the exchange_head a fetch gets, with the
- * body length it announces.  Used by h2.c only. */
+ * body length it announces.  Used by h2.c and h2_callbacks.c only. */
 #ifndef FANOUTD_H2_HEAD_H
 #define FANOUTD_H2_HEAD_H
 

@@ -1,20 +1,16 @@
-/* pool: the connections of one upstream (see pool.h).  An idle
- * connection is reused LIFO (the most recently used is the least likely
- * to have been closed by the upstream); it is dropped when its idle timer
- * fires, when the upstream closes it (or, in HTTP/1.1, sends a byte
+/* pool: the connections of one upstream (see pool.h): opening them,
+ * their state, the idle list and its reaping, the pools a reload reaches.
+ * An idle connection is reused LIFO (the most recently used is the least
+ * likely to have been closed by the upstream); it is dropped when its idle
+ * timer fires, when the upstream closes it (or, in HTTP/1.1, sends a byte
  * nobody asked for), or when a reload puts its address in deny_networks.
  * Fetches that find no connection to be had wait (pool_wait.c).
  *
  * The events of an exchange come from two places, turned into one
- * stream here: the connection (opened, failed, closed) and the codec
- * (head, body, end, malformed).  The exchange is detached before its last
- * event is delivered, so the fetch may release it from inside that event.
- *
- * The codec is picked when the connection opens: HTTP/2 when ALPN chose
- * h2 or the key http2 says prior-knowledge, else HTTP/1.1.  An HTTP/2
- * session's frames go out from one deferred event per connection (flush),
- * never from inside nghttp2's callbacks, and wait while the socket has
- * not taken the last ones (drained). */
+ * stream: the connection (opened, failed, closed: here) and the codec
+ * (head, body, end, malformed: pool_h1.c, pool_h2.c, picked here when the
+ * connection opens).  The exchange is detached before its last event is
+ * delivered, so the fetch may release it from inside that event. */
 #include <assert.h>
 #include <errno.h>
 #include <stdio.h>
@@ -34,11 +30,6 @@
 #include "pool_internal.h"
 #include "xalloc.h"
 #include "autoconf.h"
-
-static const struct h1_limits head_limits = {
-	.max_headers = POOL_MAX_HEADERS,
-	.max_head_bytes = POOL_MAX_HEAD_BYTES,
-};
 
 /* The protocols ALPN offers, by the key http2. */
 static const char *const alpn_auto[] = { "h2", "http/1.1", NULL };
@@ -241,7 +232,7 @@ void pool_evict_idle(struct pool *self, unsigned n)
 	}
 }
 
-/* --- the events of an HTTP/1.1 exchange ---------------------------------- */
+/* --- the events of an exchange -------------------------------------------- */
 
 /* Detach the exchange, then tell it how it ended. */
 void pool_deliver_fail(struct pool_exchange *x, enum exchange_fail_kind kind, int err,
@@ -257,48 +248,7 @@ void pool_deliver_fail(struct pool_exchange *x, enum exchange_fail_kind kind, in
 	x->ops->fail(x->ctx, &why);
 }
 
-static int on_h1_head(void *ctx, const struct exchange_head *head)
-{
-	struct pool_conn *c = ctx;
-
-	return c->x->ops->head(c->x->ctx, head);
-}
-
-static int on_h1_body(void *ctx, const char *data, size_t len)
-{
-	struct pool_conn *c = ctx;
-
-	return c->x->ops->body(c->x->ctx, data, len);
-}
-
-static void on_h1_end(void *ctx, bool reusable)
-{
-	struct pool_conn *c = ctx;
-	struct pool_exchange *x = c->x;
-
-	c->x = NULL;
-	x->ops->end(x->ctx, reusable);
-}
-
-static void on_h1_fail(void *ctx, const struct h1_failure *why)
-{
-	static const enum exchange_fail_kind kinds[] = {
-		[H1_FAIL_PROTOCOL] = EXCHANGE_FAIL_PROTOCOL,
-		[H1_FAIL_TOO_LARGE] = EXCHANGE_FAIL_REFUSED,
-		[H1_FAIL_CLOSED] = EXCHANGE_FAIL_CLOSED,
-	};
-	struct pool_conn *c = ctx;
-
-	pool_deliver_fail(c->x, kinds[why->kind], 0, why->nothing_received, why->message);
-}
-
-static const struct h1_ops h1_events = {
-	.head = on_h1_head, .body = on_h1_body, .end = on_h1_end, .fail = on_h1_fail,
-};
-
 /* --- the connection's events ---------------------------------------------- */
-
-static void start_h1(struct pool_conn *c, struct pool_exchange *x);
 
 /* Which codec: ALPN's choice, or the key http2 on a plain connection. */
 static enum pool_proto pick_proto(const struct pool_conn *c, const char *alpn)
@@ -331,27 +281,14 @@ static void on_connected(void *ctx, const char *alpn)
 	if (c->proto == POOL_PROTO_H2) {
 		pool_h2_become(c);
 	} else {
-		c->h1 = h1_new(&h1_events, c, &head_limits);
-		p->opened_h1++;
-		pool_conn_opened(c);
+		pool_h1_become(c);
 	}
 	if (x == NULL)
 		return;   /* abandoned while connecting */
 	if (c->proto == POOL_PROTO_H2)
 		pool_h2_start(c, x);
 	else
-		start_h1(c, x);
-}
-
-/* HTTP/1.1 bytes when nothing was asked: the connection is not to be
- * trusted with another request. */
-static void stray_bytes(struct pool_conn *c, struct evbuffer *in)
-{
-	evbuffer_drain(in, evbuffer_get_length(in));
-	if (c->state == POOL_CONN_IDLE)
-		pool_conn_retire(c, "bytes nobody asked for");
-	else
-		h1_cancel(c->h1);   /* never reused: pool_release sees it */
+		pool_h1_start(c, x);
 }
 
 static void on_readable(void *ctx, struct evbuffer *in)
@@ -362,29 +299,16 @@ static void on_readable(void *ctx, struct evbuffer *in)
 		pool_h2_read(c, in);
 		return;
 	}
-	if (c->x == NULL) {
-		stray_bytes(c, in);
-		return;
-	}
-	c->got_bytes = true;
-	h1_feed_buffer(c->h1, in);
+	pool_h1_read(c, in);
 }
 
 /* The connection failed or closed under its exchanges: each fails once. */
 static void lost(struct pool_conn *c, enum exchange_fail_kind kind, int err, const char *message)
 {
-	struct pool_exchange *x = c->x;
-
-	if (c->proto == POOL_PROTO_H2) {
+	if (c->proto == POOL_PROTO_H2)
 		pool_h2_lost(c, kind, err, message);
-		return;
-	}
-	if (x != NULL && c->h1 != NULL)
-		h1_cancel(c->h1);
-	if (x != NULL)
-		pool_deliver_fail(x, kind, err, !c->got_bytes, message);
-	else if (c->state == POOL_CONN_IDLE)
-		pool_conn_retire(c, message);
+	else
+		pool_h1_lost(c, kind, err, message);
 }
 
 static void on_error(void *ctx, const struct conn_error *why)
@@ -516,56 +440,6 @@ struct pool_conn *pool_open(struct pool *p, const struct sockaddr *peer, int por
 	return c;
 }
 
-/* The headers every request to the upstream carries unless it has its
- * own of that name, serialised once (again only if Host changed, which
- * one upstream key never makes it do). */
-static const struct h1_block *block_for(struct pool *p, const char *host)
-{
-	struct h1_header lines[] = {
-		{ "Host", host },
-		{ "User-Agent", "fanoutd/" PACKAGE_VERSION },
-		{ "Accept", "*/*" },
-		/* as httpx: fetch.c undoes each of these (decode.c) */
-		{ "Accept-Encoding", "gzip, deflate, br, zstd" },
-	};
-
-	if (p->block != NULL && strcmp(p->block_host, host) == 0)
-		return p->block;
-	h1_block_free(p->block);
-	free(p->block_host);
-	p->block = h1_block_new(lines, sizeof lines / sizeof lines[0]);
-	p->block_host = xstrdup(host);
-	return p->block;
-}
-
-/* Serialise x's request on an open HTTP/1.1 connection and send it. */
-static void write_h1(struct pool_conn *c, struct pool_exchange *x)
-{
-	const struct exchange_request *req = &x->req;
-	const char *method = request_method_name(req->method);
-	struct h1_request hr = {
-		.method = method, .target = req->target,
-		.block = block_for(c->pool, req->authority),
-		/* laid out alike (h1.h) */
-		.headers = (const struct h1_header *)req->headers, .nheaders = req->nheaders,
-		.body = req->body, .body_len = req->body_len,
-	};
-
-	c->x = x;
-	c->got_bytes = false;
-	h1_begin(c->h1, method);
-	h1_write_request(c->out, &hr);
-}
-
-/* The first exchange of a new HTTP/1.1 connection. */
-static void start_h1(struct pool_conn *c, struct pool_exchange *x)
-{
-	write_h1(c, x);
-	x->ops->ready(x->ctx, "http/1.1");
-	if (c->x == x && c->conn != NULL)
-		conn_send(c->conn, c->out);
-}
-
 void pool_exchange(struct pool_conn *c, struct pool_exchange *x,
                    const struct exchange_request *req,
                    const struct exchange_ops *ops, void *ctx)
@@ -588,8 +462,7 @@ void pool_exchange(struct pool_conn *c, struct pool_exchange *x,
 		return;
 	}
 	assert(c->x == NULL);
-	write_h1(c, x);
-	conn_send(c->conn, c->out);
+	pool_h1_send(c, x);
 }
 
 const char *pool_conn_protocol(const struct pool_conn *c)
@@ -609,26 +482,6 @@ bool pool_conn_handshaking(const struct pool_conn *c)
 	return c->conn != NULL && conn_state(c->conn) == CONN_HANDSHAKING;
 }
 
-/* An HTTP/1.1 connection (or one not open yet) back from its exchange. */
-static void release_whole(struct pool_conn *c, struct pool_exchange *x, bool reusable)
-{
-
-	if (c->x == x) {   /* still under way (or not sent): abandoned */
-		if (c->h1 != NULL)
-			h1_cancel(c->h1);
-		c->x = NULL;
-		reusable = false;
-	}
-	if (c->state == POOL_CONN_DEAD)
-		return;
-	if (!reusable || !c->open || c->h1 == NULL || !h1_reusable(c->h1)) {
-		pool_conn_retire(c, reusable ? "closed by the upstream" : "not reusable after this exchange");
-		return;
-	}
-	evbuffer_drain(c->out, evbuffer_get_length(c->out));
-	pool_conn_make_idle(c, "kept alive");
-}
-
 void pool_release(struct pool_exchange *x, bool reusable)
 {
 	struct pool_conn *c = x->conn;
@@ -637,7 +490,7 @@ void pool_release(struct pool_exchange *x, bool reusable)
 		return;
 	x->conn = NULL;
 	if (c->proto != POOL_PROTO_H2 || c->x == x) {
-		release_whole(c, x, reusable);
+		pool_h1_release(c, x, reusable);
 		return;
 	}
 	pool_h2_release(c, x);

@@ -1,6 +1,7 @@
-/* pool_internal: what pool.c (connections, the idle list, HTTP/1.1),
- * pool_h2.c (an HTTP/2 connection and its streams) and pool_wait.c (the
- * fetches waiting for a connection) share.  Included by nothing else. */
+/* pool_internal: what pool.c (connections, the idle list), pool_h1.c (an
+ * HTTP/1.1 connection and its exchange), pool_h2.c (an HTTP/2 connection
+ * and its streams) and pool_wait.c (the fetches waiting for a connection)
+ * share.  Included by nothing else. */
 #ifndef FANOUTD_POOL_INTERNAL_H
 #define FANOUTD_POOL_INTERNAL_H
 
@@ -49,7 +50,7 @@ static inline const void *conn_obj(const struct pool_conn *c) { return c; }
 #define conn_debug(c, ...) \
 	log_about(LOG_LEVEL_DEBUG, pool_describe_conn, conn_obj(c), __VA_ARGS__)
 
-/* pool.c's, for pool_h2.c and pool_wait.c. */
+/* pool.c's, for pool_h1.c, pool_h2.c and pool_wait.c. */
 
 /* Close now, free later (we may be inside c's own callbacks). */
 void pool_conn_retire(struct pool_conn *c, const char *why);
@@ -81,6 +82,24 @@ bool pool_must_wait(const struct pool *p);
 /* A connection may serve a waiter (it went idle, freed a stream, closed,
  * opened; the cap rose): look, from the wait timer. */
 void pool_serve_waiters(struct pool *p);
+
+/* pool_h1.c's, for pool.c. */
+
+/* c speaks HTTP/1.1 from now on: its codec; it is open. */
+void pool_h1_become(struct pool_conn *c);
+/* The first exchange of a new HTTP/1.1 connection. */
+void pool_h1_start(struct pool_conn *c, struct pool_exchange *x);
+/* Send x's request on c, open and carrying nothing. */
+void pool_h1_send(struct pool_conn *c, struct pool_exchange *x);
+/* Bytes from the connection: to the codec, or stray ones. */
+void pool_h1_read(struct pool_conn *c, struct evbuffer *in);
+/* The connection failed or closed (HTTP/1.1, or not open yet): its
+ * exchange fails, an idle c is retired. */
+void pool_h1_lost(struct pool_conn *c, enum exchange_fail_kind kind, int err,
+                  const char *message);
+/* c (HTTP/1.1, or its first exchange not sent yet) back from exchange x:
+ * idle if reusable and the codec agrees, else retired. */
+void pool_h1_release(struct pool_conn *c, struct pool_exchange *x, bool reusable);
 
 /* pool_h2.c's, for pool.c. */
 
